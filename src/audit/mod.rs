@@ -1,0 +1,145 @@
+//! Typed security events and the trail they are written to.
+//!
+//! Every use case in `auth` records what happened through `Audit`; the event is also emitted as a
+//! structured log line, so an operator sees it even before querying the trail. A failure to write
+//! the trail is logged and does not undo the action it describes: the action has already happened.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::auth::RequestContext;
+use crate::domain::UserId;
+use crate::store::{AuditStore, Timestamp};
+
+/// The kinds of security event of the contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    Registration,
+    Login,
+    LoginFailed,
+    Logout,
+    LogoutAll,
+    TokenRefresh,
+    TokenReused,
+    PasswordChange,
+    Lockout,
+    Unlock,
+    SessionRevoked,
+    RateLimited,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Registration => "registration",
+            EventType::Login => "login",
+            EventType::LoginFailed => "login_failed",
+            EventType::Logout => "logout",
+            EventType::LogoutAll => "logout_all",
+            EventType::TokenRefresh => "token_refresh",
+            EventType::TokenReused => "token_reused",
+            EventType::PasswordChange => "password_change",
+            EventType::Lockout => "lockout",
+            EventType::Unlock => "unlock",
+            EventType::SessionRevoked => "session_revoked",
+            EventType::RateLimited => "rate_limited",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Success,
+    Failure,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+        }
+    }
+}
+
+/// One security event, as the contract's audit API shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditEvent {
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    pub at: Timestamp,
+    pub user_id: Option<UserId>,
+    /// The email as attempted (normalised), so failed logins for unknown accounts are traceable.
+    pub email: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    pub outcome: Outcome,
+    pub detail: Option<String>,
+}
+
+impl AuditEvent {
+    pub fn new(kind: EventType, outcome: Outcome, context: &RequestContext) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            kind,
+            at: crate::store::now(),
+            user_id: None,
+            email: None,
+            ip: context.ip.map(|ip| ip.to_string()),
+            user_agent: context.user_agent.clone(),
+            request_id: context.request_id.clone(),
+            outcome,
+            detail: None,
+        }
+    }
+
+    pub fn user(mut self, user: UserId) -> Self {
+        self.user_id = Some(user);
+        self
+    }
+
+    pub fn email(mut self, email: impl Into<String>) -> Self {
+        self.email = Some(email.into());
+        self
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+}
+
+/// Writes events to the trail.
+#[derive(Clone)]
+pub struct Audit {
+    store: Arc<dyn AuditStore>,
+}
+
+impl Audit {
+    pub fn new(store: Arc<dyn AuditStore>) -> Self {
+        Self { store }
+    }
+
+    pub async fn record(&self, event: AuditEvent) {
+        tracing::info!(
+            target: "portcullis::audit",
+            event_id = %event.id,
+            event_type = event.kind.as_str(),
+            outcome = event.outcome.as_str(),
+            user_id = event.user_id.map(|u| u.to_string()),
+            ip = event.ip.as_deref(),
+            request_id = event.request_id.as_deref(),
+            detail = event.detail.as_deref(),
+            "security event"
+        );
+        if let Err(error) = self.store.append(&event).await {
+            tracing::error!(event_id = %event.id, %error, "could not write the audit event");
+        }
+    }
+}

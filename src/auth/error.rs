@@ -1,0 +1,43 @@
+//! `AuthError`: the outcomes of the use cases, in the product's words.
+
+use crate::domain::{EmailError, PolicyViolation};
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("invalid email: {0}")]
+    InvalidEmail(#[from] EmailError),
+    #[error("the password breaks the policy")]
+    PasswordPolicy(Vec<PolicyViolation>),
+    #[error("the email is already registered")]
+    EmailTaken,
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// A refresh token that is unknown, expired or revoked.
+    #[error("invalid refresh token")]
+    InvalidToken,
+    /// A refresh token that was already rotated: its session is now revoked.
+    #[error("refresh token reused")]
+    TokenReused,
+    /// No, a malformed, an expired or a revoked access token.
+    #[error("unauthorized")]
+    Unauthorized,
+    #[error("forbidden")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
+    #[error("a backend is unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for AuthError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(cause) => AuthError::Unavailable(cause),
+            StoreError::Conflict => AuthError::Internal("unexpected conflict".to_owned()),
+            StoreError::Backend(cause) => AuthError::Internal(cause),
+        }
+    }
+}

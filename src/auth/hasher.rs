@@ -1,0 +1,199 @@
+//! Argon2id password hashing, off the async threads and bounded.
+//!
+//! Each hash takes tens of milliseconds of CPU and ~19 MiB of memory (OWASP Password Storage Cheat
+//! Sheet parameters), so it runs on the blocking pool behind a semaphore: a flood of logins waits
+//! for a permit instead of occupying every worker thread, and token refreshes and authenticated
+//! requests, which never hash, keep being served.
+
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
+
+use super::AuthError;
+use crate::config::Argon2Settings;
+use crate::domain::Password;
+
+/// What a verification found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub matches: bool,
+    /// When the password matched a hash made with other parameters than the configured ones: a
+    /// hash with the current parameters, to store in its place.
+    pub upgraded_hash: Option<String>,
+}
+
+pub struct PasswordHasher {
+    params: Params,
+    permits: Arc<Semaphore>,
+    /// A hash of a random password, verified against when the account does not exist, so that an
+    /// unknown email costs the same time as a wrong password (no user enumeration by timing).
+    dummy_hash: String,
+}
+
+impl PasswordHasher {
+    pub fn new(settings: Argon2Settings, max_in_flight: usize) -> Result<Self, AuthError> {
+        let params = Params::new(
+            settings.memory_kib,
+            settings.iterations,
+            settings.parallelism,
+            None,
+        )
+        .map_err(|e| AuthError::Internal(format!("argon2 parameters: {e}")))?;
+        let dummy = Password::new(&crate::auth::tokens::random_token());
+        let dummy_hash = hash_blocking(&params, &dummy)?;
+        Ok(Self {
+            params,
+            permits: Arc::new(Semaphore::new(max_in_flight.max(1))),
+            dummy_hash,
+        })
+    }
+
+    /// Hashes a password with a fresh salt.
+    pub async fn hash(&self, password: Password) -> Result<String, AuthError> {
+        let params = self.params.clone();
+        self.run(move || hash_blocking(&params, &password)).await?
+    }
+
+    /// Verifies `password` against `stored`, or against the dummy hash when there is no account.
+    /// A match against outdated parameters also re-hashes, in the same blocking task.
+    pub async fn verify(
+        &self,
+        password: Password,
+        stored: Option<String>,
+    ) -> Result<Verified, AuthError> {
+        let params = self.params.clone();
+        let exists = stored.is_some();
+        let stored = stored.unwrap_or_else(|| self.dummy_hash.clone());
+        self.run(move || {
+            let parsed = PasswordHash::new(&stored)
+                .map_err(|e| AuthError::Internal(format!("stored hash unreadable: {e}")))?;
+            let matches = argon2(&params)
+                .verify_password(password.expose().as_bytes(), &parsed)
+                .is_ok();
+            let same_cost = |p: Params| {
+                (p.m_cost(), p.t_cost(), p.p_cost())
+                    == (params.m_cost(), params.t_cost(), params.p_cost())
+            };
+            let needs_rehash = !Params::try_from(&parsed).is_ok_and(same_cost)
+                || parsed.algorithm.as_str() != "argon2id";
+            let matches = matches && exists;
+            let upgraded_hash = if matches && needs_rehash {
+                Some(hash_blocking(&params, &password)?)
+            } else {
+                None
+            };
+            Ok(Verified {
+                matches,
+                upgraded_hash,
+            })
+        })
+        .await?
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AuthError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| AuthError::Internal("hasher closed".to_owned()))?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| AuthError::Internal(format!("hashing task failed: {e}")))
+    }
+}
+
+fn argon2(params: &Params) -> Argon2<'static> {
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+}
+
+fn hash_blocking(params: &Params, password: &Password) -> Result<String, AuthError> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| AuthError::Internal(format!("no randomness: {e}")))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| AuthError::Internal(e.to_string()))?;
+    argon2(params)
+        .hash_password(password.expose().as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|e| AuthError::Internal(format!("hashing failed: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small() -> Argon2Settings {
+        Argon2Settings {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hash_verifies_its_password_only() -> Result<(), AuthError> {
+        let hasher = PasswordHasher::new(small(), 2)?;
+        let hash = hasher.hash(Password::new("Correct#Horse1")).await?;
+        assert!(hash.starts_with("$argon2id$"));
+        let right = hasher
+            .verify(Password::new("Correct#Horse1"), Some(hash.clone()))
+            .await?;
+        let wrong = hasher
+            .verify(Password::new("Correct#Horse2"), Some(hash))
+            .await?;
+        assert_eq!(
+            right,
+            Verified {
+                matches: true,
+                upgraded_hash: None
+            }
+        );
+        assert!(!wrong.matches);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn no_account_never_matches() -> Result<(), AuthError> {
+        let hasher = PasswordHasher::new(small(), 1)?;
+        assert!(
+            !hasher
+                .verify(Password::new("anything"), None)
+                .await?
+                .matches
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn changed_parameters_ask_for_a_rehash() -> Result<(), AuthError> {
+        let old = PasswordHasher::new(small(), 1)?;
+        let hash = old.hash(Password::new("Correct#Horse1")).await?;
+        let new = PasswordHasher::new(
+            Argon2Settings {
+                iterations: 2,
+                ..small()
+            },
+            1,
+        )?;
+        let verified = new
+            .verify(Password::new("Correct#Horse1"), Some(hash))
+            .await?;
+        assert!(verified.matches);
+        let upgraded = verified.upgraded_hash.unwrap_or_default();
+        assert!(upgraded.contains("m=1024,t=2,p=1"), "{upgraded}");
+        let again = new
+            .verify(Password::new("Correct#Horse1"), Some(upgraded))
+            .await?;
+        assert_eq!(
+            again,
+            Verified {
+                matches: true,
+                upgraded_hash: None
+            }
+        );
+        Ok(())
+    }
+}

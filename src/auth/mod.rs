@@ -1,0 +1,112 @@
+//! The use cases: register, login, refresh, logout, sessions, password change.
+//!
+//! `AuthService` owns the policy and speaks only to the store traits; it knows nothing of HTTP.
+//! Each use case is one public method in its own file, built from small named steps.
+
+mod context;
+mod error;
+mod hasher;
+pub mod keys;
+mod login;
+mod password;
+mod refresh;
+mod register;
+mod sessions;
+pub mod tokens;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::audit::Audit;
+use crate::domain::{PasswordPolicy, Role, SessionId, UserId};
+use crate::store::{SessionStore, Timestamp, UserStore};
+
+pub use context::{Principal, RequestContext};
+pub use error::AuthError;
+pub use hasher::PasswordHasher;
+pub use keys::{AccessTokenSettings, AccessTokens};
+pub use tokens::SuccessorKey;
+
+/// The settings the use cases depend on.
+#[derive(Clone, Debug)]
+pub struct AuthSettings {
+    pub refresh_token_ttl: Duration,
+    pub refresh_reuse_grace: Duration,
+    pub password_policy: PasswordPolicy,
+}
+
+/// Everything a use case needs, built once by `startup`.
+pub struct AuthService {
+    users: Arc<dyn UserStore>,
+    sessions: Arc<dyn SessionStore>,
+    audit: Audit,
+    hasher: PasswordHasher,
+    access: Arc<AccessTokens>,
+    successors: SuccessorKey,
+    settings: AuthSettings,
+}
+
+/// Tokens handed to a client after login or refresh.
+#[derive(Debug, Serialize)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub refresh_expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_token: Option<String>,
+}
+
+impl AuthService {
+    pub fn new(
+        users: Arc<dyn UserStore>,
+        sessions: Arc<dyn SessionStore>,
+        audit: Audit,
+        hasher: PasswordHasher,
+        access: Arc<AccessTokens>,
+        successors: SuccessorKey,
+        settings: AuthSettings,
+    ) -> Self {
+        Self {
+            users,
+            sessions,
+            audit,
+            hasher,
+            access,
+            successors,
+            settings,
+        }
+    }
+
+    pub fn access_tokens(&self) -> &AccessTokens {
+        &self.access
+    }
+
+    /// Signs an access token and pairs it with `refresh_token`.
+    fn token_pair(
+        &self,
+        user: UserId,
+        session: SessionId,
+        roles: &[Role],
+        refresh_token: String,
+        now: Timestamp,
+    ) -> Result<TokenPair, AuthError> {
+        Ok(TokenPair {
+            access_token: self.access.issue(user, session, roles, now)?,
+            refresh_token,
+            token_type: "Bearer",
+            expires_in: self.access.ttl().as_secs(),
+            refresh_expires_in: self.settings.refresh_token_ttl.as_secs(),
+            device_token: None,
+        })
+    }
+
+    fn refresh_expiry(&self, now: Timestamp) -> Result<Timestamp, AuthError> {
+        chrono::Duration::from_std(self.settings.refresh_token_ttl)
+            .map(|ttl| now + ttl)
+            .map_err(|e| AuthError::Internal(e.to_string()))
+    }
+}

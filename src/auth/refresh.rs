@@ -1,0 +1,81 @@
+//! Refresh-token rotation with reuse detection (OAuth 2.0 Security BCP, RFC 9700 §4.14.2).
+
+use super::{AuthError, AuthService, RequestContext, TokenPair, tokens};
+use crate::audit::{AuditEvent, EventType, Outcome};
+use crate::domain::{SessionId, UserId};
+use crate::store::Rotation;
+
+impl AuthService {
+    /// Exchanges a refresh token for a new pair. A token that was already rotated revokes its
+    /// whole session, unless it comes back within the reuse grace while its successor is unused:
+    /// then it gets that same successor again.
+    pub async fn refresh(
+        &self,
+        context: &RequestContext,
+        refresh_token: &str,
+    ) -> Result<TokenPair, AuthError> {
+        if !tokens::is_well_formed(refresh_token) {
+            return Err(AuthError::InvalidToken);
+        }
+        let now = crate::store::now();
+        let successor = self.successors.successor(refresh_token);
+        let rotation = self
+            .sessions
+            .rotate_refresh_token(
+                &tokens::hash_token(refresh_token),
+                &tokens::hash_token(&successor),
+                now,
+                self.refresh_expiry(now)?,
+                self.settings.refresh_reuse_grace,
+            )
+            .await?;
+        match rotation {
+            Rotation::Rotated { session, user } => {
+                self.record_refresh(context, user, session, "rotated").await;
+                self.pair_for_session(user, session, successor, now).await
+            }
+            Rotation::Grace { session, user } => {
+                self.record_refresh(context, user, session, "reuse_grace")
+                    .await;
+                self.pair_for_session(user, session, successor, now).await
+            }
+            Rotation::Reused { session, user } => {
+                let event = AuditEvent::new(EventType::TokenReused, Outcome::Failure, context)
+                    .user(user)
+                    .detail(format!("session {session} revoked"));
+                self.audit.record(event).await;
+                Err(AuthError::TokenReused)
+            }
+            Rotation::Invalid => Err(AuthError::InvalidToken),
+        }
+    }
+
+    async fn pair_for_session(
+        &self,
+        user: UserId,
+        session: SessionId,
+        refresh_token: String,
+        now: crate::store::Timestamp,
+    ) -> Result<TokenPair, AuthError> {
+        // Roles are read afresh, so a role change shows in the next access token.
+        let record = self
+            .users
+            .user_by_id(user)
+            .await?
+            .ok_or(AuthError::InvalidToken)?;
+        self.token_pair(user, session, &record.roles, refresh_token, now)
+    }
+
+    async fn record_refresh(
+        &self,
+        context: &RequestContext,
+        user: UserId,
+        session: SessionId,
+        how: &str,
+    ) {
+        let event = AuditEvent::new(EventType::TokenRefresh, Outcome::Success, context)
+            .user(user)
+            .detail(format!("session {session} {how}"));
+        self.audit.record(event).await;
+    }
+}

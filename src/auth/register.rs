@@ -1,0 +1,59 @@
+//! Registration.
+
+use super::{AuthError, AuthService, RequestContext};
+use crate::audit::{AuditEvent, EventType, Outcome};
+use crate::domain::{Email, Password, Role, UserId};
+use crate::store::{NewUser, StoreError, UserRecord};
+
+impl AuthService {
+    /// Creates an account. Creates no session: the client logs in next.
+    ///
+    /// The policy is checked before hashing, so a refused password (an over-long one included)
+    /// costs no hashing at all.
+    pub async fn register(
+        &self,
+        context: &RequestContext,
+        email: &str,
+        password: &str,
+        roles: Vec<Role>,
+    ) -> Result<UserRecord, AuthError> {
+        let email = Email::parse(email)?;
+        let password = Password::new(password);
+        let violations = self
+            .settings
+            .password_policy
+            .violations(&password, Some(&email));
+        if !violations.is_empty() {
+            return Err(AuthError::PasswordPolicy(violations));
+        }
+        let user = NewUser {
+            id: UserId::new(),
+            email,
+            password_hash: self.hasher.hash(password).await?,
+            roles,
+            created_at: crate::store::now(),
+        };
+        match self.users.insert_user(&user).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => {
+                let event = AuditEvent::new(EventType::Registration, Outcome::Failure, context)
+                    .email(user.email.as_str())
+                    .detail("email_taken");
+                self.audit.record(event).await;
+                return Err(AuthError::EmailTaken);
+            }
+            Err(other) => return Err(other.into()),
+        }
+        let event = AuditEvent::new(EventType::Registration, Outcome::Success, context)
+            .user(user.id)
+            .email(user.email.as_str());
+        self.audit.record(event).await;
+        Ok(UserRecord {
+            id: user.id,
+            email: user.email,
+            password_hash: user.password_hash,
+            roles: user.roles,
+            created_at: user.created_at,
+        })
+    }
+}

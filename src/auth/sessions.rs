@@ -1,0 +1,110 @@
+//! Authentication of access tokens, and the session operations of a signed-in user.
+//!
+//! Revocation is immediate: every authenticated request checks that the token's session is still
+//! live in the session store, so the next request after a logout answers 401.
+
+use super::{AuthError, AuthService, Principal, RequestContext, tokens};
+use crate::audit::{AuditEvent, EventType, Outcome};
+use crate::domain::SessionId;
+use crate::store::{SessionRecord, UserRecord};
+
+impl AuthService {
+    /// Verifies a bearer access token and that its session is still live.
+    pub async fn authenticate(&self, bearer: &str) -> Result<Principal, AuthError> {
+        let token = self.access.verify(bearer)?;
+        let session = self
+            .sessions
+            .live_session(token.session, crate::store::now())
+            .await?;
+        match session {
+            Some(session) if session.user_id == token.user => Ok(Principal {
+                user: token.user,
+                session: token.session,
+                roles: token.roles,
+            }),
+            _ => Err(AuthError::Unauthorized),
+        }
+    }
+
+    /// The signed-in user's account.
+    pub async fn me(&self, principal: &Principal) -> Result<UserRecord, AuthError> {
+        self.users
+            .user_by_id(principal.user)
+            .await?
+            .ok_or(AuthError::Unauthorized)
+    }
+
+    /// Ends the bearer's session, or else the session of the presented refresh token.
+    pub async fn logout(
+        &self,
+        context: &RequestContext,
+        principal: Option<&Principal>,
+        refresh_token: Option<&str>,
+    ) -> Result<(), AuthError> {
+        let now = crate::store::now();
+        let (user, session) = match (principal, refresh_token) {
+            (Some(principal), _) => (principal.user, principal.session),
+            (None, Some(token)) if tokens::is_well_formed(token) => {
+                let hash = tokens::hash_token(token);
+                let found = self.sessions.session_of_refresh_token(&hash, now).await?;
+                let session = found.ok_or(AuthError::InvalidToken)?;
+                (session.user_id, session.id)
+            }
+            (None, Some(_)) => return Err(AuthError::InvalidToken),
+            (None, None) => return Err(AuthError::Unauthorized),
+        };
+        self.sessions.revoke_session(user, session, now).await?;
+        let event = AuditEvent::new(EventType::Logout, Outcome::Success, context)
+            .user(user)
+            .detail(format!("session {session}"));
+        self.audit.record(event).await;
+        Ok(())
+    }
+
+    /// Ends every session of the user, the current one included.
+    pub async fn logout_all(
+        &self,
+        context: &RequestContext,
+        principal: &Principal,
+    ) -> Result<(), AuthError> {
+        let count = self
+            .sessions
+            .revoke_sessions_of(principal.user, None, crate::store::now())
+            .await?;
+        let event = AuditEvent::new(EventType::LogoutAll, Outcome::Success, context)
+            .user(principal.user)
+            .detail(format!("{count} sessions revoked"));
+        self.audit.record(event).await;
+        Ok(())
+    }
+
+    /// The user's live sessions, newest first.
+    pub async fn sessions(&self, principal: &Principal) -> Result<Vec<SessionRecord>, AuthError> {
+        Ok(self
+            .sessions
+            .sessions_of(principal.user, crate::store::now())
+            .await?)
+    }
+
+    /// Ends one of the user's own sessions; another user's session is `NotFound`, exactly like a
+    /// session that does not exist, so ids of others cannot be probed.
+    pub async fn revoke_session(
+        &self,
+        context: &RequestContext,
+        principal: &Principal,
+        session: SessionId,
+    ) -> Result<(), AuthError> {
+        if !self
+            .sessions
+            .revoke_session(principal.user, session, crate::store::now())
+            .await?
+        {
+            return Err(AuthError::NotFound);
+        }
+        let event = AuditEvent::new(EventType::SessionRevoked, Outcome::Success, context)
+            .user(principal.user)
+            .detail(format!("session {session}"));
+        self.audit.record(event).await;
+        Ok(())
+    }
+}

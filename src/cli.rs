@@ -1,0 +1,242 @@
+//! The command line of the contract. Every command reads the same configuration as `serve`.
+//!
+//! Exit status: 0 on success, 2 for bad usage or configuration, 1 for any other failure, with a
+//! one-line message on standard error.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use tokio::io::AsyncBufReadExt;
+
+use crate::auth::{AuthError, RequestContext, keys};
+use crate::config::{LogFormat, Settings};
+use crate::domain::Role;
+use crate::startup::{Application, StartupError, build_auth, open_backends};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "portcullis",
+    version,
+    about = "A self-hosted authentication service"
+)]
+pub struct Cli {
+    /// A TOML file of settings (keys are the variable names without the prefix, lower-cased);
+    /// PORTCULLIS_* environment variables override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server, migrating the database first.
+    Serve {
+        /// Do not apply database migrations at start.
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is read from standard input (one line).
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Give the user the `admin` role.
+        #[arg(long)]
+        admin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a new signing key; old keys keep verifying until their tokens expire.
+    Rotate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration and print it, secrets masked.
+    Check,
+}
+
+/// A failed command: its exit status and one-line message.
+#[derive(Debug)]
+pub struct Failure {
+    pub status: u8,
+    pub message: String,
+}
+
+impl Failure {
+    fn usage(message: impl Into<String>) -> Self {
+        Self {
+            status: 2,
+            message: message.into(),
+        }
+    }
+
+    fn other(message: impl Into<String>) -> Self {
+        Self {
+            status: 1,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StartupError> for Failure {
+    fn from(error: StartupError) -> Self {
+        match error {
+            StartupError::Config { .. } => Self::usage(error.to_string()),
+            other => Self::other(other.to_string()),
+        }
+    }
+}
+
+/// Loads the settings, then runs the command.
+pub async fn run(cli: Cli) -> Result<(), Failure> {
+    let settings = Settings::load(cli.config.as_deref(), std::env::vars())
+        .map_err(|e| Failure::usage(format!("configuration error: {e}")))?;
+    init_tracing(settings.log_format);
+    match cli.command {
+        Command::Serve { no_migrate } => serve(settings, !no_migrate).await,
+        Command::Migrate => {
+            open_backends(&settings, true).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::User(UserCommand::Create { email, admin }) => {
+            create_user(settings, &email, admin).await
+        }
+        Command::Keys(KeysCommand::Rotate) => rotate_keys(settings).await,
+        Command::Config(ConfigCommand::Check) => {
+            for (name, value) in settings.describe() {
+                println!("{name}={value}");
+            }
+            println!("configuration is valid");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: Settings, migrate: bool) -> Result<(), Failure> {
+    let application = Application::build(settings, migrate).await?;
+    let address = application
+        .local_addr()
+        .map_err(|e| Failure::other(e.to_string()))?;
+    tracing::info!(%address, "portcullis is listening");
+    application
+        .run(shutdown_signal())
+        .await
+        .map_err(|e| Failure::other(e.to_string()))
+}
+
+async fn create_user(settings: Settings, email: &str, admin: bool) -> Result<(), Failure> {
+    let password = read_password_line().await?;
+    let backends = open_backends(&settings, true).await?;
+    let auth = build_auth(&settings, &backends).await?;
+    let roles = if admin {
+        vec![Role::User, Role::Admin]
+    } else {
+        vec![Role::User]
+    };
+    let user = auth
+        .register(&RequestContext::default(), email, &password, roles)
+        .await
+        .map_err(|error| match error {
+            AuthError::PasswordPolicy(violations) => Failure::other(format!(
+                "the password does not meet the policy: {}",
+                violations
+                    .iter()
+                    .filter_map(|v| serde_json::to_value(v).ok())
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            other => Failure::other(other.to_string()),
+        })?;
+    let view = serde_json::json!({
+        "id": user.id, "email": user.email, "created_at": user.created_at, "roles": user.roles,
+    });
+    println!("{view}");
+    Ok(())
+}
+
+/// One line from standard input, its trailing newline stripped.
+async fn read_password_line() -> Result<String, Failure> {
+    let mut line = String::new();
+    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
+    stdin.read_line(&mut line).await.map_err(|e| {
+        Failure::other(format!("cannot read the password from standard input: {e}"))
+    })?;
+    let trimmed = line.strip_suffix('\n').unwrap_or(&line);
+    let trimmed = trimmed.strip_suffix('\r').unwrap_or(trimmed);
+    Ok(trimmed.to_owned())
+}
+
+async fn rotate_keys(settings: Settings) -> Result<(), Failure> {
+    if settings.jwt_secret.is_some() {
+        return Err(Failure::usage(
+            "PORTCULLIS_JWT_SECRET is set: tokens are signed with that secret; change the secret \
+             to rotate",
+        ));
+    }
+    let backends = open_backends(&settings, true).await?;
+    let key = keys::new_signing_key();
+    backends
+        .keys
+        .insert_signing_key(&key)
+        .await
+        .map_err(|e| Failure::other(e.to_string()))?;
+    println!(
+        "new signing key {} in use by every instance within {} s",
+        key.kid,
+        keys::RELOAD_INTERVAL.as_secs()
+    );
+    Ok(())
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,15 @@
+//! Pure types and rules of the product: no I/O, no framework, no backend.
+//!
+//! Everything here can be checked with plain unit tests; the layers above turn untrusted input into
+//! these types once, at the edge, and rely on their invariants afterwards.
+
+mod blocklist;
+mod email;
+mod ids;
+mod password;
+mod role;
+
+pub use email::{Email, EmailError};
+pub use ids::{SessionId, UserId};
+pub use password::{Password, PasswordPolicy, PolicyViolation};
+pub use role::Role;

@@ -1,0 +1,161 @@
+//! Extractors whose rejections are our problem details: JSON bodies, the request context, and
+//! the bearer session.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request};
+use axum::http::{StatusCode, header, request::Parts};
+use serde::de::DeserializeOwned;
+
+use super::middleware::RequestId;
+use crate::auth::{AuthService, Principal, RequestContext};
+use crate::error::ApiError;
+
+/// Longest `User-Agent` kept, in characters.
+const MAX_USER_AGENT: usize = 256;
+/// Longest bearer token looked at; ours are a few hundred bytes.
+const MAX_BEARER: usize = 4096;
+
+/// A JSON body: `application/json`, at most 16 KiB, valid UTF-8, the right fields and types.
+pub struct JsonBody<T>(pub T);
+
+/// An optional JSON body: absent or empty is `None`; anything present must be valid.
+pub struct OptionalJsonBody<T>(pub Option<T>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let OptionalJsonBody(value) = OptionalJsonBody::from_request(request, state).await?;
+        value
+            .map(JsonBody)
+            .ok_or_else(|| ApiError::malformed("a JSON body is required"))
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|mime| mime.trim().to_ascii_lowercase())
+            .is_some_and(|mime| mime == "application/json" || mime.ends_with("+json"));
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE)
+                } else {
+                    ApiError::malformed("the request body could not be read")
+                }
+            })?;
+        if bytes.is_empty() {
+            return Ok(Self(None));
+        }
+        if !is_json {
+            return Err(ApiError::from_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+        }
+        serde_json::from_slice(&bytes)
+            .map(|v| Self(Some(v)))
+            .map_err(describe_json_error)
+    }
+}
+
+/// A message that says what is wrong without echoing any value from the body (it may hold a
+/// password).
+fn describe_json_error(error: serde_json::Error) -> ApiError {
+    use serde_json::error::Category;
+    let message = error.to_string();
+    let detail = match error.classify() {
+        Category::Data => {
+            let what = message.split(" at line").next().unwrap_or_default();
+            if what.starts_with("missing field") || what.starts_with("unknown field") {
+                what.to_owned()
+            } else {
+                "a field has the wrong type".to_owned()
+            }
+        }
+        Category::Syntax | Category::Eof => "the body is not valid JSON".to_owned(),
+        Category::Io => "the body could not be read".to_owned(),
+    };
+    ApiError::malformed(detail)
+}
+
+/// The request's client IP, user agent and request id.
+pub struct Context(pub RequestContext);
+
+impl<S: Send + Sync> FromRequestParts<S> for Context {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip());
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(MAX_USER_AGENT).collect());
+        let request_id = parts.extensions.get::<RequestId>().map(|id| id.0.clone());
+        Ok(Self(RequestContext {
+            ip,
+            user_agent,
+            request_id,
+        }))
+    }
+}
+
+/// The caller's live session, from `Authorization: Bearer <access token>`.
+pub struct Authenticated(pub Principal);
+
+/// Like `Authenticated`, but a request without an `Authorization` header is `None`. A header
+/// that is present must still be valid.
+pub struct MaybeAuthenticated(pub Option<Principal>);
+
+impl<S> FromRequestParts<S> for Authenticated
+where
+    S: Send + Sync,
+    Arc<AuthService>: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match MaybeAuthenticated::from_request_parts(parts, state).await? {
+            MaybeAuthenticated(Some(principal)) => Ok(Self(principal)),
+            MaybeAuthenticated(None) => Err(ApiError::unauthorized()),
+        }
+    }
+}
+
+impl<S> FromRequestParts<S> for MaybeAuthenticated
+where
+    S: Send + Sync,
+    Arc<AuthService>: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Ok(Self(None));
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .filter(|v| v.len() <= MAX_BEARER)
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .ok_or_else(ApiError::unauthorized)?;
+        let auth = Arc::<AuthService>::from_ref(state);
+        let principal = auth.authenticate(token).await.map_err(ApiError::from)?;
+        parts.extensions.insert(principal.clone());
+        Ok(Self(Some(principal)))
+    }
+}

@@ -1,0 +1,167 @@
+//! Middleware: request ids and request logging, security headers, problem-details rendering,
+//! the CORS guard, and the panic handler.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
+
+use crate::error::{ApiError, InternalCause, Problem, render};
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The id of the request, in its extensions for extractors and handlers.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+/// Takes a well-formed `X-Request-Id` from the client (for tracing across services) or makes one,
+/// echoes it on the response, and logs the request once when it completes.
+pub async fn request_id(mut request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| is_acceptable_request_id(v))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %request.method(),
+        path = %request.uri().path(),
+    );
+    let started = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::info!(
+            status = response.status().as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request completed"
+        );
+    });
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(X_REQUEST_ID.clone(), value);
+    }
+    response
+}
+
+/// Up to 64 characters of `[A-Za-z0-9._-]`: enough for any tracing id, too little to smuggle
+/// anything into logs or audit records.
+fn is_acceptable_request_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// The contract's security headers, on every response (OWASP HTTP Headers Cheat Sheet).
+pub async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let fixed: [(HeaderName, &'static str); 7] = [
+        (
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=63072000; includeSubDomains",
+        ),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
+        (
+            HeaderName::from_static("permissions-policy"),
+            "accelerometer=(), camera=(), geolocation=(), gyroscope=(), microphone=(), payment=(), usb=()",
+        ),
+        (header::CACHE_CONTROL, "no-store"),
+    ];
+    for (name, value) in fixed {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// Renders every error response as problem details with the request id, and logs the hidden
+/// cause of a 5xx once, with the request id, here.
+pub async fn problem_details(request: Request, next: Next) -> Response {
+    let request_id = request
+        .extensions()
+        .get::<crate::http::middleware::RequestId>()
+        .cloned();
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    let problem = match parts.extensions.remove::<Problem>() {
+        Some(problem) => problem,
+        None => {
+            // An error that no handler built (axum's 405, a layer's 413): map the status.
+            let generic = ApiError::from_status(status).into_response();
+            let (generic_parts, _) = generic.into_parts();
+            for (name, value) in &generic_parts.headers {
+                parts.headers.insert(name.clone(), value.clone());
+            }
+            if let Some(cause) = generic_parts.extensions.get::<InternalCause>() {
+                parts.extensions.insert(cause.clone());
+            }
+            generic_parts
+                .extensions
+                .get::<Problem>()
+                .cloned()
+                .unwrap_or(Problem(Default::default()))
+        }
+    };
+    if let Some(InternalCause(cause)) = parts.extensions.remove::<InternalCause>() {
+        tracing::error!(status = status.as_u16(), cause = %cause, "request failed");
+    }
+    let body = render(&problem, request_id.as_ref().map(|id| id.0.as_str()));
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body))
+}
+
+/// Removes CORS headers from responses to origins that are not allowed.
+pub async fn cors_guard(allowed: Arc<Vec<HeaderValue>>, request: Request, next: Next) -> Response {
+    let origin_allowed = request
+        .headers()
+        .get(header::ORIGIN)
+        .is_some_and(|origin| allowed.iter().any(|a| a == origin));
+    let mut response = next.run(request).await;
+    if !origin_allowed {
+        let names: Vec<HeaderName> = response
+            .headers()
+            .keys()
+            .filter(|name| name.as_str().starts_with("access-control-"))
+            .cloned()
+            .collect();
+        for name in names {
+            response.headers_mut().remove(name);
+        }
+    }
+    response
+}
+
+/// A panic in a handler answers 500 problem details instead of dropping the connection.
+pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned());
+    let mut response = ApiError::internal(format!("handler panicked: {message}")).into_response();
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    response
+}

@@ -1,0 +1,84 @@
+//! The HTTP edge: router, extractors, middleware and handlers. Knows axum; asks `auth` for
+//! everything else.
+
+mod extract;
+mod middleware;
+mod routes;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::routing::{delete, get, post};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::auth::AuthService;
+use crate::store::Health;
+
+/// Largest request body accepted: 16 KiB, far above any legitimate request of the contract.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// What the handlers share.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub auth: Arc<AuthService>,
+    pub health: Arc<dyn Health>,
+}
+
+/// The whole application, with every layer.
+pub fn router(state: AppState, cors_origins: &[String]) -> Router {
+    let routes = Router::new()
+        .route("/v1/auth/register", post(routes::register))
+        .route("/v1/auth/login", post(routes::login))
+        .route("/v1/auth/refresh", post(routes::refresh))
+        .route("/v1/auth/logout", post(routes::logout))
+        .route("/v1/auth/logout-all", post(routes::logout_all))
+        .route("/v1/auth/password", post(routes::change_password))
+        .route("/v1/auth/me", get(routes::me))
+        .route("/v1/auth/sessions", get(routes::sessions))
+        .route("/v1/auth/sessions/{id}", delete(routes::revoke_session))
+        .route("/.well-known/jwks.json", get(routes::jwks))
+        .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
+        .fallback(routes::not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(axum::middleware::from_fn(middleware::problem_details));
+    let routes = with_cors(routes, cors_origins);
+    routes
+        .layer(axum::middleware::from_fn(middleware::security_headers))
+        .layer(axum::middleware::from_fn(middleware::request_id))
+        .with_state(state)
+}
+
+/// CORS for the configured origins only (none by default). A request from any other origin,
+/// preflight included, gets no CORS header at all.
+fn with_cors(routes: Router<AppState>, origins: &[String]) -> Router<AppState> {
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|origin| HeaderValue::from_str(origin).ok())
+        .collect();
+    if allowed.is_empty() {
+        return routes;
+    }
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(allowed.clone()))
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([
+            HeaderName::from_static("x-request-id"),
+            header::RETRY_AFTER,
+            HeaderName::from_static("ratelimit-limit"),
+            HeaderName::from_static("ratelimit-remaining"),
+            HeaderName::from_static("ratelimit-reset"),
+        ])
+        .max_age(std::time::Duration::from_secs(600));
+    let allowed = Arc::new(allowed);
+    routes
+        .layer(cors)
+        .layer(axum::middleware::from_fn(move |request, next| {
+            middleware::cors_guard(allowed.clone(), request, next)
+        }))
+}
