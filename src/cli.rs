@@ -109,7 +109,7 @@ impl From<StartupError> for Failure {
 pub async fn run(cli: Cli) -> Result<(), Failure> {
     let settings = Settings::load(cli.config.as_deref(), std::env::vars())
         .map_err(|e| Failure::usage(format!("configuration error: {e}")))?;
-    init_tracing(settings.log_format);
+    init_tracing(&settings);
     match cli.command {
         Command::Serve { no_migrate } => serve(settings, !no_migrate).await,
         Command::Migrate => {
@@ -208,13 +208,12 @@ async fn rotate_keys(settings: Settings) -> Result<(), Failure> {
     Ok(())
 }
 
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+fn init_tracing(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::new(&settings.log_filter);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    let _ = match format {
+    let _ = match settings.log_format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Pretty => builder.try_init(),
     };

@@ -44,6 +44,7 @@ const VARIABLES: &[(&str, Option<&str>)] = &[
     ("PASSWORD_POLICY", Some("composition")),
     ("METRICS_BIND", None),
     ("LOG_FORMAT", Some("json")),
+    ("LOG", Some("info")),
 ];
 
 /// A configuration error: which variable, and what is wrong with it.
@@ -116,6 +117,8 @@ pub struct Settings {
     pub password_policy: PasswordPolicy,
     pub metrics_bind: Option<SocketAddr>,
     pub log_format: LogFormat,
+    /// A `tracing` filter such as `info` or `warn,portcullis=debug` (an addition to the contract).
+    pub log_filter: String,
 }
 
 impl Settings {
@@ -227,6 +230,11 @@ impl Settings {
                 "pretty" => Ok(LogFormat::Pretty),
                 _ => Err("must be json or pretty".to_owned()),
             })?,
+            log_filter: raw.parse("LOG", |v| {
+                tracing_subscriber::EnvFilter::try_new(v)
+                    .map(|_| v.to_owned())
+                    .map_err(|e| format!("is not a log filter: {e}"))
+            })?,
         })
     }
 
@@ -293,6 +301,7 @@ impl Settings {
                     LogFormat::Pretty => "pretty".to_owned(),
                 },
             ),
+            ("LOG", self.log_filter.clone()),
         ];
         entries
             .into_iter()

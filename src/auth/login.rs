@@ -96,14 +96,13 @@ impl AuthService {
         user: &UserRecord,
         presented: Option<&str>,
     ) -> Result<String, AuthError> {
-        if let Some(token) = presented.filter(|t| tokens::is_well_formed(t)) {
-            if self
+        if let Some(token) = presented.filter(|t| tokens::is_well_formed(t))
+            && self
                 .users
                 .is_known_device(user.id, &tokens::hash_token(token))
                 .await?
-            {
-                return Ok(token.to_owned());
-            }
+        {
+            return Ok(token.to_owned());
         }
         let token = tokens::random_token();
         self.users

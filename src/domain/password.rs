@@ -86,7 +86,7 @@ impl PasswordPolicy {
             found.push(PolicyViolation::TooLong);
         }
         if self == PasswordPolicy::Composition {
-            let rules: [(fn(char) -> bool, PolicyViolation); 4] = [
+            let rules: [(CharTest, PolicyViolation); 4] = [
                 (char::is_uppercase, PolicyViolation::MissingUppercase),
                 (char::is_lowercase, PolicyViolation::MissingLowercase),
                 (char::is_numeric, PolicyViolation::MissingDigit),
@@ -111,6 +111,8 @@ impl PasswordPolicy {
         found
     }
 }
+
+type CharTest = fn(char) -> bool;
 
 /// Anything that is neither a letter nor a digit counts as special, spaces included (OWASP's list
 /// of special characters starts with the space).

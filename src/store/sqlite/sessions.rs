@@ -142,7 +142,8 @@ impl SessionStore for SqliteStore {
         let user = parse_id(row.get("user_id"), UserId::parse)?;
         let recorded_successor: Option<Vec<u8>> = row.get("successor");
         let successor_current: Option<bool> = row.get("successor_current");
-        let within_grace = now_ms - rotated_at <= duration_millis(grace);
+        // Strictly less: a grace of 0s means none, even within the same millisecond.
+        let within_grace = now_ms - rotated_at < duration_millis(grace);
         if within_grace
             && recorded_successor.as_deref() == Some(&successor.0[..])
             && successor_current == Some(true)

@@ -1,0 +1,213 @@
+//! The command line: configuration errors, `config check`, `migrate`, `user create`,
+//! `keys rotate`, each against the same data directory as a running server.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use common::{TestResult, spawn};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+fn portcullis(data_dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    command
+        .args(args)
+        .env_clear()
+        .env("PORTCULLIS_DATA_DIR", data_dir)
+        .env("PORTCULLIS_ARGON2_MEMORY_KIB", "1024")
+        .env("PORTCULLIS_ARGON2_ITERATIONS", "1")
+        .env("PORTCULLIS_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn a_bad_setting_exits_2_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    for (variable, value) in [
+        ("PORTCULLIS_LOCKOUT_THRESHOLD", "many"),
+        ("PORTCULLIS_JWT_SECRET", "too-short"),
+        ("PORTCULLIS_ACCESS_TOKEN_TTL", "15 minutes"),
+    ] {
+        let output = portcullis(dir.path(), &["serve"], &[(variable, value)], "");
+        assert_eq!(output.status.code(), Some(2), "{variable}");
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains(variable), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    }
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = portcullis(dir.path(), &["frobnicate"], &[], "");
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn config_check_prints_the_settings_with_secrets_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "a-very-secret-value-of-at-least-32-bytes";
+    let output = portcullis(
+        dir.path(),
+        &["config", "check"],
+        &[("PORTCULLIS_JWT_SECRET", secret)],
+        "",
+    );
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("PORTCULLIS_LOCKOUT_THRESHOLD=5"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("PORTCULLIS_JWT_SECRET=<40 bytes, masked>"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(secret));
+}
+
+#[test]
+fn a_config_file_is_read_and_the_environment_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("portcullis.toml");
+    std::fs::write(&file, "lockout_threshold = 9\nissuer = \"file\"\n").unwrap();
+    let file = file.to_str().unwrap();
+    let output = portcullis(
+        dir.path(),
+        &["--config", file, "config", "check"],
+        &[("PORTCULLIS_ISSUER", "env")],
+        "",
+    );
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("PORTCULLIS_LOCKOUT_THRESHOLD=9"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("PORTCULLIS_ISSUER=env"), "{stdout}");
+    std::fs::write(dir.path().join("bad.toml"), "lockout_treshold = 9\n").unwrap();
+    let bad = dir.path().join("bad.toml");
+    let output = portcullis(
+        dir.path(),
+        &["--config", bad.to_str().unwrap(), "config", "check"],
+        &[],
+        "",
+    );
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn migrate_creates_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = portcullis(dir.path(), &["migrate"], &[], "");
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert!(dir.path().join("portcullis.db").exists());
+    let again = portcullis(dir.path(), &["migrate"], &[], "");
+    assert_eq!(again.status.code(), Some(0), "migrations are idempotent");
+}
+
+#[tokio::test]
+async fn a_user_created_on_the_command_line_can_log_in_to_a_running_server() -> TestResult {
+    let app = spawn().await;
+    let output = portcullis(
+        &app.data_dir,
+        &["user", "create", "--email", "Root@Example.com", "--admin"],
+        &[],
+        "Admin-Pass-1234!\n",
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let user: Value = serde_json::from_slice(&output.stdout)?;
+    assert_eq!(user["email"], "root@example.com");
+    assert_eq!(user["roles"], serde_json::json!(["user", "admin"]));
+    let login = app.login("root@example.com", "Admin-Pass-1234!").await;
+    assert_eq!(
+        login.status(),
+        StatusCode::OK,
+        "the trailing newline was stripped"
+    );
+    let weak = portcullis(
+        &app.data_dir,
+        &["user", "create", "--email", "weak@example.com"],
+        &[],
+        "password\n",
+    );
+    assert_eq!(weak.status.code(), Some(1));
+    assert!(text(&weak.stderr).contains("too_common"));
+    let taken = portcullis(
+        &app.data_dir,
+        &["user", "create", "--email", "root@example.com"],
+        &[],
+        "Admin-Pass-1234!\n",
+    );
+    assert_eq!(taken.status.code(), Some(1));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_key_rotation_reaches_a_running_server_and_old_tokens_keep_working() -> TestResult {
+    let app = spawn().await;
+    let pair = app.signed_in("alice@example.com").await;
+    let before: Value = app
+        .client
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let output = portcullis(&app.data_dir, &["keys", "rotate"], &[], "");
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    // The server re-reads its keys every few seconds; wait for it, within 10 s.
+    let mut keys = 1;
+    for _ in 0..40 {
+        let jwks: Value = app
+            .client
+            .get(app.url("/.well-known/jwks.json"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        keys = jwks["keys"].as_array().map_or(0, Vec::len);
+        if keys == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert_eq!(keys, 2, "both keys are published");
+    let old_token = pair["access_token"].as_str().unwrap();
+    assert_eq!(
+        app.get("/v1/auth/me", old_token).await.status(),
+        StatusCode::OK
+    );
+    let fresh: Value = app
+        .login("alice@example.com", common::PASSWORD)
+        .await
+        .json()
+        .await?;
+    let new_kid = jsonwebtoken::decode_header(fresh["access_token"].as_str().unwrap())?.kid;
+    assert_ne!(
+        new_kid.as_deref(),
+        before["keys"][0]["kid"].as_str(),
+        "new tokens use the new key"
+    );
+    Ok(())
+}

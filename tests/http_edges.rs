@@ -1,0 +1,308 @@
+//! The HTTP edge: problem details for every error, bad input, security headers, request ids,
+//! CORS, health.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{PASSWORD, TestResult, assert_problem, spawn, spawn_with};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+const SECURITY_HEADERS: [(&str, &str); 7] = [
+    (
+        "strict-transport-security",
+        "max-age=63072000; includeSubDomains",
+    ),
+    ("x-frame-options", "DENY"),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    (
+        "content-security-policy",
+        "default-src 'none'; frame-ancestors 'none'",
+    ),
+    ("permissions-policy", ""),
+    ("cache-control", "no-store"),
+];
+
+fn assert_security_headers(response: &reqwest::Response) {
+    for (name, value) in SECURITY_HEADERS {
+        let got = response
+            .headers()
+            .get(name)
+            .unwrap_or_else(|| panic!("missing {name}"));
+        if !value.is_empty() {
+            assert_eq!(got, value, "{name}");
+        }
+    }
+    assert!(response.headers().contains_key("x-request-id"));
+}
+
+async fn raw_post(
+    app: &common::TestApp,
+    path: &str,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    let mut request = app.client.post(app.url(path)).body(body);
+    if let Some(content_type) = content_type {
+        request = request.header("content-type", content_type);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() -> TestResult {
+    let app = spawn().await;
+    let ok = app.client.get(app.url("/healthz")).send().await?;
+    assert_security_headers(&ok);
+    let created = app.register("alice@example.com", PASSWORD).await;
+    assert_security_headers(&created);
+    let not_found = app.client.get(app.url("/nowhere")).send().await?;
+    assert_security_headers(&not_found);
+    let unauthorized = app.client.get(app.url("/v1/auth/me")).send().await?;
+    assert_security_headers(&unauthorized);
+    Ok(())
+}
+
+#[tokio::test]
+async fn routing_errors_are_problem_details() -> TestResult {
+    let app = spawn().await;
+    let not_found = app
+        .client
+        .get(app.url("/v1/auth/nothing-here"))
+        .send()
+        .await?;
+    assert_problem(not_found, StatusCode::NOT_FOUND, "not_found").await;
+    let wrong_method = app.client.get(app.url("/v1/auth/login")).send().await?;
+    assert!(wrong_method.headers().contains_key("allow"));
+    assert_problem(
+        wrong_method,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    )
+    .await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn bodies_over_16_kib_are_refused_and_nothing_is_stored() -> TestResult {
+    let app = spawn().await;
+    let padding = "x".repeat(17 * 1024);
+    let body =
+        format!(r#"{{"email":"big@example.com","password":"{PASSWORD}","pad":"{padding}"}}"#);
+    let response = raw_post(
+        &app,
+        "/v1/auth/register",
+        Some("application/json"),
+        body.into_bytes(),
+    )
+    .await;
+    assert_problem(response, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+    assert_eq!(
+        app.login("big@example.com", PASSWORD).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_unsupported() -> TestResult {
+    let app = spawn().await;
+    let body = format!("email=a%40example.com&password={PASSWORD}").into_bytes();
+    for content_type in [
+        Some("application/x-www-form-urlencoded"),
+        Some("text/plain"),
+        None,
+    ] {
+        let response = raw_post(&app, "/v1/auth/register", content_type, body.clone()).await;
+        assert_problem(
+            response,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        )
+        .await;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_bad_requests_and_store_nothing() -> TestResult {
+    let app = spawn().await;
+    let cases: [(&str, Vec<u8>); 7] = [
+        (
+            "syntax",
+            br#"{"email": "a@example.com", "password": "#.to_vec(),
+        ),
+        (
+            "missing field",
+            br#"{"email": "mallory@example.com"}"#.to_vec(),
+        ),
+        (
+            "wrong type",
+            br#"{"email": "mallory@example.com", "password": 12345678}"#.to_vec(),
+        ),
+        (
+            "array",
+            br#"["mallory@example.com", "Correct-Horse-42"]"#.to_vec(),
+        ),
+        ("null", b"null".to_vec()),
+        ("empty", Vec::new()),
+        (
+            "invalid utf-8",
+            b"{\"email\": \"mallory@example.com\", \"password\": \"Correct-Horse-\xff\xfe\"}"
+                .to_vec(),
+        ),
+    ];
+    for (name, body) in cases {
+        let response = raw_post(&app, "/v1/auth/register", Some("application/json"), body).await;
+        let problem = assert_problem(response, StatusCode::BAD_REQUEST, "malformed_request").await;
+        assert!(
+            !problem["detail"].as_str().unwrap().contains("12345678"),
+            "{name}: the detail echoes input"
+        );
+    }
+    assert_eq!(
+        app.login("mallory@example.com", PASSWORD).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_missing_field_is_named() -> TestResult {
+    let app = spawn().await;
+    let response = raw_post(
+        &app,
+        "/v1/auth/login",
+        Some("application/json"),
+        br#"{"email":"a@example.com"}"#.to_vec(),
+    )
+    .await;
+    let body = assert_problem(response, StatusCode::BAD_REQUEST, "malformed_request").await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("password"),
+        "{body}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_when_well_formed_and_made_otherwise() -> TestResult {
+    let app = spawn().await;
+    let echoed = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "trace-42.a_b")
+        .send()
+        .await?;
+    assert_eq!(echoed.headers()["x-request-id"], "trace-42.a_b");
+    let injected = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "evil\"id with spaces")
+        .send()
+        .await?;
+    let made = injected.headers()["x-request-id"].to_str()?;
+    assert!(uuid::Uuid::parse_str(made).is_ok(), "{made}");
+    let a = app.client.get(app.url("/healthz")).send().await?;
+    let b = app.client.get(app.url("/healthz")).send().await?;
+    assert_ne!(a.headers()["x-request-id"], b.headers()["x-request-id"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn cors_answers_only_the_configured_origins() -> TestResult {
+    let app = spawn_with(&[("PORTCULLIS_CORS_ORIGINS", "https://app.example.com")]).await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(Method::OPTIONS, app.url("/v1/auth/login"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let allowed = preflight("https://app.example.com").await?;
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    assert_security_headers(&allowed);
+    let denied = preflight("https://evil.example.net").await?;
+    let cors_headers: Vec<_> = denied
+        .headers()
+        .keys()
+        .filter(|k| k.as_str().starts_with("access-control-"))
+        .collect();
+    assert!(cors_headers.is_empty(), "{cors_headers:?}");
+    let simple = app
+        .client
+        .get(app.url("/healthz"))
+        .header("origin", "https://evil.example.net")
+        .send()
+        .await?;
+    assert!(!simple.headers().contains_key("access-control-allow-origin"));
+    let simple = app
+        .client
+        .get(app.url("/healthz"))
+        .header("origin", "https://app.example.com")
+        .send()
+        .await?;
+    assert_eq!(
+        simple.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn without_configured_origins_there_is_no_cross_origin_access() -> TestResult {
+    let app = spawn().await;
+    let preflight = app
+        .client
+        .request(Method::OPTIONS, app.url("/v1/auth/login"))
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await?;
+    assert!(
+        !preflight
+            .headers()
+            .keys()
+            .any(|k| k.as_str().starts_with("access-control-"))
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer() -> TestResult {
+    let app = spawn().await;
+    let health = app.client.get(app.url("/healthz")).send().await?;
+    assert_eq!(health.status(), StatusCode::OK);
+    let ready = app.client.get(app.url("/readyz")).send().await?;
+    assert_eq!(ready.status(), StatusCode::OK);
+    let body: Value = ready.json().await?;
+    assert_eq!(body["status"], "ready");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_jwks_publishes_an_ed25519_key() -> TestResult {
+    let app = spawn().await;
+    let jwks: Value = app
+        .client
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let key = &jwks["keys"][0];
+    assert_eq!(key["kty"], "OKP");
+    assert_eq!(key["crv"], "Ed25519");
+    assert_eq!(key["alg"], "EdDSA");
+    assert!(
+        key.get("d").is_none(),
+        "the private part is never published"
+    );
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
+    Ok(())
+}

@@ -1,0 +1,179 @@
+//! Login over HTTP: the token pair, no user enumeration, and concurrency.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{PASSWORD, TestResult, assert_problem, spawn, str_of};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn login_returns_a_token_pair_with_a_device_token() -> TestResult {
+    let app = spawn().await;
+    let pair = app.signed_in("alice@example.com").await;
+    assert_eq!(pair["token_type"], "Bearer");
+    assert_eq!(pair["expires_in"], 900);
+    assert_eq!(pair["refresh_expires_in"], 14 * 86_400);
+    assert_eq!(str_of(&pair, "refresh_token").len(), 43);
+    assert_eq!(str_of(&pair, "device_token").len(), 43);
+    assert_eq!(str_of(&pair, "access_token").split('.').count(), 3);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_access_token_carries_the_contract_claims() -> TestResult {
+    let app = spawn().await;
+    let pair = app.signed_in("alice@example.com").await;
+    let header = jsonwebtoken::decode_header(str_of(&pair, "access_token"))?;
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    let jwks: Value = app
+        .client
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(jwks["keys"][0]["kid"].as_str(), header.kid.as_deref());
+    let payload = str_of(&pair, "access_token").split('.').nth(1).unwrap();
+    use base64::Engine;
+    let claims: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload)?)?;
+    for claim in ["iss", "aud", "sub", "sid", "iat", "exp", "jti", "roles"] {
+        assert!(claims.get(claim).is_some(), "missing {claim}: {claims}");
+    }
+    assert_eq!(claims["iss"], "portcullis");
+    assert_eq!(claims["aud"], "portcullis");
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        900
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn me_answers_the_signed_in_user() -> TestResult {
+    let app = spawn().await;
+    let pair = app.signed_in("Alice@Example.com").await;
+    let response = app.get("/v1/auth/me", str_of(&pair, "access_token")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let me: Value = response.json().await?;
+    assert_eq!(me["email"], "alice@example.com");
+    assert_eq!(me["roles"], json!(["user"]));
+    Ok(())
+}
+
+#[tokio::test]
+async fn login_is_case_insensitive_on_the_email() -> TestResult {
+    let app = spawn().await;
+    app.register("bob@example.com", PASSWORD).await;
+    assert_eq!(
+        app.login(" BOB@Example.com", PASSWORD).await.status(),
+        StatusCode::OK
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn unknown_email_and_wrong_password_answer_identically() -> TestResult {
+    let app = spawn().await;
+    app.register("carol@example.com", PASSWORD).await;
+    let mut bodies = Vec::new();
+    for (email, password) in [
+        ("carol@example.com", "Wrong-Password-1"),
+        ("nobody@example.com", PASSWORD),
+        ("not an email", PASSWORD),
+    ] {
+        let response = app.login(email, password).await;
+        assert_eq!(response.headers().get("www-authenticate"), None);
+        let mut body =
+            assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+        body.as_object_mut().unwrap().remove("request_id");
+        bodies.push(body);
+    }
+    assert_eq!(bodies[0], bodies[1]);
+    assert_eq!(bodies[0], bodies[2]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_overlong_password_at_login_is_invalid_credentials() -> TestResult {
+    let app = spawn().await;
+    app.register("dave@example.com", PASSWORD).await;
+    let long = "A1!a".repeat(33);
+    let response = app.login("dave@example.com", &long).await;
+    assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_known_device_token_is_returned_unchanged() -> TestResult {
+    let app = spawn().await;
+    let first = app.signed_in("erin@example.com").await;
+    let device = str_of(&first, "device_token");
+    let body = json!({ "email": "erin@example.com", "password": PASSWORD, "device_token": device });
+    let second: Value = app.post("/v1/auth/login", body).await.json().await?;
+    assert_eq!(str_of(&second, "device_token"), device);
+    // Another user's device token is not adopted.
+    let other = app.signed_in("fred@example.com").await;
+    let body = json!({ "email": "fred@example.com", "password": PASSWORD, "device_token": device });
+    let third: Value = app.post("/v1/auth/login", body).await.json().await?;
+    assert_ne!(str_of(&third, "device_token"), device);
+    assert_ne!(
+        str_of(&third, "device_token"),
+        str_of(&other, "device_token")
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_logins_all_succeed() -> TestResult {
+    let app = spawn().await;
+    app.register("gina@example.com", PASSWORD).await;
+    let attempts = (0..50).map(|_| app.login("gina@example.com", PASSWORD));
+    let responses = futures::future::join_all(attempts).await;
+    let statuses: Vec<StatusCode> = responses.iter().map(|r| r.status()).collect();
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refreshes_are_served_during_a_login_flood() -> TestResult {
+    // Hashing is bounded and off the async threads: a flood of logins with real-cost hashes does
+    // not stop a refresh from being answered while the flood is still running.
+    let app = common::spawn_with(&[
+        ("PORTCULLIS_ARGON2_MEMORY_KIB", "19456"),
+        ("PORTCULLIS_ARGON2_ITERATIONS", "2"),
+    ])
+    .await;
+    let pair = app.signed_in("hal@example.com").await;
+    let flood = tokio::spawn({
+        let client = app.client.clone();
+        let url = app.url("/v1/auth/login");
+        async move {
+            let attempts = (0..40).map(|_| {
+                client
+                    .post(&url)
+                    .json(&json!({"email": "hal@example.com", "password": "Wrong-Pass-99"}))
+                    .send()
+            });
+            futures::future::join_all(attempts)
+                .await
+                .into_iter()
+                .filter(|r| r.is_ok())
+                .count()
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let refreshed = app.refresh(str_of(&pair, "refresh_token")).await;
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    assert!(
+        !flood.is_finished(),
+        "the flood finished before the refresh: the test proves nothing"
+    );
+    assert_eq!(flood.await?, 40);
+    Ok(())
+}
