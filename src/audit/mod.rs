@@ -13,6 +13,9 @@ use crate::auth::RequestContext;
 use crate::domain::UserId;
 use crate::store::{AuditStore, Timestamp};
 
+/// Longest attempted email kept in an event (RFC 5321 limits a path to 256 octets).
+const MAX_EMAIL_CHARS: usize = 256;
+
 /// The kinds of security event of the contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -104,8 +107,9 @@ impl AuditEvent {
         self
     }
 
-    pub fn email(mut self, email: impl Into<String>) -> Self {
-        self.email = Some(email.into());
+    /// The email as attempted, cut to the longest valid address so that junk input stays small.
+    pub fn email(mut self, email: &str) -> Self {
+        self.email = Some(email.chars().take(MAX_EMAIL_CHARS).collect());
         self
     }
 

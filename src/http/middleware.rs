@@ -165,3 +165,39 @@ pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
     *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::routing::get;
+    use tower::ServiceExt;
+    use tower_http::catch_panic::CatchPanicLayer;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_problem_details_without_the_message() {
+        #[allow(clippy::panic)]
+        async fn boom() -> &'static str {
+            panic!("secret internals");
+        }
+        let app = Router::new()
+            .route("/boom", get(boom))
+            .layer(CatchPanicLayer::custom(panic_response))
+            .layer(axum::middleware::from_fn(problem_details))
+            .layer(axum::middleware::from_fn(request_id));
+        let request = Request::builder().uri("/boom").body(Body::empty()).unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["code"], "internal");
+        assert_eq!(body["request_id"], id.as_str());
+        assert!(!body.to_string().contains("secret internals"));
+    }
+}

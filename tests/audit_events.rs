@@ -1,0 +1,114 @@
+//! Every security event is written to the trail with who, from where, and which request.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{PASSWORD, TestResult, spawn, str_of};
+use reqwest::Method;
+use serde_json::json;
+use sqlx::Row;
+
+#[derive(Debug)]
+struct Event {
+    kind: String,
+    user_id: Option<String>,
+    email: Option<String>,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    request_id: Option<String>,
+    outcome: String,
+}
+
+async fn events(app: &common::TestApp) -> Vec<Event> {
+    let url = format!("sqlite://{}", app.data_dir.join("portcullis.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let rows = sqlx::query("SELECT * FROM audit_events ORDER BY seq")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|row| Event {
+            kind: row.get("type"),
+            user_id: row.get("user_id"),
+            email: row.get("email"),
+            ip: row.get("ip"),
+            user_agent: row.get("user_agent"),
+            request_id: row.get("request_id"),
+            outcome: row.get("outcome"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_failed_login_is_recorded_with_its_request() -> TestResult {
+    let app = spawn().await;
+    let response = app
+        .client
+        .post(app.url("/v1/auth/login"))
+        .header("user-agent", "probe/1.0")
+        .json(&json!({ "email": "Nobody@Example.com", "password": "Wrong-Pass-1" }))
+        .send()
+        .await?;
+    let request_id = response.headers()["x-request-id"].to_str()?.to_owned();
+    let events = events(&app).await;
+    let event = events
+        .iter()
+        .find(|e| e.kind == "login_failed")
+        .expect("a login_failed event");
+    assert_eq!(event.email.as_deref(), Some("nobody@example.com"));
+    assert_eq!(event.user_id, None);
+    assert_eq!(event.ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(event.user_agent.as_deref(), Some("probe/1.0"));
+    assert_eq!(event.request_id.as_deref(), Some(request_id.as_str()));
+    assert_eq!(event.outcome, "failure");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_whole_flow_leaves_one_event_per_security_action() -> TestResult {
+    let app = spawn().await;
+    let pair = app.signed_in("alice@example.com").await;
+    let next: serde_json::Value = app
+        .refresh(str_of(&pair, "refresh_token"))
+        .await
+        .json()
+        .await?;
+    app.refresh(str_of(&pair, "refresh_token")).await;
+    let again: serde_json::Value = app
+        .login("alice@example.com", PASSWORD)
+        .await
+        .json()
+        .await?;
+    let change = json!({ "current_password": PASSWORD, "new_password": "Brand-New-Pass-9" });
+    app.request(
+        Method::POST,
+        "/v1/auth/password",
+        Some(str_of(&again, "access_token")),
+        Some(change),
+    )
+    .await;
+    app.request(
+        Method::POST,
+        "/v1/auth/logout",
+        Some(str_of(&again, "access_token")),
+        None,
+    )
+    .await;
+    let kinds: Vec<String> = events(&app).await.into_iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            "registration",
+            "login",
+            "token_refresh",
+            "token_reused",
+            "login",
+            "password_change",
+            "logout"
+        ]
+    );
+    drop(next);
+    let user_ids: Vec<Option<String>> = events(&app).await.into_iter().map(|e| e.user_id).collect();
+    assert!(user_ids.iter().all(|u| u.is_some() && *u == user_ids[0]));
+    Ok(())
+}
