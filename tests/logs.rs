@@ -30,10 +30,10 @@ async fn password_never_appears_in_logs() {
             "the server exited: {logs}"
         );
         logs.push_str(&line);
-        if let Ok(entry) = serde_json::from_str::<Value>(&line) {
-            if entry["message"] == "portcullis is listening" {
-                break entry["address"].as_str().unwrap().to_owned();
-            }
+        if let Ok(entry) = serde_json::from_str::<Value>(&line)
+            && entry["message"] == "portcullis is listening"
+        {
+            break entry["address"].as_str().unwrap().to_owned();
         }
     };
 
