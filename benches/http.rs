@@ -1,0 +1,159 @@
+//! Load benchmark: starts the real server in-process on the embedded store and drives it over
+//! HTTP on 127.0.0.1 from concurrent clients, for a bounded time per scenario.
+//!
+//! Run with `cargo bench --bench http`; results are recorded in BENCHMARKS.md. Each scenario
+//! prints requests per second and the median and 99th-percentile latency.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
+
+use portcullis::config::Settings;
+use portcullis::startup::Application;
+use serde_json::{Value, json};
+
+const CLIENTS: usize = 16;
+const DURATION: Duration = Duration::from_secs(5);
+const PASSWORD: &str = "Correct-Horse-42";
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    // OWASP Argon2id parameters, as in production.
+    let env = [
+        ("PORTCULLIS_BIND", "127.0.0.1:0".to_owned()),
+        ("PORTCULLIS_DATA_DIR", dir.path().display().to_string()),
+        ("PORTCULLIS_LOG", "error".to_owned()),
+    ];
+    let settings = Settings::load(None, env.map(|(k, v)| (k.to_owned(), v))).unwrap();
+    let app = Application::build(settings, true).await.unwrap();
+    let base = format!("http://{}", app.local_addr().unwrap());
+    tokio::spawn(app.run(std::future::pending()));
+    let client = reqwest::Client::new();
+
+    for i in 0..CLIENTS {
+        let body = json!({ "email": format!("bench{i}@example.com"), "password": PASSWORD });
+        client
+            .post(format!("{base}/v1/auth/register"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+    }
+    println!(
+        "scenario            req/s   p50 ms   p99 ms   errors  ({CLIENTS} clients, {} s each)",
+        DURATION.as_secs()
+    );
+
+    run("GET /healthz", &client, |c, _| {
+        c.get(format!("{base}/healthz"))
+    })
+    .await;
+    let tokens = login_all(&client, &base).await;
+    run("GET /v1/auth/me", &client, |c, i| {
+        c.get(format!("{base}/v1/auth/me"))
+            .bearer_auth(tokens[i].0.clone())
+    })
+    .await;
+    // Each refresh client follows its own rotation chain.
+    let chains: Vec<std::sync::Mutex<String>> = tokens
+        .iter()
+        .map(|t| std::sync::Mutex::new(t.1.clone()))
+        .collect();
+    run_refresh(&client, &base, &chains).await;
+    run("POST /v1/auth/login", &client, |c, i| {
+        c.post(format!("{base}/v1/auth/login"))
+            .json(&json!({ "email": format!("bench{i}@example.com"), "password": PASSWORD }))
+    })
+    .await;
+}
+
+async fn login_all(client: &reqwest::Client, base: &str) -> Vec<(String, String)> {
+    let mut tokens = Vec::new();
+    for i in 0..CLIENTS {
+        let body = json!({ "email": format!("bench{i}@example.com"), "password": PASSWORD });
+        let pair: Value = client
+            .post(format!("{base}/v1/auth/login"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        tokens.push((
+            pair["access_token"].as_str().unwrap().to_owned(),
+            pair["refresh_token"].as_str().unwrap().to_owned(),
+        ));
+    }
+    tokens
+}
+
+async fn run<F>(name: &str, client: &reqwest::Client, request: F)
+where
+    F: Fn(&reqwest::Client, usize) -> reqwest::RequestBuilder + Sync,
+{
+    let deadline = Instant::now() + DURATION;
+    let started = Instant::now();
+    let results = futures::future::join_all((0..CLIENTS).map(|i| {
+        let request = &request;
+        async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0usize;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                match request(client, i).send().await {
+                    Ok(r) if r.status().is_success() => latencies.push(t.elapsed()),
+                    _ => errors += 1,
+                }
+            }
+            (latencies, errors)
+        }
+    }))
+    .await;
+    report(name, started.elapsed(), results);
+}
+
+async fn run_refresh(client: &reqwest::Client, base: &str, chains: &[std::sync::Mutex<String>]) {
+    let deadline = Instant::now() + DURATION;
+    let started = Instant::now();
+    let results = futures::future::join_all(chains.iter().map(|chain| async move {
+        let mut latencies = Vec::new();
+        let mut errors = 0usize;
+        while Instant::now() < deadline {
+            let token = chain.lock().unwrap().clone();
+            let t = Instant::now();
+            let response = client
+                .post(format!("{base}/v1/auth/refresh"))
+                .json(&json!({ "refresh_token": token }))
+                .send()
+                .await;
+            match response {
+                Ok(r) if r.status().is_success() => {
+                    let pair: Value = r.json().await.unwrap();
+                    latencies.push(t.elapsed());
+                    *chain.lock().unwrap() = pair["refresh_token"].as_str().unwrap().to_owned();
+                }
+                _ => errors += 1,
+            }
+        }
+        (latencies, errors)
+    }))
+    .await;
+    report("POST /v1/auth/refresh", started.elapsed(), results);
+}
+
+fn report(name: &str, elapsed: Duration, results: Vec<(Vec<Duration>, usize)>) {
+    let errors: usize = results.iter().map(|r| r.1).sum();
+    let mut all: Vec<Duration> = results.into_iter().flat_map(|r| r.0).collect();
+    all.sort();
+    let pick = |q: f64| {
+        all.get(((all.len() as f64 - 1.0) * q) as usize)
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    let rate = all.len() as f64 / elapsed.as_secs_f64();
+    println!(
+        "{name:<20}{rate:>8.0}{:>9.2}{:>9.2}{errors:>9}",
+        pick(0.5),
+        pick(0.99)
+    );
+}
