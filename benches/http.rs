@@ -32,33 +32,22 @@ async fn main() {
 
     for i in 0..CLIENTS {
         let body = json!({ "email": format!("bench{i}@example.com"), "password": PASSWORD });
-        client
-            .post(format!("{base}/v1/auth/register"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        client.post(format!("{base}/v1/auth/register")).json(&body).send().await.unwrap();
     }
     println!(
         "scenario            req/s   p50 ms   p99 ms   errors  ({CLIENTS} clients, {} s each)",
         DURATION.as_secs()
     );
 
-    run("GET /healthz", &client, |c, _| {
-        c.get(format!("{base}/healthz"))
-    })
-    .await;
+    run("GET /healthz", &client, |c, _| c.get(format!("{base}/healthz"))).await;
     let tokens = login_all(&client, &base).await;
     run("GET /v1/auth/me", &client, |c, i| {
-        c.get(format!("{base}/v1/auth/me"))
-            .bearer_auth(tokens[i].0.clone())
+        c.get(format!("{base}/v1/auth/me")).bearer_auth(tokens[i].0.clone())
     })
     .await;
     // Each refresh client follows its own rotation chain.
-    let chains: Vec<std::sync::Mutex<String>> = tokens
-        .iter()
-        .map(|t| std::sync::Mutex::new(t.1.clone()))
-        .collect();
+    let chains: Vec<std::sync::Mutex<String>> =
+        tokens.iter().map(|t| std::sync::Mutex::new(t.1.clone())).collect();
     run_refresh(&client, &base, &chains).await;
     run("POST /v1/auth/login", &client, |c, i| {
         c.post(format!("{base}/v1/auth/login"))
@@ -147,13 +136,8 @@ fn report(name: &str, elapsed: Duration, results: Vec<(Vec<Duration>, usize)>) {
     let mut all: Vec<Duration> = results.into_iter().flat_map(|r| r.0).collect();
     all.sort();
     let pick = |q: f64| {
-        all.get(((all.len() as f64 - 1.0) * q) as usize)
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        all.get(((all.len() as f64 - 1.0) * q) as usize).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
     };
     let rate = all.len() as f64 / elapsed.as_secs_f64();
-    println!(
-        "{name:<20}{rate:>8.0}{:>9.2}{:>9.2}{errors:>9}",
-        pick(0.5),
-        pick(0.99)
-    );
+    println!("{name:<20}{rate:>8.0}{:>9.2}{:>9.2}{errors:>9}", pick(0.5), pick(0.99));
 }

@@ -14,11 +14,7 @@ use crate::domain::Role;
 use crate::startup::{Application, StartupError, build_auth, open_backends};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "portcullis",
-    version,
-    about = "A self-hosted authentication service"
-)]
+#[command(name = "portcullis", version, about = "A self-hosted authentication service")]
 pub struct Cli {
     /// A TOML file of settings (keys are the variable names without the prefix, lower-cased);
     /// PORTCULLIS_* environment variables override it.
@@ -59,6 +55,11 @@ pub enum UserCommand {
         #[arg(long)]
         admin: bool,
     },
+    /// Lift the lockout of an email (and of the account's devices), at once on running servers.
+    Unlock {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -82,17 +83,11 @@ pub struct Failure {
 
 impl Failure {
     fn usage(message: impl Into<String>) -> Self {
-        Self {
-            status: 2,
-            message: message.into(),
-        }
+        Self { status: 2, message: message.into() }
     }
 
     fn other(message: impl Into<String>) -> Self {
-        Self {
-            status: 1,
-            message: message.into(),
-        }
+        Self { status: 1, message: message.into() }
     }
 }
 
@@ -120,6 +115,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::User(UserCommand::Create { email, admin }) => {
             create_user(settings, &email, admin).await
         }
+        Command::User(UserCommand::Unlock { email }) => unlock(settings, &email).await,
         Command::Keys(KeysCommand::Rotate) => rotate_keys(settings).await,
         Command::Config(ConfigCommand::Check) => {
             for (name, value) in settings.describe() {
@@ -133,27 +129,18 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
 
 async fn serve(settings: Settings, migrate: bool) -> Result<(), Failure> {
     let application = Application::build(settings, migrate).await?;
-    let address = application
-        .local_addr()
-        .map_err(|e| Failure::other(e.to_string()))?;
+    let address = application.local_addr().map_err(|e| Failure::other(e.to_string()))?;
     tracing::info!(%address, "portcullis is listening");
-    application
-        .run(shutdown_signal())
-        .await
-        .map_err(|e| Failure::other(e.to_string()))
+    application.run(shutdown_signal()).await.map_err(|e| Failure::other(e.to_string()))
 }
 
 async fn create_user(settings: Settings, email: &str, admin: bool) -> Result<(), Failure> {
     let password = read_password_line().await?;
     let backends = open_backends(&settings, true).await?;
     let auth = build_auth(&settings, &backends).await?;
-    let roles = if admin {
-        vec![Role::User, Role::Admin]
-    } else {
-        vec![Role::User]
-    };
+    let roles = if admin { vec![Role::User, Role::Admin] } else { vec![Role::User] };
     let user = auth
-        .register(&RequestContext::default(), email, &password, roles)
+        .create_user(&RequestContext::default(), email, &password, roles)
         .await
         .map_err(|error| match error {
             AuthError::PasswordPolicy(violations) => Failure::other(format!(
@@ -171,6 +158,16 @@ async fn create_user(settings: Settings, email: &str, admin: bool) -> Result<(),
         "id": user.id, "email": user.email, "created_at": user.created_at, "roles": user.roles,
     });
     println!("{view}");
+    Ok(())
+}
+
+async fn unlock(settings: Settings, email: &str) -> Result<(), Failure> {
+    let backends = open_backends(&settings, true).await?;
+    let auth = build_auth(&settings, &backends).await?;
+    auth.unlock_email(&RequestContext::default(), email, "command line")
+        .await
+        .map_err(|e| Failure::other(e.to_string()))?;
+    println!("unlocked {}", crate::domain::Email::normalise_key(email));
     Ok(())
 }
 
@@ -195,11 +192,7 @@ async fn rotate_keys(settings: Settings) -> Result<(), Failure> {
     }
     let backends = open_backends(&settings, true).await?;
     let key = keys::new_signing_key();
-    backends
-        .keys
-        .insert_signing_key(&key)
-        .await
-        .map_err(|e| Failure::other(e.to_string()))?;
+    backends.keys.insert_signing_key(&key).await.map_err(|e| Failure::other(e.to_string()))?;
     println!(
         "new signing key {} in use by every instance within {} s",
         key.kid,
@@ -210,9 +203,7 @@ async fn rotate_keys(settings: Settings) -> Result<(), Failure> {
 
 fn init_tracing(settings: &Settings) {
     let filter = tracing_subscriber::EnvFilter::new(&settings.log_filter);
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match settings.log_format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Pretty => builder.try_init(),

@@ -14,6 +14,7 @@ use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretSlice};
 
 use crate::domain::PasswordPolicy;
+pub use crate::domain::Rate;
 
 const PREFIX: &str = "PORTCULLIS_";
 
@@ -57,10 +58,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(name: &str, message: impl Into<String>) -> Self {
-        Self {
-            variable: format!("{PREFIX}{name}"),
-            message: message.into(),
-        }
+        Self { variable: format!("{PREFIX}{name}"), message: message.into() }
     }
 }
 
@@ -69,13 +67,6 @@ impl ConfigError {
 pub enum DatabaseUrl {
     Sqlite(String),
     Postgres(String),
-}
-
-/// A rate of the form `N/period`: a burst of `count` refilled evenly over `period` (GCRA).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Rate {
-    pub count: u32,
-    pub period: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -173,10 +164,7 @@ impl Settings {
         let access_token_ttl = raw.parse("ACCESS_TOKEN_TTL", parse_duration)?;
         let refresh_token_ttl = raw.parse("REFRESH_TOKEN_TTL", parse_duration)?;
         if access_token_ttl.is_zero() {
-            return Err(ConfigError::new(
-                "ACCESS_TOKEN_TTL",
-                "must be longer than 0s",
-            ));
+            return Err(ConfigError::new("ACCESS_TOKEN_TTL", "must be longer than 0s"));
         }
         if refresh_token_ttl < access_token_ttl {
             return Err(ConfigError::new(
@@ -251,10 +239,7 @@ impl Settings {
                     DatabaseUrl::Sqlite(url) | DatabaseUrl::Postgres(url) => mask_url(url),
                 },
             ),
-            (
-                "REDIS_URL",
-                self.redis_url.as_deref().map(mask_url).unwrap_or_default(),
-            ),
+            ("REDIS_URL", self.redis_url.as_deref().map(mask_url).unwrap_or_default()),
             ("DATA_DIR", self.data_dir.display().to_string()),
             (
                 "JWT_SECRET",
@@ -275,10 +260,7 @@ impl Settings {
             ("RATE_LIMIT_ACCOUNT", rate(self.rate_limit_account)),
             ("RATE_LIMIT_READS", rate(self.rate_limit_reads)),
             ("CORS_ORIGINS", self.cors_origins.join(",")),
-            (
-                "TRUSTED_PROXIES",
-                join(self.trusted_proxies.iter().map(|n| n.to_string()).collect()),
-            ),
+            ("TRUSTED_PROXIES", join(self.trusted_proxies.iter().map(|n| n.to_string()).collect())),
             ("ARGON2_MEMORY_KIB", self.argon2.memory_kib.to_string()),
             ("ARGON2_ITERATIONS", self.argon2.iterations.to_string()),
             ("ARGON2_PARALLELISM", self.argon2.parallelism.to_string()),
@@ -290,10 +272,7 @@ impl Settings {
                     PasswordPolicy::Nist => "nist".to_owned(),
                 },
             ),
-            (
-                "METRICS_BIND",
-                self.metrics_bind.map(|a| a.to_string()).unwrap_or_default(),
-            ),
+            ("METRICS_BIND", self.metrics_bind.map(|a| a.to_string()).unwrap_or_default()),
             (
                 "LOG_FORMAT",
                 match self.log_format {
@@ -303,10 +282,7 @@ impl Settings {
             ),
             ("LOG", self.log_filter.clone()),
         ];
-        entries
-            .into_iter()
-            .map(|(k, v)| (format!("{PREFIX}{k}"), v))
-            .collect()
+        entries.into_iter().map(|(k, v)| (format!("{PREFIX}{k}"), v)).collect()
     }
 }
 
@@ -315,22 +291,14 @@ struct Raw(BTreeMap<String, String>);
 
 impl Raw {
     fn optional(&self, name: &str) -> Option<&str> {
-        self.0
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.trim().is_empty())
+        self.0.get(name).map(String::as_str).filter(|v| !v.trim().is_empty())
     }
 
     fn required(&self, name: &str) -> Result<&str, ConfigError> {
         self.0
             .get(name)
             .map(String::as_str)
-            .or_else(|| {
-                VARIABLES
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .and_then(|(_, d)| *d)
-            })
+            .or_else(|| VARIABLES.iter().find(|(n, _)| *n == name).and_then(|(_, d)| *d))
             .ok_or_else(|| ConfigError::new(name, "is required"))
     }
 
@@ -346,14 +314,11 @@ impl Raw {
 }
 
 fn read_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
-    let file_error = |message: String| ConfigError {
-        variable: format!("--config {}", path.display()),
-        message,
-    };
+    let file_error =
+        |message: String| ConfigError { variable: format!("--config {}", path.display()), message };
     let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| file_error(e.message().to_owned()))?;
+    let table: toml::Table =
+        text.parse().map_err(|e: toml::de::Error| file_error(e.message().to_owned()))?;
     let mut raw = BTreeMap::new();
     for (key, value) in table {
         let name = key.to_uppercase();
@@ -382,19 +347,14 @@ fn parse_database_url(url: &str) -> Result<DatabaseUrl, ConfigError> {
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(DatabaseUrl::Postgres(url.to_owned()))
     } else {
-        Err(ConfigError::new(
-            "DATABASE_URL",
-            "must start with sqlite: or postgres://",
-        ))
+        Err(ConfigError::new("DATABASE_URL", "must start with sqlite: or postgres://"))
     }
 }
 
 /// Durations like `90s`, `15m`, `2h`, `14d`.
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
     let error = || "must be a whole number followed by s, m, h or d, like 15m".to_owned();
-    let unit_at = value
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(error)?;
+    let unit_at = value.find(|c: char| !c.is_ascii_digit()).ok_or_else(error)?;
     let (number, unit) = value.split_at(unit_at);
     let number: u64 = number.parse().map_err(|_| error())?;
     let scale = match unit {
@@ -405,10 +365,8 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
         _ => return Err(error()),
     };
     // Ten years is far beyond any sensible setting and keeps time arithmetic from overflowing.
-    let seconds = number
-        .checked_mul(scale)
-        .filter(|s| *s <= 10 * 365 * 86_400)
-        .ok_or_else(error)?;
+    let seconds =
+        number.checked_mul(scale).filter(|s| *s <= 10 * 365 * 86_400).ok_or_else(error)?;
     Ok(Duration::from_secs(seconds))
 }
 
@@ -423,12 +381,7 @@ fn parse_positive_duration(value: &str) -> Result<Duration, String> {
 pub fn parse_rate(value: &str) -> Result<Rate, String> {
     let error = || "must be N/s, N/min or N/h with N at least 1, like 30/min".to_owned();
     let (count, period) = value.split_once('/').ok_or_else(error)?;
-    let count: u32 = count
-        .trim()
-        .parse()
-        .ok()
-        .filter(|n| *n >= 1)
-        .ok_or_else(error)?;
+    let count: u32 = count.trim().parse().ok().filter(|n| *n >= 1).ok_or_else(error)?;
     let period = match period.trim() {
         "s" => Duration::from_secs(1),
         "min" => Duration::from_secs(60),
@@ -439,30 +392,19 @@ pub fn parse_rate(value: &str) -> Result<Rate, String> {
 }
 
 fn parse_u32(value: &str) -> Result<u32, String> {
-    value
-        .parse()
-        .map_err(|_| "must be a whole number".to_owned())
+    value.parse().map_err(|_| "must be a whole number".to_owned())
 }
 
 fn parse_non_empty(value: &str) -> Result<String, String> {
-    if value.is_empty() {
-        Err("must not be empty".to_owned())
-    } else {
-        Ok(value.to_owned())
-    }
+    if value.is_empty() { Err("must not be empty".to_owned()) } else { Ok(value.to_owned()) }
 }
 
 fn parse_socket_addr(value: &str) -> Result<SocketAddr, String> {
-    value
-        .parse()
-        .map_err(|_| "must be an address and port, like 127.0.0.1:8080".to_owned())
+    value.parse().map_err(|_| "must be an address and port, like 127.0.0.1:8080".to_owned())
 }
 
 fn list(value: &str) -> impl Iterator<Item = &str> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
+    value.split(',').map(str::trim).filter(|item| !item.is_empty())
 }
 
 fn parse_origins(value: &str) -> Result<Vec<String>, String> {
@@ -475,9 +417,7 @@ fn parse_origins(value: &str) -> Result<Vec<String>, String> {
             if valid {
                 Ok(origin.to_owned())
             } else {
-                Err(format!(
-                    "{origin:?} is not an origin like https://app.example.com"
-                ))
+                Err(format!("{origin:?} is not an origin like https://app.example.com"))
             }
         })
         .collect()
@@ -495,16 +435,10 @@ fn parse_cidrs(value: &str) -> Result<Vec<IpNet>, String> {
 
 fn validate_argon2(a: Argon2Settings) -> Result<(), ConfigError> {
     if !(1..=16).contains(&a.parallelism) {
-        return Err(ConfigError::new(
-            "ARGON2_PARALLELISM",
-            "must be between 1 and 16",
-        ));
+        return Err(ConfigError::new("ARGON2_PARALLELISM", "must be between 1 and 16"));
     }
     if !(1..=100).contains(&a.iterations) {
-        return Err(ConfigError::new(
-            "ARGON2_ITERATIONS",
-            "must be between 1 and 100",
-        ));
+        return Err(ConfigError::new("ARGON2_ITERATIONS", "must be between 1 and 100"));
     }
     // Argon2 needs 8 KiB per lane; 4 GiB per hash is past any sane setting.
     if a.memory_kib < 8 * a.parallelism || a.memory_kib > 4 * 1024 * 1024 {
@@ -535,10 +469,7 @@ mod tests {
     use super::*;
 
     fn load(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        Settings::load(
-            None,
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())),
-        )
+        Settings::load(None, pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
     }
 
     #[test]
@@ -547,22 +478,9 @@ mod tests {
         assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(s.access_token_ttl, Duration::from_secs(900));
         assert_eq!(s.refresh_token_ttl, Duration::from_secs(14 * 86_400));
-        assert_eq!(
-            s.rate_limit_ip,
-            Rate {
-                count: 30,
-                period: Duration::from_secs(60)
-            }
-        );
+        assert_eq!(s.rate_limit_ip, Rate { count: 30, period: Duration::from_secs(60) });
         assert_eq!(s.lockout_threshold, 5);
-        assert_eq!(
-            s.argon2,
-            Argon2Settings {
-                memory_kib: 19_456,
-                iterations: 2,
-                parallelism: 1
-            }
-        );
+        assert_eq!(s.argon2, Argon2Settings { memory_kib: 19_456, iterations: 2, parallelism: 1 });
         assert!(matches!(s.database_url, DatabaseUrl::Sqlite(_)));
         Ok(())
     }
@@ -595,13 +513,7 @@ mod tests {
         assert!(parse_duration("15").is_err());
         assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("99999999999999d").is_err());
-        assert_eq!(
-            parse_rate("5/s"),
-            Ok(Rate {
-                count: 5,
-                period: Duration::from_secs(1)
-            })
-        );
+        assert_eq!(parse_rate("5/s"), Ok(Rate { count: 5, period: Duration::from_secs(1) }));
         assert!(parse_rate("0/min").is_err());
     }
 
@@ -620,10 +532,7 @@ mod tests {
     #[test]
     fn secrets_are_masked_in_the_description() -> Result<(), ConfigError> {
         let s = load(&[
-            (
-                "PORTCULLIS_JWT_SECRET",
-                "0123456789abcdef0123456789abcdef-secret",
-            ),
+            ("PORTCULLIS_JWT_SECRET", "0123456789abcdef0123456789abcdef-secret"),
             ("PORTCULLIS_REDIS_URL", "redis://default:hunter2@cache:6379"),
         ])?;
         let text = format!("{:?}", s.describe());

@@ -20,6 +20,8 @@ pub struct ApiError {
     detail: String,
     violations: Option<Vec<PolicyViolation>>,
     retry_after: Option<u64>,
+    /// `RateLimit-Limit` of a 429.
+    rate_limit: Option<u32>,
     bearer_challenge: bool,
     internal_cause: Option<String>,
 }
@@ -40,6 +42,7 @@ impl ApiError {
             detail: detail.into(),
             violations: None,
             retry_after: None,
+            rate_limit: None,
             bearer_challenge: false,
             internal_cause: None,
         }
@@ -89,18 +92,9 @@ impl ApiError {
             401 => return Self::unauthorized(),
             403 => ("forbidden", "not allowed"),
             404 => ("not_found", "no such resource"),
-            405 => (
-                "method_not_allowed",
-                "this method is not allowed on this resource",
-            ),
-            413 => (
-                "payload_too_large",
-                "the request body is larger than 16 KiB",
-            ),
-            415 => (
-                "unsupported_media_type",
-                "the request body must be application/json",
-            ),
+            405 => ("method_not_allowed", "this method is not allowed on this resource"),
+            413 => ("payload_too_large", "the request body is larger than 16 KiB"),
+            415 => ("unsupported_media_type", "the request body must be application/json"),
             422 => ("validation_failed", "the request is not valid"),
             429 => ("rate_limited", "too many requests"),
             503 => return Self::unavailable("service unavailable"),
@@ -149,11 +143,9 @@ impl ApiError {
 impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> Self {
         match error {
-            AuthError::InvalidEmail(e) => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_failed",
-                e.to_string(),
-            ),
+            AuthError::InvalidEmail(e) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", e.to_string())
+            }
             AuthError::PasswordPolicy(violations) => {
                 let mut error = Self::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -163,11 +155,9 @@ impl From<AuthError> for ApiError {
                 error.violations = Some(violations);
                 error
             }
-            AuthError::EmailTaken => Self::new(
-                StatusCode::CONFLICT,
-                "email_taken",
-                "this email is already registered",
-            ),
+            AuthError::EmailTaken => {
+                Self::new(StatusCode::CONFLICT, "email_taken", "this email is already registered")
+            }
             AuthError::InvalidCredentials => Self::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_credentials",
@@ -185,6 +175,25 @@ impl From<AuthError> for ApiError {
             ),
             AuthError::Unauthorized => Self::unauthorized(),
             AuthError::Forbidden => Self::from_status(StatusCode::FORBIDDEN),
+            AuthError::RateLimited { limit, retry_after } => {
+                let mut error = Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    "too many requests; retry after the time in Retry-After",
+                );
+                error.retry_after = Some(whole_seconds(retry_after));
+                error.rate_limit = Some(limit);
+                error
+            }
+            AuthError::Locked { retry_after } => {
+                let mut error = Self::new(
+                    StatusCode::LOCKED,
+                    "account_locked",
+                    "too many failed attempts; retry after the time in Retry-After",
+                );
+                error.retry_after = Some(whole_seconds(retry_after));
+                error
+            }
             AuthError::NotFound => Self::not_found(),
             AuthError::Unavailable(cause) => Self::unavailable(cause),
             AuthError::Internal(cause) => Self::internal(cause),
@@ -197,15 +206,19 @@ impl IntoResponse for ApiError {
         let problem = self.problem();
         let mut response = (self.status, render(&problem, None)).into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if self.bearer_challenge {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(limit) = self.rate_limit {
+            // draft-ietf-httpapi-ratelimit-headers: on a refusal nothing remains, and the reset
+            // is the wait until the next allowed request.
+            headers.insert("ratelimit-limit", HeaderValue::from(limit));
+            headers.insert("ratelimit-remaining", HeaderValue::from(0));
+            headers.insert("ratelimit-reset", HeaderValue::from(self.retry_after.unwrap_or(1)));
         }
         response.extensions_mut().insert(problem);
         if let Some(cause) = self.internal_cause {
@@ -213,6 +226,13 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// Whole seconds, rounded up so that a client that waits that long is never refused again, and
+/// never 0.
+fn whole_seconds(wait: std::time::Duration) -> u64 {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    seconds.max(1)
 }
 
 /// Serialises a problem, with the request id when it is known.

@@ -8,23 +8,24 @@ use tokio::net::TcpListener;
 
 use crate::audit::Audit;
 use crate::auth::{
-    AccessTokenSettings, AccessTokens, AuthService, AuthSettings, PasswordHasher, SuccessorKey,
-    keys, tokens,
+    AccessTokenSettings, AccessTokens, AuthService, AuthSettings, AuthStores, Limits,
+    PasswordHasher, SuccessorKey, keys, tokens,
 };
 use crate::config::{DatabaseUrl, Settings};
-use crate::http::{AppState, router};
+use crate::http::{AppState, TrustedProxies, router};
+use crate::store::memory::MemoryRateLimiter;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{AuditStore, Health, KeyStore, SessionStore, StoreError, UserStore};
+use crate::store::{
+    AuditStore, Health, KeyStore, LockoutPolicy, LockoutStore, RateLimitStore, SessionStore,
+    StoreError, UserStore,
+};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     /// The configuration asks for something this build cannot do (exit status 2).
     #[error("{variable}: {message}")]
-    Config {
-        variable: &'static str,
-        message: String,
-    },
+    Config { variable: &'static str, message: String },
     #[error("storage: {0}")]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -40,6 +41,8 @@ pub struct Backends {
     pub sessions: Arc<dyn SessionStore>,
     pub keys: Arc<dyn KeyStore>,
     pub audit: Arc<dyn AuditStore>,
+    pub limiter: Arc<dyn RateLimitStore>,
+    pub lockouts: Arc<dyn LockoutStore>,
     pub health: Arc<dyn Health>,
 }
 
@@ -77,6 +80,10 @@ pub async fn open_backends(settings: &Settings, migrate: bool) -> Result<Backend
         sessions: store.clone(),
         keys: store.clone(),
         audit: store.clone(),
+        // Without Redis, budgets live in this process; lockouts live in the database, so they
+        // survive a restart and the command line sees them.
+        limiter: Arc::new(MemoryRateLimiter::new()),
+        lockouts: store.clone(),
         health: store,
     })
 }
@@ -104,15 +111,18 @@ pub async fn build_auth(
         backends.keys.as_ref(),
     )
     .await?;
-    let successor_key = backends
-        .keys
-        .secret("refresh_successor_key", &tokens::random_bytes::<32>())
-        .await?;
+    let successor_key =
+        backends.keys.secret("refresh_successor_key", &tokens::random_bytes::<32>()).await?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let stores = AuthStores {
+        users: backends.users.clone(),
+        sessions: backends.sessions.clone(),
+        limiter: backends.limiter.clone(),
+        lockouts: backends.lockouts.clone(),
+        audit: Audit::new(backends.audit.clone()),
+    };
     Ok(AuthService::new(
-        backends.users.clone(),
-        backends.sessions.clone(),
-        Audit::new(backends.audit.clone()),
+        stores,
         PasswordHasher::new(settings.argon2, cores)?,
         Arc::new(access),
         SuccessorKey::new(successor_key),
@@ -120,6 +130,16 @@ pub async fn build_auth(
             refresh_token_ttl: settings.refresh_token_ttl,
             refresh_reuse_grace: settings.refresh_reuse_grace,
             password_policy: settings.password_policy,
+            limits: Limits {
+                ip: settings.rate_limit_ip,
+                account: settings.rate_limit_account,
+                reads: settings.rate_limit_reads,
+            },
+            lockout: LockoutPolicy {
+                threshold: settings.lockout_threshold,
+                window: settings.lockout_window,
+                duration: settings.lockout_duration,
+            },
         },
     ))
 }
@@ -138,19 +158,17 @@ impl Application {
         let auth = Arc::new(build_auth(&settings, &backends).await?);
         let tasks = vec![
             spawn_key_reload(auth.clone(), backends.keys.clone()),
-            spawn_session_purge(backends.sessions.clone()),
+            spawn_purge(
+                backends.sessions.clone(),
+                backends.lockouts.clone(),
+                settings.lockout_window,
+            ),
         ];
-        let state = AppState {
-            auth,
-            health: backends.health.clone(),
-        };
+        let proxies = TrustedProxies(Arc::new(settings.trusted_proxies.clone()));
+        let state = AppState { auth, health: backends.health.clone(), proxies };
         let app = router(state, &settings.cors_origins);
         let listener = TcpListener::bind(settings.bind).await?;
-        Ok(Self {
-            listener,
-            app,
-            tasks,
-        })
+        Ok(Self { listener, app, tasks })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -163,9 +181,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let service = self.app.into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
         for task in self.tasks {
             task.abort();
         }
@@ -189,16 +205,21 @@ fn spawn_key_reload(
     })
 }
 
-/// Deletes sessions a day after they expired or were revoked, with their refresh tokens.
-fn spawn_session_purge(sessions: Arc<dyn SessionStore>) -> tokio::task::JoinHandle<()> {
+/// Deletes sessions a day after they expired or were revoked, with their refresh tokens, and
+/// failure counters whose window and lock have passed.
+fn spawn_purge(
+    sessions: Arc<dyn SessionStore>,
+    lockouts: Arc<dyn LockoutStore>,
+    window: Duration,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(Duration::from_secs(3_600));
         loop {
             interval.tick().await;
-            match sessions
-                .purge_sessions(crate::store::now(), Duration::from_secs(86_400))
-                .await
-            {
+            if let Err(error) = lockouts.purge_lockouts(crate::store::now(), window).await {
+                tracing::warn!(%error, "could not purge old failure counters");
+            }
+            match sessions.purge_sessions(crate::store::now(), Duration::from_secs(86_400)).await {
                 Ok(0) => {}
                 Ok(count) => tracing::info!(count, "purged old sessions"),
                 Err(error) => tracing::warn!(%error, "could not purge old sessions"),

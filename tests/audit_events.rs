@@ -22,10 +22,8 @@ struct Event {
 async fn events(app: &common::TestApp) -> Vec<Event> {
     let url = format!("sqlite://{}", app.data_dir.join("portcullis.db").display());
     let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    let rows = sqlx::query("SELECT * FROM audit_events ORDER BY seq")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
+    let rows =
+        sqlx::query("SELECT * FROM audit_events ORDER BY seq").fetch_all(&pool).await.unwrap();
     rows.iter()
         .map(|row| Event {
             kind: row.get("type"),
@@ -51,10 +49,7 @@ async fn a_failed_login_is_recorded_with_its_request() -> TestResult {
         .await?;
     let request_id = response.headers()["x-request-id"].to_str()?.to_owned();
     let events = events(&app).await;
-    let event = events
-        .iter()
-        .find(|e| e.kind == "login_failed")
-        .expect("a login_failed event");
+    let event = events.iter().find(|e| e.kind == "login_failed").expect("a login_failed event");
     assert_eq!(event.email.as_deref(), Some("nobody@example.com"));
     assert_eq!(event.user_id, None);
     assert_eq!(event.ip.as_deref(), Some("127.0.0.1"));
@@ -68,17 +63,9 @@ async fn a_failed_login_is_recorded_with_its_request() -> TestResult {
 async fn the_whole_flow_leaves_one_event_per_security_action() -> TestResult {
     let app = spawn().await;
     let pair = app.signed_in("alice@example.com").await;
-    let next: serde_json::Value = app
-        .refresh(str_of(&pair, "refresh_token"))
-        .await
-        .json()
-        .await?;
+    let next: serde_json::Value = app.refresh(str_of(&pair, "refresh_token")).await.json().await?;
     app.refresh(str_of(&pair, "refresh_token")).await;
-    let again: serde_json::Value = app
-        .login("alice@example.com", PASSWORD)
-        .await
-        .json()
-        .await?;
+    let again: serde_json::Value = app.login("alice@example.com", PASSWORD).await.json().await?;
     let change = json!({ "current_password": PASSWORD, "new_password": "Brand-New-Pass-9" });
     app.request(
         Method::POST,
@@ -87,13 +74,7 @@ async fn the_whole_flow_leaves_one_event_per_security_action() -> TestResult {
         Some(change),
     )
     .await;
-    app.request(
-        Method::POST,
-        "/v1/auth/logout",
-        Some(str_of(&again, "access_token")),
-        None,
-    )
-    .await;
+    app.request(Method::POST, "/v1/auth/logout", Some(str_of(&again, "access_token")), None).await;
     let kinds: Vec<String> = events(&app).await.into_iter().map(|e| e.kind).collect();
     assert_eq!(
         kinds,

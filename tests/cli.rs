@@ -28,12 +28,7 @@ fn portcullis(data_dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: &str)
         command.env(key, value);
     }
     let mut child = command.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -68,22 +63,12 @@ fn bad_usage_exits_2() {
 fn config_check_prints_the_settings_with_secrets_masked() {
     let dir = tempfile::tempdir().unwrap();
     let secret = "a-very-secret-value-of-at-least-32-bytes";
-    let output = portcullis(
-        dir.path(),
-        &["config", "check"],
-        &[("PORTCULLIS_JWT_SECRET", secret)],
-        "",
-    );
+    let output =
+        portcullis(dir.path(), &["config", "check"], &[("PORTCULLIS_JWT_SECRET", secret)], "");
     assert_eq!(output.status.code(), Some(0));
     let stdout = text(&output.stdout);
-    assert!(
-        stdout.contains("PORTCULLIS_LOCKOUT_THRESHOLD=5"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("PORTCULLIS_JWT_SECRET=<40 bytes, masked>"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("PORTCULLIS_LOCKOUT_THRESHOLD=5"), "{stdout}");
+    assert!(stdout.contains("PORTCULLIS_JWT_SECRET=<40 bytes, masked>"), "{stdout}");
     assert!(!stdout.contains(secret));
 }
 
@@ -100,19 +85,12 @@ fn a_config_file_is_read_and_the_environment_wins() {
         "",
     );
     let stdout = text(&output.stdout);
-    assert!(
-        stdout.contains("PORTCULLIS_LOCKOUT_THRESHOLD=9"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("PORTCULLIS_LOCKOUT_THRESHOLD=9"), "{stdout}");
     assert!(stdout.contains("PORTCULLIS_ISSUER=env"), "{stdout}");
     std::fs::write(dir.path().join("bad.toml"), "lockout_treshold = 9\n").unwrap();
     let bad = dir.path().join("bad.toml");
-    let output = portcullis(
-        dir.path(),
-        &["--config", bad.to_str().unwrap(), "config", "check"],
-        &[],
-        "",
-    );
+    let output =
+        portcullis(dir.path(), &["--config", bad.to_str().unwrap(), "config", "check"], &[], "");
     assert_eq!(output.status.code(), Some(2));
 }
 
@@ -140,11 +118,7 @@ async fn a_user_created_on_the_command_line_can_log_in_to_a_running_server() -> 
     assert_eq!(user["email"], "root@example.com");
     assert_eq!(user["roles"], serde_json::json!(["user", "admin"]));
     let login = app.login("root@example.com", "Admin-Pass-1234!").await;
-    assert_eq!(
-        login.status(),
-        StatusCode::OK,
-        "the trailing newline was stripped"
-    );
+    assert_eq!(login.status(), StatusCode::OK, "the trailing newline was stripped");
     let weak = portcullis(
         &app.data_dir,
         &["user", "create", "--email", "weak@example.com"],
@@ -167,25 +141,15 @@ async fn a_user_created_on_the_command_line_can_log_in_to_a_running_server() -> 
 async fn a_key_rotation_reaches_a_running_server_and_old_tokens_keep_working() -> TestResult {
     let app = spawn().await;
     let pair = app.signed_in("alice@example.com").await;
-    let before: Value = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let before: Value =
+        app.client.get(app.url("/.well-known/jwks.json")).send().await?.json().await?;
     let output = portcullis(&app.data_dir, &["keys", "rotate"], &[], "");
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     // The server re-reads its keys every few seconds; wait for it, within 10 s.
     let mut keys = 1;
     for _ in 0..40 {
-        let jwks: Value = app
-            .client
-            .get(app.url("/.well-known/jwks.json"))
-            .send()
-            .await?
-            .json()
-            .await?;
+        let jwks: Value =
+            app.client.get(app.url("/.well-known/jwks.json")).send().await?.json().await?;
         keys = jwks["keys"].as_array().map_or(0, Vec::len);
         if keys == 2 {
             break;
@@ -194,20 +158,9 @@ async fn a_key_rotation_reaches_a_running_server_and_old_tokens_keep_working() -
     }
     assert_eq!(keys, 2, "both keys are published");
     let old_token = pair["access_token"].as_str().unwrap();
-    assert_eq!(
-        app.get("/v1/auth/me", old_token).await.status(),
-        StatusCode::OK
-    );
-    let fresh: Value = app
-        .login("alice@example.com", common::PASSWORD)
-        .await
-        .json()
-        .await?;
+    assert_eq!(app.get("/v1/auth/me", old_token).await.status(), StatusCode::OK);
+    let fresh: Value = app.login("alice@example.com", common::PASSWORD).await.json().await?;
     let new_kid = jsonwebtoken::decode_header(fresh["access_token"].as_str().unwrap())?.kid;
-    assert_ne!(
-        new_kid.as_deref(),
-        before["keys"][0]["kid"].as_str(),
-        "new tokens use the new key"
-    );
+    assert_ne!(new_kid.as_deref(), before["keys"][0]["kid"].as_str(), "new tokens use the new key");
     Ok(())
 }

@@ -9,27 +9,18 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 const SECURITY_HEADERS: [(&str, &str); 7] = [
-    (
-        "strict-transport-security",
-        "max-age=63072000; includeSubDomains",
-    ),
+    ("strict-transport-security", "max-age=63072000; includeSubDomains"),
     ("x-frame-options", "DENY"),
     ("x-content-type-options", "nosniff"),
     ("referrer-policy", "no-referrer"),
-    (
-        "content-security-policy",
-        "default-src 'none'; frame-ancestors 'none'",
-    ),
+    ("content-security-policy", "default-src 'none'; frame-ancestors 'none'"),
     ("permissions-policy", ""),
     ("cache-control", "no-store"),
 ];
 
 fn assert_security_headers(response: &reqwest::Response) {
     for (name, value) in SECURITY_HEADERS {
-        let got = response
-            .headers()
-            .get(name)
-            .unwrap_or_else(|| panic!("missing {name}"));
+        let got = response.headers().get(name).unwrap_or_else(|| panic!("missing {name}"));
         if !value.is_empty() {
             assert_eq!(got, value, "{name}");
         }
@@ -67,20 +58,11 @@ async fn every_response_carries_the_security_headers() -> TestResult {
 #[tokio::test]
 async fn routing_errors_are_problem_details() -> TestResult {
     let app = spawn().await;
-    let not_found = app
-        .client
-        .get(app.url("/v1/auth/nothing-here"))
-        .send()
-        .await?;
+    let not_found = app.client.get(app.url("/v1/auth/nothing-here")).send().await?;
     assert_problem(not_found, StatusCode::NOT_FOUND, "not_found").await;
     let wrong_method = app.client.get(app.url("/v1/auth/login")).send().await?;
     assert!(wrong_method.headers().contains_key("allow"));
-    assert_problem(
-        wrong_method,
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-    )
-    .await;
+    assert_problem(wrong_method, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
     Ok(())
 }
 
@@ -90,18 +72,10 @@ async fn bodies_over_16_kib_are_refused_and_nothing_is_stored() -> TestResult {
     let padding = "x".repeat(17 * 1024);
     let body =
         format!(r#"{{"email":"big@example.com","password":"{PASSWORD}","pad":"{padding}"}}"#);
-    let response = raw_post(
-        &app,
-        "/v1/auth/register",
-        Some("application/json"),
-        body.into_bytes(),
-    )
-    .await;
+    let response =
+        raw_post(&app, "/v1/auth/register", Some("application/json"), body.into_bytes()).await;
     assert_problem(response, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
-    assert_eq!(
-        app.login("big@example.com", PASSWORD).await.status(),
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(app.login("big@example.com", PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
     Ok(())
 }
 
@@ -109,18 +83,10 @@ async fn bodies_over_16_kib_are_refused_and_nothing_is_stored() -> TestResult {
 async fn a_body_that_is_not_json_is_unsupported() -> TestResult {
     let app = spawn().await;
     let body = format!("email=a%40example.com&password={PASSWORD}").into_bytes();
-    for content_type in [
-        Some("application/x-www-form-urlencoded"),
-        Some("text/plain"),
-        None,
-    ] {
+    for content_type in [Some("application/x-www-form-urlencoded"), Some("text/plain"), None] {
         let response = raw_post(&app, "/v1/auth/register", content_type, body.clone()).await;
-        assert_problem(
-            response,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-        )
-        .await;
+        assert_problem(response, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            .await;
     }
     Ok(())
 }
@@ -129,22 +95,10 @@ async fn a_body_that_is_not_json_is_unsupported() -> TestResult {
 async fn malformed_bodies_are_bad_requests_and_store_nothing() -> TestResult {
     let app = spawn().await;
     let cases: [(&str, Vec<u8>); 7] = [
-        (
-            "syntax",
-            br#"{"email": "a@example.com", "password": "#.to_vec(),
-        ),
-        (
-            "missing field",
-            br#"{"email": "mallory@example.com"}"#.to_vec(),
-        ),
-        (
-            "wrong type",
-            br#"{"email": "mallory@example.com", "password": 12345678}"#.to_vec(),
-        ),
-        (
-            "array",
-            br#"["mallory@example.com", "Correct-Horse-42"]"#.to_vec(),
-        ),
+        ("syntax", br#"{"email": "a@example.com", "password": "#.to_vec()),
+        ("missing field", br#"{"email": "mallory@example.com"}"#.to_vec()),
+        ("wrong type", br#"{"email": "mallory@example.com", "password": 12345678}"#.to_vec()),
+        ("array", br#"["mallory@example.com", "Correct-Horse-42"]"#.to_vec()),
         ("null", b"null".to_vec()),
         ("empty", Vec::new()),
         (
@@ -161,10 +115,7 @@ async fn malformed_bodies_are_bad_requests_and_store_nothing() -> TestResult {
             "{name}: the detail echoes input"
         );
     }
-    assert_eq!(
-        app.login("mallory@example.com", PASSWORD).await.status(),
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(app.login("mallory@example.com", PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
     Ok(())
 }
 
@@ -179,22 +130,15 @@ async fn the_missing_field_is_named() -> TestResult {
     )
     .await;
     let body = assert_problem(response, StatusCode::BAD_REQUEST, "malformed_request").await;
-    assert!(
-        body["detail"].as_str().unwrap().contains("password"),
-        "{body}"
-    );
+    assert!(body["detail"].as_str().unwrap().contains("password"), "{body}");
     Ok(())
 }
 
 #[tokio::test]
 async fn request_ids_are_echoed_when_well_formed_and_made_otherwise() -> TestResult {
     let app = spawn().await;
-    let echoed = app
-        .client
-        .get(app.url("/healthz"))
-        .header("x-request-id", "trace-42.a_b")
-        .send()
-        .await?;
+    let echoed =
+        app.client.get(app.url("/healthz")).header("x-request-id", "trace-42.a_b").send().await?;
     assert_eq!(echoed.headers()["x-request-id"], "trace-42.a_b");
     let injected = app
         .client
@@ -222,17 +166,11 @@ async fn cors_answers_only_the_configured_origins() -> TestResult {
             .send()
     };
     let allowed = preflight("https://app.example.com").await?;
-    assert_eq!(
-        allowed.headers()["access-control-allow-origin"],
-        "https://app.example.com"
-    );
+    assert_eq!(allowed.headers()["access-control-allow-origin"], "https://app.example.com");
     assert_security_headers(&allowed);
     let denied = preflight("https://evil.example.net").await?;
-    let cors_headers: Vec<_> = denied
-        .headers()
-        .keys()
-        .filter(|k| k.as_str().starts_with("access-control-"))
-        .collect();
+    let cors_headers: Vec<_> =
+        denied.headers().keys().filter(|k| k.as_str().starts_with("access-control-")).collect();
     assert!(cors_headers.is_empty(), "{cors_headers:?}");
     let simple = app
         .client
@@ -247,10 +185,7 @@ async fn cors_answers_only_the_configured_origins() -> TestResult {
         .header("origin", "https://app.example.com")
         .send()
         .await?;
-    assert_eq!(
-        simple.headers()["access-control-allow-origin"],
-        "https://app.example.com"
-    );
+    assert_eq!(simple.headers()["access-control-allow-origin"], "https://app.example.com");
     Ok(())
 }
 
@@ -264,12 +199,7 @@ async fn without_configured_origins_there_is_no_cross_origin_access() -> TestRes
         .header("access-control-request-method", "POST")
         .send()
         .await?;
-    assert!(
-        !preflight
-            .headers()
-            .keys()
-            .any(|k| k.as_str().starts_with("access-control-"))
-    );
+    assert!(!preflight.headers().keys().any(|k| k.as_str().starts_with("access-control-")));
     Ok(())
 }
 
@@ -288,21 +218,13 @@ async fn health_and_readiness_answer() -> TestResult {
 #[tokio::test]
 async fn the_jwks_publishes_an_ed25519_key() -> TestResult {
     let app = spawn().await;
-    let jwks: Value = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let jwks: Value =
+        app.client.get(app.url("/.well-known/jwks.json")).send().await?.json().await?;
     let key = &jwks["keys"][0];
     assert_eq!(key["kty"], "OKP");
     assert_eq!(key["crv"], "Ed25519");
     assert_eq!(key["alg"], "EdDSA");
-    assert!(
-        key.get("d").is_none(),
-        "the private part is never published"
-    );
+    assert!(key.get("d").is_none(), "the private part is never published");
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
     Ok(())
 }

@@ -49,13 +49,8 @@ async fn hs256_signed_with_the_public_key_is_refused() -> TestResult {
     let app = spawn().await;
     let pair = app.signed_in("bob@example.com").await;
     let (header, claims) = parts(str_of(&pair, "access_token"));
-    let jwks: Value = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let jwks: Value =
+        app.client.get(app.url("/.well-known/jwks.json")).send().await?.json().await?;
     let x = jwks["keys"][0]["x"].as_str().unwrap();
     let mut forged_header = Header::new(Algorithm::HS256);
     forged_header.typ = Some("at+jwt".into());
@@ -88,12 +83,8 @@ fn sign(kid: &str, typ: Option<&str>, claims: &Value) -> String {
     let mut header = Header::new(Algorithm::HS256);
     header.typ = typ.map(str::to_owned);
     header.kid = Some(kid.to_owned());
-    jsonwebtoken::encode(
-        &header,
-        claims,
-        &EncodingKey::from_secret(SECRET.as_bytes()).unwrap(),
-    )
-    .unwrap()
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(SECRET.as_bytes()).unwrap())
+        .unwrap()
 }
 
 #[tokio::test]
@@ -104,9 +95,7 @@ async fn claims_are_checked_even_when_the_signature_is_valid() -> TestResult {
     let kid = header["kid"].as_str().unwrap();
     // The forging itself is right: an unaltered re-signed token is accepted.
     assert_eq!(
-        app.get("/v1/auth/me", &sign(kid, Some("at+jwt"), &claims))
-            .await
-            .status(),
+        app.get("/v1/auth/me", &sign(kid, Some("at+jwt"), &claims)).await.status(),
         StatusCode::OK
     );
 
@@ -117,25 +106,13 @@ async fn claims_are_checked_even_when_the_signature_is_valid() -> TestResult {
         c
     };
     let cases = [
-        (
-            "expired",
-            sign(kid, Some("at+jwt"), &altered("exp", json!(now - 5))),
-        ),
-        (
-            "wrong iss",
-            sign(kid, Some("at+jwt"), &altered("iss", json!("someone-else"))),
-        ),
-        (
-            "wrong aud",
-            sign(kid, Some("at+jwt"), &altered("aud", json!("another-api"))),
-        ),
+        ("expired", sign(kid, Some("at+jwt"), &altered("exp", json!(now - 5)))),
+        ("wrong iss", sign(kid, Some("at+jwt"), &altered("iss", json!("someone-else")))),
+        ("wrong aud", sign(kid, Some("at+jwt"), &altered("aud", json!("another-api")))),
         ("wrong typ", sign(kid, Some("JWT"), &claims)),
         ("no typ", sign(kid, None, &claims)),
         ("unknown kid", sign("not-a-key", Some("at+jwt"), &claims)),
-        (
-            "bad sub",
-            sign(kid, Some("at+jwt"), &altered("sub", json!("root"))),
-        ),
+        ("bad sub", sign(kid, Some("at+jwt"), &altered("sub", json!("root")))),
     ];
     for (name, token) in cases {
         let response = app.get("/v1/auth/me", &token).await;
@@ -153,18 +130,9 @@ async fn an_eddsa_token_is_refused_by_an_hs256_server() -> TestResult {
     let hs256 = spawn_with(&[("PORTCULLIS_JWT_SECRET", SECRET)]).await;
     let pair = eddsa.signed_in("erin@example.com").await;
     assert_refused(&hs256, str_of(&pair, "access_token")).await;
-    let jwks: Value = hs256
-        .client
-        .get(hs256.url("/.well-known/jwks.json"))
-        .send()
-        .await?
-        .json()
-        .await?;
-    assert_eq!(
-        jwks,
-        json!({ "keys": [] }),
-        "a shared secret is never published"
-    );
+    let jwks: Value =
+        hs256.client.get(hs256.url("/.well-known/jwks.json")).send().await?.json().await?;
+    assert_eq!(jwks, json!({ "keys": [] }), "a shared secret is never published");
     Ok(())
 }
 
@@ -179,12 +147,8 @@ async fn malformed_authorization_headers_are_refused() -> TestResult {
         "Bearer".into(),
         format!("Bearer {}", "a".repeat(5000)),
     ] {
-        let response = app
-            .client
-            .get(app.url("/v1/auth/me"))
-            .header("authorization", value)
-            .send()
-            .await?;
+        let response =
+            app.client.get(app.url("/v1/auth/me")).header("authorization", value).send().await?;
         assert_problem(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
     }
     let lower = app
@@ -193,10 +157,6 @@ async fn malformed_authorization_headers_are_refused() -> TestResult {
         .header("authorization", format!("bearer {token}"))
         .send()
         .await?;
-    assert_eq!(
-        lower.status(),
-        StatusCode::OK,
-        "the scheme is case-insensitive (RFC 9110 §11.1)"
-    );
+    assert_eq!(lower.status(), StatusCode::OK, "the scheme is case-insensitive (RFC 9110 §11.1)");
     Ok(())
 }

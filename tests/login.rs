@@ -27,13 +27,8 @@ async fn the_access_token_carries_the_contract_claims() -> TestResult {
     let header = jsonwebtoken::decode_header(str_of(&pair, "access_token"))?;
     assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
     assert_eq!(header.typ.as_deref(), Some("at+jwt"));
-    let jwks: Value = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let jwks: Value =
+        app.client.get(app.url("/.well-known/jwks.json")).send().await?.json().await?;
     assert_eq!(jwks["keys"][0]["kid"].as_str(), header.kid.as_deref());
     let payload = str_of(&pair, "access_token").split('.').nth(1).unwrap();
     use base64::Engine;
@@ -44,10 +39,7 @@ async fn the_access_token_carries_the_contract_claims() -> TestResult {
     }
     assert_eq!(claims["iss"], "portcullis");
     assert_eq!(claims["aud"], "portcullis");
-    assert_eq!(
-        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
-        900
-    );
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 900);
     Ok(())
 }
 
@@ -67,10 +59,7 @@ async fn me_answers_the_signed_in_user() -> TestResult {
 async fn login_is_case_insensitive_on_the_email() -> TestResult {
     let app = spawn().await;
     app.register("bob@example.com", PASSWORD).await;
-    assert_eq!(
-        app.login(" BOB@Example.com", PASSWORD).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.login(" BOB@Example.com", PASSWORD).await.status(), StatusCode::OK);
     Ok(())
 }
 
@@ -119,31 +108,29 @@ async fn a_known_device_token_is_returned_unchanged() -> TestResult {
     let body = json!({ "email": "fred@example.com", "password": PASSWORD, "device_token": device });
     let third: Value = app.post("/v1/auth/login", body).await.json().await?;
     assert_ne!(str_of(&third, "device_token"), device);
-    assert_ne!(
-        str_of(&third, "device_token"),
-        str_of(&other, "device_token")
-    );
+    assert_ne!(str_of(&third, "device_token"), str_of(&other, "device_token"));
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_logins_all_succeed() -> TestResult {
+    // Ten accounts, five logins each at once: as many per account as the lockout threshold, the
+    // most that may run their password checks at the same time.
     let app = spawn().await;
-    app.register("gina@example.com", PASSWORD).await;
-    let attempts = (0..50).map(|_| app.login("gina@example.com", PASSWORD));
-    let responses = futures::future::join_all(attempts).await;
+    for i in 0..10 {
+        app.register(&format!("user{i}@example.com"), PASSWORD).await;
+    }
+    let emails: Vec<String> = (0..50).map(|i| format!("user{}@example.com", i % 10)).collect();
+    let responses = futures::future::join_all(emails.iter().map(|e| app.login(e, PASSWORD))).await;
     let statuses: Vec<StatusCode> = responses.iter().map(|r| r.status()).collect();
-    assert!(
-        statuses.iter().all(|s| *s == StatusCode::OK),
-        "{statuses:?}"
-    );
+    assert!(statuses.iter().all(|s| *s == StatusCode::OK), "{statuses:?}");
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refreshes_are_served_during_a_login_flood() -> TestResult {
-    // Hashing is bounded and off the async threads: a flood of logins with real-cost hashes does
-    // not stop a refresh from being answered while the flood is still running.
+    // Hashing is bounded and off the async threads: a credential-stuffing flood with real-cost
+    // hashes does not stop a refresh from being answered while the flood is still running.
     let app = common::spawn_with(&[
         ("PORTCULLIS_ARGON2_MEMORY_KIB", "19456"),
         ("PORTCULLIS_ARGON2_ITERATIONS", "2"),
@@ -154,26 +141,19 @@ async fn refreshes_are_served_during_a_login_flood() -> TestResult {
         let client = app.client.clone();
         let url = app.url("/v1/auth/login");
         async move {
-            let attempts = (0..40).map(|_| {
-                client
-                    .post(&url)
-                    .json(&json!({"email": "hal@example.com", "password": "Wrong-Pass-99"}))
-                    .send()
+            let attempts = (0..40).map(|i| {
+                let body =
+                    json!({"email": format!("victim{i}@example.com"), "password": "Guess-Pass-99"});
+                client.post(&url).json(&body).send()
             });
-            futures::future::join_all(attempts)
-                .await
-                .into_iter()
-                .filter(|r| r.is_ok())
-                .count()
+            let responses = futures::future::join_all(attempts).await;
+            responses.into_iter().filter(|r| r.as_ref().is_ok_and(|r| r.status() == 401)).count()
         }
     });
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     let refreshed = app.refresh(str_of(&pair, "refresh_token")).await;
     assert_eq!(refreshed.status(), StatusCode::OK);
-    assert!(
-        !flood.is_finished(),
-        "the flood finished before the refresh: the test proves nothing"
-    );
+    assert!(!flood.is_finished(), "the flood finished before the refresh: the test proves nothing");
     assert_eq!(flood.await?, 40);
     Ok(())
 }

@@ -25,10 +25,7 @@ async fn password_never_appears_in_logs() {
     let mut logs = String::new();
     let address = loop {
         let mut line = String::new();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "the server exited: {logs}"
-        );
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "the server exited: {logs}");
         logs.push_str(&line);
         if let Ok(entry) = serde_json::from_str::<Value>(&line)
             && entry["message"] == "portcullis is listening"
@@ -41,12 +38,8 @@ async fn password_never_appears_in_logs() {
     let base = format!("http://{address}");
     let password = "Sekr1t-Passw0rd-XYZ";
     let credentials = json!({ "email": "alice@example.com", "password": password });
-    let created = client
-        .post(format!("{base}/v1/auth/register"))
-        .json(&credentials)
-        .send()
-        .await
-        .unwrap();
+    let created =
+        client.post(format!("{base}/v1/auth/register")).json(&credentials).send().await.unwrap();
     assert_eq!(created.status(), 201);
     let pair: Value = client
         .post(format!("{base}/v1/auth/login"))
@@ -58,12 +51,7 @@ async fn password_never_appears_in_logs() {
         .await
         .unwrap();
     let wrong = json!({ "email": "alice@example.com", "password": "Wrong-Passw0rd-QQQ" });
-    client
-        .post(format!("{base}/v1/auth/login"))
-        .json(&wrong)
-        .send()
-        .await
-        .unwrap();
+    client.post(format!("{base}/v1/auth/login")).json(&wrong).send().await.unwrap();
     let refresh = pair["refresh_token"].as_str().unwrap();
     client
         .post(format!("{base}/v1/auth/refresh"))
@@ -75,10 +63,7 @@ async fn password_never_appears_in_logs() {
     child.kill().unwrap();
     child.wait().unwrap();
     stderr.read_to_string(&mut logs).unwrap();
-    assert!(
-        logs.contains("security event"),
-        "the logs were captured: {logs}"
-    );
+    assert!(logs.contains("security event"), "the logs were captured: {logs}");
     for secret in [
         password,
         "Wrong-Passw0rd-QQQ",

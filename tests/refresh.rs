@@ -14,25 +14,14 @@ async fn refresh_rotates_both_tokens() -> TestResult {
     let response = app.refresh(str_of(&first, "refresh_token")).await;
     assert_eq!(response.status(), StatusCode::OK);
     let second: Value = response.json().await?;
-    assert_ne!(
-        str_of(&second, "refresh_token"),
-        str_of(&first, "refresh_token")
-    );
-    assert_ne!(
-        str_of(&second, "access_token"),
-        str_of(&first, "access_token")
-    );
+    assert_ne!(str_of(&second, "refresh_token"), str_of(&first, "refresh_token"));
+    assert_ne!(str_of(&second, "access_token"), str_of(&first, "access_token"));
     assert_eq!(second["token_type"], "Bearer");
     assert!(second.get("device_token").is_none());
-    let me = app
-        .get("/v1/auth/me", str_of(&second, "access_token"))
-        .await;
+    let me = app.get("/v1/auth/me", str_of(&second, "access_token")).await;
     assert_eq!(me.status(), StatusCode::OK);
     // The new refresh token works in turn.
-    assert_eq!(
-        app.refresh(str_of(&second, "refresh_token")).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.refresh(str_of(&second, "refresh_token")).await.status(), StatusCode::OK);
     Ok(())
 }
 
@@ -40,19 +29,13 @@ async fn refresh_rotates_both_tokens() -> TestResult {
 async fn reused_refresh_token_revokes_the_session() -> TestResult {
     let app = spawn().await;
     let first = app.signed_in("bob@example.com").await;
-    let second: Value = app
-        .refresh(str_of(&first, "refresh_token"))
-        .await
-        .json()
-        .await?;
+    let second: Value = app.refresh(str_of(&first, "refresh_token")).await.json().await?;
     let reuse = app.refresh(str_of(&first, "refresh_token")).await;
     assert_problem(reuse, StatusCode::UNAUTHORIZED, "token_reused").await;
     // The whole session is gone: the legitimate successor and its access token too.
     let successor = app.refresh(str_of(&second, "refresh_token")).await;
     assert_problem(successor, StatusCode::UNAUTHORIZED, "invalid_token").await;
-    let me = app
-        .get("/v1/auth/me", str_of(&second, "access_token"))
-        .await;
+    let me = app.get("/v1/auth/me", str_of(&second, "access_token")).await;
     assert_problem(me, StatusCode::UNAUTHORIZED, "unauthorized").await;
     Ok(())
 }
@@ -61,17 +44,10 @@ async fn reused_refresh_token_revokes_the_session() -> TestResult {
 async fn reuse_in_one_session_leaves_other_sessions_alone() -> TestResult {
     let app = spawn().await;
     let laptop = app.signed_in("carol@example.com").await;
-    let phone: Value = app
-        .login("carol@example.com", common::PASSWORD)
-        .await
-        .json()
-        .await?;
+    let phone: Value = app.login("carol@example.com", common::PASSWORD).await.json().await?;
     app.refresh(str_of(&laptop, "refresh_token")).await;
     app.refresh(str_of(&laptop, "refresh_token")).await;
-    assert_eq!(
-        app.refresh(str_of(&phone, "refresh_token")).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.refresh(str_of(&phone, "refresh_token")).await.status(), StatusCode::OK);
     Ok(())
 }
 
@@ -82,14 +58,8 @@ async fn concurrent_refreshes_of_one_token_have_exactly_one_winner() -> TestResu
     let token = str_of(&pair, "refresh_token").to_owned();
     let attempts = (0..10).map(|_| app.refresh(&token));
     let responses = futures::future::join_all(attempts).await;
-    let ok = responses
-        .iter()
-        .filter(|r| r.status() == StatusCode::OK)
-        .count();
-    let unauthorized = responses
-        .iter()
-        .filter(|r| r.status() == StatusCode::UNAUTHORIZED)
-        .count();
+    let ok = responses.iter().filter(|r| r.status() == StatusCode::OK).count();
+    let unauthorized = responses.iter().filter(|r| r.status() == StatusCode::UNAUTHORIZED).count();
     assert_eq!((ok, unauthorized), (1, 9));
     Ok(())
 }
@@ -97,12 +67,7 @@ async fn concurrent_refreshes_of_one_token_have_exactly_one_winner() -> TestResu
 #[tokio::test]
 async fn unknown_and_malformed_refresh_tokens_are_invalid() -> TestResult {
     let app = spawn().await;
-    for token in [
-        "x".repeat(43),
-        "short".to_owned(),
-        "é".repeat(40),
-        String::new(),
-    ] {
+    for token in ["x".repeat(43), "short".to_owned(), "é".repeat(40), String::new()] {
         let response = app.refresh(&token).await;
         assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_token").await;
     }
@@ -113,21 +78,13 @@ async fn unknown_and_malformed_refresh_tokens_are_invalid() -> TestResult {
 async fn within_the_grace_a_rotated_token_gets_the_same_successor() -> TestResult {
     let app = spawn_with(&[("PORTCULLIS_REFRESH_REUSE_GRACE", "60s")]).await;
     let first = app.signed_in("erin@example.com").await;
-    let a: Value = app
-        .refresh(str_of(&first, "refresh_token"))
-        .await
-        .json()
-        .await?;
+    let a: Value = app.refresh(str_of(&first, "refresh_token")).await.json().await?;
     let again = app.refresh(str_of(&first, "refresh_token")).await;
     assert_eq!(again.status(), StatusCode::OK);
     let b: Value = again.json().await?;
     assert_eq!(str_of(&a, "refresh_token"), str_of(&b, "refresh_token"));
     // Once the successor is used, the old token is a reuse even within the grace.
-    let c: Value = app
-        .refresh(str_of(&b, "refresh_token"))
-        .await
-        .json()
-        .await?;
+    let c: Value = app.refresh(str_of(&b, "refresh_token")).await.json().await?;
     let late = app.refresh(str_of(&first, "refresh_token")).await;
     assert_problem(late, StatusCode::UNAUTHORIZED, "token_reused").await;
     assert_problem(
@@ -162,16 +119,8 @@ async fn sessions_and_refresh_tokens_survive_a_restart() -> TestResult {
     let pair = app.signed_in("gina@example.com").await;
     app.stop().await;
     let restarted = common::spawn_in(&app.data_dir, &[]).await;
-    let me = restarted
-        .get("/v1/auth/me", str_of(&pair, "access_token"))
-        .await;
+    let me = restarted.get("/v1/auth/me", str_of(&pair, "access_token")).await;
     assert_eq!(me.status(), StatusCode::OK, "the signing key survived");
-    assert_eq!(
-        restarted
-            .refresh(str_of(&pair, "refresh_token"))
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(restarted.refresh(str_of(&pair, "refresh_token")).await.status(), StatusCode::OK);
     Ok(())
 }

@@ -24,10 +24,7 @@ async fn registration_returns_the_normalised_user_object() -> TestResult {
 #[tokio::test]
 async fn emails_are_unique_case_insensitively() -> TestResult {
     let app = spawn().await;
-    assert_eq!(
-        app.register("bob@example.com", PASSWORD).await.status(),
-        StatusCode::CREATED
-    );
+    assert_eq!(app.register("bob@example.com", PASSWORD).await.status(), StatusCode::CREATED);
     let again = app.register("BOB@example.com", "Another-Pass-77").await;
     assert_problem(again, StatusCode::CONFLICT, "email_taken").await;
     Ok(())
@@ -44,12 +41,7 @@ async fn every_violated_rule_is_listed() -> TestResult {
     .await;
     assert_eq!(
         body["violations"],
-        json!([
-            "too_short",
-            "missing_uppercase",
-            "missing_digit",
-            "missing_special"
-        ])
+        json!(["too_short", "missing_uppercase", "missing_digit", "missing_special"])
     );
     Ok(())
 }
@@ -95,10 +87,7 @@ async fn an_overlong_password_is_refused_and_nothing_is_stored() -> TestResult {
     .await;
     assert_eq!(body["violations"], json!(["too_long"]));
     // Nothing was stored: the address is still free.
-    assert_eq!(
-        app.register("frank@example.com", PASSWORD).await.status(),
-        StatusCode::CREATED
-    );
+    assert_eq!(app.register("frank@example.com", PASSWORD).await.status(), StatusCode::CREATED);
     Ok(())
 }
 
@@ -107,33 +96,17 @@ async fn a_128_character_password_is_accepted() -> TestResult {
     let app = spawn().await;
     let long = format!("Aa1!{}", "xy".repeat(62));
     assert_eq!(long.chars().count(), 128);
-    assert_eq!(
-        app.register("gina@example.com", &long).await.status(),
-        StatusCode::CREATED
-    );
-    assert_eq!(
-        app.login("gina@example.com", &long).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.register("gina@example.com", &long).await.status(), StatusCode::CREATED);
+    assert_eq!(app.login("gina@example.com", &long).await.status(), StatusCode::OK);
     Ok(())
 }
 
 #[tokio::test]
 async fn invalid_emails_fail_validation() -> TestResult {
     let app = spawn().await;
-    for email in [
-        "not-an-email",
-        "a@b",
-        "",
-        &format!("{}@example.com", "a".repeat(300)),
-    ] {
+    for email in ["not-an-email", "a@b", "", &format!("{}@example.com", "a".repeat(300))] {
         let response = app.register(email, PASSWORD).await;
-        assert_problem(
-            response,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-        )
-        .await;
+        assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     }
     Ok(())
 }
@@ -144,9 +117,7 @@ async fn nist_policy_asks_for_length_instead_of_composition() -> TestResult {
     let short = app.register("hal@example.com", "Short-Pass-1").await;
     let body = assert_problem(short, StatusCode::UNPROCESSABLE_ENTITY, "password_policy").await;
     assert_eq!(body["violations"], json!(["too_short"]));
-    let phrase = app
-        .register("hal@example.com", "plain lower case phrase")
-        .await;
+    let phrase = app.register("hal@example.com", "plain lower case phrase").await;
     assert_eq!(phrase.status(), StatusCode::CREATED);
     Ok(())
 }
@@ -156,16 +127,9 @@ async fn fifty_concurrent_registrations_all_succeed() -> TestResult {
     let app = spawn().await;
     let attempts = (0..50).map(|i| {
         let app = &app;
-        async move {
-            app.register(&format!("user{i}@example.com"), PASSWORD)
-                .await
-                .status()
-        }
+        async move { app.register(&format!("user{i}@example.com"), PASSWORD).await.status() }
     });
     let statuses = futures::future::join_all(attempts).await;
-    assert!(
-        statuses.iter().all(|s| *s == StatusCode::CREATED),
-        "{statuses:?}"
-    );
+    assert!(statuses.iter().all(|s| *s == StatusCode::CREATED), "{statuses:?}");
     Ok(())
 }

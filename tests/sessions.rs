@@ -36,10 +36,7 @@ async fn logout_with_the_refresh_token_is_immediate() -> TestResult {
     let app = spawn().await;
     let pair = app.signed_in("bob@example.com").await;
     let body = json!({ "refresh_token": str_of(&pair, "refresh_token") });
-    assert_eq!(
-        app.post("/v1/auth/logout", body.clone()).await.status(),
-        StatusCode::NO_CONTENT
-    );
+    assert_eq!(app.post("/v1/auth/logout", body.clone()).await.status(), StatusCode::NO_CONTENT);
     let me = app.get("/v1/auth/me", str_of(&pair, "access_token")).await;
     assert_problem(me, StatusCode::UNAUTHORIZED, "unauthorized").await;
     let again = app.post("/v1/auth/logout", body).await;
@@ -50,9 +47,7 @@ async fn logout_with_the_refresh_token_is_immediate() -> TestResult {
 #[tokio::test]
 async fn logout_without_credentials_is_unauthorized() -> TestResult {
     let app = spawn().await;
-    let response = app
-        .request(Method::POST, "/v1/auth/logout", None, None)
-        .await;
+    let response = app.request(Method::POST, "/v1/auth/logout", None, None).await;
     assert_problem(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
     let bad_bearer = post_bearer(&app, "/v1/auth/logout", "not-a-jwt", None).await;
     assert_problem(bad_bearer, StatusCode::UNAUTHORIZED, "unauthorized").await;
@@ -63,19 +58,10 @@ async fn logout_without_credentials_is_unauthorized() -> TestResult {
 async fn logout_all_ends_every_session() -> TestResult {
     let app = spawn().await;
     let one = app.signed_in("carol@example.com").await;
-    let two: Value = app
-        .login("carol@example.com", PASSWORD)
-        .await
-        .json()
-        .await?;
+    let two: Value = app.login("carol@example.com", PASSWORD).await.json().await?;
     let other_user = app.signed_in("dave@example.com").await;
-    let response = post_bearer(
-        &app,
-        "/v1/auth/logout-all",
-        str_of(&one, "access_token"),
-        None,
-    )
-    .await;
+    let response =
+        post_bearer(&app, "/v1/auth/logout-all", str_of(&one, "access_token"), None).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     for pair in [&one, &two] {
         let me = app.get("/v1/auth/me", str_of(pair, "access_token")).await;
@@ -83,9 +69,7 @@ async fn logout_all_ends_every_session() -> TestResult {
         let refresh = app.refresh(str_of(pair, "refresh_token")).await;
         assert_eq!(refresh.status(), StatusCode::UNAUTHORIZED);
     }
-    let me = app
-        .get("/v1/auth/me", str_of(&other_user, "access_token"))
-        .await;
+    let me = app.get("/v1/auth/me", str_of(&other_user, "access_token")).await;
     assert_eq!(me.status(), StatusCode::OK);
     Ok(())
 }
@@ -103,9 +87,7 @@ async fn sessions_are_listed_newest_first_with_the_current_one_marked() -> TestR
         .await?
         .json()
         .await?;
-    let response = app
-        .get("/v1/auth/sessions", str_of(&second, "access_token"))
-        .await;
+    let response = app.get("/v1/auth/sessions", str_of(&second, "access_token")).await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await?;
     let sessions = body["sessions"].as_array().unwrap();
@@ -126,11 +108,8 @@ async fn deleting_an_own_session_is_immediate() -> TestResult {
     let app = spawn().await;
     let laptop = app.signed_in("fred@example.com").await;
     let phone: Value = app.login("fred@example.com", PASSWORD).await.json().await?;
-    let list: Value = app
-        .get("/v1/auth/sessions", str_of(&laptop, "access_token"))
-        .await
-        .json()
-        .await?;
+    let list: Value =
+        app.get("/v1/auth/sessions", str_of(&laptop, "access_token")).await.json().await?;
     let phone_id = list["sessions"]
         .as_array()
         .unwrap()
@@ -139,25 +118,15 @@ async fn deleting_an_own_session_is_immediate() -> TestResult {
         .map(|s| s["id"].as_str().unwrap().to_owned())
         .unwrap();
     let path = format!("/v1/auth/sessions/{phone_id}");
-    let response = app
-        .request(
-            Method::DELETE,
-            &path,
-            Some(str_of(&laptop, "access_token")),
-            None,
-        )
-        .await;
+    let response =
+        app.request(Method::DELETE, &path, Some(str_of(&laptop, "access_token")), None).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert_eq!(
-        app.get("/v1/auth/me", str_of(&phone, "access_token"))
-            .await
-            .status(),
+        app.get("/v1/auth/me", str_of(&phone, "access_token")).await.status(),
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        app.get("/v1/auth/me", str_of(&laptop, "access_token"))
-            .await
-            .status(),
+        app.get("/v1/auth/me", str_of(&laptop, "access_token")).await.status(),
         StatusCode::OK
     );
     Ok(())
@@ -168,21 +137,12 @@ async fn another_users_session_is_not_found() -> TestResult {
     let app = spawn().await;
     let victim = app.signed_in("gina@example.com").await;
     let attacker = app.signed_in("hal@example.com").await;
-    let list: Value = app
-        .get("/v1/auth/sessions", str_of(&victim, "access_token"))
-        .await
-        .json()
-        .await?;
+    let list: Value =
+        app.get("/v1/auth/sessions", str_of(&victim, "access_token")).await.json().await?;
     let victim_session = list["sessions"][0]["id"].as_str().unwrap().to_owned();
     let path = format!("/v1/auth/sessions/{victim_session}");
-    let response = app
-        .request(
-            Method::DELETE,
-            &path,
-            Some(str_of(&attacker, "access_token")),
-            None,
-        )
-        .await;
+    let response =
+        app.request(Method::DELETE, &path, Some(str_of(&attacker, "access_token")), None).await;
     assert_problem(response, StatusCode::NOT_FOUND, "not_found").await;
     let garbage = app
         .request(
@@ -194,9 +154,7 @@ async fn another_users_session_is_not_found() -> TestResult {
         .await;
     assert_problem(garbage, StatusCode::NOT_FOUND, "not_found").await;
     assert_eq!(
-        app.get("/v1/auth/me", str_of(&victim, "access_token"))
-            .await
-            .status(),
+        app.get("/v1/auth/me", str_of(&victim, "access_token")).await.status(),
         StatusCode::OK
     );
     Ok(())
@@ -208,18 +166,11 @@ async fn password_change_revokes_every_other_session() -> TestResult {
     let current = app.signed_in("ivy@example.com").await;
     let other: Value = app.login("ivy@example.com", PASSWORD).await.json().await?;
     let body = json!({ "current_password": PASSWORD, "new_password": "Brand-New-Pass-9" });
-    let response = post_bearer(
-        &app,
-        "/v1/auth/password",
-        str_of(&current, "access_token"),
-        Some(body),
-    )
-    .await;
+    let response =
+        post_bearer(&app, "/v1/auth/password", str_of(&current, "access_token"), Some(body)).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert_eq!(
-        app.get("/v1/auth/me", str_of(&other, "access_token"))
-            .await
-            .status(),
+        app.get("/v1/auth/me", str_of(&other, "access_token")).await.status(),
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
@@ -227,19 +178,12 @@ async fn password_change_revokes_every_other_session() -> TestResult {
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        app.get("/v1/auth/me", str_of(&current, "access_token"))
-            .await
-            .status(),
+        app.get("/v1/auth/me", str_of(&current, "access_token")).await.status(),
         StatusCode::OK
     );
     let old = app.login("ivy@example.com", PASSWORD).await;
     assert_problem(old, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
-    assert_eq!(
-        app.login("ivy@example.com", "Brand-New-Pass-9")
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.login("ivy@example.com", "Brand-New-Pass-9").await.status(), StatusCode::OK);
     Ok(())
 }
 
@@ -253,23 +197,10 @@ async fn password_change_needs_the_current_password_and_the_policy() -> TestResu
     assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
     let weak = json!({ "current_password": PASSWORD, "new_password": "weak" });
     let response = post_bearer(&app, "/v1/auth/password", access, Some(weak)).await;
-    let body = assert_problem(
-        response,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "password_policy",
-    )
-    .await;
-    assert!(
-        body["violations"]
-            .as_array()
-            .unwrap()
-            .contains(&json!("too_short"))
-    );
+    let body = assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY, "password_policy").await;
+    assert!(body["violations"].as_array().unwrap().contains(&json!("too_short")));
     // Neither attempt changed anything.
-    assert_eq!(
-        app.login("jay@example.com", PASSWORD).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.login("jay@example.com", PASSWORD).await.status(), StatusCode::OK);
     let anonymous = app
         .post(
             "/v1/auth/password",

@@ -1,5 +1,7 @@
 //! `AuthError`: the outcomes of the use cases, in the product's words.
 
+use std::time::Duration;
+
 use crate::domain::{EmailError, PolicyViolation};
 use crate::store::StoreError;
 
@@ -24,6 +26,12 @@ pub enum AuthError {
     Unauthorized,
     #[error("forbidden")]
     Forbidden,
+    /// A budget is spent; `retry_after` is the time until a request would be allowed.
+    #[error("rate limited")]
+    RateLimited { limit: u32, retry_after: Duration },
+    /// Too many failed attempts for this email (or device).
+    #[error("locked")]
+    Locked { retry_after: Duration },
     #[error("not found")]
     NotFound,
     #[error("a backend is unavailable: {0}")]

@@ -34,20 +34,12 @@ pub struct PasswordHasher {
 
 impl PasswordHasher {
     pub fn new(settings: Argon2Settings, max_in_flight: usize) -> Result<Self, AuthError> {
-        let params = Params::new(
-            settings.memory_kib,
-            settings.iterations,
-            settings.parallelism,
-            None,
-        )
-        .map_err(|e| AuthError::Internal(format!("argon2 parameters: {e}")))?;
+        let params =
+            Params::new(settings.memory_kib, settings.iterations, settings.parallelism, None)
+                .map_err(|e| AuthError::Internal(format!("argon2 parameters: {e}")))?;
         let dummy = Password::new(&crate::auth::tokens::random_token());
         let dummy_hash = hash_blocking(&params, &dummy)?;
-        Ok(Self {
-            params,
-            permits: Arc::new(Semaphore::new(max_in_flight.max(1))),
-            dummy_hash,
-        })
+        Ok(Self { params, permits: Arc::new(Semaphore::new(max_in_flight.max(1))), dummy_hash })
     }
 
     /// Hashes a password with a fresh salt.
@@ -69,9 +61,8 @@ impl PasswordHasher {
         self.run(move || {
             let parsed = PasswordHash::new(&stored)
                 .map_err(|e| AuthError::Internal(format!("stored hash unreadable: {e}")))?;
-            let matches = argon2(&params)
-                .verify_password(password.expose().as_bytes(), &parsed)
-                .is_ok();
+            let matches =
+                argon2(&params).verify_password(password.expose().as_bytes(), &parsed).is_ok();
             let same_cost = |p: Params| {
                 (p.m_cost(), p.t_cost(), p.p_cost())
                     == (params.m_cost(), params.t_cost(), params.p_cost())
@@ -84,10 +75,7 @@ impl PasswordHasher {
             } else {
                 None
             };
-            Ok(Verified {
-                matches,
-                upgraded_hash,
-            })
+            Ok(Verified { matches, upgraded_hash })
         })
         .await?
     }
@@ -126,11 +114,7 @@ mod tests {
     use super::*;
 
     fn small() -> Argon2Settings {
-        Argon2Settings {
-            memory_kib: 1024,
-            iterations: 1,
-            parallelism: 1,
-        }
+        Argon2Settings { memory_kib: 1024, iterations: 1, parallelism: 1 }
     }
 
     #[tokio::test]
@@ -138,19 +122,9 @@ mod tests {
         let hasher = PasswordHasher::new(small(), 2)?;
         let hash = hasher.hash(Password::new("Correct#Horse1")).await?;
         assert!(hash.starts_with("$argon2id$"));
-        let right = hasher
-            .verify(Password::new("Correct#Horse1"), Some(hash.clone()))
-            .await?;
-        let wrong = hasher
-            .verify(Password::new("Correct#Horse2"), Some(hash))
-            .await?;
-        assert_eq!(
-            right,
-            Verified {
-                matches: true,
-                upgraded_hash: None
-            }
-        );
+        let right = hasher.verify(Password::new("Correct#Horse1"), Some(hash.clone())).await?;
+        let wrong = hasher.verify(Password::new("Correct#Horse2"), Some(hash)).await?;
+        assert_eq!(right, Verified { matches: true, upgraded_hash: None });
         assert!(!wrong.matches);
         Ok(())
     }
@@ -158,12 +132,7 @@ mod tests {
     #[tokio::test]
     async fn no_account_never_matches() -> Result<(), AuthError> {
         let hasher = PasswordHasher::new(small(), 1)?;
-        assert!(
-            !hasher
-                .verify(Password::new("anything"), None)
-                .await?
-                .matches
-        );
+        assert!(!hasher.verify(Password::new("anything"), None).await?.matches);
         Ok(())
     }
 
@@ -171,29 +140,13 @@ mod tests {
     async fn changed_parameters_ask_for_a_rehash() -> Result<(), AuthError> {
         let old = PasswordHasher::new(small(), 1)?;
         let hash = old.hash(Password::new("Correct#Horse1")).await?;
-        let new = PasswordHasher::new(
-            Argon2Settings {
-                iterations: 2,
-                ..small()
-            },
-            1,
-        )?;
-        let verified = new
-            .verify(Password::new("Correct#Horse1"), Some(hash))
-            .await?;
+        let new = PasswordHasher::new(Argon2Settings { iterations: 2, ..small() }, 1)?;
+        let verified = new.verify(Password::new("Correct#Horse1"), Some(hash)).await?;
         assert!(verified.matches);
         let upgraded = verified.upgraded_hash.unwrap_or_default();
         assert!(upgraded.contains("m=1024,t=2,p=1"), "{upgraded}");
-        let again = new
-            .verify(Password::new("Correct#Horse1"), Some(upgraded))
-            .await?;
-        assert_eq!(
-            again,
-            Verified {
-                matches: true,
-                upgraded_hash: None
-            }
-        );
+        let again = new.verify(Password::new("Correct#Horse1"), Some(upgraded)).await?;
+        assert_eq!(again, Verified { matches: true, upgraded_hash: None });
         Ok(())
     }
 }

@@ -201,10 +201,7 @@ fn public_jwk_x(public: &[u8; 32]) -> String {
 }
 
 fn thumbprint(public: &[u8; 32]) -> String {
-    let canonical = format!(
-        r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
-        public_jwk_x(public)
-    );
+    let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, public_jwk_x(public));
     URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
 }
 
@@ -225,10 +222,7 @@ fn hs256_ring(secret: &SecretSlice<u8>) -> Result<Ring, AuthError> {
     let mut mac = Hmac::<Sha256>::new_from_slice(bytes)
         .map_err(|e| AuthError::Internal(format!("bad HMAC key: {e}")))?;
     mac.update(b"portcullis key id");
-    let kid = format!(
-        "hs256-{}",
-        URL_SAFE_NO_PAD.encode(&mac.finalize().into_bytes()[..12])
-    );
+    let kid = format!("hs256-{}", URL_SAFE_NO_PAD.encode(&mac.finalize().into_bytes()[..12]));
     let decoding =
         DecodingKey::from_secret(bytes).map_err(|e| AuthError::Internal(e.to_string()))?;
     let signing_key =
@@ -244,9 +238,7 @@ fn hs256_ring(secret: &SecretSlice<u8>) -> Result<Ring, AuthError> {
 /// The newest key signs. An older key keeps verifying until every token it may have signed has
 /// expired: its successor's age must exceed a token lifetime plus one reload interval.
 fn eddsa_ring(keys: &[SigningKeyRecord], token_lifetime: Duration) -> Result<Ring, AuthError> {
-    let newest = keys
-        .first()
-        .ok_or_else(|| AuthError::Internal("no signing key".to_owned()))?;
+    let newest = keys.first().ok_or_else(|| AuthError::Internal("no signing key".to_owned()))?;
     let now = crate::store::now();
     let keep_for = chrono::Duration::from_std(token_lifetime + RELOAD_INTERVAL)
         .map_err(|e| AuthError::Internal(e.to_string()))?;

@@ -1,14 +1,22 @@
 //! Login: the path an attacker hits hardest, so every account, existing or not, costs the same.
 //!
-//! Steps, in order: refuse over-long passwords without hashing; look the user up; verify against
-//! the stored hash or the dummy hash (OWASP Authentication Cheat Sheet, "Authentication and Error
-//! Messages": same response, same time); on failure record it; on success re-hash if the
-//! parameters changed, open a session, remember the device, record it.
+//! Steps, in order (OWASP Authentication Cheat Sheet):
+//! 1. rate limits, per client IP and per attempted email, before any other work;
+//! 2. the lockout gate: the attempt is counted against the email, or against the device when it
+//!    presents this account's device token, and refused if that key is locked;
+//! 3. verification against the stored hash, or a dummy hash when there is no account, so that an
+//!    unknown email costs the same time as a wrong password; over-long passwords are refused
+//!    without hashing;
+//! 4. on failure: record it (and the lock, if this failure engaged one);
+//! 5. on success: forgive the counted attempt, re-hash if the parameters changed, open a session,
+//!    remember the device, record it.
 
+use super::limits::email_account_key;
+use super::lockout::{device_lock_key, email_lock_key};
 use super::{AuthError, AuthService, RequestContext, TokenPair, tokens};
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::domain::{Email, Password, SessionId};
-use crate::store::{NewSession, UserRecord};
+use crate::store::{NewSession, TokenHash, UserRecord};
 
 impl AuthService {
     pub async fn login(
@@ -19,32 +27,58 @@ impl AuthService {
         device_token: Option<&str>,
     ) -> Result<TokenPair, AuthError> {
         let attempted = Email::normalise_key(email);
-        let password = Password::new(password);
-        if password.is_over_length_cap() {
-            self.record_failed_login(context, &attempted, None, "password_too_long")
-                .await;
-            return Err(AuthError::InvalidCredentials);
-        }
+        self.limit_credential_request(context, Some(&email_account_key(&attempted))).await?;
         let user = self.find_user(email).await?;
-        let verified = self
-            .hasher
-            .verify(password, user.as_ref().map(|u| u.password_hash.clone()))
-            .await?;
-        let Some(user) = user.filter(|_| verified.matches) else {
-            self.record_failed_login(context, &attempted, None, "invalid_credentials")
-                .await;
+        let device = self.known_device(user.as_ref(), device_token).await?;
+        let lock_key = match (&user, &device) {
+            (Some(user), Some(device)) => device_lock_key(user.id, device),
+            _ => email_lock_key(&attempted),
+        };
+        let locks = match self.begin_attempt(&lock_key).await {
+            Ok(locks) => locks,
+            Err(error) => {
+                self.record_failed_login(context, &attempted, user.as_ref(), "locked").await;
+                return Err(error);
+            }
+        };
+        let matches = self.check_password(Password::new(password), user.as_ref()).await?;
+        let Some(user) = user.filter(|_| matches) else {
+            self.record_failed_login(context, &attempted, None, "invalid_credentials").await;
+            if locks {
+                self.record_lockout(context, &attempted, None, device.is_some()).await;
+            }
             return Err(AuthError::InvalidCredentials);
         };
-        if let Some(hash) = &verified.upgraded_hash {
-            self.store_upgraded_hash(&user, hash).await;
-        }
+        self.forgive(&lock_key).await?;
         let mut pair = self.open_session(context, &user).await?;
-        pair.device_token = Some(self.remember_device(&user, device_token).await?);
+        pair.device_token = Some(match (device_token, device) {
+            (Some(token), Some(_)) => token.to_owned(),
+            _ => self.new_device(&user).await?,
+        });
         let event = AuditEvent::new(EventType::Login, Outcome::Success, context)
             .user(user.id)
             .email(user.email.as_str());
         self.audit.record(event).await;
         Ok(pair)
+    }
+
+    /// Verifies the password against the user's hash or the dummy hash, storing an upgraded
+    /// hash when the parameters changed. Over-long passwords fail without hashing.
+    pub(super) async fn check_password(
+        &self,
+        password: Password,
+        user: Option<&UserRecord>,
+    ) -> Result<bool, AuthError> {
+        if password.is_over_length_cap() {
+            return Ok(false);
+        }
+        let verified = self.hasher.verify(password, user.map(|u| u.password_hash.clone())).await?;
+        if let (Some(user), Some(hash)) = (user, &verified.upgraded_hash)
+            && let Err(error) = self.users.set_password_hash(user.id, hash).await
+        {
+            tracing::warn!(user_id = %user.id, %error, "could not upgrade a password hash");
+        }
+        Ok(verified.matches)
     }
 
     /// The account for a login attempt; an invalid address simply has none.
@@ -53,6 +87,20 @@ impl AuthService {
             Ok(email) => Ok(self.users.user_by_email(&email).await?),
             Err(_) => Ok(None),
         }
+    }
+
+    /// The hash of the presented device token, if it is one this account logged in with.
+    async fn known_device(
+        &self,
+        user: Option<&UserRecord>,
+        presented: Option<&str>,
+    ) -> Result<Option<TokenHash>, AuthError> {
+        let (Some(user), Some(token)) = (user, presented) else { return Ok(None) };
+        if !tokens::is_well_formed(token) {
+            return Ok(None);
+        }
+        let hash = tokens::hash_token(token);
+        Ok(self.users.is_known_device(user.id, &hash).await?.then_some(hash))
     }
 
     async fn record_failed_login(
@@ -90,31 +138,12 @@ impl AuthService {
         self.token_pair(user.id, session.id, &user.roles, refresh_token, now)
     }
 
-    /// Returns the presented device token if it is this user's, else a new remembered one.
-    async fn remember_device(
-        &self,
-        user: &UserRecord,
-        presented: Option<&str>,
-    ) -> Result<String, AuthError> {
-        if let Some(token) = presented.filter(|t| tokens::is_well_formed(t))
-            && self
-                .users
-                .is_known_device(user.id, &tokens::hash_token(token))
-                .await?
-        {
-            return Ok(token.to_owned());
-        }
+    /// A new device token, remembered as one this user has logged in from.
+    async fn new_device(&self, user: &UserRecord) -> Result<String, AuthError> {
         let token = tokens::random_token();
         self.users
             .remember_device(user.id, &tokens::hash_token(&token), crate::store::now())
             .await?;
         Ok(token)
-    }
-
-    /// Replaces a hash made with old parameters. A failure only means it is tried next time.
-    async fn store_upgraded_hash(&self, user: &UserRecord, hash: &str) {
-        if let Err(error) = self.users.set_password_hash(user.id, hash).await {
-            tracing::warn!(user_id = %user.id, %error, "could not upgrade a password hash");
-        }
     }
 }

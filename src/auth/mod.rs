@@ -7,6 +7,8 @@ mod context;
 mod error;
 mod hasher;
 pub mod keys;
+mod limits;
+mod lockout;
 mod login;
 mod password;
 mod refresh;
@@ -20,8 +22,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::audit::Audit;
-use crate::domain::{PasswordPolicy, Role, SessionId, UserId};
-use crate::store::{SessionStore, Timestamp, UserStore};
+use crate::domain::{PasswordPolicy, Rate, Role, SessionId, UserId};
+use crate::store::{
+    LockoutPolicy, LockoutStore, RateLimitStore, SessionStore, Timestamp, UserStore,
+};
 
 pub use context::{Principal, RequestContext};
 pub use error::AuthError;
@@ -29,18 +33,42 @@ pub use hasher::PasswordHasher;
 pub use keys::{AccessTokenSettings, AccessTokens};
 pub use tokens::SuccessorKey;
 
+/// The request budgets.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Per client IP, shared by the endpoints that check a credential or mint or revoke a token.
+    pub ip: Rate,
+    /// Per account (email or user id) on those endpoints.
+    pub account: Rate,
+    /// Per user on the reads.
+    pub reads: Rate,
+}
+
 /// The settings the use cases depend on.
 #[derive(Clone, Debug)]
 pub struct AuthSettings {
     pub refresh_token_ttl: Duration,
     pub refresh_reuse_grace: Duration,
     pub password_policy: PasswordPolicy,
+    pub limits: Limits,
+    pub lockout: LockoutPolicy,
+}
+
+/// The stores the use cases work on.
+pub struct AuthStores {
+    pub users: Arc<dyn UserStore>,
+    pub sessions: Arc<dyn SessionStore>,
+    pub limiter: Arc<dyn RateLimitStore>,
+    pub lockouts: Arc<dyn LockoutStore>,
+    pub audit: Audit,
 }
 
 /// Everything a use case needs, built once by `startup`.
 pub struct AuthService {
     users: Arc<dyn UserStore>,
     sessions: Arc<dyn SessionStore>,
+    limiter: Arc<dyn RateLimitStore>,
+    lockouts: Arc<dyn LockoutStore>,
     audit: Audit,
     hasher: PasswordHasher,
     access: Arc<AccessTokens>,
@@ -62,23 +90,14 @@ pub struct TokenPair {
 
 impl AuthService {
     pub fn new(
-        users: Arc<dyn UserStore>,
-        sessions: Arc<dyn SessionStore>,
-        audit: Audit,
+        stores: AuthStores,
         hasher: PasswordHasher,
         access: Arc<AccessTokens>,
         successors: SuccessorKey,
         settings: AuthSettings,
     ) -> Self {
-        Self {
-            users,
-            sessions,
-            audit,
-            hasher,
-            access,
-            successors,
-            settings,
-        }
+        let AuthStores { users, sessions, limiter, lockouts, audit } = stores;
+        Self { users, sessions, limiter, lockouts, audit, hasher, access, successors, settings }
     }
 
     pub fn access_tokens(&self) -> &AccessTokens {

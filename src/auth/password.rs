@@ -1,5 +1,7 @@
 //! Password change.
 
+use super::limits::user_account_key;
+use super::lockout::email_lock_key;
 use super::{AuthError, AuthService, Principal, RequestContext};
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::domain::Password;
@@ -7,6 +9,8 @@ use crate::domain::Password;
 impl AuthService {
     /// Changes the password after checking the current one, then revokes every other session of
     /// the user (OWASP Session Management Cheat Sheet: renew sessions on a credential change).
+    /// A wrong current password counts as a failed login towards the email's lockout, so a
+    /// stolen access token cannot be used to guess the password.
     pub async fn change_password(
         &self,
         context: &RequestContext,
@@ -14,31 +18,24 @@ impl AuthService {
         current: &str,
         new: &str,
     ) -> Result<(), AuthError> {
-        let user = self
-            .users
-            .user_by_id(principal.user)
-            .await?
-            .ok_or(AuthError::Unauthorized)?;
-        let current = Password::new(current);
-        let matches = !current.is_over_length_cap()
-            && self
-                .hasher
-                .verify(current, Some(user.password_hash.clone()))
-                .await?
-                .matches;
-        if !matches {
+        self.limit_credential_request(context, Some(&user_account_key(principal.user))).await?;
+        let user = self.users.user_by_id(principal.user).await?.ok_or(AuthError::Unauthorized)?;
+        let lock_key = email_lock_key(user.email.as_str());
+        let locks = self.begin_attempt(&lock_key).await?;
+        if !self.check_password(Password::new(current), Some(&user)).await? {
             let event = AuditEvent::new(EventType::LoginFailed, Outcome::Failure, context)
                 .user(user.id)
                 .email(user.email.as_str())
                 .detail("password_change_wrong_current_password");
             self.audit.record(event).await;
+            if locks {
+                self.record_lockout(context, user.email.as_str(), Some(user.id), false).await;
+            }
             return Err(AuthError::InvalidCredentials);
         }
+        self.forgive(&lock_key).await?;
         let new = Password::new(new);
-        let violations = self
-            .settings
-            .password_policy
-            .violations(&new, Some(&user.email));
+        let violations = self.settings.password_policy.violations(&new, Some(&user.email));
         if !violations.is_empty() {
             return Err(AuthError::PasswordPolicy(violations));
         }

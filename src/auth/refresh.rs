@@ -14,6 +14,7 @@ impl AuthService {
         context: &RequestContext,
         refresh_token: &str,
     ) -> Result<TokenPair, AuthError> {
+        self.limit_credential_request(context, None).await?;
         if !tokens::is_well_formed(refresh_token) {
             return Err(AuthError::InvalidToken);
         }
@@ -35,8 +36,7 @@ impl AuthService {
                 self.pair_for_session(user, session, successor, now).await
             }
             Rotation::Grace { session, user } => {
-                self.record_refresh(context, user, session, "reuse_grace")
-                    .await;
+                self.record_refresh(context, user, session, "reuse_grace").await;
                 self.pair_for_session(user, session, successor, now).await
             }
             Rotation::Reused { session, user } => {
@@ -58,11 +58,7 @@ impl AuthService {
         now: crate::store::Timestamp,
     ) -> Result<TokenPair, AuthError> {
         // Roles are read afresh, so a role change shows in the next access token.
-        let record = self
-            .users
-            .user_by_id(user)
-            .await?
-            .ok_or(AuthError::InvalidToken)?;
+        let record = self.users.user_by_id(user).await?.ok_or(AuthError::InvalidToken)?;
         self.token_pair(user, session, &record.roles, refresh_token, now)
     }
 

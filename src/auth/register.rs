@@ -1,5 +1,6 @@
 //! Registration.
 
+use super::limits::email_account_key;
 use super::{AuthError, AuthService, RequestContext};
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::domain::{Email, Password, Role, UserId};
@@ -17,12 +18,22 @@ impl AuthService {
         password: &str,
         roles: Vec<Role>,
     ) -> Result<UserRecord, AuthError> {
+        let key = email_account_key(&Email::normalise_key(email));
+        self.limit_credential_request(context, Some(&key)).await?;
+        self.create_user(context, email, password, roles).await
+    }
+
+    /// Creates an account without taking from any budget: for the operator's command line.
+    pub async fn create_user(
+        &self,
+        context: &RequestContext,
+        email: &str,
+        password: &str,
+        roles: Vec<Role>,
+    ) -> Result<UserRecord, AuthError> {
         let email = Email::parse(email)?;
         let password = Password::new(password);
-        let violations = self
-            .settings
-            .password_policy
-            .violations(&password, Some(&email));
+        let violations = self.settings.password_policy.violations(&password, Some(&email));
         if !violations.is_empty() {
             return Err(AuthError::PasswordPolicy(violations));
         }

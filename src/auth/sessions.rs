@@ -3,6 +3,7 @@
 //! Revocation is immediate: every authenticated request checks that the token's session is still
 //! live in the session store, so the next request after a logout answers 401.
 
+use super::limits::user_account_key;
 use super::{AuthError, AuthService, Principal, RequestContext, tokens};
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::domain::SessionId;
@@ -12,26 +13,30 @@ impl AuthService {
     /// Verifies a bearer access token and that its session is still live.
     pub async fn authenticate(&self, bearer: &str) -> Result<Principal, AuthError> {
         let token = self.access.verify(bearer)?;
-        let session = self
-            .sessions
-            .live_session(token.session, crate::store::now())
-            .await?;
+        let session = self.sessions.live_session(token.session, crate::store::now()).await?;
         match session {
-            Some(session) if session.user_id == token.user => Ok(Principal {
-                user: token.user,
-                session: token.session,
-                roles: token.roles,
-            }),
+            Some(session) if session.user_id == token.user => {
+                Ok(Principal { user: token.user, session: token.session, roles: token.roles })
+            }
             _ => Err(AuthError::Unauthorized),
+        }
+    }
+
+    /// Refuses unless the caller's account holds the admin role now (read from the store, not
+    /// the token, so that a revoked role stops working at once).
+    pub async fn require_admin(&self, principal: &Principal) -> Result<(), AuthError> {
+        let user = self.users.user_by_id(principal.user).await?.ok_or(AuthError::Unauthorized)?;
+        if user.roles.contains(&crate::domain::Role::Admin) {
+            Ok(())
+        } else {
+            Err(AuthError::Forbidden)
         }
     }
 
     /// The signed-in user's account.
     pub async fn me(&self, principal: &Principal) -> Result<UserRecord, AuthError> {
-        self.users
-            .user_by_id(principal.user)
-            .await?
-            .ok_or(AuthError::Unauthorized)
+        self.limit_read(principal).await?;
+        self.users.user_by_id(principal.user).await?.ok_or(AuthError::Unauthorized)
     }
 
     /// Ends the bearer's session, or else the session of the presented refresh token.
@@ -41,6 +46,8 @@ impl AuthService {
         principal: Option<&Principal>,
         refresh_token: Option<&str>,
     ) -> Result<(), AuthError> {
+        let account = principal.map(|p| user_account_key(p.user));
+        self.limit_credential_request(context, account.as_deref()).await?;
         let now = crate::store::now();
         let (user, session) = match (principal, refresh_token) {
             (Some(principal), _) => (principal.user, principal.session),
@@ -67,10 +74,9 @@ impl AuthService {
         context: &RequestContext,
         principal: &Principal,
     ) -> Result<(), AuthError> {
-        let count = self
-            .sessions
-            .revoke_sessions_of(principal.user, None, crate::store::now())
-            .await?;
+        self.limit_credential_request(context, Some(&user_account_key(principal.user))).await?;
+        let count =
+            self.sessions.revoke_sessions_of(principal.user, None, crate::store::now()).await?;
         let event = AuditEvent::new(EventType::LogoutAll, Outcome::Success, context)
             .user(principal.user)
             .detail(format!("{count} sessions revoked"));
@@ -80,10 +86,8 @@ impl AuthService {
 
     /// The user's live sessions, newest first.
     pub async fn sessions(&self, principal: &Principal) -> Result<Vec<SessionRecord>, AuthError> {
-        Ok(self
-            .sessions
-            .sessions_of(principal.user, crate::store::now())
-            .await?)
+        self.limit_read(principal).await?;
+        Ok(self.sessions.sessions_of(principal.user, crate::store::now()).await?)
     }
 
     /// Ends one of the user's own sessions; another user's session is `NotFound`, exactly like a
@@ -94,11 +98,8 @@ impl AuthService {
         principal: &Principal,
         session: SessionId,
     ) -> Result<(), AuthError> {
-        if !self
-            .sessions
-            .revoke_session(principal.user, session, crate::store::now())
-            .await?
-        {
+        self.limit_read(principal).await?;
+        if !self.sessions.revoke_session(principal.user, session, crate::store::now()).await? {
             return Err(AuthError::NotFound);
         }
         let event = AuditEvent::new(EventType::SessionRevoked, Outcome::Success, context)

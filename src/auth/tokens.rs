@@ -37,9 +37,7 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 /// without touching a store.
 pub fn is_well_formed(token: &str) -> bool {
     token.len() == TOKEN_LEN
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// The stored form of a token.

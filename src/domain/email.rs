@@ -30,12 +30,8 @@ impl Email {
             return Err(EmailError::TooLong);
         }
         if !email_address::EmailAddress::is_valid(&normalised)
-            || normalised
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control())
-            || !normalised
-                .rsplit_once('@')
-                .is_some_and(|(_, domain)| domain.contains('.'))
+            || normalised.chars().any(|c| c.is_whitespace() || c.is_control())
+            || !normalised.rsplit_once('@').is_some_and(|(_, domain)| domain.contains('.'))
         {
             return Err(EmailError::Invalid);
         }
@@ -59,9 +55,7 @@ impl Email {
 
     /// The part before the last `@`.
     pub fn local_part(&self) -> &str {
-        self.0
-            .rsplit_once('@')
-            .map_or(self.0.as_str(), |(local, _)| local)
+        self.0.rsplit_once('@').map_or(self.0.as_str(), |(local, _)| local)
     }
 }
 
@@ -96,14 +90,7 @@ mod tests {
 
     #[test]
     fn malformed_addresses_are_refused() {
-        for raw in [
-            "",
-            "alice",
-            "alice@",
-            "@example.com",
-            "a b@example.com",
-            "alice@localhost",
-        ] {
+        for raw in ["", "alice", "alice@", "@example.com", "a b@example.com", "alice@localhost"] {
             assert_eq!(Email::parse(raw), Err(EmailError::Invalid), "{raw:?}");
         }
     }
@@ -116,9 +103,6 @@ mod tests {
 
     #[test]
     fn local_part_is_before_the_last_at() {
-        assert_eq!(
-            Email::from_trusted("bob@example.com".into()).local_part(),
-            "bob"
-        );
+        assert_eq!(Email::from_trusted("bob@example.com".into()).local_part(), "bob");
     }
 }

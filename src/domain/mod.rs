@@ -7,9 +7,11 @@ mod blocklist;
 mod email;
 mod ids;
 mod password;
+mod rate;
 mod role;
 
 pub use email::{Email, EmailError};
 pub use ids::{SessionId, UserId};
 pub use password::{Password, PasswordPolicy, PolicyViolation};
+pub use rate::{Rate, client_ip_key};
 pub use role::Role;

@@ -144,10 +144,7 @@ mod tests {
 
     #[test]
     fn every_failed_rule_is_listed() {
-        assert_eq!(
-            check("abc"),
-            vec![TooShort, MissingUppercase, MissingDigit, MissingSpecial]
-        );
+        assert_eq!(check("abc"), vec![TooShort, MissingUppercase, MissingDigit, MissingSpecial]);
     }
 
     #[test]
@@ -170,10 +167,7 @@ mod tests {
         assert_eq!(check("xxAlice#2024x"), vec![ContainsEmail]);
         let short = Email::from_trusted("al@example.com".into());
         let policy = PasswordPolicy::Composition;
-        assert_eq!(
-            policy.violations(&Password::new("Al#20245x"), Some(&short)),
-            vec![]
-        );
+        assert_eq!(policy.violations(&Password::new("Al#20245x"), Some(&short)), vec![]);
         assert_eq!(
             policy.violations(&Password::new("Al@example.com1"), Some(&short)),
             vec![ContainsEmail]
@@ -183,14 +177,8 @@ mod tests {
     #[test]
     fn nist_policy_asks_length_not_composition() {
         let policy = PasswordPolicy::Nist;
-        assert_eq!(
-            policy.violations(&Password::new("short one"), None),
-            vec![TooShort]
-        );
-        assert_eq!(
-            policy.violations(&Password::new("all lower case words here"), None),
-            vec![]
-        );
+        assert_eq!(policy.violations(&Password::new("short one"), None), vec![TooShort]);
+        assert_eq!(policy.violations(&Password::new("all lower case words here"), None), vec![]);
     }
 
     #[test]

@@ -7,8 +7,10 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::{StatusCode, header, request::Parts};
+use ipnet::IpNet;
 use serde::de::DeserializeOwned;
 
+use super::client_ip::client_ip;
 use super::middleware::RequestId;
 use crate::auth::{AuthService, Principal, RequestContext};
 use crate::error::ApiError;
@@ -29,9 +31,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
         let OptionalJsonBody(value) = OptionalJsonBody::from_request(request, state).await?;
-        value
-            .map(JsonBody)
-            .ok_or_else(|| ApiError::malformed("a JSON body is required"))
+        value.map(JsonBody).ok_or_else(|| ApiError::malformed("a JSON body is required"))
     }
 }
 
@@ -46,24 +46,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T>
             .and_then(|v| v.split(';').next())
             .map(|mime| mime.trim().to_ascii_lowercase())
             .is_some_and(|mime| mime == "application/json" || mime.ends_with("+json"));
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE)
-                } else {
-                    ApiError::malformed("the request body could not be read")
-                }
-            })?;
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE)
+            } else {
+                ApiError::malformed("the request body could not be read")
+            }
+        })?;
         if bytes.is_empty() {
             return Ok(Self(None));
         }
         if !is_json {
             return Err(ApiError::from_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
         }
-        serde_json::from_slice(&bytes)
-            .map(|v| Self(Some(v)))
-            .map_err(describe_json_error)
+        serde_json::from_slice(&bytes).map(|v| Self(Some(v))).map_err(describe_json_error)
     }
 }
 
@@ -90,25 +86,36 @@ fn describe_json_error(error: serde_json::Error) -> ApiError {
 /// The request's client IP, user agent and request id.
 pub struct Context(pub RequestContext);
 
-impl<S: Send + Sync> FromRequestParts<S> for Context {
+/// The networks whose `X-Forwarded-For` is believed.
+#[derive(Clone, Debug, Default)]
+pub struct TrustedProxies(pub Arc<Vec<IpNet>>);
+
+impl<S> FromRequestParts<S> for Context
+where
+    S: Send + Sync,
+    TrustedProxies: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let trusted = TrustedProxies::from_ref(state);
+        let forwarded: Vec<&str> = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
         let ip = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0.ip());
+            .map(|info| client_ip(info.0.ip(), &forwarded, &trusted.0));
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(MAX_USER_AGENT).collect());
         let request_id = parts.extensions.get::<RequestId>().map(|id| id.0.clone());
-        Ok(Self(RequestContext {
-            ip,
-            user_agent,
-            request_id,
-        }))
+        Ok(Self(RequestContext { ip, user_agent, request_id }))
     }
 }
 

@@ -56,9 +56,7 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
 /// anything into logs or audit records.
 fn is_acceptable_request_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// The contract's security headers, on every response (OWASP HTTP Headers Cheat Sheet).
@@ -66,17 +64,11 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     let fixed: [(HeaderName, &'static str); 7] = [
-        (
-            header::STRICT_TRANSPORT_SECURITY,
-            "max-age=63072000; includeSubDomains",
-        ),
+        (header::STRICT_TRANSPORT_SECURITY, "max-age=63072000; includeSubDomains"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "no-referrer"),
-        (
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; frame-ancestors 'none'",
-        ),
+        (header::CONTENT_SECURITY_POLICY, "default-src 'none'; frame-ancestors 'none'"),
         (
             HeaderName::from_static("permissions-policy"),
             "accelerometer=(), camera=(), geolocation=(), gyroscope=(), microphone=(), payment=(), usb=()",
@@ -92,10 +84,7 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
 /// Renders every error response as problem details with the request id, and logs the hidden
 /// cause of a 5xx once, with the request id, here.
 pub async fn problem_details(request: Request, next: Next) -> Response {
-    let request_id = request
-        .extensions()
-        .get::<crate::http::middleware::RequestId>()
-        .cloned();
+    let request_id = request.extensions().get::<crate::http::middleware::RequestId>().cloned();
     let response = next.run(request).await;
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
@@ -125,10 +114,9 @@ pub async fn problem_details(request: Request, next: Next) -> Response {
         tracing::error!(status = status.as_u16(), cause = %cause, "request failed");
     }
     let body = render(&problem, request_id.as_ref().map(|id| id.0.as_str()));
-    parts.headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(body))
 }
@@ -188,13 +176,8 @@ mod tests {
         let request = Request::builder().uri("/boom").body(Body::empty()).unwrap();
         let response = app.oneshot(request).await.unwrap();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        let id = response.headers()["x-request-id"]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        let body = axum::body::to_bytes(response.into_body(), 4096)
-            .await
-            .unwrap();
+        let id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+        let body = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(body["code"], "internal");
         assert_eq!(body["request_id"], id.as_str());

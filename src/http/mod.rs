@@ -1,6 +1,8 @@
 //! The HTTP edge: router, extractors, middleware and handlers. Knows axum; asks `auth` for
 //! everything else.
 
+mod admin;
+mod client_ip;
 mod extract;
 mod middleware;
 mod routes;
@@ -16,6 +18,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::AuthService;
 use crate::store::Health;
+pub use extract::TrustedProxies;
 
 /// Largest request body accepted: 16 KiB, far above any legitimate request of the contract.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -25,6 +28,7 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 pub struct AppState {
     pub auth: Arc<AuthService>,
     pub health: Arc<dyn Health>,
+    pub proxies: TrustedProxies,
 }
 
 /// The whole application, with every layer.
@@ -39,6 +43,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .route("/v1/auth/me", get(routes::me))
         .route("/v1/auth/sessions", get(routes::sessions))
         .route("/v1/auth/sessions/{id}", delete(routes::revoke_session))
+        .route("/v1/admin/users/{id}/unlock", post(admin::unlock_user))
         .route("/.well-known/jwks.json", get(routes::jwks))
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
@@ -56,10 +61,8 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
 /// CORS for the configured origins only (none by default). A request from any other origin,
 /// preflight included, gets no CORS header at all.
 fn with_cors(routes: Router<AppState>, origins: &[String]) -> Router<AppState> {
-    let allowed: Vec<HeaderValue> = origins
-        .iter()
-        .filter_map(|origin| HeaderValue::from_str(origin).ok())
-        .collect();
+    let allowed: Vec<HeaderValue> =
+        origins.iter().filter_map(|origin| HeaderValue::from_str(origin).ok()).collect();
     if allowed.is_empty() {
         return routes;
     }
@@ -76,9 +79,7 @@ fn with_cors(routes: Router<AppState>, origins: &[String]) -> Router<AppState> {
         ])
         .max_age(std::time::Duration::from_secs(600));
     let allowed = Arc::new(allowed);
-    routes
-        .layer(cors)
-        .layer(axum::middleware::from_fn(move |request, next| {
-            middleware::cors_guard(allowed.clone(), request, next)
-        }))
+    routes.layer(cors).layer(axum::middleware::from_fn(move |request, next| {
+        middleware::cors_guard(allowed.clone(), request, next)
+    }))
 }

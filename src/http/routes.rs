@@ -75,9 +75,7 @@ pub async fn register(
     Context(context): Context,
     JsonBody(body): JsonBody<Credentials>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let user = auth
-        .register(&context, &body.email, &body.password, vec![Role::User])
-        .await?;
+    let user = auth.register(&context, &body.email, &body.password, vec![Role::User]).await?;
     Ok((StatusCode::CREATED, Json(UserView::from(user))))
 }
 
@@ -89,10 +87,7 @@ pub async fn login(
     JsonBody(body): JsonBody<Credentials>,
 ) -> Result<Json<TokenPair>, ApiError> {
     let device = body.device_token.as_deref();
-    Ok(Json(
-        auth.login(&context, &body.email, &body.password, device)
-            .await?,
-    ))
+    Ok(Json(auth.login(&context, &body.email, &body.password, device).await?))
 }
 
 /// POST /v1/auth/refresh: rotates the refresh token; a rotated one presented again revokes its
@@ -113,8 +108,7 @@ pub async fn logout(
     OptionalJsonBody(body): OptionalJsonBody<LogoutRequest>,
 ) -> Result<StatusCode, ApiError> {
     let refresh_token = body.and_then(|b| b.refresh_token);
-    auth.logout(&context, principal.as_ref(), refresh_token.as_deref())
-        .await?;
+    auth.logout(&context, principal.as_ref(), refresh_token.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -136,8 +130,7 @@ pub async fn change_password(
     JsonBody(body): JsonBody<PasswordChange>,
 ) -> Result<StatusCode, ApiError> {
     let (current, new) = (&body.current_password, &body.new_password);
-    auth.change_password(&context, &principal, current, new)
-        .await?;
+    auth.change_password(&context, &principal, current, new).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

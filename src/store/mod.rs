@@ -5,6 +5,7 @@
 //! rotation, so backends are interchangeable. Nothing above this module sees a driver error: all
 //! that leaves it is a `StoreError`.
 
+pub mod memory;
 mod records;
 pub mod sqlite;
 
@@ -12,7 +13,7 @@ use async_trait::async_trait;
 use std::time::Duration;
 
 use crate::audit::AuditEvent;
-use crate::domain::{Email, SessionId, UserId};
+use crate::domain::{Email, Rate, SessionId, UserId};
 
 pub use records::{
     NewSession, NewUser, Rotation, SessionRecord, SigningKeyRecord, TokenHash, UserRecord,
@@ -112,6 +113,66 @@ pub trait SessionStore: Send + Sync {
 
     /// Deletes sessions that expired or were revoked more than `retention` ago.
     async fn purge_sessions(&self, now: Timestamp, retention: Duration) -> Result<u64, StoreError>;
+}
+
+/// The outcome of taking one request from a budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateDecision {
+    pub allowed: bool,
+    /// The budget's burst size.
+    pub limit: u32,
+    /// Requests left right now.
+    pub remaining: u32,
+    /// When refused: the time until a request would be allowed.
+    pub retry_after: Duration,
+}
+
+/// Request budgets (GCRA). One call is one atomic decision: there is no read-then-write window
+/// in which two requests could both take the last unit.
+#[async_trait]
+pub trait RateLimitStore: Send + Sync {
+    async fn take(&self, key: &str, rate: Rate) -> Result<RateDecision, StoreError>;
+}
+
+/// The lockout rule: `threshold` failures within `window` lock for `duration`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockoutPolicy {
+    pub threshold: u32,
+    pub window: Duration,
+    pub duration: Duration,
+}
+
+/// Whether a credential check may go ahead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptGate {
+    /// Counted as a failure in advance; `locks` is set when this attempt reached the threshold
+    /// and engaged the lock (a success clears it again).
+    Proceed { locks: bool },
+    /// Locked: refused without checking anything.
+    Locked { retry_after: Duration },
+}
+
+/// Failed-attempt counters and locks, by key (an email or a device).
+///
+/// An attempt is counted before its password is checked and forgiven on success, so that any
+/// number of parallel guesses gets at most `threshold` checks: the count and the lock are one
+/// atomic decision.
+#[async_trait]
+pub trait LockoutStore: Send + Sync {
+    async fn begin_attempt(
+        &self,
+        key: &str,
+        policy: LockoutPolicy,
+        now: Timestamp,
+    ) -> Result<AttemptGate, StoreError>;
+    /// Forgets the failures and any lock of `key` (after a success, or by an operator).
+    async fn clear(&self, key: &str) -> Result<(), StoreError>;
+    /// Forgets every key that starts with `prefix`; returns how many there were.
+    async fn clear_prefix(&self, prefix: &str) -> Result<u64, StoreError>;
+    /// Whether `key` is locked now, and for how long.
+    async fn locked_for(&self, key: &str, now: Timestamp) -> Result<Option<Duration>, StoreError>;
+    /// Deletes counters whose window and lock have both passed.
+    async fn purge_lockouts(&self, now: Timestamp, window: Duration) -> Result<u64, StoreError>;
 }
 
 /// Signing keys and server-side secrets, shared by every instance on the same database.

@@ -28,10 +28,14 @@ pub struct TestApp {
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
-/// Cheap hashing parameters: tests check behaviour, not cost.
-const FAST_ARGON2: [(&str, &str); 2] = [
+/// Cheap hashing parameters (tests check behaviour, not cost) and budgets large enough that only
+/// the tests about limits meet them; a test's own variables override these.
+const TEST_DEFAULTS: [(&str, &str); 5] = [
     ("PORTCULLIS_ARGON2_MEMORY_KIB", "1024"),
     ("PORTCULLIS_ARGON2_ITERATIONS", "1"),
+    ("PORTCULLIS_RATE_LIMIT_IP", "100000/min"),
+    ("PORTCULLIS_RATE_LIMIT_ACCOUNT", "100000/min"),
+    ("PORTCULLIS_RATE_LIMIT_READS", "100000/min"),
 ];
 
 pub async fn spawn() -> TestApp {
@@ -57,10 +61,7 @@ pub async fn spawn_in(data_dir: &std::path::Path, vars: &[(&str, &str)]) -> Test
     }));
     TestApp {
         address,
-        client: Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
+        client: Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
         data_dir: data_dir.to_path_buf(),
         _dir: None,
         stop: Some(stop),
@@ -73,11 +74,7 @@ pub fn settings_for(data_dir: &std::path::Path, vars: &[(&str, &str)]) -> Settin
         ("PORTCULLIS_BIND".into(), "127.0.0.1:0".into()),
         ("PORTCULLIS_DATA_DIR".into(), data_dir.display().to_string()),
     ];
-    env.extend(
-        FAST_ARGON2
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string())),
-    );
+    env.extend(TEST_DEFAULTS.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     Settings::load(None, env).unwrap()
 }
@@ -123,38 +120,23 @@ impl TestApp {
     }
 
     pub async fn register(&self, email: &str, password: &str) -> Response {
-        self.post(
-            "/v1/auth/register",
-            json!({ "email": email, "password": password }),
-        )
-        .await
+        self.post("/v1/auth/register", json!({ "email": email, "password": password })).await
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Response {
-        self.post(
-            "/v1/auth/login",
-            json!({ "email": email, "password": password }),
-        )
-        .await
+        self.post("/v1/auth/login", json!({ "email": email, "password": password })).await
     }
 
     /// Registers and logs in; returns the token pair.
     pub async fn signed_in(&self, email: &str) -> Value {
-        assert_eq!(
-            self.register(email, PASSWORD).await.status(),
-            StatusCode::CREATED
-        );
+        assert_eq!(self.register(email, PASSWORD).await.status(), StatusCode::CREATED);
         let response = self.login(email, PASSWORD).await;
         assert_eq!(response.status(), StatusCode::OK);
         response.json().await.unwrap()
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Response {
-        self.post(
-            "/v1/auth/refresh",
-            json!({ "refresh_token": refresh_token }),
-        )
-        .await
+        self.post("/v1/auth/refresh", json!({ "refresh_token": refresh_token })).await
     }
 }
 
@@ -173,15 +155,9 @@ pub fn str_of<'a>(value: &'a Value, key: &str) -> &'a str {
 /// Asserts a problem-details error with the given status and code; returns its body.
 pub async fn assert_problem(response: Response, status: StatusCode, code: &str) -> Value {
     assert_eq!(response.status(), status, "status");
-    let content_type = response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
     assert_eq!(content_type, "application/problem+json");
-    let request_id = response.headers()["x-request-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["code"], code, "body: {body}");
     assert_eq!(body["status"], status.as_u16());

@@ -8,6 +8,7 @@
 
 mod audit;
 mod keys;
+mod lockouts;
 mod sessions;
 mod users;
 
@@ -59,10 +60,7 @@ impl SqliteStore {
 #[async_trait]
 impl Health for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(map_error)?;
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_error)?;
         Ok(())
     }
 }

@@ -22,11 +22,7 @@ fn user_from_row(row: &SqliteRow) -> Result<UserRecord, StoreError> {
 }
 
 pub(crate) fn roles_column(roles: &[Role]) -> String {
-    roles
-        .iter()
-        .map(|r| r.as_str())
-        .collect::<Vec<_>>()
-        .join(",")
+    roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",")
 }
 
 #[async_trait]

@@ -1,0 +1,104 @@
+//! Lockout after repeated failed logins, which an attacker cannot turn against the owner.
+//!
+//! Failures are counted per email, whether or not an account exists (so a 423 tells nothing).
+//! A login that presents a device token this account got from an earlier successful login is
+//! counted against that device alone and is not held by the email's lock: an attacker can lock
+//! strangers out, never the owner on a device used before (OWASP, "Slow Down Online Guessing
+//! Attacks with Device Cookies").
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use super::{AuthError, AuthService, RequestContext};
+use crate::audit::{AuditEvent, EventType, Outcome};
+use crate::domain::{Email, UserId};
+use crate::store::{AttemptGate, TokenHash};
+
+pub(super) fn email_lock_key(attempted: &str) -> String {
+    super::limits::email_account_key(attempted)
+}
+
+pub(super) fn device_lock_key(user: UserId, device: &TokenHash) -> String {
+    format!("{}{}", device_prefix(user), URL_SAFE_NO_PAD.encode(device.0))
+}
+
+fn device_prefix(user: UserId) -> String {
+    format!("device:{user}:")
+}
+
+impl AuthService {
+    /// Counts an attempt on `key` before its credential is checked; refuses it if `key` is
+    /// locked. Returns whether this attempt engaged the lock.
+    pub(super) async fn begin_attempt(&self, key: &str) -> Result<bool, AuthError> {
+        let policy = self.settings.lockout;
+        match self.lockouts.begin_attempt(key, policy, crate::store::now()).await? {
+            AttemptGate::Proceed { locks } => Ok(locks),
+            AttemptGate::Locked { retry_after } => Err(AuthError::Locked { retry_after }),
+        }
+    }
+
+    /// Forgets the failures of `key` after a successful check.
+    pub(super) async fn forgive(&self, key: &str) -> Result<(), AuthError> {
+        Ok(self.lockouts.clear(key).await?)
+    }
+
+    /// Records that a failure engaged a lock.
+    pub(super) async fn record_lockout(
+        &self,
+        context: &RequestContext,
+        attempted: &str,
+        user: Option<UserId>,
+        on_device: bool,
+    ) {
+        let mut event = AuditEvent::new(EventType::Lockout, Outcome::Failure, context)
+            .email(attempted)
+            .detail(if on_device { "device" } else { "email" });
+        event.user_id = user;
+        self.audit.record(event).await;
+    }
+
+    /// Lifts every lock of a user: their email's and their devices'. `by` names who did it.
+    pub async fn unlock_user(
+        &self,
+        context: &RequestContext,
+        user: UserId,
+        by: &str,
+    ) -> Result<(), AuthError> {
+        let record = self.users.user_by_id(user).await?.ok_or(AuthError::NotFound)?;
+        self.lift_locks(context, record.email.as_str(), Some(user), by).await
+    }
+
+    /// Lifts the lock of an email, whether or not it has an account.
+    pub async fn unlock_email(
+        &self,
+        context: &RequestContext,
+        email: &str,
+        by: &str,
+    ) -> Result<(), AuthError> {
+        let attempted = Email::normalise_key(email);
+        let user = match Email::parse(email) {
+            Ok(email) => self.users.user_by_email(&email).await?.map(|u| u.id),
+            Err(_) => None,
+        };
+        self.lift_locks(context, &attempted, user, by).await
+    }
+
+    async fn lift_locks(
+        &self,
+        context: &RequestContext,
+        attempted: &str,
+        user: Option<UserId>,
+        by: &str,
+    ) -> Result<(), AuthError> {
+        self.lockouts.clear(&email_lock_key(attempted)).await?;
+        if let Some(user) = user {
+            self.lockouts.clear_prefix(&device_prefix(user)).await?;
+        }
+        let mut event = AuditEvent::new(EventType::Unlock, Outcome::Success, context)
+            .email(attempted)
+            .detail(by);
+        event.user_id = user;
+        self.audit.record(event).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,25 @@
+//! Handlers of the admin API (role `admin`).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+
+use super::extract::{Authenticated, Context};
+use crate::auth::AuthService;
+use crate::domain::UserId;
+use crate::error::ApiError;
+
+/// POST /v1/admin/users/{id}/unlock: lifts every lock of the user, email and devices (204).
+/// 403 without the admin role; 404 for an unknown user.
+pub async fn unlock_user(
+    State(auth): State<Arc<AuthService>>,
+    Context(context): Context,
+    Authenticated(principal): Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    auth.require_admin(&principal).await?;
+    let user = UserId::parse(&id).ok_or_else(ApiError::not_found)?;
+    auth.unlock_user(&context, user, &format!("admin {}", principal.user)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
