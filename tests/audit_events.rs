@@ -93,3 +93,23 @@ async fn the_whole_flow_leaves_one_event_per_security_action() -> TestResult {
     assert!(user_ids.iter().all(|u| u.is_some() && *u == user_ids[0]));
     Ok(())
 }
+
+#[tokio::test]
+async fn a_lockout_and_its_unlock_are_recorded_for_the_user() -> TestResult {
+    let app = common::spawn_with(&[("PORTCULLIS_LOCKOUT_THRESHOLD", "2")]).await;
+    let user: serde_json::Value = app.register("mia@example.com", PASSWORD).await.json().await?;
+    for _ in 0..2 {
+        app.login("mia@example.com", "Wrong-Pass-1").await;
+    }
+    app.login("mia@example.com", PASSWORD).await;
+    assert_eq!(common::run_cli(&app, &["user", "unlock", "--email", "mia@example.com"]), Some(0));
+    let events = events(&app).await;
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["registration", "login_failed", "login_failed", "lockout", "login_failed", "unlock"]
+    );
+    let unlock = events.last().unwrap();
+    assert_eq!(unlock.user_id.as_deref(), user["id"].as_str());
+    Ok(())
+}

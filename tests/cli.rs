@@ -43,6 +43,8 @@ fn a_bad_setting_exits_2_naming_the_variable() {
         ("PORTCULLIS_LOCKOUT_THRESHOLD", "many"),
         ("PORTCULLIS_JWT_SECRET", "too-short"),
         ("PORTCULLIS_ACCESS_TOKEN_TTL", "15 minutes"),
+        ("PORTCULLIS_RATE_LIMIT_IP", "30/fortnight"),
+        ("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/40"),
     ] {
         let output = portcullis(dir.path(), &["serve"], &[(variable, value)], "");
         assert_eq!(output.status.code(), Some(2), "{variable}");

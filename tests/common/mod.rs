@@ -166,3 +166,34 @@ pub async fn assert_problem(response: Response, status: StatusCode, code: &str) 
     assert_eq!(body["request_id"], request_id.as_str());
     body
 }
+
+/// Creates a user with the admin role through the command line, on the app's database.
+pub fn create_admin(app: &TestApp, email: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["user", "create", "--email", email, "--admin"])
+        .env_clear()
+        .env("PORTCULLIS_DATA_DIR", &app.data_dir)
+        .env("PORTCULLIS_ARGON2_MEMORY_KIB", "1024")
+        .env("PORTCULLIS_ARGON2_ITERATIONS", "1")
+        .env("PORTCULLIS_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+/// Runs the binary on the app's database and returns its exit status.
+pub fn run_cli(app: &TestApp, args: &[&str]) -> Option<i32> {
+    std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(args)
+        .env_clear()
+        .env("PORTCULLIS_DATA_DIR", &app.data_dir)
+        .env("PORTCULLIS_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .code()
+}
