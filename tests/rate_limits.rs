@@ -202,3 +202,20 @@ async fn rate_limited_attempts_do_not_count_towards_lockout() -> TestResult {
     drop(app.request(Method::GET, "/healthz", None, None).await);
     Ok(())
 }
+
+#[tokio::test]
+async fn ipv6_clients_share_the_budget_of_their_slash_64() -> TestResult {
+    let app = spawn_with(&[
+        ("PORTCULLIS_RATE_LIMIT_IP", "1/min"),
+        ("PORTCULLIS_TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    let first = login_from(&app, Some("2001:db8:1:2::1"), "a@example.com", PASSWORD).await;
+    assert_eq!(first.status(), StatusCode::UNAUTHORIZED);
+    let same_block =
+        login_from(&app, Some("2001:db8:1:2:ffff::9"), "b@example.com", PASSWORD).await;
+    assert_eq!(same_block.status(), StatusCode::TOO_MANY_REQUESTS);
+    let next_block = login_from(&app, Some("2001:db8:1:3::1"), "c@example.com", PASSWORD).await;
+    assert_eq!(next_block.status(), StatusCode::UNAUTHORIZED);
+    Ok(())
+}
