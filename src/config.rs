@@ -65,6 +65,9 @@ impl ConfigError {
 /// Where durable data lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DatabaseUrl {
+    /// The default: `portcullis.db` in the data directory, created with it.
+    Embedded(PathBuf),
+    /// A `sqlite:` URL given explicitly.
     Sqlite(String),
     Postgres(String),
 }
@@ -137,10 +140,7 @@ impl Settings {
     fn from_raw(raw: &Raw) -> Result<Self, ConfigError> {
         let data_dir = PathBuf::from(raw.required("DATA_DIR")?);
         let database_url = match raw.optional("DATABASE_URL") {
-            None => DatabaseUrl::Sqlite(format!(
-                "sqlite://{}?mode=rwc",
-                data_dir.join("portcullis.db").display()
-            )),
+            None => DatabaseUrl::Embedded(data_dir.join("portcullis.db")),
             Some(url) => parse_database_url(url)?,
         };
         let redis_url = raw.optional("REDIS_URL").map(|url| {
@@ -236,6 +236,7 @@ impl Settings {
             (
                 "DATABASE_URL",
                 match &self.database_url {
+                    DatabaseUrl::Embedded(path) => path.display().to_string(),
                     DatabaseUrl::Sqlite(url) | DatabaseUrl::Postgres(url) => mask_url(url),
                 },
             ),
@@ -481,7 +482,7 @@ mod tests {
         assert_eq!(s.rate_limit_ip, Rate { count: 30, period: Duration::from_secs(60) });
         assert_eq!(s.lockout_threshold, 5);
         assert_eq!(s.argon2, Argon2Settings { memory_kib: 19_456, iterations: 2, parallelism: 1 });
-        assert!(matches!(s.database_url, DatabaseUrl::Sqlite(_)));
+        assert!(matches!(s.database_url, DatabaseUrl::Embedded(_)));
         Ok(())
     }
 

@@ -56,8 +56,12 @@ pub async fn open_backends(settings: &Settings, migrate: bool) -> Result<Backend
                 .to_owned(),
         });
     }
-    let url = match &settings.database_url {
-        DatabaseUrl::Sqlite(url) => url,
+    let store = match &settings.database_url {
+        DatabaseUrl::Embedded(path) => {
+            std::fs::create_dir_all(&settings.data_dir)?;
+            SqliteStore::open_file(path).await?
+        }
+        DatabaseUrl::Sqlite(url) => SqliteStore::connect(url).await?,
         DatabaseUrl::Postgres(_) => {
             return Err(StartupError::Config {
                 variable: "PORTCULLIS_DATABASE_URL",
@@ -67,10 +71,6 @@ pub async fn open_backends(settings: &Settings, migrate: bool) -> Result<Backend
             });
         }
     };
-    if settings.database_url == default_database(settings) {
-        std::fs::create_dir_all(&settings.data_dir)?;
-    }
-    let store = SqliteStore::connect(url).await?;
     if migrate {
         store.migrate().await?;
     }
@@ -86,13 +86,6 @@ pub async fn open_backends(settings: &Settings, migrate: bool) -> Result<Backend
         lockouts: store.clone(),
         health: store,
     })
-}
-
-fn default_database(settings: &Settings) -> DatabaseUrl {
-    DatabaseUrl::Sqlite(format!(
-        "sqlite://{}?mode=rwc",
-        settings.data_dir.join("portcullis.db").display()
-    ))
 }
 
 /// Builds the use cases on the backends.

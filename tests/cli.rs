@@ -97,12 +97,14 @@ fn a_config_file_is_read_and_the_environment_wins() {
 }
 
 #[test]
-fn migrate_creates_the_database() {
-    let dir = tempfile::tempdir().unwrap();
-    let output = portcullis(dir.path(), &["migrate"], &[], "");
+fn migrate_creates_the_data_directory_and_the_database() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("data dir #1?");
+    let dir = dir.as_path();
+    let output = portcullis(dir, &["migrate"], &[], "");
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    assert!(dir.path().join("portcullis.db").exists());
-    let again = portcullis(dir.path(), &["migrate"], &[], "");
+    assert!(dir.join("portcullis.db").exists());
+    let again = portcullis(dir, &["migrate"], &[], "");
     assert_eq!(again.status.code(), Some(0), "migrations are idempotent");
 }
 

@@ -32,7 +32,17 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `url`.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Backend(format!("bad SQLite URL: {e}")))?
+            .map_err(|e| StoreError::Backend(format!("bad SQLite URL: {e}")))?;
+        Self::open(options).await
+    }
+
+    /// Opens (creating if needed) the database file at `path`, whatever characters it holds.
+    pub async fn open_file(path: &std::path::Path) -> Result<Self, StoreError> {
+        Self::open(SqliteConnectOptions::new().filename(path)).await
+    }
+
+    async fn open(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+        let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
