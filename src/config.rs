@@ -46,6 +46,7 @@ const VARIABLES: &[(&str, Option<&str>)] = &[
     ("METRICS_BIND", None),
     ("LOG_FORMAT", Some("json")),
     ("LOG", Some("info")),
+    ("REQUEST_TIMEOUT", Some("30s")),
 ];
 
 /// A configuration error: which variable, and what is wrong with it.
@@ -113,6 +114,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// A `tracing` filter such as `info` or `warn,portcullis=debug` (an addition to the contract).
     pub log_filter: String,
+    /// Longest a request may take, body included (an addition to the contract).
+    pub request_timeout: Duration,
 }
 
 impl Settings {
@@ -218,6 +221,7 @@ impl Settings {
                 "pretty" => Ok(LogFormat::Pretty),
                 _ => Err("must be json or pretty".to_owned()),
             })?,
+            request_timeout: raw.parse("REQUEST_TIMEOUT", parse_positive_duration)?,
             log_filter: raw.parse("LOG", |v| {
                 tracing_subscriber::EnvFilter::try_new(v)
                     .map(|_| v.to_owned())
@@ -282,6 +286,7 @@ impl Settings {
                 },
             ),
             ("LOG", self.log_filter.clone()),
+            ("REQUEST_TIMEOUT", secs(self.request_timeout)),
         ];
         entries.into_iter().map(|(k, v)| (format!("{PREFIX}{k}"), v)).collect()
     }

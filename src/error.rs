@@ -93,6 +93,7 @@ impl ApiError {
             403 => ("forbidden", "not allowed"),
             404 => ("not_found", "no such resource"),
             405 => ("method_not_allowed", "this method is not allowed on this resource"),
+            408 => ("request_timeout", "the request took too long to arrive"),
             413 => ("payload_too_large", "the request body is larger than 16 KiB"),
             415 => ("unsupported_media_type", "the request body must be application/json"),
             422 => ("validation_failed", "the request is not valid"),
@@ -121,6 +122,7 @@ impl ApiError {
             "rate_limited" => "Too many requests",
             "not_found" => "Not found",
             "method_not_allowed" => "Method not allowed",
+            "request_timeout" => "Request timeout",
             "service_unavailable" => "Service unavailable",
             _ => "Internal error",
         }

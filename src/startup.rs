@@ -159,7 +159,7 @@ impl Application {
         ];
         let proxies = TrustedProxies(Arc::new(settings.trusted_proxies.clone()));
         let state = AppState { auth, health: backends.health.clone(), proxies };
-        let app = router(state, &settings.cors_origins);
+        let app = router(state, &settings.cors_origins, settings.request_timeout);
         let listener = TcpListener::bind(settings.bind).await?;
         Ok(Self { listener, app, tasks })
     }

@@ -228,3 +228,21 @@ async fn the_jwks_publishes_an_ed25519_key() -> TestResult {
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_request_that_trickles_in_is_cut_off_with_408() -> TestResult {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_with(&[("PORTCULLIS_REQUEST_TIMEOUT", "1s")]).await;
+    let mut stream = tokio::net::TcpStream::connect(app.address).await?;
+    let head = "POST /v1/auth/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"email\"";
+    stream.write_all(head.as_bytes()).await?;
+    let mut answer = Vec::new();
+    let read =
+        tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut answer))
+            .await;
+    assert!(read.is_ok(), "the server never answered");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"code\":\"request_timeout\""), "{answer}");
+    Ok(())
+}

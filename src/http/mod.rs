@@ -8,13 +8,15 @@ mod middleware;
 mod routes;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
-use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::routing::{delete, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::timeout::TimeoutLayer;
 
 use crate::auth::AuthService;
 use crate::store::Health;
@@ -31,8 +33,10 @@ pub struct AppState {
     pub proxies: TrustedProxies,
 }
 
-/// The whole application, with every layer.
-pub fn router(state: AppState, cors_origins: &[String]) -> Router {
+/// The whole application, with every layer. `request_timeout` bounds a whole request, body
+/// upload included: a client that trickles its request in (slowloris) is cut off instead of
+/// holding a connection and a task.
+pub fn router(state: AppState, cors_origins: &[String], request_timeout: Duration) -> Router {
     let routes = Router::new()
         .route("/v1/auth/register", post(routes::register))
         .route("/v1/auth/login", post(routes::login))
@@ -49,6 +53,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .route("/readyz", get(routes::readyz))
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(axum::middleware::from_fn(middleware::problem_details));
     let routes = with_cors(routes, cors_origins);
@@ -77,7 +82,7 @@ fn with_cors(routes: Router<AppState>, origins: &[String]) -> Router<AppState> {
             HeaderName::from_static("ratelimit-remaining"),
             HeaderName::from_static("ratelimit-reset"),
         ])
-        .max_age(std::time::Duration::from_secs(600));
+        .max_age(Duration::from_secs(600));
     let allowed = Arc::new(allowed);
     routes.layer(cors).layer(axum::middleware::from_fn(move |request, next| {
         middleware::cors_guard(allowed.clone(), request, next)
