@@ -14,6 +14,7 @@ use crate::auth::{
 use crate::config::{DatabaseUrl, Settings};
 use crate::http::{AppState, TrustedProxies, router};
 use crate::store::memory::MemoryRateLimiter;
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{
     AuditStore, Health, KeyStore, LockoutPolicy, LockoutStore, RateLimitStore, SessionStore,
@@ -56,36 +57,50 @@ pub async fn open_backends(settings: &Settings, migrate: bool) -> Result<Backend
                 .to_owned(),
         });
     }
-    let store = match &settings.database_url {
+    match &settings.database_url {
         DatabaseUrl::Embedded(path) => {
             std::fs::create_dir_all(&settings.data_dir)?;
-            SqliteStore::open_file(path).await?
+            let store = SqliteStore::open_file(path).await?;
+            if migrate {
+                store.migrate().await?;
+            }
+            Ok(Backends::on_database(Arc::new(store)))
         }
-        DatabaseUrl::Sqlite(url) => SqliteStore::connect(url).await?,
-        DatabaseUrl::Postgres(_) => {
-            return Err(StartupError::Config {
-                variable: "PORTCULLIS_DATABASE_URL",
-                message: "PostgreSQL is not available in this version; unset it to use the \
-                          embedded SQLite database"
-                    .to_owned(),
-            });
+        DatabaseUrl::Sqlite(url) => {
+            let store = SqliteStore::connect(url).await?;
+            if migrate {
+                store.migrate().await?;
+            }
+            Ok(Backends::on_database(Arc::new(store)))
         }
-    };
-    if migrate {
-        store.migrate().await?;
+        DatabaseUrl::Postgres(url) => {
+            let store = PostgresStore::connect(url).await?;
+            if migrate {
+                store.migrate().await?;
+            }
+            Ok(Backends::on_database(Arc::new(store)))
+        }
     }
-    let store = Arc::new(store);
-    Ok(Backends {
-        users: store.clone(),
-        sessions: store.clone(),
-        keys: store.clone(),
-        audit: store.clone(),
-        // Without Redis, budgets live in this process; lockouts live in the database, so they
-        // survive a restart and the command line sees them.
-        limiter: Arc::new(MemoryRateLimiter::new()),
-        lockouts: store.clone(),
-        health: store,
-    })
+}
+
+impl Backends {
+    /// Everything in one database. Budgets live in this process (there is no shared store to
+    /// keep them in); lockouts live in the database, so they survive a restart, every instance
+    /// shares them and the command line sees them.
+    fn on_database<S>(store: Arc<S>) -> Self
+    where
+        S: UserStore + SessionStore + KeyStore + AuditStore + LockoutStore + Health + 'static,
+    {
+        Self {
+            users: store.clone(),
+            sessions: store.clone(),
+            keys: store.clone(),
+            audit: store.clone(),
+            limiter: Arc::new(MemoryRateLimiter::new()),
+            lockouts: store.clone(),
+            health: store,
+        }
+    }
 }
 
 /// Builds the use cases on the backends.

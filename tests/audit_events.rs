@@ -20,8 +20,7 @@ struct Event {
 }
 
 async fn events(app: &common::TestApp) -> Vec<Event> {
-    let url = format!("sqlite://{}", app.data_dir.join("portcullis.db").display());
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let pool = app.storage.db().await;
     let rows =
         sqlx::query("SELECT * FROM audit_events ORDER BY seq").fetch_all(&pool).await.unwrap();
     rows.iter()

@@ -13,11 +13,20 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 fn portcullis(data_dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
+    run(&[("PORTCULLIS_DATA_DIR".to_owned(), data_dir.display().to_string())], args, env, stdin)
+}
+
+/// Runs the binary against a test app's storage.
+fn portcullis_on(app: &common::TestApp, args: &[&str], stdin: &str) -> Output {
+    run(&app.storage.env(), args, &[], stdin)
+}
+
+fn run(storage: &[(String, String)], args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_portcullis"));
     command
         .args(args)
         .env_clear()
-        .env("PORTCULLIS_DATA_DIR", data_dir)
+        .envs(storage.iter().cloned())
         .env("PORTCULLIS_ARGON2_MEMORY_KIB", "1024")
         .env("PORTCULLIS_ARGON2_ITERATIONS", "1")
         .env("PORTCULLIS_LOG", "warn")
@@ -111,10 +120,9 @@ fn migrate_creates_the_data_directory_and_the_database() {
 #[tokio::test]
 async fn a_user_created_on_the_command_line_can_log_in_to_a_running_server() -> TestResult {
     let app = spawn().await;
-    let output = portcullis(
-        &app.data_dir,
+    let output = portcullis_on(
+        &app,
         &["user", "create", "--email", "Root@Example.com", "--admin"],
-        &[],
         "Admin-Pass-1234!\n",
     );
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
@@ -123,18 +131,13 @@ async fn a_user_created_on_the_command_line_can_log_in_to_a_running_server() -> 
     assert_eq!(user["roles"], serde_json::json!(["user", "admin"]));
     let login = app.login("root@example.com", "Admin-Pass-1234!").await;
     assert_eq!(login.status(), StatusCode::OK, "the trailing newline was stripped");
-    let weak = portcullis(
-        &app.data_dir,
-        &["user", "create", "--email", "weak@example.com"],
-        &[],
-        "password\n",
-    );
+    let weak =
+        portcullis_on(&app, &["user", "create", "--email", "weak@example.com"], "password\n");
     assert_eq!(weak.status.code(), Some(1));
     assert!(text(&weak.stderr).contains("too_common"));
-    let taken = portcullis(
-        &app.data_dir,
+    let taken = portcullis_on(
+        &app,
         &["user", "create", "--email", "root@example.com"],
-        &[],
         "Admin-Pass-1234!\n",
     );
     assert_eq!(taken.status.code(), Some(1));
@@ -147,7 +150,7 @@ async fn a_key_rotation_reaches_a_running_server_and_old_tokens_keep_working() -
     let pair = app.signed_in("alice@example.com").await;
     let before: Value =
         app.client.get(app.url("/.well-known/jwks.json")).send().await?.json().await?;
-    let output = portcullis(&app.data_dir, &["keys", "rotate"], &[], "");
+    let output = portcullis_on(&app, &["keys", "rotate"], "");
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     // The server re-reads its keys every few seconds; wait for it, within 10 s.
     let mut keys = 1;

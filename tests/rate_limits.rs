@@ -161,8 +161,7 @@ async fn a_limited_login_with_the_right_password_does_nothing() -> TestResult {
     let list: Value =
         app.get("/v1/auth/sessions", str_of(&pair, "access_token")).await.json().await?;
     assert_eq!(list["sessions"].as_array().unwrap().len(), 1);
-    let url = format!("sqlite://{}", app.data_dir.join("portcullis.db").display());
-    let pool = sqlx::SqlitePool::connect(&url).await?;
+    let pool = app.storage.db().await;
     let logins: i64 =
         sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE type LIKE 'login%'")
             .fetch_one(&pool)
@@ -192,10 +191,10 @@ async fn rate_limited_attempts_do_not_count_towards_lockout() -> TestResult {
             StatusCode::TOO_MANY_REQUESTS
         );
     }
-    let url = format!("sqlite://{}", app.data_dir.join("portcullis.db").display());
-    let pool = sqlx::SqlitePool::connect(&url).await?;
-    let failures: i64 =
-        sqlx::query_scalar("SELECT failures FROM lockouts").fetch_one(&pool).await?;
+    let pool = app.storage.db().await;
+    let failures: i64 = sqlx::query_scalar("SELECT CAST(failures AS BIGINT) FROM lockouts")
+        .fetch_one(&pool)
+        .await?;
     let locked: Option<i64> =
         sqlx::query_scalar("SELECT locked_until FROM lockouts").fetch_one(&pool).await?;
     assert_eq!((failures, locked), (2, None));

@@ -118,7 +118,7 @@ async fn sessions_and_refresh_tokens_survive_a_restart() -> TestResult {
     let mut app = spawn().await;
     let pair = app.signed_in("gina@example.com").await;
     app.stop().await;
-    let restarted = common::spawn_in(&app.data_dir, &[]).await;
+    let restarted = common::spawn_in(&app.storage, &[]).await;
     let me = restarted.get("/v1/auth/me", str_of(&pair, "access_token")).await;
     assert_eq!(me.status(), StatusCode::OK, "the signing key survived");
     assert_eq!(restarted.refresh(str_of(&pair, "refresh_token")).await.status(), StatusCode::OK);

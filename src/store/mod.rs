@@ -6,6 +6,7 @@
 //! that leaves it is a `StoreError`.
 
 pub mod memory;
+pub mod postgres;
 mod records;
 pub mod sqlite;
 

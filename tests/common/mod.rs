@@ -21,11 +21,75 @@ pub const PASSWORD: &str = "Correct-Horse-42";
 pub struct TestApp {
     pub address: SocketAddr,
     pub client: Client,
+    pub storage: Storage,
+    /// The data directory (used by the embedded backend and the command line).
     pub data_dir: PathBuf,
-    /// Keeps the data directory alive; `None` when the directory belongs to another test app.
-    _dir: Option<TempDir>,
+    /// Deletes the storage when the test ends; `None` when it belongs to another test app.
+    _owner: Option<StorageOwner>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+/// Where a test app keeps its data: a fresh data directory and, on PostgreSQL, a fresh database.
+#[derive(Clone, Debug)]
+pub struct Storage {
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+}
+
+pub struct StorageOwner {
+    _dir: TempDir,
+    database: Option<String>,
+}
+
+impl Drop for StorageOwner {
+    fn drop(&mut self) {
+        let Some(name) = self.database.take() else { return };
+        // Drop is not async: drop the database from a thread with its own runtime.
+        let _ = std::thread::spawn(move || {
+            let runtime =
+                tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                if let Ok(pool) = sqlx::PgPool::connect(&postgres_admin_url()).await {
+                    let sql = format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#);
+                    let _ = sqlx::query(&sql).execute(&pool).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// The backends the suite runs against: `PORTCULLIS_TEST_BACKEND=postgres` for PostgreSQL, else
+/// the embedded default.
+pub fn on_postgres() -> bool {
+    std::env::var("PORTCULLIS_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+fn postgres_admin_url() -> String {
+    std::env::var("PORTCULLIS_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// Fresh storage for one test; it is deleted when the returned owner is dropped.
+pub async fn new_storage() -> (Storage, StorageOwner) {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_path_buf();
+    let database = if on_postgres() {
+        let name = format!("portcullis_test_{}", uuid::Uuid::new_v4().simple());
+        let pool = sqlx::PgPool::connect(&postgres_admin_url()).await.unwrap();
+        sqlx::query(&format!(r#"CREATE DATABASE "{name}""#)).execute(&pool).await.unwrap();
+        pool.close().await;
+        Some(name)
+    } else {
+        None
+    };
+    let database_url = database.as_ref().map(|name| {
+        let admin = postgres_admin_url();
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base).to_owned();
+        format!("{base}/{name}")
+    });
+    (Storage { data_dir, database_url }, StorageOwner { _dir: dir, database })
 }
 
 /// Cheap hashing parameters (tests check behaviour, not cost) and budgets large enough that only
@@ -43,16 +107,15 @@ pub async fn spawn() -> TestApp {
 }
 
 pub async fn spawn_with(vars: &[(&str, &str)]) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().to_path_buf();
-    let mut app = spawn_in(&data_dir, vars).await;
-    app._dir = Some(dir);
+    let (storage, owner) = new_storage().await;
+    let mut app = spawn_in(&storage, vars).await;
+    app._owner = Some(owner);
     app
 }
 
-/// Starts a server on an existing data directory (a second instance, or a restart).
-pub async fn spawn_in(data_dir: &std::path::Path, vars: &[(&str, &str)]) -> TestApp {
-    let settings = settings_for(data_dir, vars);
+/// Starts a server on existing storage (a second instance, or a restart).
+pub async fn spawn_in(storage: &Storage, vars: &[(&str, &str)]) -> TestApp {
+    let settings = settings_for(storage, vars);
     let application = Application::build(settings, true).await.unwrap();
     let address = application.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -62,21 +125,41 @@ pub async fn spawn_in(data_dir: &std::path::Path, vars: &[(&str, &str)]) -> Test
     TestApp {
         address,
         client: Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
-        data_dir: data_dir.to_path_buf(),
-        _dir: None,
+        storage: storage.clone(),
+        data_dir: storage.data_dir.clone(),
+        _owner: None,
         stop: Some(stop),
         server: Some(server),
     }
 }
 
-pub fn settings_for(data_dir: &std::path::Path, vars: &[(&str, &str)]) -> Settings {
-    let mut env: Vec<(String, String)> = vec![
-        ("PORTCULLIS_BIND".into(), "127.0.0.1:0".into()),
-        ("PORTCULLIS_DATA_DIR".into(), data_dir.display().to_string()),
-    ];
+pub fn settings_for(storage: &Storage, vars: &[(&str, &str)]) -> Settings {
+    let mut env: Vec<(String, String)> = vec![("PORTCULLIS_BIND".into(), "127.0.0.1:0".into())];
+    env.extend(storage.env());
     env.extend(TEST_DEFAULTS.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     Settings::load(None, env).unwrap()
+}
+
+impl Storage {
+    /// The variables that point the server or the command line at this storage.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env = vec![("PORTCULLIS_DATA_DIR".to_owned(), self.data_dir.display().to_string())];
+        if let Some(url) = &self.database_url {
+            env.push(("PORTCULLIS_DATABASE_URL".to_owned(), url.clone()));
+        }
+        env
+    }
+
+    /// A connection to the database, whichever backend holds it, for tests that inspect it.
+    pub async fn db(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        let url = match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("portcullis.db").display()),
+        };
+        sqlx::AnyPool::connect(&url).await.unwrap()
+    }
 }
 
 impl TestApp {
@@ -173,7 +256,7 @@ pub fn create_admin(app: &TestApp, email: &str) {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args(["user", "create", "--email", email, "--admin"])
         .env_clear()
-        .env("PORTCULLIS_DATA_DIR", &app.data_dir)
+        .envs(app.storage.env())
         .env("PORTCULLIS_ARGON2_MEMORY_KIB", "1024")
         .env("PORTCULLIS_ARGON2_ITERATIONS", "1")
         .env("PORTCULLIS_LOG", "warn")
@@ -190,7 +273,7 @@ pub fn run_cli(app: &TestApp, args: &[&str]) -> Option<i32> {
     std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args(args)
         .env_clear()
-        .env("PORTCULLIS_DATA_DIR", &app.data_dir)
+        .envs(app.storage.env())
         .env("PORTCULLIS_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .status()

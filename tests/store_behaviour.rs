@@ -1,26 +1,44 @@
-//! The SQLite store's own behaviour where HTTP cannot reach it in a test's time: purging old
-//! sessions and failure counters, and the lockout gate's edges.
+//! Store behaviour that HTTP cannot reach in a test's time, on whichever backend the suite runs
+//! against: purging old sessions and failure counters, and the lockout gate's edges.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
 
 use chrono::Utc;
 use portcullis::domain::{Email, Role, SessionId, UserId};
+use portcullis::store::postgres::PostgresStore;
 use portcullis::store::sqlite::SqliteStore;
 use portcullis::store::{
     AttemptGate, LockoutPolicy, LockoutStore, NewSession, NewUser, SessionStore, TokenHash,
     UserStore,
 };
 
-async fn store() -> (SqliteStore, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
-    let store = SqliteStore::connect(&url).await.unwrap();
-    store.migrate().await.unwrap();
-    (store, dir)
+mod common;
+
+/// The store traits these tests use, on one backend.
+trait Stores: UserStore + SessionStore + LockoutStore {}
+impl<T: UserStore + SessionStore + LockoutStore> Stores for T {}
+
+/// A migrated store on a fresh database of the backend under test, and the owner that deletes
+/// that database when the test ends.
+async fn store() -> (Box<dyn Stores>, common::StorageOwner) {
+    let (storage, owner) = common::new_storage().await;
+    let store: Box<dyn Stores> = match &storage.database_url {
+        Some(url) => {
+            let store = PostgresStore::connect(url).await.unwrap();
+            store.migrate().await.unwrap();
+            Box::new(store)
+        }
+        None => {
+            let store = SqliteStore::open_file(&storage.data_dir.join("test.db")).await.unwrap();
+            store.migrate().await.unwrap();
+            Box::new(store)
+        }
+    };
+    (store, owner)
 }
 
-async fn user(store: &SqliteStore) -> UserId {
+async fn user(store: &dyn Stores) -> UserId {
     let id = UserId::new();
     let user = NewUser {
         id,
@@ -33,7 +51,7 @@ async fn user(store: &SqliteStore) -> UserId {
     id
 }
 
-async fn session(store: &SqliteStore, user: UserId, days_left: i64, token: u8) -> SessionId {
+async fn session(store: &dyn Stores, user: UserId, days_left: i64, token: u8) -> SessionId {
     let now = Utc::now();
     let id = SessionId::new();
     let session = NewSession {
@@ -51,11 +69,12 @@ async fn session(store: &SqliteStore, user: UserId, days_left: i64, token: u8) -
 
 #[tokio::test]
 async fn purging_removes_sessions_long_expired_or_revoked_and_keeps_the_rest() {
-    let (store, _dir) = store().await;
-    let user = user(&store).await;
-    let live = session(&store, user, 5, 1).await;
-    let expired = session(&store, user, -3, 2).await;
-    let revoked = session(&store, user, 5, 3).await;
+    let (store, _app) = store().await;
+    let store = store.as_ref();
+    let user = user(store).await;
+    let live = session(store, user, 5, 1).await;
+    let expired = session(store, user, -3, 2).await;
+    let revoked = session(store, user, 5, 3).await;
     let now = Utc::now();
     store.revoke_session(user, revoked, now - chrono::Duration::days(2)).await.unwrap();
     let purged = store.purge_sessions(now, Duration::from_secs(86_400)).await.unwrap();
@@ -78,7 +97,8 @@ const POLICY: LockoutPolicy = LockoutPolicy {
 
 #[tokio::test]
 async fn the_gate_locks_at_the_threshold_and_purging_keeps_running_locks() {
-    let (store, _dir) = store().await;
+    let (store, _app) = store().await;
+    let store = store.as_ref();
     let now = Utc::now();
     let gates: Vec<AttemptGate> = {
         let mut gates = Vec::new();
@@ -109,7 +129,8 @@ async fn the_gate_locks_at_the_threshold_and_purging_keeps_running_locks() {
 
 #[tokio::test]
 async fn clearing_by_prefix_lifts_every_device_lock_of_a_user() {
-    let (store, _dir) = store().await;
+    let (store, _app) = store().await;
+    let store = store.as_ref();
     let now = Utc::now();
     let policy = LockoutPolicy { threshold: 1, ..POLICY };
     for key in ["device:u1:a", "device:u1:b", "device:u10:c"] {

@@ -1,0 +1,112 @@
+//! `LockoutStore` on PostgreSQL: one `INSERT ... ON CONFLICT DO UPDATE ... RETURNING` per attempt,
+//! so the count, the lock and the decision are one atomic step under the row's lock.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::Row;
+
+use super::{PostgresStore, duration_millis, map_error, millis};
+use crate::store::{AttemptGate, LockoutPolicy, LockoutStore, StoreError, Timestamp};
+
+/// `$1` key, `$2` now, `$3` window, `$4` threshold, `$5` lock duration (times in milliseconds).
+/// Every `SET` expression sees the row as it was, so a lock that is still running leaves the row
+/// alone and answers 'locked'; a lock or window that has passed starts a fresh count.
+const BEGIN_ATTEMPT: &str = "
+INSERT INTO lockouts AS l (key, failures, window_start, locked_until, last_gate)
+VALUES ($1, 1, $2, CASE WHEN 1 >= $4 THEN $2 + $5 END, 'counted')
+ON CONFLICT (key) DO UPDATE SET
+    failures = CASE
+        WHEN l.locked_until > $2 THEN l.failures
+        WHEN l.locked_until IS NOT NULL OR l.window_start <= $2 - $3 THEN 1
+        ELSE l.failures + 1 END,
+    window_start = CASE
+        WHEN l.locked_until > $2 THEN l.window_start
+        WHEN l.locked_until IS NOT NULL OR l.window_start <= $2 - $3 THEN $2
+        ELSE l.window_start END,
+    locked_until = CASE
+        WHEN l.locked_until > $2 THEN l.locked_until
+        WHEN (CASE WHEN l.locked_until IS NOT NULL OR l.window_start <= $2 - $3 THEN 1
+                   ELSE l.failures + 1 END) >= $4 THEN $2 + $5
+        ELSE NULL END,
+    last_gate = CASE WHEN l.locked_until > $2 THEN 'locked' ELSE 'counted' END
+RETURNING locked_until, last_gate";
+
+fn remaining(until_ms: i64, now_ms: i64) -> Duration {
+    Duration::from_millis(u64::try_from(until_ms.saturating_sub(now_ms)).unwrap_or(0))
+}
+
+#[async_trait]
+impl LockoutStore for PostgresStore {
+    async fn begin_attempt(
+        &self,
+        key: &str,
+        policy: LockoutPolicy,
+        now: Timestamp,
+    ) -> Result<AttemptGate, StoreError> {
+        let now_ms = millis(now);
+        let row = sqlx::query(BEGIN_ATTEMPT)
+            .bind(key)
+            .bind(now_ms)
+            .bind(duration_millis(policy.window))
+            .bind(i64::from(policy.threshold))
+            .bind(duration_millis(policy.duration))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_error)?;
+        let locked_until: Option<i64> = row.get("locked_until");
+        let gate: String = row.get("last_gate");
+        Ok(match (gate.as_str(), locked_until) {
+            ("locked", Some(until)) => {
+                AttemptGate::Locked { retry_after: remaining(until, now_ms) }
+            }
+            (_, until) => AttemptGate::Proceed { locks: until.is_some() },
+        })
+    }
+
+    async fn clear(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM lockouts WHERE key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn clear_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM lockouts WHERE substr(key, 1, length($1)) = $1")
+            .bind(prefix)
+            .execute(&self.pool)
+            .await
+            .map_err(map_error)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn locked_for(&self, key: &str, now: Timestamp) -> Result<Option<Duration>, StoreError> {
+        let now_ms = millis(now);
+        let until: Option<i64> = sqlx::query_scalar(
+            "SELECT locked_until FROM lockouts WHERE key = $1 AND locked_until > $2",
+        )
+        .bind(key)
+        .bind(now_ms)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_error)?
+        .flatten();
+        Ok(until.map(|until| remaining(until, now_ms)))
+    }
+
+    async fn purge_lockouts(&self, now: Timestamp, window: Duration) -> Result<u64, StoreError> {
+        let now_ms = millis(now);
+        let done = sqlx::query(
+            "DELETE FROM lockouts
+             WHERE (locked_until IS NULL OR locked_until <= $1) AND window_start <= $1 - $2",
+        )
+        .bind(now_ms)
+        .bind(duration_millis(window))
+        .execute(&self.pool)
+        .await
+        .map_err(map_error)?;
+        Ok(done.rows_affected())
+    }
+}
