@@ -73,9 +73,18 @@ fn postgres_admin_url() -> String {
 
 /// Fresh storage for one test; it is deleted when the returned owner is dropped.
 pub async fn new_storage() -> (Storage, StorageOwner) {
+    storage_on(on_postgres()).await
+}
+
+/// Fresh storage with a PostgreSQL database, whichever backend the suite runs against.
+pub async fn new_postgres_storage() -> (Storage, StorageOwner) {
+    storage_on(true).await
+}
+
+async fn storage_on(postgres: bool) -> (Storage, StorageOwner) {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_path_buf();
-    let database = if on_postgres() {
+    let database = if postgres {
         let name = format!("portcullis_test_{}", uuid::Uuid::new_v4().simple());
         let pool = sqlx::PgPool::connect(&postgres_admin_url()).await.unwrap();
         sqlx::query(&format!(r#"CREATE DATABASE "{name}""#)).execute(&pool).await.unwrap();
@@ -108,6 +117,11 @@ pub async fn spawn() -> TestApp {
 
 pub async fn spawn_with(vars: &[(&str, &str)]) -> TestApp {
     let (storage, owner) = new_storage().await;
+    spawn_owning(storage, owner, vars).await
+}
+
+/// Starts a server on `storage`, which it deletes when it is dropped.
+pub async fn spawn_owning(storage: Storage, owner: StorageOwner, vars: &[(&str, &str)]) -> TestApp {
     let mut app = spawn_in(&storage, vars).await;
     app._owner = Some(owner);
     app
