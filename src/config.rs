@@ -47,6 +47,7 @@ const VARIABLES: &[(&str, Option<&str>)] = &[
     ("LOG_FORMAT", Some("json")),
     ("LOG", Some("info")),
     ("REQUEST_TIMEOUT", Some("30s")),
+    ("REDIS_PREFIX", Some("portcullis:")),
 ];
 
 /// A configuration error: which variable, and what is wrong with it.
@@ -92,6 +93,8 @@ pub struct Settings {
     pub bind: SocketAddr,
     pub database_url: DatabaseUrl,
     pub redis_url: Option<String>,
+    /// Prefix of every Redis key, so deployments can share a Redis (an addition to the contract).
+    pub redis_prefix: String,
     pub data_dir: PathBuf,
     pub jwt_secret: Option<SecretSlice<u8>>,
     pub issuer: String,
@@ -189,6 +192,15 @@ impl Settings {
             bind: raw.parse("BIND", parse_socket_addr)?,
             database_url,
             redis_url: redis_url.transpose()?,
+            redis_prefix: raw.parse("REDIS_PREFIX", |v| {
+                let valid =
+                    v.len() <= 64 && !v.chars().any(|c| c.is_whitespace() || c.is_control());
+                if valid {
+                    Ok(v.to_owned())
+                } else {
+                    Err("must be up to 64 characters, no spaces".to_owned())
+                }
+            })?,
             data_dir,
             jwt_secret: jwt_secret.transpose()?,
             issuer: raw.parse("ISSUER", parse_non_empty)?,
@@ -287,6 +299,7 @@ impl Settings {
             ),
             ("LOG", self.log_filter.clone()),
             ("REQUEST_TIMEOUT", secs(self.request_timeout)),
+            ("REDIS_PREFIX", self.redis_prefix.clone()),
         ];
         entries.into_iter().map(|(k, v)| (format!("{PREFIX}{k}"), v)).collect()
     }

@@ -15,6 +15,7 @@ use crate::config::{DatabaseUrl, Settings};
 use crate::http::{AppState, TrustedProxies, router};
 use crate::store::memory::MemoryRateLimiter;
 use crate::store::postgres::PostgresStore;
+use crate::store::redis::RedisStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{
     AuditStore, Health, KeyStore, LockoutPolicy, LockoutStore, RateLimitStore, SessionStore,
@@ -47,16 +48,45 @@ pub struct Backends {
     pub health: Arc<dyn Health>,
 }
 
-/// Opens the backends the settings name, applying migrations first when `migrate` is set.
+/// Opens the backends the settings name, applying migrations first when `migrate` is set: the
+/// database for users, keys and the audit trail, and, with `REDIS_URL`, Redis for sessions,
+/// budgets and lockouts.
 pub async fn open_backends(settings: &Settings, migrate: bool) -> Result<Backends, StartupError> {
-    if settings.redis_url.is_some() {
-        return Err(StartupError::Config {
+    let backends = open_database(settings, migrate).await?;
+    match &settings.redis_url {
+        None => Ok(backends),
+        Some(url) if url.starts_with("redis+cluster://") => Err(StartupError::Config {
             variable: "PORTCULLIS_REDIS_URL",
-            message: "the Redis session store is not available in this version; unset it to use \
-                      the embedded store"
+            message: "Redis Cluster is not supported yet; use a single Redis server (redis://)"
                 .to_owned(),
-        });
+        }),
+        Some(url) => {
+            let redis = Arc::new(RedisStore::connect(url, &settings.redis_prefix).await?);
+            Ok(Backends {
+                sessions: redis.clone(),
+                limiter: redis.clone(),
+                lockouts: redis.clone(),
+                health: Arc::new(AllOf(vec![backends.health, redis])),
+                ..backends
+            })
+        }
     }
+}
+
+/// Healthy when every part is.
+struct AllOf(Vec<Arc<dyn Health>>);
+
+#[async_trait::async_trait]
+impl Health for AllOf {
+    async fn ping(&self) -> Result<(), StoreError> {
+        for part in &self.0 {
+            part.ping().await?;
+        }
+        Ok(())
+    }
+}
+
+async fn open_database(settings: &Settings, migrate: bool) -> Result<Backends, StartupError> {
     match &settings.database_url {
         DatabaseUrl::Embedded(path) => {
             std::fs::create_dir_all(&settings.data_dir)?;

@@ -8,6 +8,7 @@
 pub mod memory;
 pub mod postgres;
 mod records;
+pub mod redis;
 pub mod sqlite;
 
 use async_trait::async_trait;

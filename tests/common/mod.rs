@@ -35,24 +35,35 @@ pub struct TestApp {
 pub struct Storage {
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
+    /// With PostgreSQL, sessions, budgets and lockouts go to Redis under this key prefix.
+    pub redis_prefix: Option<String>,
 }
 
 pub struct StorageOwner {
     _dir: TempDir,
     database: Option<String>,
+    redis_prefix: Option<String>,
 }
 
 impl Drop for StorageOwner {
     fn drop(&mut self) {
-        let Some(name) = self.database.take() else { return };
-        // Drop is not async: drop the database from a thread with its own runtime.
+        let (database, prefix) = (self.database.take(), self.redis_prefix.take());
+        if database.is_none() && prefix.is_none() {
+            return;
+        }
+        // Drop is not async: clean up from a thread with its own runtime.
         let _ = std::thread::spawn(move || {
             let runtime =
                 tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             runtime.block_on(async {
-                if let Ok(pool) = sqlx::PgPool::connect(&postgres_admin_url()).await {
+                if let Some(name) = database
+                    && let Ok(pool) = sqlx::PgPool::connect(&postgres_admin_url()).await
+                {
                     let sql = format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#);
                     let _ = sqlx::query(&sql).execute(&pool).await;
+                }
+                if let Some(prefix) = prefix {
+                    delete_redis_keys(&prefix).await;
                 }
             });
         })
@@ -60,10 +71,38 @@ impl Drop for StorageOwner {
     }
 }
 
-/// The backends the suite runs against: `PORTCULLIS_TEST_BACKEND=postgres` for PostgreSQL, else
-/// the embedded default.
+async fn delete_redis_keys(prefix: &str) {
+    let Ok(client) = redis::Client::open(redis_url()) else { return };
+    let Ok(mut connection) = client.get_multiplexed_async_connection().await else { return };
+    let mut cursor: u64 = 0;
+    loop {
+        let scan: Result<(u64, Vec<String>), _> = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut connection)
+            .await;
+        let Ok((next, keys)) = scan else { return };
+        if !keys.is_empty() {
+            let _: Result<i64, _> = redis::cmd("DEL").arg(&keys).query_async(&mut connection).await;
+        }
+        if next == 0 {
+            return;
+        }
+        cursor = next;
+    }
+}
+
+/// The backends the suite runs against: `PORTCULLIS_TEST_BACKEND=postgres-redis` for PostgreSQL
+/// and Redis, else the embedded default.
 pub fn on_postgres() -> bool {
-    std::env::var("PORTCULLIS_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+    std::env::var("PORTCULLIS_TEST_BACKEND").is_ok_and(|b| b == "postgres-redis")
+}
+
+pub fn redis_url() -> String {
+    std::env::var("PORTCULLIS_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
 fn postgres_admin_url() -> String {
@@ -98,7 +137,9 @@ async fn storage_on(postgres: bool) -> (Storage, StorageOwner) {
         let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base).to_owned();
         format!("{base}/{name}")
     });
-    (Storage { data_dir, database_url }, StorageOwner { _dir: dir, database })
+    let redis_prefix = postgres.then(|| format!("pt:{}:", uuid::Uuid::new_v4().simple()));
+    let storage = Storage { data_dir, database_url, redis_prefix: redis_prefix.clone() };
+    (storage, StorageOwner { _dir: dir, database, redis_prefix })
 }
 
 /// Cheap hashing parameters (tests check behaviour, not cost) and budgets large enough that only
@@ -161,6 +202,10 @@ impl Storage {
         let mut env = vec![("PORTCULLIS_DATA_DIR".to_owned(), self.data_dir.display().to_string())];
         if let Some(url) = &self.database_url {
             env.push(("PORTCULLIS_DATABASE_URL".to_owned(), url.clone()));
+        }
+        if let Some(prefix) = &self.redis_prefix {
+            env.push(("PORTCULLIS_REDIS_URL".to_owned(), redis_url()));
+            env.push(("PORTCULLIS_REDIS_PREFIX".to_owned(), prefix.clone()));
         }
         env
     }

@@ -1,0 +1,124 @@
+//! `LockoutStore` on Redis: the same rule as the SQL backends, as one script per attempt.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{RedisStore, glob_escape, map_error};
+use crate::store::{AttemptGate, LockoutPolicy, LockoutStore, StoreError, Timestamp};
+
+/// KEYS[1]: the counter. ARGV: now, window, threshold, duration (milliseconds). A running lock
+/// answers {'locked', until}; a passed lock or window starts a fresh count. The key expires when
+/// both its window and its lock have passed.
+const BEGIN_ATTEMPT: &str = r"
+local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+local threshold, duration = tonumber(ARGV[3]), tonumber(ARGV[4])
+local h = redis.call('HMGET', KEYS[1], 'failures', 'window_start', 'locked_until')
+local failures, window_start, locked_until = tonumber(h[1]), tonumber(h[2]), tonumber(h[3])
+local function ms(x) return string.format('%.0f', x) end
+if locked_until and locked_until > now then
+  return {'locked', ms(locked_until)}
+end
+if (not failures) or locked_until or window_start <= now - window then
+  failures, window_start = 0, now
+end
+failures = failures + 1
+redis.call('HSET', KEYS[1], 'failures', failures, 'window_start', ms(window_start))
+local expires = window_start + window
+if failures >= threshold then
+  redis.call('HSET', KEYS[1], 'locked_until', ms(now + duration))
+  expires = math.max(expires, now + duration)
+  redis.call('PEXPIREAT', KEYS[1], ms(expires))
+  return {'counted', ms(now + duration)}
+end
+redis.call('HDEL', KEYS[1], 'locked_until')
+redis.call('PEXPIREAT', KEYS[1], ms(expires))
+return {'counted', ''}
+";
+
+fn remaining(until_ms: i64, now_ms: i64) -> Duration {
+    Duration::from_millis(u64::try_from(until_ms.saturating_sub(now_ms)).unwrap_or(0))
+}
+
+#[async_trait]
+impl LockoutStore for RedisStore {
+    async fn begin_attempt(
+        &self,
+        key: &str,
+        policy: LockoutPolicy,
+        now: Timestamp,
+    ) -> Result<AttemptGate, StoreError> {
+        let now_ms = now.timestamp_millis();
+        let (gate, until): (String, String) = redis::Script::new(BEGIN_ATTEMPT)
+            .key(self.key(&["lock", key]))
+            .arg(now_ms)
+            .arg(u64::try_from(policy.window.as_millis()).unwrap_or(u64::MAX))
+            .arg(policy.threshold)
+            .arg(u64::try_from(policy.duration.as_millis()).unwrap_or(u64::MAX))
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(map_error)?;
+        let until: Option<i64> = until.parse().ok();
+        Ok(match (gate.as_str(), until) {
+            ("locked", Some(until)) => {
+                AttemptGate::Locked { retry_after: remaining(until, now_ms) }
+            }
+            (_, until) => AttemptGate::Proceed { locks: until.is_some() },
+        })
+    }
+
+    async fn clear(&self, key: &str) -> Result<(), StoreError> {
+        redis::cmd("DEL")
+            .arg(self.key(&["lock", key]))
+            .query_async::<i64>(&mut self.connection())
+            .await
+            .map_err(map_error)?;
+        Ok(())
+    }
+
+    async fn clear_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
+        let pattern = format!("{}*", glob_escape(&self.key(&["lock", prefix])));
+        let mut connection = self.connection();
+        let mut cursor: u64 = 0;
+        let mut cleared = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(500)
+                .query_async(&mut connection)
+                .await
+                .map_err(map_error)?;
+            if !keys.is_empty() {
+                let deleted: u64 = redis::cmd("DEL")
+                    .arg(&keys)
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(map_error)?;
+                cleared += deleted;
+            }
+            if next == 0 {
+                return Ok(cleared);
+            }
+            cursor = next;
+        }
+    }
+
+    async fn locked_for(&self, key: &str, now: Timestamp) -> Result<Option<Duration>, StoreError> {
+        let until: Option<i64> = redis::cmd("HGET")
+            .arg(self.key(&["lock", key]))
+            .arg("locked_until")
+            .query_async(&mut self.connection())
+            .await
+            .map_err(map_error)?;
+        let now_ms = now.timestamp_millis();
+        Ok(until.filter(|until| *until > now_ms).map(|until| remaining(until, now_ms)))
+    }
+
+    /// Counters expire by themselves.
+    async fn purge_lockouts(&self, _: Timestamp, _: Duration) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+}

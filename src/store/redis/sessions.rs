@@ -1,0 +1,304 @@
+//! `SessionStore` on Redis.
+//!
+//! A session is a hash (`s:<id>`), each refresh token a hash (`rt:<token hash>`) naming its
+//! session, and each user a sorted set of session ids (`u:<user id>`) by creation time. Every key
+//! expires with the session it belongs to. Rotation, revocation and revoke-all are scripts, so
+//! of several concurrent rotations of one token exactly one finds it unrotated. The scripts
+//! build keys from the prefix, so they need one Redis server (not a cluster).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use super::{RedisStore, map_error};
+use crate::domain::{SessionId, UserId};
+use crate::store::{
+    NewSession, Rotation, SessionRecord, SessionStore, StoreError, Timestamp, TokenHash,
+};
+
+/// ARGV: prefix, session id, user id, now, expires at, token hash, ip, user agent.
+const CREATE: &str = r"
+local p, sid, user, now, exp = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local s = p .. 's:' .. sid
+redis.call('HSET', s, 'user', user, 'created_at', now, 'last_used_at', now, 'expires_at', exp)
+if ARGV[7] ~= '' then redis.call('HSET', s, 'ip', ARGV[7]) end
+if ARGV[8] ~= '' then redis.call('HSET', s, 'user_agent', ARGV[8]) end
+redis.call('PEXPIREAT', s, exp)
+local t = p .. 'rt:' .. ARGV[6]
+redis.call('HSET', t, 'session', sid, 'issued_at', now, 'expires_at', exp)
+redis.call('PEXPIREAT', t, exp)
+local u = p .. 'u:' .. user
+redis.call('ZADD', u, now, sid)
+if redis.call('PTTL', u) < tonumber(exp) - tonumber(now) then redis.call('PEXPIREAT', u, exp) end
+return 1
+";
+
+/// ARGV: prefix, presented hash, successor hash, now, new expiry, grace (ms).
+const ROTATE: &str = r"
+local p, presented, successor = ARGV[1], ARGV[2], ARGV[3]
+local now, exp, grace = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local tkey = p .. 'rt:' .. presented
+local t = redis.call('HMGET', tkey, 'session', 'expires_at', 'rotated_at', 'successor')
+if not t[1] then return {'invalid'} end
+local sid = t[1]
+local skey = p .. 's:' .. sid
+local s = redis.call('HMGET', skey, 'user', 'expires_at', 'revoked_at')
+if (not s[1]) or s[3] or tonumber(s[2]) <= now then return {'invalid'} end
+local user = s[1]
+if not t[3] then
+  if tonumber(t[2]) <= now then return {'invalid'} end
+  redis.call('HSET', tkey, 'rotated_at', ARGV[4], 'successor', successor)
+  redis.call('PEXPIREAT', tkey, ARGV[5])
+  local nkey = p .. 'rt:' .. successor
+  redis.call('HSET', nkey, 'session', sid, 'issued_at', ARGV[4], 'expires_at', ARGV[5])
+  redis.call('PEXPIREAT', nkey, ARGV[5])
+  redis.call('HSET', skey, 'last_used_at', ARGV[4], 'expires_at', ARGV[5])
+  redis.call('PEXPIREAT', skey, ARGV[5])
+  local u = p .. 'u:' .. user
+  if redis.call('PTTL', u) < exp - now then redis.call('PEXPIREAT', u, ARGV[5]) end
+  return {'rotated', sid, user}
+end
+if now - tonumber(t[3]) < grace and t[4] == successor then
+  local n = redis.call('HMGET', p .. 'rt:' .. successor, 'session', 'rotated_at')
+  if n[1] and not n[2] then return {'grace', sid, user} end
+end
+redis.call('HSET', skey, 'revoked_at', ARGV[4])
+redis.call('ZREM', p .. 'u:' .. user, sid)
+return {'reused', sid, user}
+";
+
+/// ARGV: prefix, user id, session id, now. Returns 1 if it revoked a live session of the user.
+const REVOKE: &str = r"
+local p, user, sid, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local s = p .. 's:' .. sid
+local h = redis.call('HMGET', s, 'user', 'expires_at', 'revoked_at')
+if h[1] ~= user or h[3] or tonumber(h[2]) <= now then return 0 end
+redis.call('HSET', s, 'revoked_at', ARGV[4])
+redis.call('ZREM', p .. 'u:' .. user, sid)
+return 1
+";
+
+/// ARGV: prefix, user id, session id to keep (or ''), now. Returns how many it revoked.
+const REVOKE_ALL: &str = r"
+local p, user, keep, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local u = p .. 'u:' .. user
+local revoked = 0
+for _, sid in ipairs(redis.call('ZRANGE', u, 0, -1)) do
+  if sid ~= keep then
+    local s = p .. 's:' .. sid
+    local h = redis.call('HMGET', s, 'expires_at', 'revoked_at')
+    if h[1] and (not h[2]) and tonumber(h[1]) > now then
+      redis.call('HSET', s, 'revoked_at', ARGV[4])
+      revoked = revoked + 1
+    end
+    redis.call('ZREM', u, sid)
+  end
+end
+return revoked
+";
+
+fn token_key(hash: &TokenHash) -> String {
+    URL_SAFE_NO_PAD.encode(hash.0)
+}
+
+fn millis(at: Timestamp) -> i64 {
+    at.timestamp_millis()
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Backend(format!("malformed session data in Redis: {what}"))
+}
+
+fn timestamp(raw: Option<&String>) -> Result<Timestamp, StoreError> {
+    raw.and_then(|v| v.parse::<i64>().ok())
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .ok_or_else(|| corrupt("timestamp"))
+}
+
+impl RedisStore {
+    async fn script(&self, source: &str, args: &[String]) -> Result<redis::Value, StoreError> {
+        let script = redis::Script::new(source);
+        let mut invocation = script.prepare_invoke();
+        for arg in args {
+            invocation.arg(arg);
+        }
+        invocation.invoke_async(&mut self.connection()).await.map_err(map_error)
+    }
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn create_session(&self, session: &NewSession) -> Result<(), StoreError> {
+        let args = [
+            self.prefix.clone(),
+            session.id.to_string(),
+            session.user_id.to_string(),
+            millis(session.created_at).to_string(),
+            millis(session.expires_at).to_string(),
+            token_key(&session.refresh_token),
+            session.ip.clone().unwrap_or_default(),
+            session.user_agent.clone().unwrap_or_default(),
+        ];
+        self.script(CREATE, &args).await?;
+        Ok(())
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        presented: &TokenHash,
+        successor: &TokenHash,
+        now: Timestamp,
+        expires_at: Timestamp,
+        grace: Duration,
+    ) -> Result<Rotation, StoreError> {
+        let args = [
+            self.prefix.clone(),
+            token_key(presented),
+            token_key(successor),
+            millis(now).to_string(),
+            millis(expires_at).to_string(),
+            grace.as_millis().to_string(),
+        ];
+        let reply: Vec<String> = redis::from_redis_value(self.script(ROTATE, &args).await?)
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let ids = || -> Result<(SessionId, UserId), StoreError> {
+            let session =
+                reply.get(1).and_then(|s| SessionId::parse(s)).ok_or_else(|| corrupt("id"))?;
+            let user =
+                reply.get(2).and_then(|u| UserId::parse(u)).ok_or_else(|| corrupt("user"))?;
+            Ok((session, user))
+        };
+        Ok(match reply.first().map(String::as_str) {
+            Some("rotated") => {
+                let (session, user) = ids()?;
+                Rotation::Rotated { session, user }
+            }
+            Some("grace") => {
+                let (session, user) = ids()?;
+                Rotation::Grace { session, user }
+            }
+            Some("reused") => {
+                let (session, user) = ids()?;
+                Rotation::Reused { session, user }
+            }
+            _ => Rotation::Invalid,
+        })
+    }
+
+    async fn live_session(
+        &self,
+        id: SessionId,
+        now: Timestamp,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let fields: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(self.key(&["s", &id.to_string()]))
+            .arg(&[
+                "user",
+                "created_at",
+                "last_used_at",
+                "expires_at",
+                "revoked_at",
+                "ip",
+                "user_agent",
+            ])
+            .query_async(&mut self.connection())
+            .await
+            .map_err(map_error)?;
+        let [user, created_at, last_used_at, expires_at, revoked_at, ip, user_agent] =
+            <[Option<String>; 7]>::try_from(fields).map_err(|_| corrupt("fields"))?;
+        let Some(user) = user else { return Ok(None) };
+        let expired = expires_at
+            .as_ref()
+            .and_then(|e| e.parse::<i64>().ok())
+            .is_none_or(|e| e <= millis(now));
+        if revoked_at.is_some() || expired {
+            return Ok(None);
+        }
+        Ok(Some(SessionRecord {
+            id,
+            user_id: UserId::parse(&user).ok_or_else(|| corrupt("user"))?,
+            created_at: timestamp(created_at.as_ref())?,
+            last_used_at: timestamp(last_used_at.as_ref())?,
+            ip,
+            user_agent,
+        }))
+    }
+
+    async fn session_of_refresh_token(
+        &self,
+        token: &TokenHash,
+        now: Timestamp,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let fields: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(self.key(&["rt", &token_key(token)]))
+            .arg(&["session", "expires_at", "rotated_at"])
+            .query_async(&mut self.connection())
+            .await
+            .map_err(map_error)?;
+        let (Some(Some(session)), Some(Some(expires_at)), Some(None)) =
+            (fields.first(), fields.get(1), fields.get(2))
+        else {
+            return Ok(None);
+        };
+        if expires_at.parse::<i64>().is_ok_and(|e| e <= millis(now)) {
+            return Ok(None);
+        }
+        let Some(session) = SessionId::parse(session) else { return Err(corrupt("session id")) };
+        self.live_session(session, now).await
+    }
+
+    async fn sessions_of(
+        &self,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let ids: Vec<String> = redis::cmd("ZREVRANGE")
+            .arg(self.key(&["u", &user.to_string()]))
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut self.connection())
+            .await
+            .map_err(map_error)?;
+        let mut sessions = Vec::with_capacity(ids.len());
+        for id in ids.iter().filter_map(|id| SessionId::parse(id)) {
+            if let Some(session) = self.live_session(id, now).await?
+                && session.user_id == user
+            {
+                sessions.push(session);
+            }
+        }
+        Ok(sessions)
+    }
+
+    async fn revoke_session(
+        &self,
+        user: UserId,
+        id: SessionId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let args = [self.prefix.clone(), user.to_string(), id.to_string(), millis(now).to_string()];
+        let revoked: i64 = redis::from_redis_value(self.script(REVOKE, &args).await?)
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        Ok(revoked == 1)
+    }
+
+    async fn revoke_sessions_of(
+        &self,
+        user: UserId,
+        keep: Option<SessionId>,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let keep = keep.map(|k| k.to_string()).unwrap_or_default();
+        let args = [self.prefix.clone(), user.to_string(), keep, millis(now).to_string()];
+        let revoked: u64 = redis::from_redis_value(self.script(REVOKE_ALL, &args).await?)
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        Ok(revoked)
+    }
+
+    /// Sessions and their tokens expire by themselves.
+    async fn purge_sessions(&self, _: Timestamp, _: Duration) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+}
