@@ -75,3 +75,38 @@ async fn a_lost_database_answers_503_and_recovers_by_itself() -> TestResult {
     assert_eq!(app.login("alice@example.com", PASSWORD).await.status(), StatusCode::OK);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_redis_answers_503_and_recovers_by_itself() -> TestResult {
+    let (storage, owner) = common::new_postgres_storage().await;
+    let upstream: SocketAddr = common::redis_url().trim_start_matches("redis://").parse()?;
+    let listen = free_port();
+    let mut link = relay(listen, upstream);
+    let redis_url = format!("redis://{listen}");
+    let app = common::spawn_owning(storage, owner, &[("PORTCULLIS_REDIS_URL", &redis_url)]).await;
+    let pair = app.signed_in("bob@example.com").await;
+    let access = str_of(&pair, "access_token").to_owned();
+
+    link.abort();
+    let _ = (&mut link).await;
+    let ready = app.client.get(app.url("/readyz")).send().await?;
+    assert_problem(ready, StatusCode::SERVICE_UNAVAILABLE, "service_unavailable").await;
+    let me = app.get("/v1/auth/me", &access).await;
+    assert_problem(me, StatusCode::SERVICE_UNAVAILABLE, "service_unavailable").await;
+    let refresh = app.refresh(str_of(&pair, "refresh_token")).await;
+    assert_problem(refresh, StatusCode::SERVICE_UNAVAILABLE, "service_unavailable").await;
+
+    let _link = relay(listen, upstream);
+    let mut ready = StatusCode::SERVICE_UNAVAILABLE;
+    for _ in 0..40 {
+        ready = app.client.get(app.url("/readyz")).send().await?.status();
+        if ready == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(ready, StatusCode::OK, "recovered without a restart");
+    assert_eq!(app.get("/v1/auth/me", &access).await.status(), StatusCode::OK);
+    assert_eq!(app.refresh(str_of(&pair, "refresh_token")).await.status(), StatusCode::OK);
+    Ok(())
+}
