@@ -1,8 +1,10 @@
 //! Load benchmark: starts the real server in-process on the embedded store and drives it over
 //! HTTP on 127.0.0.1 from concurrent clients, for a bounded time per scenario.
 //!
-//! Run with `cargo bench --bench http`; results are recorded in BENCHMARKS.md. Each scenario
-//! prints requests per second and the median and 99th-percentile latency.
+//! Run with `cargo bench --bench http` for the embedded backends, or with
+//! `PORTCULLIS_BENCH_BACKEND=postgres-redis` for PostgreSQL and Redis on 127.0.0.1 (a scratch
+//! database and key prefix, removed afterwards). Results are recorded in BENCHMARKS.md. Each
+//! scenario prints requests per second and the median and 99th-percentile latency.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::{Duration, Instant};
@@ -18,14 +20,20 @@ const PASSWORD: &str = "Correct-Horse-42";
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     // OWASP Argon2id parameters, as in production; budgets large enough not to interfere.
-    let (base, _dir) = start(&[
-        ("PORTCULLIS_RATE_LIMIT_IP", "100000000/min"),
-        ("PORTCULLIS_RATE_LIMIT_ACCOUNT", "100000000/min"),
-        ("PORTCULLIS_RATE_LIMIT_READS", "100000000/min"),
-    ])
+    let shared = Shared::create().await;
+    let (base, _dir) = start(
+        shared.as_ref(),
+        &[
+            ("PORTCULLIS_RATE_LIMIT_IP", "100000000/min"),
+            ("PORTCULLIS_RATE_LIMIT_ACCOUNT", "100000000/min"),
+            ("PORTCULLIS_RATE_LIMIT_READS", "100000000/min"),
+        ],
+    )
     .await;
     // A second server whose budget is spent at once: what a flood of refused logins costs.
-    let (limited, _limited_dir) = start(&[("PORTCULLIS_RATE_LIMIT_IP", "1/h")]).await;
+    let limited_shared = Shared::create().await;
+    let (limited, _limited_dir) =
+        start(limited_shared.as_ref(), &[("PORTCULLIS_RATE_LIMIT_IP", "1/h")]).await;
     let client = reqwest::Client::new();
 
     for i in 0..CLIENTS {
@@ -33,8 +41,9 @@ async fn main() {
         client.post(format!("{base}/v1/auth/register")).json(&body).send().await.unwrap();
     }
     println!(
-        "scenario            req/s   p50 ms   p99 ms   errors  ({CLIENTS} clients, {} s each)",
-        DURATION.as_secs()
+        "scenario            req/s   p50 ms   p99 ms   errors  ({CLIENTS} clients, {} s each, {})",
+        DURATION.as_secs(),
+        if shared.is_some() { "PostgreSQL and Redis" } else { "embedded" }
     );
 
     run("GET /healthz", &client, |c, _| c.get(format!("{base}/healthz"))).await;
@@ -57,15 +66,64 @@ async fn main() {
             .json(&json!({ "email": format!("bench{i}@example.com"), "password": PASSWORD }))
     })
     .await;
+    for shared in [shared, limited_shared].iter().flatten() {
+        shared.remove().await;
+    }
 }
 
-async fn start(vars: &[(&str, &str)]) -> (String, tempfile::TempDir) {
+/// PostgreSQL and Redis for this run, when asked for: a scratch database and key prefix.
+struct Shared {
+    database: String,
+    prefix: String,
+}
+
+const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
+
+impl Shared {
+    async fn create() -> Option<Self> {
+        if std::env::var("PORTCULLIS_BENCH_BACKEND").ok()? != "postgres-redis" {
+            return None;
+        }
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let database = format!("portcullis_bench_{id}");
+        let admin = sqlx::PgPool::connect(&format!("{POSTGRES}/postgres")).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {database}")).execute(&admin).await.unwrap();
+        Some(Self { database, prefix: format!("bench:{id}:") })
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("PORTCULLIS_DATABASE_URL".into(), format!("{POSTGRES}/{}", self.database)),
+            ("PORTCULLIS_REDIS_URL".into(), "redis://127.0.0.1:6379".into()),
+            ("PORTCULLIS_REDIS_PREFIX".into(), self.prefix.clone()),
+        ]
+    }
+
+    async fn remove(&self) {
+        let admin = sqlx::PgPool::connect(&format!("{POSTGRES}/postgres")).await.unwrap();
+        let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database);
+        sqlx::query(&drop).execute(&admin).await.unwrap();
+        let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
+        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", self.prefix))
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        if !keys.is_empty() {
+            let _: i64 = redis::cmd("DEL").arg(&keys).query_async(&mut connection).await.unwrap();
+        }
+    }
+}
+
+async fn start(shared: Option<&Shared>, vars: &[(&str, &str)]) -> (String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut env = vec![
         ("PORTCULLIS_BIND".to_owned(), "127.0.0.1:0".to_owned()),
         ("PORTCULLIS_DATA_DIR".to_owned(), dir.path().display().to_string()),
         ("PORTCULLIS_LOG".to_owned(), "error".to_owned()),
     ];
+    env.extend(shared.map(Shared::env).unwrap_or_default());
     env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let settings = Settings::load(None, env).unwrap();
     let app = Application::build(settings, true).await.unwrap();
