@@ -1,0 +1,60 @@
+//! Several instances on the same storage behave as one service: a logout, a lock or a spent
+//! budget on one holds on every other at once.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{PASSWORD, TestResult, spawn, spawn_in, str_of};
+use reqwest::{Method, StatusCode};
+
+#[tokio::test]
+async fn a_logout_on_one_instance_holds_on_the_other_at_once() -> TestResult {
+    let a = spawn().await;
+    let b = spawn_in(&a.storage, &[]).await;
+    let pair = a.signed_in("alice@example.com").await;
+    let access = str_of(&pair, "access_token");
+    assert_eq!(b.get("/v1/auth/me", access).await.status(), StatusCode::OK, "keys are shared");
+    let logout = b.request(Method::POST, "/v1/auth/logout", Some(access), None).await;
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    assert_eq!(a.get("/v1/auth/me", access).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(a.refresh(str_of(&pair, "refresh_token")).await.status(), StatusCode::UNAUTHORIZED);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_rotated_token_replayed_on_another_instance_is_a_reuse() -> TestResult {
+    let a = spawn().await;
+    let b = spawn_in(&a.storage, &[]).await;
+    let pair = a.signed_in("bob@example.com").await;
+    assert_eq!(a.refresh(str_of(&pair, "refresh_token")).await.status(), StatusCode::OK);
+    let replay = b.refresh(str_of(&pair, "refresh_token")).await;
+    common::assert_problem(replay, StatusCode::UNAUTHORIZED, "token_reused").await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_lock_made_through_one_instance_holds_on_the_other() -> TestResult {
+    let a = spawn().await;
+    let b = spawn_in(&a.storage, &[]).await;
+    a.register("carol@example.com", PASSWORD).await;
+    for _ in 0..5 {
+        a.login("carol@example.com", "Wrong-Pass-1").await;
+    }
+    assert_eq!(b.login("carol@example.com", PASSWORD).await.status(), StatusCode::LOCKED);
+    Ok(())
+}
+
+#[tokio::test]
+async fn with_redis_a_budget_is_shared_by_every_instance() -> TestResult {
+    let (storage, owner) = common::new_postgres_storage().await;
+    let limit = [("PORTCULLIS_RATE_LIMIT_IP", "4/min")];
+    let a = common::spawn_owning(storage, owner, &limit).await;
+    let b = spawn_in(&a.storage, &limit).await;
+    for (i, app) in [&a, &b, &a, &b].into_iter().enumerate() {
+        let response = app.login(&format!("u{i}@example.com"), PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(a.login("u9@example.com", PASSWORD).await.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(b.login("u9@example.com", PASSWORD).await.status(), StatusCode::TOO_MANY_REQUESTS);
+    Ok(())
+}
