@@ -37,6 +37,9 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Read and check the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -60,6 +63,21 @@ pub enum UserCommand {
         #[arg(long)]
         email: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Print the latest audit events as JSON lines, oldest first.
+    Tail {
+        /// Keep printing new events as they are written.
+        #[arg(long)]
+        follow: bool,
+        /// How many of the latest events to print first.
+        #[arg(long, default_value_t = 20)]
+        lines: u32,
+    },
+    /// Check the audit trail's hash chain for gaps and tampering; exit 1 on any.
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,6 +134,8 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             create_user(settings, &email, admin).await
         }
         Command::User(UserCommand::Unlock { email }) => unlock(settings, &email).await,
+        Command::Audit(AuditCommand::Tail { follow, lines }) => tail(settings, follow, lines).await,
+        Command::Audit(AuditCommand::Verify) => verify(settings).await,
         Command::Keys(KeysCommand::Rotate) => rotate_keys(settings).await,
         Command::Config(ConfigCommand::Check) => {
             for (name, value) in settings.describe() {
@@ -169,6 +189,49 @@ async fn unlock(settings: Settings, email: &str) -> Result<(), Failure> {
         .map_err(|e| Failure::other(e.to_string()))?;
     println!("unlocked {}", crate::domain::Email::normalise_key(email));
     Ok(())
+}
+
+async fn tail(settings: Settings, follow: bool, lines: u32) -> Result<(), Failure> {
+    let backends = open_backends(&settings, true).await?;
+    let audit = crate::audit::Audit::new(backends.audit.clone());
+    let failure = |e: crate::store::StoreError| Failure::other(e.to_string());
+    let mut position = (audit.last_position().await.map_err(failure)? - i64::from(lines)).max(0);
+    loop {
+        let batch = audit.after(position, 500).await.map_err(failure)?;
+        for (seq, event) in &batch {
+            let line = serde_json::to_string(event).map_err(|e| Failure::other(e.to_string()))?;
+            println!("{line}");
+            position = *seq;
+        }
+        if batch.is_empty() {
+            if !follow {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    }
+}
+
+async fn verify(settings: Settings) -> Result<(), Failure> {
+    let backends = open_backends(&settings, true).await?;
+    let audit = crate::audit::Audit::new(backends.audit.clone());
+    let report = audit.verify().await.map_err(|e| Failure::other(e.to_string()))?;
+    for problem in &report.problems {
+        println!("{problem}");
+    }
+    if report.problems.is_empty() {
+        println!(
+            "audit trail intact: {} events; head at position {} with hash {}",
+            report.events, report.head_seq, report.head_hash
+        );
+        Ok(())
+    } else {
+        Err(Failure::other(format!(
+            "audit trail broken: {} problems in {} events",
+            report.problems.len(),
+            report.events
+        )))
+    }
 }
 
 /// One line from standard input, its trailing newline stripped.

@@ -177,6 +177,9 @@ impl From<AuthError> for ApiError {
             ),
             AuthError::Unauthorized => Self::unauthorized(),
             AuthError::Forbidden => Self::from_status(StatusCode::FORBIDDEN),
+            AuthError::InvalidQuery(detail) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", detail)
+            }
             AuthError::RateLimited { limit, retry_after } => {
                 let mut error = Self::new(
                     StatusCode::TOO_MANY_REQUESTS,

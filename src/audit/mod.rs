@@ -4,6 +4,9 @@
 //! structured log line, so an operator sees it even before querying the trail. A failure to write
 //! the trail is logged and does not undo the action it describes: the action has already happened.
 
+pub mod chain;
+pub mod query;
+
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -11,7 +14,7 @@ use uuid::Uuid;
 
 use crate::auth::RequestContext;
 use crate::domain::UserId;
-use crate::store::{AuditStore, Timestamp};
+use crate::store::{AuditFilter, AuditStore, StoreError, Timestamp};
 
 /// Longest attempted email kept in an event (RFC 5321 limits a path to 256 octets).
 const MAX_EMAIL_CHARS: usize = 256;
@@ -35,6 +38,25 @@ pub enum EventType {
 }
 
 impl EventType {
+    pub const ALL: [EventType; 12] = [
+        EventType::Registration,
+        EventType::Login,
+        EventType::LoginFailed,
+        EventType::Logout,
+        EventType::LogoutAll,
+        EventType::TokenRefresh,
+        EventType::TokenReused,
+        EventType::PasswordChange,
+        EventType::Lockout,
+        EventType::Unlock,
+        EventType::SessionRevoked,
+        EventType::RateLimited,
+    ];
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == raw)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             EventType::Registration => "registration",
@@ -61,6 +83,14 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "success" => Some(Outcome::Success),
+            "failure" => Some(Outcome::Failure),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Success => "success",
@@ -145,5 +175,52 @@ impl Audit {
         if let Err(error) = self.store.append(&event).await {
             tracing::error!(event_id = %event.id, %error, "could not write the audit event");
         }
+    }
+
+    /// One page of events matching `filter`, newest first.
+    pub async fn page(&self, filter: AuditFilter) -> Result<query::Page, StoreError> {
+        let limit = filter.limit;
+        let mut found = self.store.query(&AuditFilter { limit: limit + 1, ..filter }).await?;
+        let more = found.len() > limit as usize;
+        found.truncate(limit as usize);
+        let next_cursor =
+            more.then(|| found.last().map(|(seq, _)| query::encode_cursor(*seq))).flatten();
+        Ok(query::Page { events: found.into_iter().map(|(_, e)| e).collect(), next_cursor })
+    }
+
+    /// Checks the whole chain, in batches.
+    pub async fn verify(&self) -> Result<chain::Report, StoreError> {
+        let mut verifier = chain::Verifier::default();
+        loop {
+            let links = self.store.links(verifier.last_seq(), 1000).await?;
+            if links.is_empty() {
+                break;
+            }
+            for link in &links {
+                verifier.check(link);
+            }
+        }
+        let (head_seq, head_hash) = self.store.head().await?;
+        let unchained = self.store.unchained().await?;
+        let mut report = verifier.finish(head_seq, &head_hash);
+        if unchained > 0 {
+            report.problems.push(format!("{unchained} events are outside the chain"));
+        }
+        Ok(report)
+    }
+
+    /// Up to `limit` events after chain position `after`, oldest first, with their positions.
+    pub async fn after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, AuditEvent)>, StoreError> {
+        let links = self.store.links(after, limit).await?;
+        Ok(links.into_iter().filter_map(|l| l.seq.map(|seq| (seq, l.event))).collect())
+    }
+
+    /// The chain's last position.
+    pub async fn last_position(&self) -> Result<i64, StoreError> {
+        Ok(self.store.head().await?.0)
     }
 }

@@ -26,6 +26,9 @@ pub enum AuthError {
     Unauthorized,
     #[error("forbidden")]
     Forbidden,
+    /// A query parameter is not valid; the message names it.
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
     /// A budget is spent; `retry_after` is the time until a request would be allowed.
     #[error("rate limited")]
     RateLimited { limit: u32, retry_after: Duration },

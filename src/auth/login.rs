@@ -42,18 +42,22 @@ impl AuthService {
             }
         };
         let matches = self.check_password(Password::new(password), user.as_ref()).await?;
-        let Some(user) = user.filter(|_| matches) else {
-            self.record_failed_login(context, &attempted, None, "invalid_credentials").await;
+        // Failures against an existing account carry its id, so its owner sees them in their
+        // own events; the response is the same either way.
+        let Some(user) = user.as_ref().filter(|_| matches) else {
+            let user_id = user.as_ref().map(|u| u.id);
+            self.record_failed_login(context, &attempted, user.as_ref(), "invalid_credentials")
+                .await;
             if locks {
-                self.record_lockout(context, &attempted, None, device.is_some()).await;
+                self.record_lockout(context, &attempted, user_id, device.is_some()).await;
             }
             return Err(AuthError::InvalidCredentials);
         };
         self.forgive(&lock_key).await?;
-        let mut pair = self.open_session(context, &user).await?;
+        let mut pair = self.open_session(context, user).await?;
         pair.device_token = Some(match (device_token, device) {
             (Some(token), Some(_)) => token.to_owned(),
-            _ => self.new_device(&user).await?,
+            _ => self.new_device(user).await?,
         });
         let event = AuditEvent::new(EventType::Login, Outcome::Success, context)
             .user(user.id)

@@ -5,6 +5,7 @@
 
 mod context;
 mod error;
+mod events;
 mod hasher;
 pub mod keys;
 mod limits;
@@ -98,6 +99,11 @@ impl AuthService {
     ) -> Self {
         let AuthStores { users, sessions, limiter, lockouts, audit } = stores;
         Self { users, sessions, limiter, lockouts, audit, hasher, access, successors, settings }
+    }
+
+    /// The audit trail, for the operator's command line.
+    pub fn audit(&self) -> &Audit {
+        &self.audit
     }
 
     pub fn access_tokens(&self) -> &AccessTokens {

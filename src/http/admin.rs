@@ -2,10 +2,12 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::Json;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 
 use super::extract::{Authenticated, Context};
+use crate::audit::query::{AuditQuery, Page};
 use crate::auth::AuthService;
 use crate::domain::UserId;
 use crate::error::ApiError;
@@ -22,4 +24,14 @@ pub async fn unlock_user(
     let user = UserId::parse(&id).ok_or_else(ApiError::not_found)?;
     auth.unlock_user(&context, user, &format!("admin {}", principal.user)).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// GET /v1/admin/audit: the audit trail, newest first, filtered by `type`, `user_id`, `since`,
+/// `until`, in pages of `limit` (`cursor` for the next). 403 without the admin role.
+pub async fn audit_trail(
+    State(auth): State<Arc<AuthService>>,
+    Authenticated(principal): Authenticated,
+    Query(query): Query<AuditQuery>,
+) -> Result<Json<Page>, ApiError> {
+    Ok(Json(auth.audit_trail(&principal, &query).await?))
 }

@@ -47,6 +47,8 @@ pub fn router(state: AppState, cors_origins: &[String], request_timeout: Duratio
         .route("/v1/auth/me", get(routes::me))
         .route("/v1/auth/sessions", get(routes::sessions))
         .route("/v1/auth/sessions/{id}", delete(routes::revoke_session))
+        .route("/v1/auth/events", get(routes::events))
+        .route("/v1/admin/audit", get(admin::audit_trail))
         .route("/v1/admin/users/{id}/unlock", post(admin::unlock_user))
         .route("/.well-known/jwks.json", get(routes::jwks))
         .route("/healthz", get(routes::healthz))

@@ -4,12 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 
 use super::extract::{Authenticated, Context, JsonBody, MaybeAuthenticated, OptionalJsonBody};
+use crate::audit::query::{AuditQuery, Page};
 use crate::auth::{AuthService, TokenPair};
 use crate::domain::{Role, SessionId};
 use crate::error::ApiError;
@@ -173,6 +174,15 @@ pub async fn revoke_session(
     let id = SessionId::parse(&id).ok_or_else(ApiError::not_found)?;
     auth.revoke_session(&context, &principal, id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// GET /v1/auth/events: the caller's own security events, newest first, in pages.
+pub async fn events(
+    State(auth): State<Arc<AuthService>>,
+    Authenticated(principal): Authenticated,
+    Query(query): Query<AuditQuery>,
+) -> Result<Json<Page>, ApiError> {
+    Ok(Json(auth.own_events(&principal, &query).await?))
 }
 
 /// GET /.well-known/jwks.json: the public keys that may still verify a live token.

@@ -14,7 +14,8 @@ pub mod sqlite;
 use async_trait::async_trait;
 use std::time::Duration;
 
-use crate::audit::AuditEvent;
+use crate::audit::chain::Link;
+use crate::audit::{AuditEvent, EventType};
 use crate::domain::{Email, Rate, SessionId, UserId};
 
 pub use records::{
@@ -192,10 +193,32 @@ pub trait KeyStore: Send + Sync {
     async fn secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError>;
 }
 
-/// The append-only audit trail.
+/// Which audit events to read, newest first.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    pub user: Option<UserId>,
+    pub kind: Option<EventType>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    /// Only events before this chain position (the cursor of the previous page).
+    pub before: Option<i64>,
+    pub limit: u32,
+}
+
+/// The append-only, hash-chained audit trail.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
+    /// Appends `event` as the next link of the chain. Appends are serialised on the chain's
+    /// head, so concurrent writers never fork it.
     async fn append(&self, event: &AuditEvent) -> Result<(), StoreError>;
+    /// Events matching `filter`, newest first, each with its chain position.
+    async fn query(&self, filter: &AuditFilter) -> Result<Vec<(i64, AuditEvent)>, StoreError>;
+    /// Up to `limit` links after position `after`, in chain order.
+    async fn links(&self, after: i64, limit: u32) -> Result<Vec<Link>, StoreError>;
+    /// Events stored outside the chain (only a tampered trail has any).
+    async fn unchained(&self) -> Result<u64, StoreError>;
+    /// The chain's last position and hash.
+    async fn head(&self) -> Result<(i64, Vec<u8>), StoreError>;
 }
 
 /// Whether the backend answers at all; used by `/readyz`.

@@ -1,18 +1,59 @@
-//! `AuditStore` on PostgreSQL: an append-only table.
+//! `AuditStore` on PostgreSQL: an append-only, hash-chained table.
 
 use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::postgres::PgRow;
 
-use super::{PostgresStore, map_error, millis};
-use crate::audit::AuditEvent;
-use crate::store::{AuditStore, StoreError};
+use super::{PostgresStore, from_millis, map_error, millis};
+use crate::audit::chain::{self, Link};
+use crate::audit::{AuditEvent, EventType, Outcome};
+use crate::domain::UserId;
+use crate::store::{AuditFilter, AuditStore, StoreError};
+
+const COLUMNS: &str = "id, type, at, user_id, email, ip, user_agent, request_id, outcome, detail, chain_seq, prev_hash, hash";
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Backend(format!("malformed audit event: {what}"))
+}
+
+fn event_from_row(row: &PgRow) -> Result<AuditEvent, StoreError> {
+    let id: String = row.get("id");
+    let kind: String = row.get("type");
+    let outcome: String = row.get("outcome");
+    let user: Option<String> = row.get("user_id");
+    Ok(AuditEvent {
+        id: uuid::Uuid::parse_str(&id).map_err(|_| corrupt("id"))?,
+        kind: EventType::parse(&kind).ok_or_else(|| corrupt("type"))?,
+        at: from_millis(row.get("at"))?,
+        user_id: user.map(|u| UserId::parse(&u).ok_or_else(|| corrupt("user id"))).transpose()?,
+        email: row.get("email"),
+        ip: row.get("ip"),
+        user_agent: row.get("user_agent"),
+        request_id: row.get("request_id"),
+        outcome: Outcome::parse(&outcome).ok_or_else(|| corrupt("outcome"))?,
+        detail: row.get("detail"),
+    })
+}
 
 #[async_trait]
 impl AuditStore for PostgresStore {
     async fn append(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        // The head row stays locked until commit: concurrent appends queue here, one link at a time.
+        let head =
+            sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map_error)?;
+        let seq: i64 = head.get("seq");
+        let previous: Vec<u8> = head.get("hash");
+        let previous = <[u8; 32]>::try_from(previous.as_slice()).map_err(|_| corrupt("head"))?;
+        let hash = chain::link(&previous, seq, event);
         sqlx::query(
             "INSERT INTO audit_events
-                 (id, type, at, user_id, email, ip, user_agent, request_id, outcome, detail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 (id, type, at, user_id, email, ip, user_agent, request_id, outcome, detail,
+                  chain_seq, prev_hash, hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(event.id.to_string())
         .bind(event.kind.as_str())
@@ -24,9 +65,78 @@ impl AuditStore for PostgresStore {
         .bind(&event.request_id)
         .bind(event.outcome.as_str())
         .bind(&event.detail)
-        .execute(&self.pool)
+        .bind(seq)
+        .bind(&previous[..])
+        .bind(&hash[..])
+        .execute(&mut *tx)
         .await
         .map_err(map_error)?;
-        Ok(())
+        sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+            .bind(&hash[..])
+            .execute(&mut *tx)
+            .await
+            .map_err(map_error)?;
+        tx.commit().await.map_err(map_error)
+    }
+
+    async fn query(&self, filter: &AuditFilter) -> Result<Vec<(i64, AuditEvent)>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM audit_events
+             WHERE chain_seq IS NOT NULL
+               AND ($1::text IS NULL OR user_id = $1) AND ($2::text IS NULL OR type = $2)
+               AND ($3::bigint IS NULL OR at >= $3) AND ($4::bigint IS NULL OR at <= $4)
+               AND ($5::bigint IS NULL OR chain_seq < $5)
+             ORDER BY chain_seq DESC LIMIT $6"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(filter.user.map(|u| u.to_string()))
+            .bind(filter.kind.map(EventType::as_str))
+            .bind(filter.since.map(millis))
+            .bind(filter.until.map(millis))
+            .bind(filter.before)
+            .bind(i64::from(filter.limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_error)?;
+        rows.iter().map(|row| Ok((row.get("chain_seq"), event_from_row(row)?))).collect()
+    }
+
+    async fn links(&self, after: i64, limit: u32) -> Result<Vec<Link>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM audit_events WHERE chain_seq > $1 ORDER BY chain_seq LIMIT $2"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_error)?;
+        rows.iter()
+            .map(|row| {
+                Ok(Link {
+                    seq: row.get("chain_seq"),
+                    prev_hash: row.get("prev_hash"),
+                    hash: row.get("hash"),
+                    event: event_from_row(row)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn unchained(&self) -> Result<u64, StoreError> {
+        let count: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE chain_seq IS NULL")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(map_error)?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn head(&self) -> Result<(i64, Vec<u8>), StoreError> {
+        let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_error)?;
+        Ok((row.get("seq"), row.get("hash")))
     }
 }

@@ -1,0 +1,186 @@
+//! The audit trail's hash chain, and its verification.
+//!
+//! Each event is hashed with its position and the previous event's hash:
+//! `hash = SHA-256(previous hash || position || canonical event)`. Editing, removing, inserting
+//! or reordering an event changes every hash after it, and the chain's head (the last position
+//! and hash, kept apart) shows events cut from the end. The chain proves the trail has not been
+//! changed since it was written, against anyone who cannot also rewrite every later hash and the
+//! head; export the head elsewhere (`audit verify` prints it) to hold against that too.
+
+use sha2::{Digest, Sha256};
+
+use super::AuditEvent;
+
+/// The hash before the first event.
+pub const GENESIS: [u8; 32] = [0; 32];
+
+/// The exact bytes that are hashed for an event: a JSON array of its fields in a fixed order,
+/// times in milliseconds, so that the same event always gives the same bytes.
+fn canonical(event: &AuditEvent) -> Vec<u8> {
+    let fields = serde_json::json!([
+        event.id.to_string(),
+        event.kind.as_str(),
+        event.at.timestamp_millis(),
+        event.user_id.map(|u| u.to_string()),
+        event.email,
+        event.ip,
+        event.user_agent,
+        event.request_id,
+        event.outcome.as_str(),
+        event.detail,
+    ]);
+    fields.to_string().into_bytes()
+}
+
+/// The link for `event` at position `seq` after `previous`.
+pub fn link(previous: &[u8; 32], seq: i64, event: &AuditEvent) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(previous);
+    hasher.update(seq.to_be_bytes());
+    hasher.update(canonical(event));
+    hasher.finalize().into()
+}
+
+/// One stored link of the chain.
+#[derive(Clone, Debug)]
+pub struct Link {
+    pub seq: Option<i64>,
+    pub prev_hash: Option<Vec<u8>>,
+    pub hash: Option<Vec<u8>>,
+    pub event: AuditEvent,
+}
+
+/// What verification found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    pub events: u64,
+    pub head_seq: i64,
+    pub head_hash: String,
+    /// Every break found, in chain order: position and what is wrong.
+    pub problems: Vec<String>,
+}
+
+/// Walks the chain in batches (each starting after the last position seen), checking positions,
+/// links and hashes, then the head.
+pub struct Verifier {
+    expected_seq: i64,
+    previous: [u8; 32],
+    report: Report,
+}
+
+impl Default for Verifier {
+    fn default() -> Self {
+        Self { expected_seq: 1, previous: GENESIS, report: Report::default() }
+    }
+}
+
+impl Verifier {
+    /// The position after which the next batch starts.
+    pub fn last_seq(&self) -> i64 {
+        self.expected_seq - 1
+    }
+
+    pub fn check(&mut self, link: &Link) {
+        self.report.events += 1;
+        let Some(seq) = link.seq else {
+            self.report.problems.push(format!("event {} is outside the chain", link.event.id));
+            return;
+        };
+        if seq != self.expected_seq {
+            self.report.problems.push(format!(
+                "position {seq}: expected position {} (events missing or inserted)",
+                self.expected_seq
+            ));
+        }
+        if link.prev_hash.as_deref() != Some(&self.previous[..]) {
+            self.report
+                .problems
+                .push(format!("position {seq}: does not link to the event before it"));
+        }
+        let computed = self::link(&self.previous, seq, &link.event);
+        if link.hash.as_deref() != Some(&computed[..]) {
+            self.report.problems.push(format!("position {seq}: the event was changed"));
+        }
+        // Continue from what is stored, so that one edit is reported once, not at every later link.
+        self.previous =
+            link.hash.as_deref().and_then(|h| <[u8; 32]>::try_from(h).ok()).unwrap_or(computed);
+        self.expected_seq = seq + 1;
+    }
+
+    /// Checks the head against the last link and returns the report.
+    pub fn finish(mut self, head_seq: i64, head_hash: &[u8]) -> Report {
+        if head_seq != self.last_seq() || head_hash != self.previous {
+            self.report.problems.push(format!(
+                "the head is at position {head_seq} but the chain ends at {} (events missing at the end)",
+                self.last_seq()
+            ));
+        }
+        self.report.head_seq = head_seq;
+        self.report.head_hash = head_hash.iter().map(|b| format!("{b:02x}")).collect();
+        self.report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{EventType, Outcome};
+
+    fn event(detail: &str) -> AuditEvent {
+        let mut event = AuditEvent::new(
+            EventType::Login,
+            Outcome::Success,
+            &crate::auth::RequestContext::default(),
+        );
+        event.detail = Some(detail.to_owned());
+        event
+    }
+
+    fn chain(events: &[AuditEvent]) -> Vec<Link> {
+        let mut previous = GENESIS;
+        let mut links = Vec::new();
+        for (i, event) in events.iter().enumerate() {
+            let seq = i as i64 + 1;
+            let hash = link(&previous, seq, event);
+            links.push(Link {
+                seq: Some(seq),
+                prev_hash: Some(previous.to_vec()),
+                hash: Some(hash.to_vec()),
+                event: event.clone(),
+            });
+            previous = hash;
+        }
+        links
+    }
+
+    fn verify(links: &[Link], head_seq: i64, head: &[u8]) -> Report {
+        let mut verifier = Verifier::default();
+        for link in links {
+            verifier.check(link);
+        }
+        verifier.finish(head_seq, head)
+    }
+
+    #[test]
+    fn an_intact_chain_verifies() {
+        let links = chain(&[event("a"), event("b"), event("c")]);
+        let head = links[2].hash.clone().unwrap_or_default();
+        assert_eq!(verify(&links, 3, &head).problems, Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_edit_a_removal_and_a_cut_end_are_each_found() {
+        let links = chain(&[event("a"), event("b"), event("c")]);
+        let head = links[2].hash.clone().unwrap_or_default();
+
+        let mut edited = links.clone();
+        edited[1].event.detail = Some("forged".into());
+        assert_eq!(verify(&edited, 3, &head).problems.len(), 1);
+
+        let removed = vec![links[0].clone(), links[2].clone()];
+        assert!(!verify(&removed, 3, &head).problems.is_empty());
+
+        let cut = links[..2].to_vec();
+        assert!(!verify(&cut, 3, &head).problems.is_empty());
+    }
+}

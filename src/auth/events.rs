@@ -1,0 +1,31 @@
+//! Reading the audit trail: a user's own events, and the whole trail for admins.
+
+use super::{AuthError, AuthService, Principal};
+use crate::audit::query::{AuditQuery, Page};
+
+impl AuthService {
+    /// The caller's own security events, newest first. Any `user_id` parameter is ignored: a
+    /// user sees their own events only.
+    pub async fn own_events(
+        &self,
+        principal: &Principal,
+        query: &AuditQuery,
+    ) -> Result<Page, AuthError> {
+        self.limit_read(principal).await?;
+        let mut filter = query.filter().map_err(AuthError::InvalidQuery)?;
+        filter.user = Some(principal.user);
+        Ok(self.audit.page(filter).await?)
+    }
+
+    /// The whole trail, filtered, for admins.
+    pub async fn audit_trail(
+        &self,
+        principal: &Principal,
+        query: &AuditQuery,
+    ) -> Result<Page, AuthError> {
+        self.limit_read(principal).await?;
+        self.require_admin(principal).await?;
+        let filter = query.filter().map_err(AuthError::InvalidQuery)?;
+        Ok(self.audit.page(filter).await?)
+    }
+}

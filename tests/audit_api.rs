@@ -1,0 +1,228 @@
+//! The audit API and the trail's tamper evidence: own events, the admin trail with filters and
+//! pages, and `audit verify` / `audit tail` on the same storage.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{PASSWORD, TestApp, TestResult, assert_problem, spawn, str_of};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+async fn get_json(app: &TestApp, path: &str, token: &str) -> Value {
+    let response = app.get(path, token).await;
+    assert_eq!(response.status(), StatusCode::OK, "{path}");
+    response.json().await.unwrap()
+}
+
+fn kinds(page: &Value) -> Vec<String> {
+    page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(args)
+        .env_clear()
+        .envs(app.storage.env())
+        .env("PORTCULLIS_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_user_sees_their_own_events_newest_first() -> TestResult {
+    let app = spawn().await;
+    let pair = app.signed_in("alice@example.com").await;
+    let other = app.signed_in("bob@example.com").await;
+    app.login("alice@example.com", "Wrong-Pass-1").await;
+    let token = str_of(&pair, "access_token");
+    let page = get_json(&app, "/v1/auth/events", token).await;
+    assert_eq!(kinds(&page), ["login_failed", "login", "registration"]);
+    assert_eq!(page["next_cursor"], Value::Null);
+    let event = &page["events"][1];
+    for key in [
+        "id",
+        "type",
+        "at",
+        "user_id",
+        "email",
+        "ip",
+        "user_agent",
+        "request_id",
+        "outcome",
+        "detail",
+    ] {
+        assert!(event.get(key).is_some(), "missing {key}: {event}");
+    }
+    assert_eq!(event["email"], "alice@example.com");
+    assert_eq!(event["outcome"], "success");
+    // Another user's id in the query changes nothing: own events only.
+    let bob_id = get_json(&app, "/v1/auth/me", str_of(&other, "access_token")).await["id"].clone();
+    let path = format!("/v1/auth/events?user_id={}", bob_id.as_str().unwrap());
+    assert_eq!(
+        kinds(&get_json(&app, &path, token).await),
+        ["login_failed", "login", "registration"]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_events_request_id_is_the_responses() -> TestResult {
+    let app = spawn().await;
+    app.register("carol@example.com", PASSWORD).await;
+    let login = app.login("carol@example.com", PASSWORD).await;
+    let request_id = login.headers()["x-request-id"].to_str()?.to_owned();
+    let pair: Value = login.json().await?;
+    let page = get_json(&app, "/v1/auth/events?type=login", str_of(&pair, "access_token")).await;
+    assert_eq!(page["events"][0]["request_id"], request_id.as_str());
+    Ok(())
+}
+
+#[tokio::test]
+async fn pages_follow_the_cursor_to_the_end() -> TestResult {
+    let app = spawn().await;
+    let pair = app.signed_in("dave@example.com").await;
+    for _ in 0..3 {
+        app.login("dave@example.com", "Wrong-Pass-1").await;
+    }
+    let token = str_of(&pair, "access_token");
+    let mut seen = Vec::new();
+    let mut path = "/v1/auth/events?limit=2".to_owned();
+    loop {
+        let page = get_json(&app, &path, token).await;
+        assert!(page["events"].as_array().unwrap().len() <= 2);
+        seen.extend(page["events"].as_array().unwrap().iter().map(|e| e["id"].clone()));
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/v1/auth/events?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 5, "registration, login and three failed logins");
+    let mut unique = seen.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), seen.len());
+    Ok(())
+}
+
+#[tokio::test]
+async fn filters_by_type_and_time() -> TestResult {
+    let app = spawn().await;
+    let pair = app.signed_in("erin@example.com").await;
+    let token = str_of(&pair, "access_token");
+    assert_eq!(
+        kinds(&get_json(&app, "/v1/auth/events?type=registration", token).await),
+        ["registration"]
+    );
+    let future = "2999-01-01T00:00:00Z";
+    let path = format!("/v1/auth/events?since={future}");
+    assert!(kinds(&get_json(&app, &path, token).await).is_empty());
+    let path = format!("/v1/auth/events?until={future}&since=2000-01-01T00:00:00%2B02:00");
+    assert_eq!(kinds(&get_json(&app, &path, token).await).len(), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_parameters_are_validation_errors() -> TestResult {
+    let app = spawn().await;
+    let pair = app.signed_in("fred@example.com").await;
+    let token = str_of(&pair, "access_token");
+    for query in
+        ["limit=0", "limit=201", "limit=ten", "since=yesterday", "type=coffee", "cursor=abc"]
+    {
+        let response = app.get(&format!("/v1/auth/events?{query}"), token).await;
+        let body =
+            assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+        let name = query.split('=').next().unwrap();
+        assert!(body["detail"].as_str().unwrap().contains(name), "{query}: {body}");
+    }
+    let anonymous = app.request(Method::GET, "/v1/auth/events", None, None).await;
+    assert_problem(anonymous, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_admin_trail_is_for_admins_and_filters_by_user() -> TestResult {
+    let app = spawn().await;
+    common::create_admin(&app, "root@example.com");
+    let admin: Value = app.login("root@example.com", PASSWORD).await.json().await?;
+    let user = app.signed_in("gina@example.com").await;
+    let forbidden = app.get("/v1/admin/audit", str_of(&user, "access_token")).await;
+    assert_problem(forbidden, StatusCode::FORBIDDEN, "forbidden").await;
+
+    let admin_token = str_of(&admin, "access_token");
+    let all = get_json(&app, "/v1/admin/audit", admin_token).await;
+    assert_eq!(kinds(&all), ["login", "registration", "login", "registration"]);
+    let gina = get_json(&app, "/v1/auth/me", str_of(&user, "access_token")).await;
+    let path = format!("/v1/admin/audit?user_id={}", gina["id"].as_str().unwrap());
+    let page = get_json(&app, &path, admin_token).await;
+    assert_eq!(kinds(&page), ["login", "registration"]);
+    assert!(page["events"].as_array().unwrap().iter().all(|e| e["user_id"] == gina["id"]));
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unlock_appears_in_the_users_own_events() -> TestResult {
+    let app = common::spawn_with(&[("PORTCULLIS_LOCKOUT_THRESHOLD", "2")]).await;
+    let pair = app.signed_in("hal@example.com").await;
+    for _ in 0..2 {
+        app.login("hal@example.com", "Wrong-Pass-1").await;
+    }
+    assert_eq!(common::run_cli(&app, &["user", "unlock", "--email", "hal@example.com"]), Some(0));
+    let page = get_json(&app, "/v1/auth/events?limit=1", str_of(&pair, "access_token")).await;
+    assert_eq!(kinds(&page), ["unlock"]);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trail_verifies_after_concurrent_writes_and_tampering_is_found() -> TestResult {
+    let app = spawn().await;
+    let emails: Vec<String> = (0..10).map(|i| format!("ivy{i}@example.com")).collect();
+    futures::future::join_all(emails.iter().map(|e| app.register(e, PASSWORD))).await;
+    futures::future::join_all(emails.iter().map(|e| app.login(e, "Wrong-Pass-1"))).await;
+    futures::future::join_all(emails.iter().map(|e| app.login(e, PASSWORD))).await;
+    let intact = cli(&app, &["audit", "verify"]);
+    let stdout = String::from_utf8_lossy(&intact.stdout).into_owned();
+    assert_eq!(intact.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("30 events"), "{stdout}");
+
+    let pool = app.storage.db().await;
+    sqlx::query("UPDATE audit_events SET detail = 'nothing to see' WHERE chain_seq = 5")
+        .execute(&pool)
+        .await?;
+    let edited = cli(&app, &["audit", "verify"]);
+    assert_eq!(edited.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&edited.stdout).contains("position 5: the event was changed"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn removed_events_are_found_in_the_middle_and_at_the_end() -> TestResult {
+    let app = spawn().await;
+    app.signed_in("jay@example.com").await;
+    app.signed_in("kim@example.com").await;
+    let pool = app.storage.db().await;
+    sqlx::query("DELETE FROM audit_events WHERE chain_seq = 4").execute(&pool).await?;
+    let end = cli(&app, &["audit", "verify"]);
+    assert_eq!(end.status.code(), Some(1), "the last event was removed");
+    sqlx::query("DELETE FROM audit_events WHERE chain_seq = 2").execute(&pool).await?;
+    let middle = cli(&app, &["audit", "verify"]);
+    assert!(String::from_utf8_lossy(&middle.stdout).contains("position 3: expected position 2"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn tail_prints_the_latest_events_as_json_lines() -> TestResult {
+    let app = spawn().await;
+    app.signed_in("lee@example.com").await;
+    let output = cli(&app, &["audit", "tail", "--lines", "1"]);
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["type"], "login");
+    Ok(())
+}
