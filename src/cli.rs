@@ -11,7 +11,7 @@ use tokio::io::AsyncBufReadExt;
 use crate::auth::{AuthError, RequestContext, keys};
 use crate::config::{LogFormat, Settings};
 use crate::domain::Role;
-use crate::startup::{Application, StartupError, build_auth, open_backends};
+use crate::startup::{Application, StartupError, build_auth, new_metrics, open_backends};
 
 #[derive(Debug, Parser)]
 #[command(name = "portcullis", version, about = "A self-hosted authentication service")]
@@ -157,7 +157,7 @@ async fn serve(settings: Settings, migrate: bool) -> Result<(), Failure> {
 async fn create_user(settings: Settings, email: &str, admin: bool) -> Result<(), Failure> {
     let password = read_password_line().await?;
     let backends = open_backends(&settings, true).await?;
-    let auth = build_auth(&settings, &backends).await?;
+    let auth = build_auth(&settings, &backends, new_metrics()?).await?;
     let roles = if admin { vec![Role::User, Role::Admin] } else { vec![Role::User] };
     let user = auth
         .create_user(&RequestContext::default(), email, &password, roles)
@@ -183,7 +183,7 @@ async fn create_user(settings: Settings, email: &str, admin: bool) -> Result<(),
 
 async fn unlock(settings: Settings, email: &str) -> Result<(), Failure> {
     let backends = open_backends(&settings, true).await?;
-    let auth = build_auth(&settings, &backends).await?;
+    let auth = build_auth(&settings, &backends, new_metrics()?).await?;
     auth.unlock_email(&RequestContext::default(), email, "command line")
         .await
         .map_err(|e| Failure::other(e.to_string()))?;
@@ -193,7 +193,7 @@ async fn unlock(settings: Settings, email: &str) -> Result<(), Failure> {
 
 async fn tail(settings: Settings, follow: bool, lines: u32) -> Result<(), Failure> {
     let backends = open_backends(&settings, true).await?;
-    let audit = crate::audit::Audit::new(backends.audit.clone());
+    let audit = crate::audit::Audit::new(backends.audit.clone(), new_metrics()?);
     let failure = |e: crate::store::StoreError| Failure::other(e.to_string());
     let mut position = (audit.last_position().await.map_err(failure)? - i64::from(lines)).max(0);
     loop {
@@ -214,7 +214,7 @@ async fn tail(settings: Settings, follow: bool, lines: u32) -> Result<(), Failur
 
 async fn verify(settings: Settings) -> Result<(), Failure> {
     let backends = open_backends(&settings, true).await?;
-    let audit = crate::audit::Audit::new(backends.audit.clone());
+    let audit = crate::audit::Audit::new(backends.audit.clone(), new_metrics()?);
     let report = audit.verify().await.map_err(|e| Failure::other(e.to_string()))?;
     for problem in &report.problems {
         println!("{problem}");

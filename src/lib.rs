@@ -6,6 +6,7 @@
 //! - `startup`: builds the application from `Settings`; the one place that chooses backends.
 //! - `http`: axum router, extractors, middleware and handlers.
 //! - `error`: `ApiError`, the one place that picks status codes and public messages.
+//! - `metrics`: the Prometheus registry, passed to the layers that count.
 //! - `auth`: the use cases (register, login, refresh, logout, sessions, password change).
 //! - `audit`: typed security events and the trail.
 //! - `store`: storage traits and their backends.
@@ -18,5 +19,6 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod startup;
 pub mod store;

@@ -12,7 +12,8 @@ use crate::auth::{
     PasswordHasher, SuccessorKey, keys, tokens,
 };
 use crate::config::{DatabaseUrl, Settings};
-use crate::http::{AppState, TrustedProxies, router};
+use crate::http::{AppState, HttpSettings, TrustedProxies, metrics_router, router};
+use crate::metrics::Metrics;
 use crate::store::memory::MemoryRateLimiter;
 use crate::store::postgres::PostgresStore;
 use crate::store::redis::RedisStore;
@@ -137,6 +138,7 @@ impl Backends {
 pub async fn build_auth(
     settings: &Settings,
     backends: &Backends,
+    metrics: Arc<Metrics>,
 ) -> Result<AuthService, StartupError> {
     let access = AccessTokens::load(
         AccessTokenSettings {
@@ -157,11 +159,11 @@ pub async fn build_auth(
         sessions: backends.sessions.clone(),
         limiter: backends.limiter.clone(),
         lockouts: backends.lockouts.clone(),
-        audit: Audit::new(backends.audit.clone()),
+        audit: Audit::new(backends.audit.clone(), metrics.clone()),
     };
     Ok(AuthService::new(
         stores,
-        PasswordHasher::new(settings.argon2, cores)?,
+        PasswordHasher::new(settings.argon2, cores, metrics.clone())?,
         Arc::new(access),
         SuccessorKey::new(successor_key),
         AuthSettings {
@@ -179,13 +181,23 @@ pub async fn build_auth(
                 duration: settings.lockout_duration,
             },
         },
+        metrics,
     ))
+}
+
+/// The metrics registry, or a startup error.
+pub fn new_metrics() -> Result<Arc<Metrics>, StartupError> {
+    Metrics::new()
+        .map(Arc::new)
+        .map_err(|e| StartupError::Auth(crate::auth::AuthError::Internal(e.to_string())))
 }
 
 /// A bound, ready-to-run server.
 pub struct Application {
     listener: TcpListener,
     app: axum::Router,
+    /// `/metrics` on its own listener, when `METRICS_BIND` is set.
+    metrics: Option<(TcpListener, axum::Router)>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -193,7 +205,8 @@ impl Application {
     /// Opens the backends, builds the service and binds the listener.
     pub async fn build(settings: Settings, migrate: bool) -> Result<Self, StartupError> {
         let backends = open_backends(&settings, migrate).await?;
-        let auth = Arc::new(build_auth(&settings, &backends).await?);
+        let metrics = new_metrics()?;
+        let auth = Arc::new(build_auth(&settings, &backends, metrics.clone()).await?);
         let tasks = vec![
             spawn_key_reload(auth.clone(), backends.keys.clone()),
             spawn_purge(
@@ -203,14 +216,29 @@ impl Application {
             ),
         ];
         let proxies = TrustedProxies(Arc::new(settings.trusted_proxies.clone()));
-        let state = AppState { auth, health: backends.health.clone(), proxies };
-        let app = router(state, &settings.cors_origins, settings.request_timeout);
+        let state =
+            AppState { auth, health: backends.health.clone(), proxies, metrics: metrics.clone() };
+        let http = HttpSettings {
+            cors_origins: settings.cors_origins.clone(),
+            request_timeout: settings.request_timeout,
+            metrics_on_main_listener: settings.metrics_bind.is_none(),
+        };
+        let app = router(state, &http);
         let listener = TcpListener::bind(settings.bind).await?;
-        Ok(Self { listener, app, tasks })
+        let metrics = match settings.metrics_bind {
+            Some(address) => Some((TcpListener::bind(address).await?, metrics_router(metrics))),
+            None => None,
+        };
+        Ok(Self { listener, app, metrics, tasks })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The address of the separate metrics listener, if there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|(listener, _)| listener.local_addr().ok())
     }
 
     /// Serves until `shutdown` completes, then finishes the requests in flight.
@@ -218,9 +246,17 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let mut tasks = self.tasks;
+        if let Some((listener, app)) = self.metrics {
+            tasks.push(tokio::spawn(async move {
+                if let Err(error) = axum::serve(listener, app).await {
+                    tracing::error!(%error, "the metrics listener stopped");
+                }
+            }));
+        }
         let service = self.app.into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
-        for task in self.tasks {
+        for task in tasks {
             task.abort();
         }
         result

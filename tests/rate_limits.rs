@@ -154,6 +154,7 @@ async fn a_limited_login_with_the_right_password_does_nothing() -> TestResult {
     // Registration and the first login spend the email's budget of two.
     let app = spawn_with(&[("PORTCULLIS_RATE_LIMIT_ACCOUNT", "2/min")]).await;
     let pair = app.signed_in("fred@example.com").await;
+    let hashes_before = app.metric("portcullis_password_hashes_total").await;
     let refused = app.login("fred@example.com", PASSWORD).await;
     assert_problem(refused, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
     // No session was opened, and no login was attempted: nothing was checked, so nothing was
@@ -167,6 +168,9 @@ async fn a_limited_login_with_the_right_password_does_nothing() -> TestResult {
             .fetch_one(&pool)
             .await?;
     assert_eq!(logins, 1, "only the first login was checked");
+    let hashes_after = app.metric("portcullis_password_hashes_total").await;
+    assert_eq!(hashes_after, hashes_before, "the refused login hashed nothing");
+    assert!(hashes_before >= 2.0, "registration and login hashed: the counter works");
     Ok(())
 }
 

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::auth::RequestContext;
 use crate::domain::UserId;
+use crate::metrics::Metrics;
 use crate::store::{AuditFilter, AuditStore, StoreError, Timestamp};
 
 /// Longest attempted email kept in an event (RFC 5321 limits a path to 256 octets).
@@ -153,14 +154,16 @@ impl AuditEvent {
 #[derive(Clone)]
 pub struct Audit {
     store: Arc<dyn AuditStore>,
+    metrics: Arc<Metrics>,
 }
 
 impl Audit {
-    pub fn new(store: Arc<dyn AuditStore>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<dyn AuditStore>, metrics: Arc<Metrics>) -> Self {
+        Self { store, metrics }
     }
 
     pub async fn record(&self, event: AuditEvent) {
+        self.metrics.security_event(event.kind.as_str(), event.outcome.as_str());
         tracing::info!(
             target: "portcullis::audit",
             event_id = %event.id,

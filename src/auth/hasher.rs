@@ -14,6 +14,7 @@ use tokio::sync::Semaphore;
 use super::AuthError;
 use crate::config::Argon2Settings;
 use crate::domain::Password;
+use crate::metrics::Metrics;
 
 /// What a verification found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,19 +28,25 @@ pub struct Verified {
 pub struct PasswordHasher {
     params: Params,
     permits: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
     /// A hash of a random password, verified against when the account does not exist, so that an
     /// unknown email costs the same time as a wrong password (no user enumeration by timing).
     dummy_hash: String,
 }
 
 impl PasswordHasher {
-    pub fn new(settings: Argon2Settings, max_in_flight: usize) -> Result<Self, AuthError> {
+    pub fn new(
+        settings: Argon2Settings,
+        max_in_flight: usize,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, AuthError> {
         let params =
             Params::new(settings.memory_kib, settings.iterations, settings.parallelism, None)
                 .map_err(|e| AuthError::Internal(format!("argon2 parameters: {e}")))?;
         let dummy = Password::new(&crate::auth::tokens::random_token());
         let dummy_hash = hash_blocking(&params, &dummy)?;
-        Ok(Self { params, permits: Arc::new(Semaphore::new(max_in_flight.max(1))), dummy_hash })
+        let permits = Arc::new(Semaphore::new(max_in_flight.max(1)));
+        Ok(Self { params, permits, metrics, dummy_hash })
     }
 
     /// Hashes a password with a fresh salt.
@@ -84,11 +91,11 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, AuthError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| AuthError::Internal("hasher closed".to_owned()))?;
+        self.metrics.hashes_waiting().inc();
+        let permit = self.permits.acquire().await;
+        self.metrics.hashes_waiting().dec();
+        let _permit = permit.map_err(|_| AuthError::Internal("hasher closed".to_owned()))?;
+        self.metrics.hash_started();
         tokio::task::spawn_blocking(work)
             .await
             .map_err(|e| AuthError::Internal(format!("hashing task failed: {e}")))
@@ -113,13 +120,17 @@ fn hash_blocking(params: &Params, password: &Password) -> Result<String, AuthErr
 mod tests {
     use super::*;
 
+    fn metrics() -> Arc<Metrics> {
+        Arc::new(Metrics::new().unwrap_or_else(|e| panic!("{e}")))
+    }
+
     fn small() -> Argon2Settings {
         Argon2Settings { memory_kib: 1024, iterations: 1, parallelism: 1 }
     }
 
     #[tokio::test]
     async fn a_hash_verifies_its_password_only() -> Result<(), AuthError> {
-        let hasher = PasswordHasher::new(small(), 2)?;
+        let hasher = PasswordHasher::new(small(), 2, metrics())?;
         let hash = hasher.hash(Password::new("Correct#Horse1")).await?;
         assert!(hash.starts_with("$argon2id$"));
         let right = hasher.verify(Password::new("Correct#Horse1"), Some(hash.clone())).await?;
@@ -131,16 +142,16 @@ mod tests {
 
     #[tokio::test]
     async fn no_account_never_matches() -> Result<(), AuthError> {
-        let hasher = PasswordHasher::new(small(), 1)?;
+        let hasher = PasswordHasher::new(small(), 1, metrics())?;
         assert!(!hasher.verify(Password::new("anything"), None).await?.matches);
         Ok(())
     }
 
     #[tokio::test]
     async fn changed_parameters_ask_for_a_rehash() -> Result<(), AuthError> {
-        let old = PasswordHasher::new(small(), 1)?;
+        let old = PasswordHasher::new(small(), 1, metrics())?;
         let hash = old.hash(Password::new("Correct#Horse1")).await?;
-        let new = PasswordHasher::new(Argon2Settings { iterations: 2, ..small() }, 1)?;
+        let new = PasswordHasher::new(Argon2Settings { iterations: 2, ..small() }, 1, metrics())?;
         let verified = new.verify(Password::new("Correct#Horse1"), Some(hash)).await?;
         assert!(verified.matches);
         let upgraded = verified.upgraded_hash.unwrap_or_default();

@@ -51,6 +51,7 @@ impl AuthService {
             return Ok(());
         }
         let budget = key.split(':').next().unwrap_or_default();
+        self.metrics.refusal(budget);
         tracing::info!(
             budget,
             retry_after_ms = decision.retry_after.as_millis() as u64,

@@ -33,7 +33,10 @@ impl AuthService {
         let policy = self.settings.lockout;
         match self.lockouts.begin_attempt(key, policy, crate::store::now()).await? {
             AttemptGate::Proceed { locks } => Ok(locks),
-            AttemptGate::Locked { retry_after } => Err(AuthError::Locked { retry_after }),
+            AttemptGate::Locked { retry_after } => {
+                self.metrics.refusal("locked");
+                Err(AuthError::Locked { retry_after })
+            }
         }
     }
 

@@ -24,6 +24,7 @@ use serde::Serialize;
 
 use crate::audit::Audit;
 use crate::domain::{PasswordPolicy, Rate, Role, SessionId, UserId};
+use crate::metrics::Metrics;
 use crate::store::{
     LockoutPolicy, LockoutStore, RateLimitStore, SessionStore, Timestamp, UserStore,
 };
@@ -75,6 +76,7 @@ pub struct AuthService {
     access: Arc<AccessTokens>,
     successors: SuccessorKey,
     settings: AuthSettings,
+    metrics: Arc<Metrics>,
 }
 
 /// Tokens handed to a client after login or refresh.
@@ -96,9 +98,21 @@ impl AuthService {
         access: Arc<AccessTokens>,
         successors: SuccessorKey,
         settings: AuthSettings,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let AuthStores { users, sessions, limiter, lockouts, audit } = stores;
-        Self { users, sessions, limiter, lockouts, audit, hasher, access, successors, settings }
+        Self {
+            users,
+            sessions,
+            limiter,
+            lockouts,
+            audit,
+            hasher,
+            access,
+            successors,
+            settings,
+            metrics,
+        }
     }
 
     /// The audit trail, for the operator's command line.

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
 use crate::error::{ApiError, InternalCause, Problem, render};
+use crate::metrics::Metrics;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -57,6 +58,24 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
 fn is_acceptable_request_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Counts and times every request by method, route pattern and status.
+pub async fn track(
+    axum::extract::State(metrics): axum::extract::State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    metrics.observe_request(&method, &route, status, started.elapsed().as_secs_f64());
+    response
 }
 
 /// The contract's security headers, on every response (OWASP HTTP Headers Cheat Sheet).

@@ -19,6 +19,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 
 use crate::auth::AuthService;
+use crate::metrics::Metrics;
 use crate::store::Health;
 pub use extract::TrustedProxies;
 
@@ -31,13 +32,23 @@ pub struct AppState {
     pub auth: Arc<AuthService>,
     pub health: Arc<dyn Health>,
     pub proxies: TrustedProxies,
+    pub metrics: Arc<Metrics>,
 }
 
-/// The whole application, with every layer. `request_timeout` bounds a whole request, body
-/// upload included: a client that trickles its request in (slowloris) is cut off instead of
-/// holding a connection and a task.
-pub fn router(state: AppState, cors_origins: &[String], request_timeout: Duration) -> Router {
-    let routes = Router::new()
+/// How the HTTP edge behaves.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    pub cors_origins: Vec<String>,
+    /// Bounds a whole request, body upload included: a client that trickles its request in
+    /// (slowloris) is cut off instead of holding a connection and a task.
+    pub request_timeout: Duration,
+    /// Serve `/metrics` here; otherwise it has a listener of its own.
+    pub metrics_on_main_listener: bool,
+}
+
+/// The whole application, with every layer.
+pub fn router(state: AppState, settings: &HttpSettings) -> Router {
+    let mut routes = Router::new()
         .route("/v1/auth/register", post(routes::register))
         .route("/v1/auth/login", post(routes::login))
         .route("/v1/auth/refresh", post(routes::refresh))
@@ -52,17 +63,34 @@ pub fn router(state: AppState, cors_origins: &[String], request_timeout: Duratio
         .route("/v1/admin/users/{id}/unlock", post(admin::unlock_user))
         .route("/.well-known/jwks.json", get(routes::jwks))
         .route("/healthz", get(routes::healthz))
-        .route("/readyz", get(routes::readyz))
+        .route("/readyz", get(routes::readyz));
+    if settings.metrics_on_main_listener {
+        routes = routes.route("/metrics", get(routes::metrics));
+    }
+    let routes = routes
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, request_timeout))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            settings.request_timeout,
+        ))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(axum::middleware::from_fn(middleware::problem_details));
-    let routes = with_cors(routes, cors_origins);
+    let routes = with_cors(routes, &settings.cors_origins);
+    let metrics = state.metrics.clone();
     routes
         .layer(axum::middleware::from_fn(middleware::security_headers))
+        .layer(axum::middleware::from_fn_with_state(metrics, middleware::track))
         .layer(axum::middleware::from_fn(middleware::request_id))
         .with_state(state)
+}
+
+/// `/metrics` alone, for `METRICS_BIND`: a listener only operators reach.
+pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route("/metrics", get(routes::metrics))
+        .layer(axum::middleware::from_fn(middleware::security_headers))
+        .with_state(metrics)
 }
 
 /// CORS for the configured origins only (none by default). A request from any other origin,

@@ -14,6 +14,7 @@ use crate::audit::query::{AuditQuery, Page};
 use crate::auth::{AuthService, TokenPair};
 use crate::domain::{Role, SessionId};
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::store::{Health, SessionRecord, Timestamp, UserRecord};
 
 #[derive(Deserialize)]
@@ -188,6 +189,12 @@ pub async fn events(
 /// GET /.well-known/jwks.json: the public keys that may still verify a live token.
 pub async fn jwks(State(auth): State<Arc<AuthService>>) -> Json<serde_json::Value> {
     Json(auth.access_tokens().jwks())
+}
+
+/// GET /metrics: Prometheus text format.
+pub async fn metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    let content_type = [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")];
+    (content_type, metrics.render())
 }
 
 /// GET /healthz: the process is up.

@@ -20,6 +20,8 @@ pub const PASSWORD: &str = "Correct-Horse-42";
 
 pub struct TestApp {
     pub address: SocketAddr,
+    /// The separate metrics listener, when `PORTCULLIS_METRICS_BIND` is set.
+    pub metrics_address: Option<SocketAddr>,
     pub client: Client,
     pub storage: Storage,
     /// The data directory (used by the embedded backend and the command line).
@@ -173,12 +175,14 @@ pub async fn spawn_in(storage: &Storage, vars: &[(&str, &str)]) -> TestApp {
     let settings = settings_for(storage, vars);
     let application = Application::build(settings, true).await.unwrap();
     let address = application.local_addr().unwrap();
+    let metrics_address = application.metrics_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(application.run(async move {
         let _ = stopped.await;
     }));
     TestApp {
         address,
+        metrics_address,
         client: Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
         storage: storage.clone(),
         data_dir: storage.data_dir.clone(),
@@ -251,6 +255,15 @@ impl TestApp {
             request = request.json(&body);
         }
         request.send().await.unwrap()
+    }
+
+    /// The value of one series of `/metrics`, e.g. `portcullis_password_hashes_total`.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text =
+            self.client.get(self.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Response {
