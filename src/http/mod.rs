@@ -63,7 +63,8 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
         .route("/v1/admin/users/{id}/unlock", post(admin::unlock_user))
         .route("/.well-known/jwks.json", get(routes::jwks))
         .route("/healthz", get(routes::healthz))
-        .route("/readyz", get(routes::readyz));
+        .route("/readyz", get(routes::readyz))
+        .route("/openapi.json", get(routes::openapi));
     if settings.metrics_on_main_listener {
         routes = routes.route("/metrics", get(routes::metrics));
     }

@@ -197,6 +197,12 @@ pub async fn metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
     (content_type, metrics.render())
 }
 
+/// GET /openapi.json: the OpenAPI 3.1 document of the whole API.
+pub async fn openapi() -> impl IntoResponse {
+    static DOCUMENT: &str = include_str!("openapi.json");
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], DOCUMENT)
+}
+
 /// GET /healthz: the process is up.
 pub async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
