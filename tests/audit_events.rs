@@ -112,3 +112,28 @@ async fn a_lockout_and_its_unlock_are_recorded_for_the_user() -> TestResult {
     assert_eq!(unlock.user_id.as_deref(), user["id"].as_str());
     Ok(())
 }
+
+#[tokio::test]
+async fn a_spent_budget_is_recorded_once_per_period_not_per_refusal() -> TestResult {
+    let app = common::spawn_with(&[
+        ("PORTCULLIS_RATE_LIMIT_ACCOUNT", "2/min"),
+        ("PORTCULLIS_RATE_LIMIT_READS", "1/min"),
+    ])
+    .await;
+    let pair = app.signed_in("nia@example.com").await;
+    for _ in 0..5 {
+        assert_eq!(app.login("nia@example.com", PASSWORD).await.status(), 429);
+    }
+    let token = str_of(&pair, "access_token");
+    for _ in 0..4 {
+        app.get("/v1/auth/me", token).await;
+    }
+    let limited: Vec<Event> =
+        events(&app).await.into_iter().filter(|e| e.kind == "rate_limited").collect();
+    assert_eq!(limited.len(), 2, "{limited:?}");
+    assert_eq!(limited[0].email.as_deref(), Some("nia@example.com"));
+    assert_eq!(limited[0].outcome, "failure");
+    let user_id = events(&app).await.into_iter().find(|e| e.kind == "login").unwrap().user_id;
+    assert_eq!(limited[1].user_id, user_id, "the reads budget names its user");
+    Ok(())
+}

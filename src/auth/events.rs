@@ -1,6 +1,6 @@
 //! Reading the audit trail: a user's own events, and the whole trail for admins.
 
-use super::{AuthError, AuthService, Principal};
+use super::{AuthError, AuthService, Principal, RequestContext};
 use crate::audit::query::{AuditQuery, Page};
 
 impl AuthService {
@@ -8,10 +8,11 @@ impl AuthService {
     /// user sees their own events only.
     pub async fn own_events(
         &self,
+        context: &RequestContext,
         principal: &Principal,
         query: &AuditQuery,
     ) -> Result<Page, AuthError> {
-        self.limit_read(principal).await?;
+        self.limit_read(context, principal).await?;
         let mut filter = query.filter().map_err(AuthError::InvalidQuery)?;
         filter.user = Some(principal.user);
         Ok(self.audit.page(filter).await?)
@@ -20,10 +21,11 @@ impl AuthService {
     /// The whole trail, filtered, for admins.
     pub async fn audit_trail(
         &self,
+        context: &RequestContext,
         principal: &Principal,
         query: &AuditQuery,
     ) -> Result<Page, AuthError> {
-        self.limit_read(principal).await?;
+        self.limit_read(context, principal).await?;
         self.require_admin(principal).await?;
         let filter = query.filter().map_err(AuthError::InvalidQuery)?;
         Ok(self.audit.page(filter).await?)

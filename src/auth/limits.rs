@@ -8,6 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
 use super::{AuthError, AuthService, Principal, RequestContext};
+use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::domain::{Rate, UserId, client_ip_key};
 
 /// The account key of an attempted email (normalised). Junk longer than any address is hashed,
@@ -20,8 +21,22 @@ pub(super) fn email_account_key(attempted: &str) -> String {
     }
 }
 
-pub(super) fn user_account_key(user: UserId) -> String {
-    format!("user:{user}")
+/// Whose account a request names, for the account budget.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Account<'a> {
+    /// The attempted email, normalised.
+    Email(&'a str),
+    /// The user a token names.
+    User(UserId),
+}
+
+/// One budget to take from, and who it is about (for the audit trail).
+struct Budget<'a> {
+    name: &'static str,
+    key: String,
+    rate: Rate,
+    user: Option<UserId>,
+    email: Option<&'a str>,
 }
 
 impl AuthService {
@@ -30,33 +45,84 @@ impl AuthService {
     pub(super) async fn limit_credential_request(
         &self,
         context: &RequestContext,
-        account: Option<&str>,
+        account: Option<Account<'_>>,
     ) -> Result<(), AuthError> {
         let limits = &self.settings.limits;
-        self.take(&client_ip_key(context.ip), limits.ip).await?;
-        if let Some(account) = account {
-            self.take(&format!("account:{account}"), limits.account).await?;
-        }
-        Ok(())
+        let ip = Budget {
+            name: "ip",
+            key: client_ip_key(context.ip),
+            rate: limits.ip,
+            user: None,
+            email: None,
+        };
+        self.take(context, ip).await?;
+        let account = match account {
+            None => return Ok(()),
+            Some(Account::Email(email)) => Budget {
+                name: "account",
+                key: format!("account:{}", email_account_key(email)),
+                rate: limits.account,
+                user: None,
+                email: Some(email),
+            },
+            Some(Account::User(user)) => Budget {
+                name: "account",
+                key: format!("account:user:{user}"),
+                rate: limits.account,
+                user: Some(user),
+                email: None,
+            },
+        };
+        self.take(context, account).await
     }
 
     /// Takes one request from the user's budget for reads.
-    pub async fn limit_read(&self, principal: &Principal) -> Result<(), AuthError> {
-        self.take(&format!("reads:{}", principal.user), self.settings.limits.reads).await
+    pub async fn limit_read(
+        &self,
+        context: &RequestContext,
+        principal: &Principal,
+    ) -> Result<(), AuthError> {
+        let budget = Budget {
+            name: "reads",
+            key: format!("reads:{}", principal.user),
+            rate: self.settings.limits.reads,
+            user: Some(principal.user),
+            email: None,
+        };
+        self.take(context, budget).await
     }
 
-    async fn take(&self, key: &str, rate: Rate) -> Result<(), AuthError> {
-        let decision = self.limiter.take(key, rate).await?;
+    async fn take(&self, context: &RequestContext, budget: Budget<'_>) -> Result<(), AuthError> {
+        let decision = self.limiter.take(&budget.key, budget.rate).await?;
         if decision.allowed {
             return Ok(());
         }
-        let budget = key.split(':').next().unwrap_or_default();
-        self.metrics.refusal(budget);
+        self.metrics.refusal(budget.name);
         tracing::info!(
-            budget,
+            budget = budget.name,
             retry_after_ms = decision.retry_after.as_millis() as u64,
             "rate limited"
         );
+        self.record_refusal(context, &budget).await;
         Err(AuthError::RateLimited { limit: decision.limit, retry_after: decision.retry_after })
+    }
+
+    /// Writes a `rate_limited` event for the first refusal of a budget in each of its periods,
+    /// not for every one: a flood of refused requests must stay cheap, not become a flood of
+    /// audit writes. The sampling is itself a budget of one event per period.
+    async fn record_refusal(&self, context: &RequestContext, budget: &Budget<'_>) {
+        let sample = Rate { count: 1, period: budget.rate.period };
+        let first = self.limiter.take(&format!("audit:{}", budget.key), sample).await;
+        if !first.is_ok_and(|decision| decision.allowed) {
+            return;
+        }
+        let mut event = AuditEvent::new(EventType::RateLimited, Outcome::Failure, context).detail(
+            format!("{} budget spent; later refusals this period are not recorded", budget.name),
+        );
+        event.user_id = budget.user;
+        if let Some(email) = budget.email {
+            event = event.email(email);
+        }
+        self.audit.record(event).await;
     }
 }

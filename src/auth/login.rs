@@ -11,7 +11,7 @@
 //! 5. on success: forgive the counted attempt, re-hash if the parameters changed, open a session,
 //!    remember the device, record it.
 
-use super::limits::email_account_key;
+use super::limits::Account;
 use super::lockout::{device_lock_key, email_lock_key};
 use super::{AuthError, AuthService, RequestContext, TokenPair, tokens};
 use crate::audit::{AuditEvent, EventType, Outcome};
@@ -27,7 +27,7 @@ impl AuthService {
         device_token: Option<&str>,
     ) -> Result<TokenPair, AuthError> {
         let attempted = Email::normalise_key(email);
-        self.limit_credential_request(context, Some(&email_account_key(&attempted))).await?;
+        self.limit_credential_request(context, Some(Account::Email(&attempted))).await?;
         let user = self.find_user(email).await?;
         let device = self.known_device(user.as_ref(), device_token).await?;
         let lock_key = match (&user, &device) {

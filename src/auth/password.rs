@@ -1,6 +1,6 @@
 //! Password change.
 
-use super::limits::user_account_key;
+use super::limits::Account;
 use super::lockout::email_lock_key;
 use super::{AuthError, AuthService, Principal, RequestContext};
 use crate::audit::{AuditEvent, EventType, Outcome};
@@ -18,7 +18,7 @@ impl AuthService {
         current: &str,
         new: &str,
     ) -> Result<(), AuthError> {
-        self.limit_credential_request(context, Some(&user_account_key(principal.user))).await?;
+        self.limit_credential_request(context, Some(Account::User(principal.user))).await?;
         let user = self.users.user_by_id(principal.user).await?.ok_or(AuthError::Unauthorized)?;
         let lock_key = email_lock_key(user.email.as_str());
         let locks = self.begin_attempt(&lock_key).await?;

@@ -1,6 +1,6 @@
 //! Registration.
 
-use super::limits::email_account_key;
+use super::limits::Account;
 use super::{AuthError, AuthService, RequestContext};
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::domain::{Email, Password, Role, UserId};
@@ -18,8 +18,8 @@ impl AuthService {
         password: &str,
         roles: Vec<Role>,
     ) -> Result<UserRecord, AuthError> {
-        let key = email_account_key(&Email::normalise_key(email));
-        self.limit_credential_request(context, Some(&key)).await?;
+        let attempted = Email::normalise_key(email);
+        self.limit_credential_request(context, Some(Account::Email(&attempted))).await?;
         self.create_user(context, email, password, roles).await
     }
 

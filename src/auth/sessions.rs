@@ -3,7 +3,7 @@
 //! Revocation is immediate: every authenticated request checks that the token's session is still
 //! live in the session store, so the next request after a logout answers 401.
 
-use super::limits::user_account_key;
+use super::limits::Account;
 use super::{AuthError, AuthService, Principal, RequestContext, tokens};
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::domain::SessionId;
@@ -34,8 +34,12 @@ impl AuthService {
     }
 
     /// The signed-in user's account.
-    pub async fn me(&self, principal: &Principal) -> Result<UserRecord, AuthError> {
-        self.limit_read(principal).await?;
+    pub async fn me(
+        &self,
+        context: &RequestContext,
+        principal: &Principal,
+    ) -> Result<UserRecord, AuthError> {
+        self.limit_read(context, principal).await?;
         self.users.user_by_id(principal.user).await?.ok_or(AuthError::Unauthorized)
     }
 
@@ -46,8 +50,8 @@ impl AuthService {
         principal: Option<&Principal>,
         refresh_token: Option<&str>,
     ) -> Result<(), AuthError> {
-        let account = principal.map(|p| user_account_key(p.user));
-        self.limit_credential_request(context, account.as_deref()).await?;
+        let account = principal.map(|p| Account::User(p.user));
+        self.limit_credential_request(context, account).await?;
         let now = crate::store::now();
         let (user, session) = match (principal, refresh_token) {
             (Some(principal), _) => (principal.user, principal.session),
@@ -74,7 +78,7 @@ impl AuthService {
         context: &RequestContext,
         principal: &Principal,
     ) -> Result<(), AuthError> {
-        self.limit_credential_request(context, Some(&user_account_key(principal.user))).await?;
+        self.limit_credential_request(context, Some(Account::User(principal.user))).await?;
         let count =
             self.sessions.revoke_sessions_of(principal.user, None, crate::store::now()).await?;
         let event = AuditEvent::new(EventType::LogoutAll, Outcome::Success, context)
@@ -85,8 +89,12 @@ impl AuthService {
     }
 
     /// The user's live sessions, newest first.
-    pub async fn sessions(&self, principal: &Principal) -> Result<Vec<SessionRecord>, AuthError> {
-        self.limit_read(principal).await?;
+    pub async fn sessions(
+        &self,
+        context: &RequestContext,
+        principal: &Principal,
+    ) -> Result<Vec<SessionRecord>, AuthError> {
+        self.limit_read(context, principal).await?;
         Ok(self.sessions.sessions_of(principal.user, crate::store::now()).await?)
     }
 
@@ -98,7 +106,7 @@ impl AuthService {
         principal: &Principal,
         session: SessionId,
     ) -> Result<(), AuthError> {
-        self.limit_read(principal).await?;
+        self.limit_read(context, principal).await?;
         if !self.sessions.revoke_session(principal.user, session, crate::store::now()).await? {
             return Err(AuthError::NotFound);
         }

@@ -30,8 +30,9 @@ pub async fn unlock_user(
 /// `until`, in pages of `limit` (`cursor` for the next). 403 without the admin role.
 pub async fn audit_trail(
     State(auth): State<Arc<AuthService>>,
+    Context(context): Context,
     Authenticated(principal): Authenticated,
     Query(query): Query<AuditQuery>,
 ) -> Result<Json<Page>, ApiError> {
-    Ok(Json(auth.audit_trail(&principal, &query).await?))
+    Ok(Json(auth.audit_trail(&context, &principal, &query).await?))
 }

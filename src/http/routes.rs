@@ -139,18 +139,20 @@ pub async fn change_password(
 /// GET /v1/auth/me: the bearer's account.
 pub async fn me(
     State(auth): State<Arc<AuthService>>,
+    Context(context): Context,
     Authenticated(principal): Authenticated,
 ) -> Result<Json<UserView>, ApiError> {
-    Ok(Json(auth.me(&principal).await?.into()))
+    Ok(Json(auth.me(&context, &principal).await?.into()))
 }
 
 /// GET /v1/auth/sessions: the bearer's live sessions, newest first.
 pub async fn sessions(
     State(auth): State<Arc<AuthService>>,
+    Context(context): Context,
     Authenticated(principal): Authenticated,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let sessions: Vec<SessionView> = auth
-        .sessions(&principal)
+        .sessions(&context, &principal)
         .await?
         .into_iter()
         .map(|s: SessionRecord| SessionView {
@@ -180,10 +182,11 @@ pub async fn revoke_session(
 /// GET /v1/auth/events: the caller's own security events, newest first, in pages.
 pub async fn events(
     State(auth): State<Arc<AuthService>>,
+    Context(context): Context,
     Authenticated(principal): Authenticated,
     Query(query): Query<AuditQuery>,
 ) -> Result<Json<Page>, ApiError> {
-    Ok(Json(auth.own_events(&principal, &query).await?))
+    Ok(Json(auth.own_events(&context, &principal, &query).await?))
 }
 
 /// GET /.well-known/jwks.json: the public keys that may still verify a live token.
