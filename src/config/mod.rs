@@ -16,6 +16,14 @@ use secrecy::{ExposeSecret, SecretSlice};
 use crate::domain::PasswordPolicy;
 pub use crate::domain::Rate;
 
+mod parse;
+
+use parse::{
+    mask_url, parse_cidrs, parse_non_empty, parse_origins, parse_positive_duration,
+    parse_socket_addr, parse_u32,
+};
+pub use parse::{parse_duration, parse_rate};
+
 const PREFIX: &str = "PORTCULLIS_";
 
 /// Every variable of the contract, without the prefix, with its default.
@@ -370,88 +378,6 @@ fn parse_database_url(url: &str) -> Result<DatabaseUrl, ConfigError> {
     }
 }
 
-/// Durations like `90s`, `15m`, `2h`, `14d`.
-pub fn parse_duration(value: &str) -> Result<Duration, String> {
-    let error = || "must be a whole number followed by s, m, h or d, like 15m".to_owned();
-    let unit_at = value.find(|c: char| !c.is_ascii_digit()).ok_or_else(error)?;
-    let (number, unit) = value.split_at(unit_at);
-    let number: u64 = number.parse().map_err(|_| error())?;
-    let scale = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        _ => return Err(error()),
-    };
-    // Ten years is far beyond any sensible setting and keeps time arithmetic from overflowing.
-    let seconds =
-        number.checked_mul(scale).filter(|s| *s <= 10 * 365 * 86_400).ok_or_else(error)?;
-    Ok(Duration::from_secs(seconds))
-}
-
-fn parse_positive_duration(value: &str) -> Result<Duration, String> {
-    match parse_duration(value)? {
-        d if d.is_zero() => Err("must be longer than 0s".to_owned()),
-        d => Ok(d),
-    }
-}
-
-/// Rates like `30/min`, `5/s`, `1000/h`.
-pub fn parse_rate(value: &str) -> Result<Rate, String> {
-    let error = || "must be N/s, N/min or N/h with N at least 1, like 30/min".to_owned();
-    let (count, period) = value.split_once('/').ok_or_else(error)?;
-    let count: u32 = count.trim().parse().ok().filter(|n| *n >= 1).ok_or_else(error)?;
-    let period = match period.trim() {
-        "s" => Duration::from_secs(1),
-        "min" => Duration::from_secs(60),
-        "h" => Duration::from_secs(3_600),
-        _ => return Err(error()),
-    };
-    Ok(Rate { count, period })
-}
-
-fn parse_u32(value: &str) -> Result<u32, String> {
-    value.parse().map_err(|_| "must be a whole number".to_owned())
-}
-
-fn parse_non_empty(value: &str) -> Result<String, String> {
-    if value.is_empty() { Err("must not be empty".to_owned()) } else { Ok(value.to_owned()) }
-}
-
-fn parse_socket_addr(value: &str) -> Result<SocketAddr, String> {
-    value.parse().map_err(|_| "must be an address and port, like 127.0.0.1:8080".to_owned())
-}
-
-fn list(value: &str) -> impl Iterator<Item = &str> {
-    value.split(',').map(str::trim).filter(|item| !item.is_empty())
-}
-
-fn parse_origins(value: &str) -> Result<Vec<String>, String> {
-    list(value)
-        .map(|origin| {
-            let valid = (origin.starts_with("https://") || origin.starts_with("http://"))
-                && !origin.ends_with('/')
-                && origin.is_ascii()
-                && axum::http::HeaderValue::from_str(origin).is_ok();
-            if valid {
-                Ok(origin.to_owned())
-            } else {
-                Err(format!("{origin:?} is not an origin like https://app.example.com"))
-            }
-        })
-        .collect()
-}
-
-fn parse_cidrs(value: &str) -> Result<Vec<IpNet>, String> {
-    list(value)
-        .map(|item| {
-            item.parse::<IpNet>()
-                .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
-                .map_err(|_| format!("{item:?} is not a CIDR like 10.0.0.0/8"))
-        })
-        .collect()
-}
-
 fn validate_argon2(a: Argon2Settings) -> Result<(), ConfigError> {
     if !(1..=16).contains(&a.parallelism) {
         return Err(ConfigError::new("ARGON2_PARALLELISM", "must be between 1 and 16"));
@@ -469,95 +395,5 @@ fn validate_argon2(a: Argon2Settings) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Hides the password of a URL like `postgres://user:secret@host/db`.
-fn mask_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    match rest.split_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:********@{host}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn load(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        Settings::load(None, pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
-    }
-
-    #[test]
-    fn defaults_match_the_contract() -> Result<(), ConfigError> {
-        let s = load(&[])?;
-        assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
-        assert_eq!(s.access_token_ttl, Duration::from_secs(900));
-        assert_eq!(s.refresh_token_ttl, Duration::from_secs(14 * 86_400));
-        assert_eq!(s.rate_limit_ip, Rate { count: 30, period: Duration::from_secs(60) });
-        assert_eq!(s.lockout_threshold, 5);
-        assert_eq!(s.argon2, Argon2Settings { memory_kib: 19_456, iterations: 2, parallelism: 1 });
-        assert!(matches!(s.database_url, DatabaseUrl::Embedded(_)));
-        Ok(())
-    }
-
-    #[test]
-    fn errors_name_the_variable() {
-        let cases = [
-            ("PORTCULLIS_LOCKOUT_THRESHOLD", "zero"),
-            ("PORTCULLIS_LOCKOUT_THRESHOLD", "0"),
-            ("PORTCULLIS_ACCESS_TOKEN_TTL", "15 minutes"),
-            ("PORTCULLIS_RATE_LIMIT_IP", "30/fortnight"),
-            ("PORTCULLIS_JWT_SECRET", "short"),
-            ("PORTCULLIS_BIND", "localhost"),
-            ("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/33"),
-            ("PORTCULLIS_CORS_ORIGINS", "app.example.com"),
-            ("PORTCULLIS_ARGON2_MEMORY_KIB", "4"),
-            ("PORTCULLIS_PASSWORD_POLICY", "lax"),
-            ("PORTCULLIS_LOCKOUT_TRESHOLD", "5"),
-        ];
-        for (variable, value) in cases {
-            let error = load(&[(variable, value)]).err().map(|e| e.variable);
-            assert_eq!(error.as_deref(), Some(variable), "{variable}={value}");
-        }
-    }
-
-    #[test]
-    fn durations_and_rates_parse() {
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("14d"), Ok(Duration::from_secs(14 * 86_400)));
-        assert!(parse_duration("15").is_err());
-        assert!(parse_duration("-1s").is_err());
-        assert!(parse_duration("99999999999999d").is_err());
-        assert_eq!(parse_rate("5/s"), Ok(Rate { count: 5, period: Duration::from_secs(1) }));
-        assert!(parse_rate("0/min").is_err());
-    }
-
-    #[test]
-    fn the_environment_wins_over_the_file() -> Result<(), Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        let path = dir.path().join("portcullis.toml");
-        std::fs::write(&path, "lockout_threshold = 7\nissuer = \"from-file\"\n")?;
-        let env = [("PORTCULLIS_ISSUER".to_owned(), "from-env".to_owned())];
-        let s = Settings::load(Some(&path), env)?;
-        assert_eq!(s.lockout_threshold, 7);
-        assert_eq!(s.issuer, "from-env");
-        Ok(())
-    }
-
-    #[test]
-    fn secrets_are_masked_in_the_description() -> Result<(), ConfigError> {
-        let s = load(&[
-            ("PORTCULLIS_JWT_SECRET", "0123456789abcdef0123456789abcdef-secret"),
-            ("PORTCULLIS_REDIS_URL", "redis://default:hunter2@cache:6379"),
-        ])?;
-        let text = format!("{:?}", s.describe());
-        assert!(!text.contains("secret\""));
-        assert!(!text.contains("hunter2"));
-        assert!(!format!("{s:?}").contains("0123456789abcdef"));
-        Ok(())
-    }
-}
+mod tests;

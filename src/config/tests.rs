@@ -1,0 +1,76 @@
+//! Loading and validating settings.
+use super::*;
+
+fn load(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    Settings::load(None, pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+}
+
+#[test]
+fn defaults_match_the_contract() -> Result<(), ConfigError> {
+    let s = load(&[])?;
+    assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
+    assert_eq!(s.access_token_ttl, Duration::from_secs(900));
+    assert_eq!(s.refresh_token_ttl, Duration::from_secs(14 * 86_400));
+    assert_eq!(s.rate_limit_ip, Rate { count: 30, period: Duration::from_secs(60) });
+    assert_eq!(s.lockout_threshold, 5);
+    assert_eq!(s.argon2, Argon2Settings { memory_kib: 19_456, iterations: 2, parallelism: 1 });
+    assert!(matches!(s.database_url, DatabaseUrl::Embedded(_)));
+    Ok(())
+}
+
+#[test]
+fn errors_name_the_variable() {
+    let cases = [
+        ("PORTCULLIS_LOCKOUT_THRESHOLD", "zero"),
+        ("PORTCULLIS_LOCKOUT_THRESHOLD", "0"),
+        ("PORTCULLIS_ACCESS_TOKEN_TTL", "15 minutes"),
+        ("PORTCULLIS_RATE_LIMIT_IP", "30/fortnight"),
+        ("PORTCULLIS_JWT_SECRET", "short"),
+        ("PORTCULLIS_BIND", "localhost"),
+        ("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/33"),
+        ("PORTCULLIS_CORS_ORIGINS", "app.example.com"),
+        ("PORTCULLIS_ARGON2_MEMORY_KIB", "4"),
+        ("PORTCULLIS_PASSWORD_POLICY", "lax"),
+        ("PORTCULLIS_LOCKOUT_TRESHOLD", "5"),
+    ];
+    for (variable, value) in cases {
+        let error = load(&[(variable, value)]).err().map(|e| e.variable);
+        assert_eq!(error.as_deref(), Some(variable), "{variable}={value}");
+    }
+}
+
+#[test]
+fn durations_and_rates_parse() {
+    assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+    assert_eq!(parse_duration("14d"), Ok(Duration::from_secs(14 * 86_400)));
+    assert!(parse_duration("15").is_err());
+    assert!(parse_duration("-1s").is_err());
+    assert!(parse_duration("99999999999999d").is_err());
+    assert_eq!(parse_rate("5/s"), Ok(Rate { count: 5, period: Duration::from_secs(1) }));
+    assert!(parse_rate("0/min").is_err());
+}
+
+#[test]
+fn the_environment_wins_over_the_file() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("portcullis.toml");
+    std::fs::write(&path, "lockout_threshold = 7\nissuer = \"from-file\"\n")?;
+    let env = [("PORTCULLIS_ISSUER".to_owned(), "from-env".to_owned())];
+    let s = Settings::load(Some(&path), env)?;
+    assert_eq!(s.lockout_threshold, 7);
+    assert_eq!(s.issuer, "from-env");
+    Ok(())
+}
+
+#[test]
+fn secrets_are_masked_in_the_description() -> Result<(), ConfigError> {
+    let s = load(&[
+        ("PORTCULLIS_JWT_SECRET", "0123456789abcdef0123456789abcdef-secret"),
+        ("PORTCULLIS_REDIS_URL", "redis://default:hunter2@cache:6379"),
+    ])?;
+    let text = format!("{:?}", s.describe());
+    assert!(!text.contains("secret\""));
+    assert!(!text.contains("hunter2"));
+    assert!(!format!("{s:?}").contains("0123456789abcdef"));
+    Ok(())
+}
