@@ -3,7 +3,9 @@
 //! Each hash takes tens of milliseconds of CPU and ~19 MiB of memory (OWASP Password Storage Cheat
 //! Sheet parameters), so it runs on the blocking pool behind a semaphore: a flood of logins waits
 //! for a permit instead of occupying every worker thread, and token refreshes and authenticated
-//! requests, which never hash, keep being served.
+//! requests, which never hash, keep being served. The queue is bounded too: past
+//! `MAX_WAITING_PER_SLOT` waiting checks per slot, a check is refused at once (503) rather than
+//! left to wait seconds while holding a connection.
 
 use std::sync::Arc;
 
@@ -25,9 +27,14 @@ pub struct Verified {
     pub upgraded_hash: Option<String>,
 }
 
+/// Checks that may wait for each hashing slot; at ~25 ms a hash, about 1.5 s of queue.
+const MAX_WAITING_PER_SLOT: usize = 64;
+
 pub struct PasswordHasher {
     params: Params,
     permits: Arc<Semaphore>,
+    waiting: std::sync::atomic::AtomicUsize,
+    max_waiting: usize,
     metrics: Arc<Metrics>,
     /// A hash of a random password, verified against when the account does not exist, so that an
     /// unknown email costs the same time as a wrong password (no user enumeration by timing).
@@ -45,8 +52,21 @@ impl PasswordHasher {
                 .map_err(|e| AuthError::Internal(format!("argon2 parameters: {e}")))?;
         let dummy = Password::new(&crate::auth::tokens::random_token());
         let dummy_hash = hash_blocking(&params, &dummy)?;
-        let permits = Arc::new(Semaphore::new(max_in_flight.max(1)));
-        Ok(Self { params, permits, metrics, dummy_hash })
+        let slots = max_in_flight.max(1);
+        Ok(Self {
+            params,
+            permits: Arc::new(Semaphore::new(slots)),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+            max_waiting: slots * MAX_WAITING_PER_SLOT,
+            metrics,
+            dummy_hash,
+        })
+    }
+
+    /// The same hasher with another bound on waiting checks.
+    pub fn with_max_waiting(mut self, max_waiting: usize) -> Self {
+        self.max_waiting = max_waiting;
+        self
     }
 
     /// Hashes a password with a fresh salt.
@@ -91,9 +111,22 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, AuthError> {
-        self.metrics.hashes_waiting().inc();
-        let permit = self.permits.acquire().await;
-        self.metrics.hashes_waiting().dec();
+        use std::sync::atomic::Ordering;
+        let permit = match self.permits.try_acquire() {
+            Ok(permit) => Ok(permit),
+            Err(_) => {
+                if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
+                    self.waiting.fetch_sub(1, Ordering::SeqCst);
+                    self.metrics.refusal("hashing_queue_full");
+                    return Err(AuthError::Unavailable("too many password checks waiting".into()));
+                }
+                self.metrics.hashes_waiting().inc();
+                let permit = self.permits.acquire().await;
+                self.metrics.hashes_waiting().dec();
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                permit
+            }
+        };
         let _permit = permit.map_err(|_| AuthError::Internal("hasher closed".to_owned()))?;
         self.metrics.hash_started();
         tokio::task::spawn_blocking(work)
@@ -137,6 +170,19 @@ mod tests {
         let wrong = hasher.verify(Password::new("Correct#Horse2"), Some(hash)).await?;
         assert_eq!(right, Verified { matches: true, upgraded_hash: None });
         assert!(!wrong.matches);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn past_the_queue_bound_a_check_is_refused_at_once() -> Result<(), AuthError> {
+        let hasher = PasswordHasher::new(small(), 1, metrics())?.with_max_waiting(1);
+        let checks = (0..3).map(|_| hasher.hash(Password::new("Correct#Horse1")));
+        let results = futures::future::join_all(checks).await;
+        let refused =
+            results.iter().filter(|r| matches!(r, Err(AuthError::Unavailable(_)))).count();
+        // One hashes, one waits for it, the third finds the queue full.
+        assert_eq!(refused, 1);
+        assert!(results[0].is_ok() && results[1].is_ok());
         Ok(())
     }
 
