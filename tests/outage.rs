@@ -33,6 +33,19 @@ fn relay(listen: SocketAddr, upstream: SocketAddr) -> JoinHandle<()> {
     })
 }
 
+/// Polls `/readyz` for up to ten seconds; returns the last status.
+async fn wait_until_ready(app: &common::TestApp) -> StatusCode {
+    let mut ready = StatusCode::SERVICE_UNAVAILABLE;
+    for _ in 0..40 {
+        ready = app.client.get(app.url("/readyz")).send().await.unwrap().status();
+        if ready == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    ready
+}
+
 fn free_port() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap()
@@ -62,15 +75,7 @@ async fn a_lost_database_answers_503_and_recovers_by_itself() -> TestResult {
     assert_eq!(health.status(), StatusCode::OK, "the process itself is fine");
 
     let _link = relay(listen, upstream);
-    let mut ready = StatusCode::SERVICE_UNAVAILABLE;
-    for _ in 0..40 {
-        ready = app.client.get(app.url("/readyz")).send().await?.status();
-        if ready == StatusCode::OK {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    assert_eq!(ready, StatusCode::OK, "recovered without a restart");
+    assert_eq!(wait_until_ready(&app).await, StatusCode::OK, "recovered without a restart");
     assert_eq!(app.get("/v1/auth/me", &access).await.status(), StatusCode::OK);
     assert_eq!(app.login("alice@example.com", PASSWORD).await.status(), StatusCode::OK);
     Ok(())
@@ -97,15 +102,7 @@ async fn a_lost_redis_answers_503_and_recovers_by_itself() -> TestResult {
     assert_problem(refresh, StatusCode::SERVICE_UNAVAILABLE, "service_unavailable").await;
 
     let _link = relay(listen, upstream);
-    let mut ready = StatusCode::SERVICE_UNAVAILABLE;
-    for _ in 0..40 {
-        ready = app.client.get(app.url("/readyz")).send().await?.status();
-        if ready == StatusCode::OK {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    assert_eq!(ready, StatusCode::OK, "recovered without a restart");
+    assert_eq!(wait_until_ready(&app).await, StatusCode::OK, "recovered without a restart");
     assert_eq!(app.get("/v1/auth/me", &access).await.status(), StatusCode::OK);
     assert_eq!(app.refresh(str_of(&pair, "refresh_token")).await.status(), StatusCode::OK);
     Ok(())
