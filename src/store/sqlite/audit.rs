@@ -38,7 +38,7 @@ fn event_from_row(row: &SqliteRow) -> Result<AuditEvent, StoreError> {
 #[async_trait]
 impl AuditStore for SqliteStore {
     async fn append(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let mut tx = self.writer.begin().await.map_err(map_error)?;
         // The first statement writes, so this transaction holds SQLite's write lock from here on.
         let head =
             sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")

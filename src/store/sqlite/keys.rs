@@ -34,7 +34,7 @@ impl KeyStore for SqliteStore {
         .bind(&key.kid)
         .bind(&key.private_key)
         .bind(millis(key.created_at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_error)?;
         Ok(())
@@ -45,7 +45,7 @@ impl KeyStore for SqliteStore {
             .bind(&key.kid)
             .bind(&key.private_key)
             .bind(millis(key.created_at))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_error)?;
         Ok(())
@@ -57,12 +57,12 @@ impl KeyStore for SqliteStore {
         )
         .bind(name)
         .bind(candidate)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_error)?;
         sqlx::query_scalar("SELECT value FROM secrets WHERE name = ?")
             .bind(name)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.writer)
             .await
             .map_err(map_error)
     }

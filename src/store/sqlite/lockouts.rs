@@ -51,7 +51,7 @@ impl LockoutStore for SqliteStore {
             .bind(duration_millis(policy.window))
             .bind(i64::from(policy.threshold))
             .bind(duration_millis(policy.duration))
-            .fetch_one(&self.pool)
+            .fetch_one(&self.writer)
             .await
             .map_err(map_error)?;
         let locked_until: Option<i64> = row.get("locked_until");
@@ -67,7 +67,7 @@ impl LockoutStore for SqliteStore {
     async fn clear(&self, key: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM lockouts WHERE key = ?")
             .bind(key)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_error)?;
         Ok(())
@@ -76,7 +76,7 @@ impl LockoutStore for SqliteStore {
     async fn clear_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM lockouts WHERE substr(key, 1, length(?1)) = ?1")
             .bind(prefix)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_error)?;
         Ok(done.rows_affected())
@@ -104,7 +104,7 @@ impl LockoutStore for SqliteStore {
         )
         .bind(now_ms)
         .bind(duration_millis(window))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_error)?;
         Ok(done.rows_affected())

@@ -1,10 +1,13 @@
 //! The embedded backend: one SQLite file holds users, devices, sessions, refresh tokens, signing
 //! keys and the audit trail, so all of it survives a restart and the CLI sees it.
 //!
-//! The database runs in WAL mode with a busy timeout, so readers never block the writer and
-//! concurrent writers queue instead of failing with "database is locked". Every write transaction
-//! starts with a write statement, so it takes the write lock up front and never has to upgrade a
-//! read lock (the one case where SQLite gives up without waiting).
+//! The database runs in WAL mode, so readers never block the writer. SQLite runs one writer at a
+//! time, so this process writes through a pool of one connection: concurrent writes queue in
+//! order on that pool instead of polling SQLite's lock with growing sleeps, which keeps the tail
+//! latency of writes low. Other processes on the same file (a second instance, the command line)
+//! wait on the busy timeout instead of failing with "database is locked", and every write
+//! transaction starts with a write statement, so it takes the write lock up front and never has
+//! to upgrade a read lock (the one case where SQLite gives up without waiting).
 
 mod audit;
 mod keys;
@@ -22,10 +25,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use super::{Health, StoreError, Timestamp};
 
-/// Implements every store trait on one SQLite pool.
+/// Implements every store trait on one SQLite file: reads on a pool, writes on one connection.
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -48,6 +52,12 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.clone())
+            .await
+            .map_err(map_error)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .min_connections(1)
@@ -55,13 +65,13 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(map_error)?;
-        Ok(Self { pool })
+        Ok(Self { pool, writer })
     }
 
     /// Applies the embedded migrations.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         sqlx::migrate!("migrations/sqlite")
-            .run(&self.pool)
+            .run(&self.writer)
             .await
             .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))
     }

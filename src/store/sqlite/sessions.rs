@@ -32,7 +32,7 @@ fn session_from_row(row: &SqliteRow) -> Result<SessionRecord, StoreError> {
 #[async_trait]
 impl SessionStore for SqliteStore {
     async fn create_session(&self, session: &NewSession) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let mut tx = self.writer.begin().await.map_err(map_error)?;
         sqlx::query(
             "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, ip, user_agent)
              VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -70,7 +70,7 @@ impl SessionStore for SqliteStore {
         grace: Duration,
     ) -> Result<Rotation, StoreError> {
         let now_ms = millis(now);
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
+        let mut tx = self.writer.begin().await.map_err(map_error)?;
         let claimed = sqlx::query(
             "UPDATE refresh_tokens SET rotated_at = ?1, successor = ?2
              WHERE token_hash = ?3 AND rotated_at IS NULL AND expires_at > ?1
@@ -229,7 +229,7 @@ impl SessionStore for SqliteStore {
         .bind(millis(now))
         .bind(id.to_string())
         .bind(user.to_string())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_error)?;
         Ok(done.rows_affected() == 1)
@@ -248,7 +248,7 @@ impl SessionStore for SqliteStore {
         .bind(millis(now))
         .bind(user.to_string())
         .bind(keep.map(|k| k.to_string()))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_error)?;
         Ok(done.rows_affected())
@@ -260,7 +260,7 @@ impl SessionStore for SqliteStore {
             "DELETE FROM sessions WHERE expires_at < ?1 OR (revoked_at IS NOT NULL AND revoked_at < ?1)",
         )
         .bind(cutoff)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_error)?;
         Ok(done.rows_affected())

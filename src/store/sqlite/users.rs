@@ -36,7 +36,7 @@ impl UserStore for SqliteStore {
         .bind(&user.password_hash)
         .bind(roles_column(&user.roles))
         .bind(millis(user.created_at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_error)?;
         Ok(())
@@ -66,7 +66,7 @@ impl UserStore for SqliteStore {
         sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
             .bind(hash)
             .bind(id.to_string())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_error)?;
         Ok(())
@@ -82,7 +82,7 @@ impl UserStore for SqliteStore {
             .bind(&device.0[..])
             .bind(user.to_string())
             .bind(millis(now))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_error)?;
         Ok(())
