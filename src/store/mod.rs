@@ -5,6 +5,7 @@
 //! rotation, so backends are interchangeable. Nothing above this module sees a driver error: all
 //! that leaves it is a `StoreError`.
 
+mod codec;
 pub mod memory;
 pub mod postgres;
 mod records;

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 
 use super::{PostgresStore, duration_millis, map_error, millis};
+use crate::store::codec::remaining;
 use crate::store::{AttemptGate, LockoutPolicy, LockoutStore, StoreError, Timestamp};
 
 /// `$1` key, `$2` now, `$3` window, `$4` threshold, `$5` lock duration (times in milliseconds).
@@ -31,10 +32,6 @@ ON CONFLICT (key) DO UPDATE SET
         ELSE NULL END,
     last_gate = CASE WHEN l.locked_until > $2 THEN 'locked' ELSE 'counted' END
 RETURNING locked_until, last_gate";
-
-fn remaining(until_ms: i64, now_ms: i64) -> Duration {
-    Duration::from_millis(u64::try_from(until_ms.saturating_sub(now_ms)).unwrap_or(0))
-}
 
 #[async_trait]
 impl LockoutStore for PostgresStore {

@@ -16,11 +16,11 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use super::{Health, StoreError, Timestamp};
+use super::codec::{duration_millis, from_millis, millis, parse_id};
+use super::{Health, StoreError};
 
 /// Implements the store traits on one PostgreSQL pool.
 #[derive(Clone)]
@@ -82,21 +82,4 @@ fn map_error(error: sqlx::Error) -> StoreError {
         | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error.to_string()),
         _ => StoreError::Backend(error.to_string()),
     }
-}
-
-fn millis(at: Timestamp) -> i64 {
-    at.timestamp_millis()
-}
-
-fn from_millis(ms: i64) -> Result<Timestamp, StoreError> {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .ok_or_else(|| StoreError::Backend(format!("timestamp out of range: {ms}")))
-}
-
-fn duration_millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-fn parse_id<T>(raw: &str, parse: impl FnOnce(&str) -> Option<T>) -> Result<T, StoreError> {
-    parse(raw).ok_or_else(|| StoreError::Backend(format!("malformed id in database: {raw}")))
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{RedisStore, glob_escape, map_error};
+use crate::store::codec::remaining;
 use crate::store::{AttemptGate, LockoutPolicy, LockoutStore, StoreError, Timestamp};
 
 /// KEYS[1]: the counter. ARGV: now, window, threshold, duration (milliseconds). A running lock
@@ -35,10 +36,6 @@ redis.call('HDEL', KEYS[1], 'locked_until')
 redis.call('PEXPIREAT', KEYS[1], ms(expires))
 return {'counted', ''}
 ";
-
-fn remaining(until_ms: i64, now_ms: i64) -> Duration {
-    Duration::from_millis(u64::try_from(until_ms.saturating_sub(now_ms)).unwrap_or(0))
-}
 
 #[async_trait]
 impl LockoutStore for RedisStore {

@@ -14,6 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::{RedisStore, map_error};
 use crate::domain::{SessionId, UserId};
+use crate::store::codec::millis;
 use crate::store::{
     NewSession, Rotation, SessionRecord, SessionStore, StoreError, Timestamp, TokenHash,
 };
@@ -101,10 +102,6 @@ return revoked
 
 fn token_key(hash: &TokenHash) -> String {
     URL_SAFE_NO_PAD.encode(hash.0)
-}
-
-fn millis(at: Timestamp) -> i64 {
-    at.timestamp_millis()
 }
 
 fn corrupt(what: &str) -> StoreError {
