@@ -11,6 +11,7 @@ use tokio::io::AsyncBufReadExt;
 use crate::auth::{AuthError, RequestContext, keys};
 use crate::config::{LogFormat, Settings};
 use crate::domain::Role;
+use crate::domain::SystemClock;
 use crate::startup::{Application, StartupError, build_auth, new_metrics, open_backends};
 
 #[derive(Debug, Parser)]
@@ -157,7 +158,8 @@ async fn serve(settings: Settings, migrate: bool) -> Result<(), Failure> {
 async fn create_user(settings: Settings, email: &str, admin: bool) -> Result<(), Failure> {
     let password = read_password_line().await?;
     let backends = open_backends(&settings, true).await?;
-    let auth = build_auth(&settings, &backends, new_metrics()?).await?;
+    let auth =
+        build_auth(&settings, &backends, new_metrics()?, std::sync::Arc::new(SystemClock)).await?;
     let roles = if admin { vec![Role::User, Role::Admin] } else { vec![Role::User] };
     let user = auth
         .create_user(&RequestContext::default(), email, &password, roles)
@@ -183,7 +185,8 @@ async fn create_user(settings: Settings, email: &str, admin: bool) -> Result<(),
 
 async fn unlock(settings: Settings, email: &str) -> Result<(), Failure> {
     let backends = open_backends(&settings, true).await?;
-    let auth = build_auth(&settings, &backends, new_metrics()?).await?;
+    let auth =
+        build_auth(&settings, &backends, new_metrics()?, std::sync::Arc::new(SystemClock)).await?;
     auth.unlock_email(&RequestContext::default(), email, "command line")
         .await
         .map_err(|e| Failure::other(e.to_string()))?;

@@ -12,15 +12,14 @@ use crate::auth::{
     PasswordHasher, SuccessorKey, keys, tokens,
 };
 use crate::config::{DatabaseUrl, Settings};
+use crate::domain::{Clock, LockoutPolicy, SystemClock};
 use crate::http::{AppState, HttpSettings, TrustedProxies, metrics_router, router};
 use crate::metrics::Metrics;
 use crate::store::memory::MemoryRateLimiter;
-use crate::store::postgres::PostgresStore;
 use crate::store::redis::RedisStore;
-use crate::store::sqlite::SqliteStore;
+use crate::store::sql::SqlStore;
 use crate::store::{
-    AuditStore, Health, KeyStore, LockoutPolicy, LockoutStore, RateLimitStore, SessionStore,
-    StoreError, UserStore,
+    AuditStore, Health, KeyStore, LockoutStore, RateLimitStore, SessionStore, StoreError, UserStore,
 };
 
 /// Why the service could not start.
@@ -88,30 +87,17 @@ impl Health for AllOf {
 }
 
 async fn open_database(settings: &Settings, migrate: bool) -> Result<Backends, StartupError> {
-    match &settings.database_url {
+    let store = match &settings.database_url {
         DatabaseUrl::Embedded(path) => {
             std::fs::create_dir_all(&settings.data_dir)?;
-            let store = SqliteStore::open_file(path).await?;
-            if migrate {
-                store.migrate().await?;
-            }
-            Ok(Backends::on_database(Arc::new(store)))
+            SqlStore::open_file(path).await?
         }
-        DatabaseUrl::Sqlite(url) => {
-            let store = SqliteStore::connect(url).await?;
-            if migrate {
-                store.migrate().await?;
-            }
-            Ok(Backends::on_database(Arc::new(store)))
-        }
-        DatabaseUrl::Postgres(url) => {
-            let store = PostgresStore::connect(url).await?;
-            if migrate {
-                store.migrate().await?;
-            }
-            Ok(Backends::on_database(Arc::new(store)))
-        }
+        DatabaseUrl::Sqlite(url) | DatabaseUrl::Postgres(url) => SqlStore::connect(url).await?,
+    };
+    if migrate {
+        store.migrate().await?;
     }
+    Ok(Backends::on_database(Arc::new(store)))
 }
 
 impl Backends {
@@ -134,11 +120,12 @@ impl Backends {
     }
 }
 
-/// Builds the use cases on the backends.
+/// Builds the use cases on the backends, reading the time from `clock`.
 pub async fn build_auth(
     settings: &Settings,
     backends: &Backends,
     metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
 ) -> Result<AuthService, StartupError> {
     let access = AccessTokens::load(
         AccessTokenSettings {
@@ -160,6 +147,7 @@ pub async fn build_auth(
         limiter: backends.limiter.clone(),
         lockouts: backends.lockouts.clone(),
         audit: Audit::new(backends.audit.clone(), metrics.clone()),
+        clock,
     };
     Ok(AuthService::new(
         stores,
@@ -180,6 +168,8 @@ pub async fn build_auth(
                 window: settings.lockout_window,
                 duration: settings.lockout_duration,
             },
+            max_sessions_per_user: settings.max_sessions_per_user,
+            device_token_ttl: settings.device_token_ttl,
         },
         metrics,
     ))
@@ -204,16 +194,22 @@ pub struct Application {
 impl Application {
     /// Opens the backends, builds the service and binds the listener.
     pub async fn build(settings: Settings, migrate: bool) -> Result<Self, StartupError> {
+        Self::build_with_clock(settings, migrate, Arc::new(SystemClock)).await
+    }
+
+    /// Like `build`, with the time read from `clock` (tests move it instead of sleeping).
+    pub async fn build_with_clock(
+        settings: Settings,
+        migrate: bool,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartupError> {
         let backends = open_backends(&settings, migrate).await?;
         let metrics = new_metrics()?;
-        let auth = Arc::new(build_auth(&settings, &backends, metrics.clone()).await?);
+        let auth =
+            Arc::new(build_auth(&settings, &backends, metrics.clone(), clock.clone()).await?);
         let tasks = vec![
             spawn_key_reload(auth.clone(), backends.keys.clone()),
-            spawn_purge(
-                backends.sessions.clone(),
-                backends.lockouts.clone(),
-                settings.lockout_window,
-            ),
+            spawn_purge(&backends, &settings, clock),
         ];
         let proxies = TrustedProxies(Arc::new(settings.trusted_proxies.clone()));
         let state =
@@ -279,24 +275,40 @@ fn spawn_key_reload(
     })
 }
 
-/// Deletes sessions a day after they expired or were revoked, with their refresh tokens, and
-/// failure counters whose window and lock have passed.
+/// Every hour: deletes sessions a day after they expired or were revoked, with their refresh
+/// tokens, failure counters whose window and lock have passed, and devices unused for
+/// `DEVICE_TOKEN_TTL`.
 fn spawn_purge(
-    sessions: Arc<dyn SessionStore>,
-    lockouts: Arc<dyn LockoutStore>,
-    window: Duration,
+    backends: &Backends,
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
 ) -> tokio::task::JoinHandle<()> {
+    let (sessions, lockouts, users) =
+        (backends.sessions.clone(), backends.lockouts.clone(), backends.users.clone());
+    let window = settings.lockout_window;
+    let device_ttl =
+        chrono::Duration::from_std(settings.device_token_ttl).unwrap_or(chrono::Duration::MAX);
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(Duration::from_secs(3_600));
         loop {
             interval.tick().await;
-            if let Err(error) = lockouts.purge_lockouts(crate::store::now(), window).await {
-                tracing::warn!(%error, "could not purge old failure counters");
+            let now = clock.now();
+            if let Err(error) = lockouts.purge_lockouts(now, window).await {
+                tracing::warn!(error = error.with_causes(), "could not purge old failure counters");
             }
-            match sessions.purge_sessions(crate::store::now(), Duration::from_secs(86_400)).await {
+            match sessions.purge_sessions(now, Duration::from_secs(86_400)).await {
                 Ok(0) => {}
                 Ok(count) => tracing::info!(count, "purged old sessions"),
-                Err(error) => tracing::warn!(%error, "could not purge old sessions"),
+                Err(error) => {
+                    tracing::warn!(error = error.with_causes(), "could not purge old sessions")
+                }
+            }
+            match users.purge_devices(now - device_ttl).await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "forgot unused devices"),
+                Err(error) => {
+                    tracing::warn!(error = error.with_causes(), "could not purge old devices")
+                }
             }
         }
     })

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{AuditEvent, EventType};
 use crate::domain::UserId;
-use crate::store::AuditFilter;
+use crate::domain::audit::AuditFilter;
 
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 200;

@@ -45,10 +45,11 @@ pub enum AuthError {
 
 impl From<StoreError> for AuthError {
     fn from(error: StoreError) -> Self {
+        // The message keeps the operation and every cause, for the log line of the 5xx.
         match error {
-            StoreError::Unavailable(cause) => AuthError::Unavailable(cause),
+            StoreError::Unavailable { .. } => AuthError::Unavailable(error.with_causes()),
             StoreError::Conflict => AuthError::Internal("unexpected conflict".to_owned()),
-            StoreError::Backend(cause) => AuthError::Internal(cause),
+            StoreError::Backend { .. } => AuthError::Internal(error.with_causes()),
         }
     }
 }

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::AuthError;
+use crate::domain::Clock;
 use crate::domain::{Role, SessionId, UserId};
 use crate::store::{KeyStore, SigningKeyRecord, Timestamp};
 
@@ -192,7 +193,7 @@ pub fn new_signing_key() -> SigningKeyRecord {
     SigningKeyRecord {
         kid: thumbprint(&public),
         private_key: seed.to_vec(),
-        created_at: crate::store::now(),
+        created_at: crate::domain::SystemClock.now(),
     }
 }
 
@@ -239,7 +240,7 @@ fn hs256_ring(secret: &SecretSlice<u8>) -> Result<Ring, AuthError> {
 /// expired: its successor's age must exceed a token lifetime plus one reload interval.
 fn eddsa_ring(keys: &[SigningKeyRecord], token_lifetime: Duration) -> Result<Ring, AuthError> {
     let newest = keys.first().ok_or_else(|| AuthError::Internal("no signing key".to_owned()))?;
-    let now = crate::store::now();
+    let now = crate::domain::SystemClock.now();
     let keep_for = chrono::Duration::from_std(token_lifetime + RELOAD_INTERVAL)
         .map_err(|e| AuthError::Internal(e.to_string()))?;
     let mut verifying = HashMap::new();

@@ -93,7 +93,7 @@ impl AuthService {
     }
 
     async fn take(&self, context: &RequestContext, budget: Budget<'_>) -> Result<(), AuthError> {
-        let decision = self.limiter.take(&budget.key, budget.rate).await?;
+        let decision = self.limiter.take(&budget.key, budget.rate, self.now()).await?;
         if decision.allowed {
             return Ok(());
         }
@@ -112,13 +112,17 @@ impl AuthService {
     /// audit writes. The sampling is itself a budget of one event per period.
     async fn record_refusal(&self, context: &RequestContext, budget: &Budget<'_>) {
         let sample = Rate { count: 1, period: budget.rate.period };
-        let first = self.limiter.take(&format!("audit:{}", budget.key), sample).await;
+        let first = self.limiter.take(&format!("audit:{}", budget.key), sample, self.now()).await;
         if !first.is_ok_and(|decision| decision.allowed) {
             return;
         }
-        let mut event = AuditEvent::new(EventType::RateLimited, Outcome::Failure, context).detail(
-            format!("{} budget spent; later refusals this period are not recorded", budget.name),
-        );
+        let mut event =
+            AuditEvent::new(EventType::RateLimited, Outcome::Failure, context, self.now()).detail(
+                format!(
+                    "{} budget spent; later refusals this period are not recorded",
+                    budget.name
+                ),
+            );
         event.user_id = budget.user;
         if let Some(email) = budget.email {
             event = event.email(email);

@@ -31,7 +31,7 @@ impl AuthService {
     /// locked. Returns whether this attempt engaged the lock.
     pub(super) async fn begin_attempt(&self, key: &str) -> Result<bool, AuthError> {
         let policy = self.settings.lockout;
-        match self.lockouts.begin_attempt(key, policy, crate::store::now()).await? {
+        match self.lockouts.begin_attempt(key, policy, self.now()).await? {
             AttemptGate::Proceed { locks } => Ok(locks),
             AttemptGate::Locked { retry_after } => {
                 self.metrics.refusal("locked");
@@ -53,7 +53,7 @@ impl AuthService {
         user: Option<UserId>,
         on_device: bool,
     ) {
-        let mut event = AuditEvent::new(EventType::Lockout, Outcome::Failure, context)
+        let mut event = AuditEvent::new(EventType::Lockout, Outcome::Failure, context, self.now())
             .email(attempted)
             .detail(if on_device { "device" } else { "email" });
         event.user_id = user;
@@ -97,7 +97,7 @@ impl AuthService {
         if let Some(user) = user {
             self.lockouts.clear_prefix(&device_prefix(user)).await?;
         }
-        let mut event = AuditEvent::new(EventType::Unlock, Outcome::Success, context)
+        let mut event = AuditEvent::new(EventType::Unlock, Outcome::Success, context, self.now())
             .email(attempted)
             .detail(by);
         event.user_id = user;

@@ -55,11 +55,13 @@ impl AuthService {
         };
         self.forgive(&lock_key).await?;
         let mut pair = self.open_session(context, user).await?;
-        pair.device_token = Some(match (device_token, device) {
+        let device_token = match (device_token, device) {
             (Some(token), Some(_)) => token.to_owned(),
-            _ => self.new_device(user).await?,
-        });
-        let event = AuditEvent::new(EventType::Login, Outcome::Success, context)
+            _ => tokens::random_token(),
+        };
+        self.remember_device(user, &device_token).await?;
+        pair.device_token = Some(device_token);
+        let event = AuditEvent::new(EventType::Login, Outcome::Success, context, self.now())
             .user(user.id)
             .email(user.email.as_str());
         self.audit.record(event).await;
@@ -104,7 +106,10 @@ impl AuthService {
             return Ok(None);
         }
         let hash = tokens::hash_token(token);
-        Ok(self.users.is_known_device(user.id, &hash).await?.then_some(hash))
+        let used_since = self.now()
+            - chrono::Duration::from_std(self.settings.device_token_ttl)
+                .unwrap_or(chrono::Duration::MAX);
+        Ok(self.users.is_known_device(user.id, &hash, used_since).await?.then_some(hash))
     }
 
     async fn record_failed_login(
@@ -114,9 +119,10 @@ impl AuthService {
         user: Option<&UserRecord>,
         detail: &str,
     ) {
-        let mut event = AuditEvent::new(EventType::LoginFailed, Outcome::Failure, context)
-            .email(attempted)
-            .detail(detail);
+        let mut event =
+            AuditEvent::new(EventType::LoginFailed, Outcome::Failure, context, self.now())
+                .email(attempted)
+                .detail(detail);
         event.user_id = user.map(|u| u.id);
         self.audit.record(event).await;
     }
@@ -127,7 +133,7 @@ impl AuthService {
         context: &RequestContext,
         user: &UserRecord,
     ) -> Result<TokenPair, AuthError> {
-        let now = crate::store::now();
+        let now = self.now();
         let refresh_token = tokens::random_token();
         let session = NewSession {
             id: SessionId::new(),
@@ -138,16 +144,22 @@ impl AuthService {
             ip: context.ip.map(|ip| ip.to_string()),
             user_agent: context.user_agent.clone(),
         };
-        self.sessions.create_session(&session).await?;
+        let ended =
+            self.sessions.create_session(&session, self.settings.max_sessions_per_user).await?;
+        if ended > 0 {
+            let event = AuditEvent::new(EventType::SessionRevoked, Outcome::Success, context, now)
+                .user(user.id)
+                .detail(format!("{ended} oldest sessions ended: over the session cap"));
+            self.audit.record(event).await;
+        }
         self.token_pair(user.id, session.id, &user.roles, refresh_token, now)
     }
 
-    /// A new device token, remembered as one this user has logged in from.
-    async fn new_device(&self, user: &UserRecord) -> Result<String, AuthError> {
-        let token = tokens::random_token();
-        self.users
-            .remember_device(user.id, &tokens::hash_token(&token), crate::store::now())
-            .await?;
-        Ok(token)
+    /// Remembers the device token as one this user has just logged in from; only the most
+    /// recently used devices, as many as the session cap, stay known.
+    async fn remember_device(&self, user: &UserRecord, token: &str) -> Result<(), AuthError> {
+        let hash = tokens::hash_token(token);
+        let keep = self.settings.max_sessions_per_user;
+        Ok(self.users.remember_device(user.id, &hash, self.now(), keep).await?)
     }
 }

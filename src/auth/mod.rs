@@ -23,16 +23,17 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::audit::Audit;
-use crate::domain::{PasswordPolicy, Rate, Role, SessionId, UserId};
-use crate::metrics::Metrics;
-use crate::store::{
-    LockoutPolicy, LockoutStore, RateLimitStore, SessionStore, Timestamp, UserStore,
+use crate::domain::{
+    Clock, LockoutPolicy, PasswordPolicy, Rate, Role, SessionId, Timestamp, UserId,
 };
+use crate::metrics::Metrics;
+use crate::store::{LockoutStore, RateLimitStore, SessionStore, UserStore};
 
 pub use context::{Principal, RequestContext};
 pub use error::AuthError;
 pub use hasher::PasswordHasher;
 pub use keys::{AccessTokenSettings, AccessTokens};
+pub use sessions::SessionPage;
 pub use tokens::SuccessorKey;
 
 /// The request budgets.
@@ -54,6 +55,10 @@ pub struct AuthSettings {
     pub password_policy: PasswordPolicy,
     pub limits: Limits,
     pub lockout: LockoutPolicy,
+    /// A new login past this many live sessions ends the user's oldest one.
+    pub max_sessions_per_user: u32,
+    /// A device token unused this long no longer spares its owner a lockout.
+    pub device_token_ttl: Duration,
 }
 
 /// The stores the use cases work on.
@@ -63,6 +68,8 @@ pub struct AuthStores {
     pub limiter: Arc<dyn RateLimitStore>,
     pub lockouts: Arc<dyn LockoutStore>,
     pub audit: Audit,
+    /// Where every use case reads the time.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// Everything a use case needs, built once by `startup`.
@@ -72,6 +79,7 @@ pub struct AuthService {
     limiter: Arc<dyn RateLimitStore>,
     lockouts: Arc<dyn LockoutStore>,
     audit: Audit,
+    clock: Arc<dyn Clock>,
     hasher: PasswordHasher,
     access: Arc<AccessTokens>,
     successors: SuccessorKey,
@@ -100,13 +108,14 @@ impl AuthService {
         settings: AuthSettings,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let AuthStores { users, sessions, limiter, lockouts, audit } = stores;
+        let AuthStores { users, sessions, limiter, lockouts, audit, clock } = stores;
         Self {
             users,
             sessions,
             limiter,
             lockouts,
             audit,
+            clock,
             hasher,
             access,
             successors,
@@ -122,6 +131,11 @@ impl AuthService {
 
     pub fn access_tokens(&self) -> &AccessTokens {
         &self.access
+    }
+
+    /// The current time, from the injected clock.
+    fn now(&self) -> Timestamp {
+        self.clock.now()
     }
 
     /// Signs an access token and pairs it with `refresh_token`.

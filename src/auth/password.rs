@@ -23,10 +23,11 @@ impl AuthService {
         let lock_key = email_lock_key(user.email.as_str());
         let locks = self.begin_attempt(&lock_key).await?;
         if !self.check_password(Password::new(current), Some(&user)).await? {
-            let event = AuditEvent::new(EventType::LoginFailed, Outcome::Failure, context)
-                .user(user.id)
-                .email(user.email.as_str())
-                .detail("password_change_wrong_current_password");
+            let event =
+                AuditEvent::new(EventType::LoginFailed, Outcome::Failure, context, self.now())
+                    .user(user.id)
+                    .email(user.email.as_str())
+                    .detail("password_change_wrong_current_password");
             self.audit.record(event).await;
             if locks {
                 self.record_lockout(context, user.email.as_str(), Some(user.id), false).await;
@@ -41,13 +42,12 @@ impl AuthService {
         }
         let hash = self.hasher.hash(new).await?;
         self.users.set_password_hash(user.id, &hash).await?;
-        let revoked = self
-            .sessions
-            .revoke_sessions_of(user.id, Some(principal.session), crate::store::now())
-            .await?;
-        let event = AuditEvent::new(EventType::PasswordChange, Outcome::Success, context)
-            .user(user.id)
-            .detail(format!("{revoked} other sessions revoked"));
+        let revoked =
+            self.sessions.revoke_sessions_of(user.id, Some(principal.session), self.now()).await?;
+        let event =
+            AuditEvent::new(EventType::PasswordChange, Outcome::Success, context, self.now())
+                .user(user.id)
+                .detail(format!("{revoked} other sessions revoked"));
         self.audit.record(event).await;
         Ok(())
     }

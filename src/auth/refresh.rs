@@ -18,7 +18,7 @@ impl AuthService {
         if !tokens::is_well_formed(refresh_token) {
             return Err(AuthError::InvalidToken);
         }
-        let now = crate::store::now();
+        let now = self.now();
         let successor = self.successors.successor(refresh_token);
         let rotation = self
             .sessions
@@ -40,9 +40,10 @@ impl AuthService {
                 self.pair_for_session(user, session, successor, now).await
             }
             Rotation::Reused { session, user } => {
-                let event = AuditEvent::new(EventType::TokenReused, Outcome::Failure, context)
-                    .user(user)
-                    .detail(format!("session {session} revoked"));
+                let event =
+                    AuditEvent::new(EventType::TokenReused, Outcome::Failure, context, self.now())
+                        .user(user)
+                        .detail(format!("session {session} revoked"));
                 self.audit.record(event).await;
                 Err(AuthError::TokenReused)
             }
@@ -69,7 +70,7 @@ impl AuthService {
         session: SessionId,
         how: &str,
     ) {
-        let event = AuditEvent::new(EventType::TokenRefresh, Outcome::Success, context)
+        let event = AuditEvent::new(EventType::TokenRefresh, Outcome::Success, context, self.now())
             .user(user)
             .detail(format!("session {session} {how}"));
         self.audit.record(event).await;

@@ -42,20 +42,21 @@ impl AuthService {
             email,
             password_hash: self.hasher.hash(password).await?,
             roles,
-            created_at: crate::store::now(),
+            created_at: self.now(),
         };
         match self.users.insert_user(&user).await {
             Ok(()) => {}
             Err(StoreError::Conflict) => {
-                let event = AuditEvent::new(EventType::Registration, Outcome::Failure, context)
-                    .email(user.email.as_str())
-                    .detail("email_taken");
+                let event =
+                    AuditEvent::new(EventType::Registration, Outcome::Failure, context, self.now())
+                        .email(user.email.as_str())
+                        .detail("email_taken");
                 self.audit.record(event).await;
                 return Err(AuthError::EmailTaken);
             }
             Err(other) => return Err(other.into()),
         }
-        let event = AuditEvent::new(EventType::Registration, Outcome::Success, context)
+        let event = AuditEvent::new(EventType::Registration, Outcome::Success, context, self.now())
             .user(user.id)
             .email(user.email.as_str());
         self.audit.record(event).await;

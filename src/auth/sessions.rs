@@ -3,17 +3,50 @@
 //! Revocation is immediate: every authenticated request checks that the token's session is still
 //! live in the session store, so the next request after a logout answers 401.
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
 use super::limits::Account;
 use super::{AuthError, AuthService, Principal, RequestContext, tokens};
 use crate::audit::{AuditEvent, EventType, Outcome};
-use crate::domain::SessionId;
-use crate::store::{SessionRecord, UserRecord};
+use crate::domain::{SessionId, Timestamp};
+use crate::store::{SessionCursor, SessionRecord, UserRecord};
+
+/// Sessions in a page when the client does not say.
+pub const DEFAULT_SESSIONS_PAGE: u32 = 50;
+/// The most sessions in one page.
+pub const MAX_SESSIONS_PAGE: u32 = 200;
+
+/// One page of sessions, newest first, and the cursor of the next page if there is one.
+#[derive(Debug)]
+pub struct SessionPage {
+    pub sessions: Vec<SessionRecord>,
+    pub next_cursor: Option<String>,
+}
+
+/// The cursor after a session: its creation time and id, opaque to the client.
+fn encode_cursor(created_at: Timestamp, id: SessionId) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}:{id}", created_at.timestamp_millis()))
+}
+
+fn decode_cursor(raw: &str) -> Result<SessionCursor, AuthError> {
+    let invalid = || AuthError::InvalidQuery("cursor is not valid".to_owned());
+    let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| invalid())?;
+    let (millis, id) = text.split_once(':').ok_or_else(invalid)?;
+    let created_at = millis
+        .parse::<i64>()
+        .ok()
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .ok_or_else(invalid)?;
+    Ok(SessionCursor { created_at, id: SessionId::parse(id).ok_or_else(invalid)? })
+}
 
 impl AuthService {
     /// Verifies a bearer access token and that its session is still live.
     pub async fn authenticate(&self, bearer: &str) -> Result<Principal, AuthError> {
         let token = self.access.verify(bearer)?;
-        let session = self.sessions.live_session(token.session, crate::store::now()).await?;
+        let session = self.sessions.live_session(token.session, self.now()).await?;
         match session {
             Some(session) if session.user_id == token.user => {
                 Ok(Principal { user: token.user, session: token.session, roles: token.roles })
@@ -52,7 +85,7 @@ impl AuthService {
     ) -> Result<(), AuthError> {
         let account = principal.map(|p| Account::User(p.user));
         self.limit_credential_request(context, account).await?;
-        let now = crate::store::now();
+        let now = self.now();
         let (user, session) = match (principal, refresh_token) {
             (Some(principal), _) => (principal.user, principal.session),
             (None, Some(token)) if tokens::is_well_formed(token) => {
@@ -65,7 +98,7 @@ impl AuthService {
             (None, None) => return Err(AuthError::Unauthorized),
         };
         self.sessions.revoke_session(user, session, now).await?;
-        let event = AuditEvent::new(EventType::Logout, Outcome::Success, context)
+        let event = AuditEvent::new(EventType::Logout, Outcome::Success, context, self.now())
             .user(user)
             .detail(format!("session {session}"));
         self.audit.record(event).await;
@@ -79,23 +112,34 @@ impl AuthService {
         principal: &Principal,
     ) -> Result<(), AuthError> {
         self.limit_credential_request(context, Some(Account::User(principal.user))).await?;
-        let count =
-            self.sessions.revoke_sessions_of(principal.user, None, crate::store::now()).await?;
-        let event = AuditEvent::new(EventType::LogoutAll, Outcome::Success, context)
+        let count = self.sessions.revoke_sessions_of(principal.user, None, self.now()).await?;
+        let event = AuditEvent::new(EventType::LogoutAll, Outcome::Success, context, self.now())
             .user(principal.user)
             .detail(format!("{count} sessions revoked"));
         self.audit.record(event).await;
         Ok(())
     }
 
-    /// The user's live sessions, newest first.
+    /// One page of the user's live sessions, newest first.
     pub async fn sessions(
         &self,
         context: &RequestContext,
         principal: &Principal,
-    ) -> Result<Vec<SessionRecord>, AuthError> {
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<SessionPage, AuthError> {
         self.limit_read(context, principal).await?;
-        Ok(self.sessions.sessions_of(principal.user, crate::store::now()).await?)
+        let after = cursor.map(decode_cursor).transpose()?;
+        let limit = limit.unwrap_or(DEFAULT_SESSIONS_PAGE).clamp(1, MAX_SESSIONS_PAGE);
+        let mut sessions = self
+            .sessions
+            .sessions_of(principal.user, self.now(), after.as_ref(), limit + 1)
+            .await?;
+        let more = sessions.len() > limit as usize;
+        sessions.truncate(limit as usize);
+        let next_cursor =
+            more.then(|| sessions.last().map(|s| encode_cursor(s.created_at, s.id))).flatten();
+        Ok(SessionPage { sessions, next_cursor })
     }
 
     /// Ends one of the user's own sessions; another user's session is `NotFound`, exactly like a
@@ -107,12 +151,13 @@ impl AuthService {
         session: SessionId,
     ) -> Result<(), AuthError> {
         self.limit_read(context, principal).await?;
-        if !self.sessions.revoke_session(principal.user, session, crate::store::now()).await? {
+        if !self.sessions.revoke_session(principal.user, session, self.now()).await? {
             return Err(AuthError::NotFound);
         }
-        let event = AuditEvent::new(EventType::SessionRevoked, Outcome::Success, context)
-            .user(principal.user)
-            .detail(format!("session {session}"));
+        let event =
+            AuditEvent::new(EventType::SessionRevoked, Outcome::Success, context, self.now())
+                .user(principal.user)
+                .detail(format!("session {session}"));
         self.audit.record(event).await;
         Ok(())
     }

@@ -41,6 +41,8 @@ const VARIABLES: &[(&str, Option<&str>)] = &[
     ("LOCKOUT_THRESHOLD", Some("5")),
     ("LOCKOUT_WINDOW", Some("15m")),
     ("LOCKOUT_DURATION", Some("15m")),
+    ("MAX_SESSIONS_PER_USER", Some("100")),
+    ("DEVICE_TOKEN_TTL", Some("180d")),
     ("RATE_LIMIT_IP", Some("30/min")),
     ("RATE_LIMIT_ACCOUNT", Some("10/min")),
     ("RATE_LIMIT_READS", Some("600/min")),
@@ -95,6 +97,9 @@ pub enum LogFormat {
     Pretty,
 }
 
+/// The highest `MAX_SESSIONS_PER_USER`: every walk over a user's sessions is bounded by it.
+pub const MAX_SESSIONS_CAP: u32 = 10_000;
+
 /// The whole validated configuration.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -113,6 +118,10 @@ pub struct Settings {
     pub lockout_threshold: u32,
     pub lockout_window: Duration,
     pub lockout_duration: Duration,
+    /// A new login past this many live sessions ends the user's oldest one.
+    pub max_sessions_per_user: u32,
+    /// A device token unused this long is forgotten.
+    pub device_token_ttl: Duration,
     pub rate_limit_ip: Rate,
     pub rate_limit_account: Rate,
     pub rate_limit_reads: Rate,
@@ -219,6 +228,13 @@ impl Settings {
             lockout_threshold,
             lockout_window: raw.parse("LOCKOUT_WINDOW", parse_positive_duration)?,
             lockout_duration: raw.parse("LOCKOUT_DURATION", parse_positive_duration)?,
+            max_sessions_per_user: raw.parse("MAX_SESSIONS_PER_USER", |v| {
+                match v.parse::<u32>() {
+                    Ok(n) if (1..=MAX_SESSIONS_CAP).contains(&n) => Ok(n),
+                    _ => Err(format!("must be a whole number from 1 to {MAX_SESSIONS_CAP}")),
+                }
+            })?,
+            device_token_ttl: raw.parse("DEVICE_TOKEN_TTL", parse_positive_duration)?,
             rate_limit_ip: raw.parse("RATE_LIMIT_IP", parse_rate)?,
             rate_limit_account: raw.parse("RATE_LIMIT_ACCOUNT", parse_rate)?,
             rate_limit_reads: raw.parse("RATE_LIMIT_READS", parse_rate)?,
@@ -281,6 +297,8 @@ impl Settings {
             ("LOCKOUT_THRESHOLD", self.lockout_threshold.to_string()),
             ("LOCKOUT_WINDOW", secs(self.lockout_window)),
             ("LOCKOUT_DURATION", secs(self.lockout_duration)),
+            ("MAX_SESSIONS_PER_USER", self.max_sessions_per_user.to_string()),
+            ("DEVICE_TOKEN_TTL", secs(self.device_token_ttl)),
             ("RATE_LIMIT_IP", rate(self.rate_limit_ip)),
             ("RATE_LIMIT_ACCOUNT", rate(self.rate_limit_account)),
             ("RATE_LIMIT_READS", rate(self.rate_limit_reads)),

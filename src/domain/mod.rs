@@ -3,15 +3,22 @@
 //! Everything here can be checked with plain unit tests; the layers above turn untrusted input into
 //! these types once, at the edge, and rely on their invariants afterwards.
 
+pub mod audit;
 mod blocklist;
+mod clock;
+mod context;
 mod email;
 mod ids;
+mod lockout;
 mod password;
 mod rate;
 mod role;
 
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use context::RequestContext;
 pub use email::{Email, EmailError};
 pub use ids::{SessionId, UserId};
+pub use lockout::{AttemptGate, LockoutPolicy};
 pub use password::{Password, PasswordPolicy, PolicyViolation};
 pub use rate::{Rate, client_ip_key};
 pub use role::Role;

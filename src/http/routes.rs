@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{Authenticated, Context, JsonBody, MaybeAuthenticated, OptionalJsonBody};
 use crate::audit::query::{AuditQuery, Page};
-use crate::auth::{AuthService, TokenPair};
+use crate::auth::{AuthError, AuthService, TokenPair};
 use crate::domain::{Role, SessionId};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -32,6 +32,13 @@ pub struct RefreshRequest {
 #[derive(Deserialize)]
 pub struct LogoutRequest {
     refresh_token: Option<String>,
+}
+
+/// The paging parameters of the sessions list.
+#[derive(Deserialize)]
+pub struct SessionsQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -150,10 +157,20 @@ pub async fn sessions(
     State(auth): State<Arc<AuthService>>,
     Context(context): Context,
     Authenticated(principal): Authenticated,
+    Query(query): Query<SessionsQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let sessions: Vec<SessionView> = auth
-        .sessions(&context, &principal)
-        .await?
+    let limit = match query.limit.as_deref().map(str::parse::<u32>) {
+        None => None,
+        Some(Ok(limit)) if limit >= 1 => Some(limit),
+        Some(_) => {
+            return Err(
+                AuthError::InvalidQuery("limit must be a whole number from 1".into()).into()
+            );
+        }
+    };
+    let page = auth.sessions(&context, &principal, query.cursor.as_deref(), limit).await?;
+    let sessions: Vec<SessionView> = page
+        .sessions
         .into_iter()
         .map(|s: SessionRecord| SessionView {
             id: s.id.to_string(),
@@ -164,7 +181,7 @@ pub async fn sessions(
             current: s.id == principal.session,
         })
         .collect();
-    Ok(Json(serde_json::json!({ "sessions": sessions })))
+    Ok(Json(serde_json::json!({ "sessions": sessions, "next_cursor": page.next_cursor })))
 }
 
 /// DELETE /v1/auth/sessions/{id}: ends one of the bearer's own sessions; 404 for any other.

@@ -12,7 +12,7 @@ pub(crate) fn millis(at: Timestamp) -> i64 {
 
 pub(crate) fn from_millis(ms: i64) -> Result<Timestamp, StoreError> {
     DateTime::<Utc>::from_timestamp_millis(ms)
-        .ok_or_else(|| StoreError::Backend(format!("timestamp out of range: {ms}")))
+        .ok_or_else(|| StoreError::backend("decode", format!("timestamp out of range: {ms}")))
 }
 
 pub(crate) fn duration_millis(d: Duration) -> i64 {
@@ -28,5 +28,5 @@ pub(crate) fn parse_id<T>(
     raw: &str,
     parse: impl FnOnce(&str) -> Option<T>,
 ) -> Result<T, StoreError> {
-    parse(raw).ok_or_else(|| StoreError::Backend(format!("malformed id in database: {raw}")))
+    parse(raw).ok_or_else(|| StoreError::backend("decode", format!("malformed id: {raw}")))
 }

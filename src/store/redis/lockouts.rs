@@ -1,17 +1,21 @@
 //! `LockoutStore` on Redis: the same rule as the SQL backends, as one script per attempt.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use redis::Script;
 
-use super::{RedisStore, glob_escape, map_error};
+use super::{RedisStore, failed, glob_escape};
 use crate::store::codec::remaining;
 use crate::store::{AttemptGate, LockoutPolicy, LockoutStore, StoreError, Timestamp};
 
 /// KEYS[1]: the counter. ARGV: now, window, threshold, duration (milliseconds). A running lock
 /// answers {'locked', until}; a passed lock or window starts a fresh count. The key expires when
 /// both its window and its lock have passed.
-const BEGIN_ATTEMPT: &str = r"
+static BEGIN_ATTEMPT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
 local threshold, duration = tonumber(ARGV[3]), tonumber(ARGV[4])
 local h = redis.call('HMGET', KEYS[1], 'failures', 'window_start', 'locked_until')
@@ -35,7 +39,9 @@ end
 redis.call('HDEL', KEYS[1], 'locked_until')
 redis.call('PEXPIREAT', KEYS[1], ms(expires))
 return {'counted', ''}
-";
+",
+    )
+});
 
 #[async_trait]
 impl LockoutStore for RedisStore {
@@ -46,7 +52,7 @@ impl LockoutStore for RedisStore {
         now: Timestamp,
     ) -> Result<AttemptGate, StoreError> {
         let now_ms = now.timestamp_millis();
-        let (gate, until): (String, String) = redis::Script::new(BEGIN_ATTEMPT)
+        let (gate, until): (String, String) = BEGIN_ATTEMPT
             .key(self.key(&["lock", key]))
             .arg(now_ms)
             .arg(u64::try_from(policy.window.as_millis()).unwrap_or(u64::MAX))
@@ -54,7 +60,7 @@ impl LockoutStore for RedisStore {
             .arg(u64::try_from(policy.duration.as_millis()).unwrap_or(u64::MAX))
             .invoke_async(&mut self.connection())
             .await
-            .map_err(map_error)?;
+            .map_err(failed("count attempt"))?;
         let until: Option<i64> = until.parse().ok();
         Ok(match (gate.as_str(), until) {
             ("locked", Some(until)) => {
@@ -69,7 +75,7 @@ impl LockoutStore for RedisStore {
             .arg(self.key(&["lock", key]))
             .query_async::<i64>(&mut self.connection())
             .await
-            .map_err(map_error)?;
+            .map_err(failed("clear lockout"))?;
         Ok(())
     }
 
@@ -87,13 +93,13 @@ impl LockoutStore for RedisStore {
                 .arg(500)
                 .query_async(&mut connection)
                 .await
-                .map_err(map_error)?;
+                .map_err(failed("clear lockouts by prefix"))?;
             if !keys.is_empty() {
                 let deleted: u64 = redis::cmd("DEL")
                     .arg(&keys)
                     .query_async(&mut connection)
                     .await
-                    .map_err(map_error)?;
+                    .map_err(failed("clear lockouts by prefix"))?;
                 cleared += deleted;
             }
             if next == 0 {
@@ -109,7 +115,7 @@ impl LockoutStore for RedisStore {
             .arg("locked_until")
             .query_async(&mut self.connection())
             .await
-            .map_err(map_error)?;
+            .map_err(failed("read lockout"))?;
         let now_ms = now.timestamp_millis();
         Ok(until.filter(|until| *until > now_ms).map(|until| remaining(until, now_ms)))
     }

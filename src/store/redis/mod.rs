@@ -27,15 +27,14 @@ pub struct RedisStore {
 impl RedisStore {
     /// Connects to `url` (`redis://` or `rediss://`); every key starts with `prefix`.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| StoreError::Backend(format!("bad Redis URL: {e}")))?;
+        let client = redis::Client::open(url).map_err(|e| StoreError::backend("connect", e))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(2)))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
         let connection =
-            ConnectionManager::new_with_config(client, config).await.map_err(map_error)?;
+            ConnectionManager::new_with_config(client, config).await.map_err(failed("connect"))?;
         Ok(Self { connection, prefix: prefix.to_owned() })
     }
 
@@ -56,20 +55,23 @@ impl Health for RedisStore {
         redis::cmd("PING")
             .query_async::<String>(&mut self.connection())
             .await
-            .map_err(map_error)?;
+            .map_err(failed("ping"))?;
         Ok(())
     }
 }
 
-fn map_error(error: redis::RedisError) -> StoreError {
-    if error.is_io_error()
-        || error.is_timeout()
-        || error.is_connection_dropped()
-        || error.is_connection_refusal()
-    {
-        StoreError::Unavailable(error.to_string())
-    } else {
-        StoreError::Backend(error.to_string())
+/// Maps a Redis error of `operation` to what callers can act on, keeping the cause.
+fn failed(operation: &'static str) -> impl Fn(redis::RedisError) -> StoreError {
+    move |error| {
+        if error.is_io_error()
+            || error.is_timeout()
+            || error.is_connection_dropped()
+            || error.is_connection_refusal()
+        {
+            StoreError::unavailable(operation, error)
+        } else {
+            StoreError::backend(operation, error)
+        }
     }
 }
 

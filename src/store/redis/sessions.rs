@@ -6,21 +6,29 @@
 //! of several concurrent rotations of one token exactly one finds it unrotated. The scripts
 //! build keys from the prefix, so they need one Redis server (not a cluster).
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use redis::Script;
 
-use super::{RedisStore, map_error};
+use super::{RedisStore, failed};
 use crate::domain::{SessionId, UserId};
 use crate::store::codec::millis;
 use crate::store::{
-    NewSession, Rotation, SessionRecord, SessionStore, StoreError, Timestamp, TokenHash,
+    NewSession, Rotation, SessionCursor, SessionRecord, SessionStore, StoreError, Timestamp,
+    TokenHash,
 };
 
-/// ARGV: prefix, session id, user id, now, expires at, token hash, ip, user agent.
-const CREATE: &str = r"
+/// ARGV: prefix, session id, user id, now, expires at, token hash, ip, user agent, cap. Past the
+/// cap the oldest members of the user's set leave it, and those still live end: only the excess
+/// is visited, so the set, and every script that walks it, stays bounded by the cap. Returns how
+/// many live sessions it ended.
+static CREATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local p, sid, user, now, exp = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local s = p .. 's:' .. sid
 redis.call('HSET', s, 'user', user, 'created_at', now, 'last_used_at', now, 'expires_at', exp)
@@ -33,11 +41,28 @@ redis.call('PEXPIREAT', t, exp)
 local u = p .. 'u:' .. user
 redis.call('ZADD', u, now, sid)
 if redis.call('PTTL', u) < tonumber(exp) - tonumber(now) then redis.call('PEXPIREAT', u, exp) end
-return 1
-";
+local excess = redis.call('ZCARD', u) - tonumber(ARGV[9])
+local ended = 0
+if excess > 0 then
+  for _, old in ipairs(redis.call('ZRANGE', u, 0, excess - 1)) do
+    local o = p .. 's:' .. old
+    local h = redis.call('HMGET', o, 'expires_at', 'revoked_at')
+    if h[1] and (not h[2]) and tonumber(h[1]) > tonumber(now) then
+      redis.call('HSET', o, 'revoked_at', now)
+      ended = ended + 1
+    end
+    redis.call('ZREM', u, old)
+  end
+end
+return ended
+",
+    )
+});
 
 /// ARGV: prefix, presented hash, successor hash, now, new expiry, grace (ms).
-const ROTATE: &str = r"
+static ROTATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local p, presented, successor = ARGV[1], ARGV[2], ARGV[3]
 local now, exp, grace = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local tkey = p .. 'rt:' .. presented
@@ -68,10 +93,14 @@ end
 redis.call('HSET', skey, 'revoked_at', ARGV[4])
 redis.call('ZREM', p .. 'u:' .. user, sid)
 return {'reused', sid, user}
-";
+",
+    )
+});
 
 /// ARGV: prefix, user id, session id, now. Returns 1 if it revoked a live session of the user.
-const REVOKE: &str = r"
+static REVOKE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local p, user, sid, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local s = p .. 's:' .. sid
 local h = redis.call('HMGET', s, 'user', 'expires_at', 'revoked_at')
@@ -79,10 +108,14 @@ if h[1] ~= user or h[3] or tonumber(h[2]) <= now then return 0 end
 redis.call('HSET', s, 'revoked_at', ARGV[4])
 redis.call('ZREM', p .. 'u:' .. user, sid)
 return 1
-";
+",
+    )
+});
 
 /// ARGV: prefix, user id, session id to keep (or ''), now. Returns how many it revoked.
-const REVOKE_ALL: &str = r"
+static REVOKE_ALL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
 local p, user, keep, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local u = p .. 'u:' .. user
 local revoked = 0
@@ -98,14 +131,16 @@ for _, sid in ipairs(redis.call('ZRANGE', u, 0, -1)) do
   end
 end
 return revoked
-";
+",
+    )
+});
 
 fn token_key(hash: &TokenHash) -> String {
     URL_SAFE_NO_PAD.encode(hash.0)
 }
 
 fn corrupt(what: &str) -> StoreError {
-    StoreError::Backend(format!("malformed session data in Redis: {what}"))
+    StoreError::backend("read session", format!("malformed session data in Redis: {what}"))
 }
 
 fn timestamp(raw: Option<&String>) -> Result<Timestamp, StoreError> {
@@ -115,19 +150,27 @@ fn timestamp(raw: Option<&String>) -> Result<Timestamp, StoreError> {
 }
 
 impl RedisStore {
-    async fn script(&self, source: &str, args: &[String]) -> Result<redis::Value, StoreError> {
-        let script = redis::Script::new(source);
+    async fn script(
+        &self,
+        operation: &'static str,
+        script: &Script,
+        args: &[String],
+    ) -> Result<redis::Value, StoreError> {
         let mut invocation = script.prepare_invoke();
         for arg in args {
             invocation.arg(arg);
         }
-        invocation.invoke_async(&mut self.connection()).await.map_err(map_error)
+        invocation.invoke_async(&mut self.connection()).await.map_err(failed(operation))
     }
 }
 
 #[async_trait]
 impl SessionStore for RedisStore {
-    async fn create_session(&self, session: &NewSession) -> Result<(), StoreError> {
+    async fn create_session(
+        &self,
+        session: &NewSession,
+        max_sessions: u32,
+    ) -> Result<u64, StoreError> {
         let args = [
             self.prefix.clone(),
             session.id.to_string(),
@@ -137,9 +180,12 @@ impl SessionStore for RedisStore {
             token_key(&session.refresh_token),
             session.ip.clone().unwrap_or_default(),
             session.user_agent.clone().unwrap_or_default(),
+            max_sessions.max(1).to_string(),
         ];
-        self.script(CREATE, &args).await?;
-        Ok(())
+        let ended: u64 =
+            redis::from_redis_value(self.script("create session", &CREATE, &args).await?)
+                .map_err(|e| StoreError::backend("create session", e))?;
+        Ok(ended)
     }
 
     async fn rotate_refresh_token(
@@ -158,8 +204,9 @@ impl SessionStore for RedisStore {
             millis(expires_at).to_string(),
             grace.as_millis().to_string(),
         ];
-        let reply: Vec<String> = redis::from_redis_value(self.script(ROTATE, &args).await?)
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let reply: Vec<String> =
+            redis::from_redis_value(self.script("rotate refresh token", &ROTATE, &args).await?)
+                .map_err(|e| StoreError::backend("rotate refresh token", e))?;
         let ids = || -> Result<(SessionId, UserId), StoreError> {
             let session =
                 reply.get(1).and_then(|s| SessionId::parse(s)).ok_or_else(|| corrupt("id"))?;
@@ -202,7 +249,7 @@ impl SessionStore for RedisStore {
             ])
             .query_async(&mut self.connection())
             .await
-            .map_err(map_error)?;
+            .map_err(failed("read session"))?;
         let [user, created_at, last_used_at, expires_at, revoked_at, ip, user_agent] =
             <[Option<String>; 7]>::try_from(fields).map_err(|_| corrupt("fields"))?;
         let Some(user) = user else { return Ok(None) };
@@ -233,7 +280,7 @@ impl SessionStore for RedisStore {
             .arg(&["session", "expires_at", "rotated_at"])
             .query_async(&mut self.connection())
             .await
-            .map_err(map_error)?;
+            .map_err(failed("read refresh token"))?;
         let (Some(Some(session)), Some(Some(expires_at)), Some(None)) =
             (fields.first(), fields.get(1), fields.get(2))
         else {
@@ -250,16 +297,29 @@ impl SessionStore for RedisStore {
         &self,
         user: UserId,
         now: Timestamp,
+        after: Option<&SessionCursor>,
+        limit: u32,
     ) -> Result<Vec<SessionRecord>, StoreError> {
-        let ids: Vec<String> = redis::cmd("ZREVRANGE")
+        // The set holds at most the session cap, newest first (score, then id, descending, as
+        // the SQL store orders them); a page starts after the cursor.
+        let entries: Vec<(String, i64)> = redis::cmd("ZREVRANGE")
             .arg(self.key(&["u", &user.to_string()]))
             .arg(0)
             .arg(-1)
+            .arg("WITHSCORES")
             .query_async(&mut self.connection())
             .await
-            .map_err(map_error)?;
-        let mut sessions = Vec::with_capacity(ids.len());
-        for id in ids.iter().filter_map(|id| SessionId::parse(id)) {
+            .map_err(failed("list sessions"))?;
+        let after = after.map(|c| (millis(c.created_at), c.id.to_string()));
+        let mut sessions = Vec::new();
+        for (id, created) in entries {
+            if sessions.len() >= limit as usize {
+                break;
+            }
+            if after.as_ref().is_some_and(|(at, last)| (created, &id) >= (*at, last)) {
+                continue;
+            }
+            let Some(id) = SessionId::parse(&id) else { continue };
             if let Some(session) = self.live_session(id, now).await?
                 && session.user_id == user
             {
@@ -276,8 +336,9 @@ impl SessionStore for RedisStore {
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         let args = [self.prefix.clone(), user.to_string(), id.to_string(), millis(now).to_string()];
-        let revoked: i64 = redis::from_redis_value(self.script(REVOKE, &args).await?)
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let revoked: i64 =
+            redis::from_redis_value(self.script("revoke session", &REVOKE, &args).await?)
+                .map_err(|e| StoreError::backend("revoke session", e))?;
         Ok(revoked == 1)
     }
 
@@ -289,8 +350,10 @@ impl SessionStore for RedisStore {
     ) -> Result<u64, StoreError> {
         let keep = keep.map(|k| k.to_string()).unwrap_or_default();
         let args = [self.prefix.clone(), user.to_string(), keep, millis(now).to_string()];
-        let revoked: u64 = redis::from_redis_value(self.script(REVOKE_ALL, &args).await?)
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let revoked: u64 = redis::from_redis_value(
+            self.script("revoke sessions of user", &REVOKE_ALL, &args).await?,
+        )
+        .map_err(|e| StoreError::backend("revoke sessions of user", e))?;
         Ok(revoked)
     }
 

@@ -1,64 +1,75 @@
-//! `SessionStore` on PostgreSQL.
+//! `SessionStore` on SQL: sessions and their refresh tokens.
 //!
 //! Rotation is one transaction whose first statement is the conditional `UPDATE` that claims the
-//! presented token: concurrent rotations of one token queue on its row lock, and each re-checks
-//! `rotated_at IS NULL` once the one before it commits, so exactly one wins.
+//! presented token: of several concurrent rotations of the same token exactly one finds
+//! `rotated_at IS NULL` and wins (SQLite runs one writer at a time; on PostgreSQL the others wait
+//! on the row's lock and re-check the condition once the winner commits), and the others see it
+//! rotated.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Row;
-use sqlx::postgres::PgRow;
 
-use super::{PostgresStore, duration_millis, from_millis, map_error, millis, parse_id};
+use super::rows::{RotationRow, SessionRow};
+use super::{SqlStore, failed};
 use crate::domain::{SessionId, UserId};
+use crate::store::codec::{duration_millis, millis, parse_id};
 use crate::store::{
-    NewSession, Rotation, SessionRecord, SessionStore, StoreError, Timestamp, TokenHash,
+    NewSession, Rotation, SessionCursor, SessionRecord, SessionStore, StoreError, Timestamp,
+    TokenHash,
 };
 
-const SESSION_COLUMNS: &str = "s.id, s.user_id, s.created_at, s.last_used_at, s.ip, s.user_agent";
-
-fn session_from_row(row: &PgRow) -> Result<SessionRecord, StoreError> {
-    Ok(SessionRecord {
-        id: parse_id(row.get("id"), SessionId::parse)?,
-        user_id: parse_id(row.get("user_id"), UserId::parse)?,
-        created_at: from_millis(row.get("created_at"))?,
-        last_used_at: from_millis(row.get("last_used_at"))?,
-        ip: row.get("ip"),
-        user_agent: row.get("user_agent"),
-    })
-}
-
 #[async_trait]
-impl SessionStore for PostgresStore {
-    async fn create_session(&self, session: &NewSession) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
+impl SessionStore for SqlStore {
+    async fn create_session(
+        &self,
+        session: &NewSession,
+        max_sessions: u32,
+    ) -> Result<u64, StoreError> {
+        let failed = failed("create session");
+        let mut tx = self.write.begin().await.map_err(&failed)?;
+        let now = millis(session.created_at);
         sqlx::query(
             "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, ip, user_agent)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             VALUES ($1, $2, $3, $3, $4, $5, $6)",
         )
         .bind(session.id.to_string())
         .bind(session.user_id.to_string())
-        .bind(millis(session.created_at))
-        .bind(millis(session.created_at))
+        .bind(now)
         .bind(millis(session.expires_at))
         .bind(&session.ip)
         .bind(&session.user_agent)
         .execute(&mut *tx)
         .await
-        .map_err(map_error)?;
+        .map_err(&failed)?;
         sqlx::query(
             "INSERT INTO refresh_tokens (token_hash, session_id, issued_at, expires_at)
              VALUES ($1, $2, $3, $4)",
         )
         .bind(&session.refresh_token.0[..])
         .bind(session.id.to_string())
-        .bind(millis(session.created_at))
+        .bind(now)
         .bind(millis(session.expires_at))
         .execute(&mut *tx)
         .await
-        .map_err(map_error)?;
-        tx.commit().await.map_err(map_error)
+        .map_err(&failed)?;
+        // Past the cap, the oldest live sessions end. The offset skips the newest `max`, the new
+        // one included; the limit only satisfies SQLite, which wants one with an offset.
+        let ended = sqlx::query(
+            "UPDATE sessions SET revoked_at = $2 WHERE id IN
+                 (SELECT id FROM sessions
+                  WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2
+                  ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4)",
+        )
+        .bind(session.user_id.to_string())
+        .bind(now)
+        .bind(i64::MAX)
+        .bind(i64::from(max_sessions.max(1)))
+        .execute(&mut *tx)
+        .await
+        .map_err(&failed)?;
+        tx.commit().await.map_err(failed)?;
+        Ok(ended.rows_affected())
     }
 
     async fn rotate_refresh_token(
@@ -69,9 +80,10 @@ impl SessionStore for PostgresStore {
         expires_at: Timestamp,
         grace: Duration,
     ) -> Result<Rotation, StoreError> {
+        let failed = failed("rotate refresh token");
         let now_ms = millis(now);
-        let mut tx = self.pool.begin().await.map_err(map_error)?;
-        let claimed = sqlx::query(
+        let mut tx = self.write.begin().await.map_err(&failed)?;
+        let claimed: Option<String> = sqlx::query_scalar(
             "UPDATE refresh_tokens SET rotated_at = $1, successor = $2
              WHERE token_hash = $3 AND rotated_at IS NULL AND expires_at > $1
                AND session_id IN
@@ -83,10 +95,9 @@ impl SessionStore for PostgresStore {
         .bind(&presented.0[..])
         .fetch_optional(&mut *tx)
         .await
-        .map_err(map_error)?;
+        .map_err(&failed)?;
 
-        if let Some(row) = claimed {
-            let session: String = row.get("session_id");
+        if let Some(session) = claimed {
             sqlx::query(
                 "INSERT INTO refresh_tokens (token_hash, session_id, issued_at, expires_at)
                  VALUES ($1, $2, $3, $4)",
@@ -97,17 +108,18 @@ impl SessionStore for PostgresStore {
             .bind(millis(expires_at))
             .execute(&mut *tx)
             .await
-            .map_err(map_error)?;
+            .map_err(&failed)?;
             let user: String = sqlx::query_scalar(
-                "UPDATE sessions SET last_used_at = $1, expires_at = $2 WHERE id = $3 RETURNING user_id",
+                "UPDATE sessions SET last_used_at = $1, expires_at = $2 WHERE id = $3
+                 RETURNING user_id",
             )
             .bind(now_ms)
             .bind(millis(expires_at))
             .bind(&session)
             .fetch_one(&mut *tx)
             .await
-            .map_err(map_error)?;
-            tx.commit().await.map_err(map_error)?;
+            .map_err(&failed)?;
+            tx.commit().await.map_err(&failed)?;
             return Ok(Rotation::Rotated {
                 session: parse_id(&session, SessionId::parse)?,
                 user: parse_id(&user, UserId::parse)?,
@@ -115,48 +127,44 @@ impl SessionStore for PostgresStore {
         }
 
         // Not claimable: find out why, still inside the write transaction.
-        let row = sqlx::query(
-            "SELECT t.session_id, t.rotated_at, t.successor, s.user_id,
-                    s.revoked_at, s.expires_at AS session_expires_at,
-                    (SELECT n.rotated_at IS NULL FROM refresh_tokens n
-                      WHERE n.token_hash = t.successor) AS successor_current
+        let row: Option<RotationRow> = sqlx::query_as(
+            "SELECT t.session_id, s.user_id, t.rotated_at, t.successor, s.revoked_at,
+                    s.expires_at AS session_expires_at,
+                    (SELECT CASE WHEN n.rotated_at IS NULL THEN 1 ELSE 0 END
+                       FROM refresh_tokens n WHERE n.token_hash = t.successor)
+                        AS successor_current
              FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
              WHERE t.token_hash = $1",
         )
         .bind(&presented.0[..])
         .fetch_optional(&mut *tx)
         .await
-        .map_err(map_error)?;
+        .map_err(&failed)?;
         let Some(row) = row else {
             return Ok(Rotation::Invalid);
         };
-        let revoked_at: Option<i64> = row.get("revoked_at");
-        let session_expires_at: i64 = row.get("session_expires_at");
-        let rotated_at: Option<i64> = row.get("rotated_at");
-        let (Some(rotated_at), None, true) = (rotated_at, revoked_at, session_expires_at > now_ms)
+        let (Some(rotated_at), None, true) =
+            (row.rotated_at, row.revoked_at, row.session_expires_at > now_ms)
         else {
             return Ok(Rotation::Invalid);
         };
-        let session_raw: String = row.get("session_id");
-        let session = parse_id(&session_raw, SessionId::parse)?;
-        let user = parse_id(row.get("user_id"), UserId::parse)?;
-        let recorded_successor: Option<Vec<u8>> = row.get("successor");
-        let successor_current: Option<bool> = row.get("successor_current");
+        let session = parse_id(&row.session_id, SessionId::parse)?;
+        let user = parse_id(&row.user_id, UserId::parse)?;
         // Strictly less: a grace of 0s means none, even within the same millisecond.
         let within_grace = now_ms - rotated_at < duration_millis(grace);
         if within_grace
-            && recorded_successor.as_deref() == Some(&successor.0[..])
-            && successor_current == Some(true)
+            && row.successor.as_deref() == Some(&successor.0[..])
+            && row.successor_current == Some(1)
         {
             return Ok(Rotation::Grace { session, user });
         }
         sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now_ms)
-            .bind(&session_raw)
+            .bind(&row.session_id)
             .execute(&mut *tx)
             .await
-            .map_err(map_error)?;
-        tx.commit().await.map_err(map_error)?;
+            .map_err(&failed)?;
+        tx.commit().await.map_err(failed)?;
         Ok(Rotation::Reused { session, user })
     }
 
@@ -165,17 +173,18 @@ impl SessionStore for PostgresStore {
         id: SessionId,
         now: Timestamp,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions s
-             WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2"
+        const SQL: &str = concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions s WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2"
         );
-        let row = sqlx::query(&sql)
+        let row: Option<SessionRow> = sqlx::query_as(SQL)
             .bind(id.to_string())
             .bind(millis(now))
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.read)
             .await
-            .map_err(map_error)?;
-        row.as_ref().map(session_from_row).transpose()
+            .map_err(failed("read session"))?;
+        row.map(SessionRecord::try_from).transpose()
     }
 
     async fn session_of_refresh_token(
@@ -183,37 +192,48 @@ impl SessionStore for PostgresStore {
         token: &TokenHash,
         now: Timestamp,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {SESSION_COLUMNS} FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
+        const SQL: &str = concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
              WHERE t.token_hash = $1 AND t.rotated_at IS NULL AND t.expires_at > $2
                AND s.revoked_at IS NULL AND s.expires_at > $2"
         );
-        let row = sqlx::query(&sql)
+        let row: Option<SessionRow> = sqlx::query_as(SQL)
             .bind(&token.0[..])
             .bind(millis(now))
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.read)
             .await
-            .map_err(map_error)?;
-        row.as_ref().map(session_from_row).transpose()
+            .map_err(failed("read session of refresh token"))?;
+        row.map(SessionRecord::try_from).transpose()
     }
 
     async fn sessions_of(
         &self,
         user: UserId,
         now: Timestamp,
+        after: Option<&SessionCursor>,
+        limit: u32,
     ) -> Result<Vec<SessionRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions s
+        // Newest first; a page continues strictly after the cursor's (created_at, id).
+        const SQL: &str = concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions s
              WHERE s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2
-             ORDER BY s.created_at DESC, s.id DESC"
+               AND ($3 IS NULL OR s.created_at < $3 OR (s.created_at = $3 AND s.id < $4))
+             ORDER BY s.created_at DESC, s.id DESC LIMIT $5"
         );
-        let rows = sqlx::query(&sql)
+        let rows: Vec<SessionRow> = sqlx::query_as(SQL)
             .bind(user.to_string())
             .bind(millis(now))
-            .fetch_all(&self.pool)
+            .bind(after.map(|c| millis(c.created_at)))
+            .bind(after.map(|c| c.id.to_string()))
+            .bind(i64::from(limit))
+            .fetch_all(&self.read)
             .await
-            .map_err(map_error)?;
-        rows.iter().map(session_from_row).collect()
+            .map_err(failed("list sessions"))?;
+        rows.into_iter().map(SessionRecord::try_from).collect()
     }
 
     async fn revoke_session(
@@ -229,9 +249,9 @@ impl SessionStore for PostgresStore {
         .bind(millis(now))
         .bind(id.to_string())
         .bind(user.to_string())
-        .execute(&self.pool)
+        .execute(&self.write)
         .await
-        .map_err(map_error)?;
+        .map_err(failed("revoke session"))?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -243,26 +263,28 @@ impl SessionStore for PostgresStore {
     ) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "UPDATE sessions SET revoked_at = $1
-             WHERE user_id = $2 AND revoked_at IS NULL AND ($3::text IS NULL OR id <> $3)",
+             WHERE user_id = $2 AND revoked_at IS NULL AND expires_at > $1
+               AND ($3 IS NULL OR id <> $3)",
         )
         .bind(millis(now))
         .bind(user.to_string())
         .bind(keep.map(|k| k.to_string()))
-        .execute(&self.pool)
+        .execute(&self.write)
         .await
-        .map_err(map_error)?;
+        .map_err(failed("revoke sessions of user"))?;
         Ok(done.rows_affected())
     }
 
     async fn purge_sessions(&self, now: Timestamp, retention: Duration) -> Result<u64, StoreError> {
         let cutoff = millis(now).saturating_sub(duration_millis(retention));
         let done = sqlx::query(
-            "DELETE FROM sessions WHERE expires_at < $1 OR (revoked_at IS NOT NULL AND revoked_at < $1)",
+            "DELETE FROM sessions
+             WHERE expires_at < $1 OR (revoked_at IS NOT NULL AND revoked_at < $1)",
         )
         .bind(cutoff)
-        .execute(&self.pool)
+        .execute(&self.write)
         .await
-        .map_err(map_error)?;
+        .map_err(failed("purge sessions"))?;
         Ok(done.rows_affected())
     }
 }

@@ -1,13 +1,14 @@
-//! `LockoutStore` on PostgreSQL: one `INSERT ... ON CONFLICT DO UPDATE ... RETURNING` per attempt,
-//! so the count, the lock and the decision are one atomic step under the row's lock.
+//! `LockoutStore` on SQL: one `INSERT ... ON CONFLICT DO UPDATE ... RETURNING` per attempt, so
+//! the count, the lock and the decision are one atomic step even with many writers (SQLite runs
+//! one writer at a time; PostgreSQL holds the row's lock).
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Row;
 
-use super::{PostgresStore, duration_millis, map_error, millis};
-use crate::store::codec::remaining;
+use super::rows::LockoutRow;
+use super::{SqlStore, failed};
+use crate::store::codec::{duration_millis, millis, remaining};
 use crate::store::{AttemptGate, LockoutPolicy, LockoutStore, StoreError, Timestamp};
 
 /// `$1` key, `$2` now, `$3` window, `$4` threshold, `$5` lock duration (times in milliseconds).
@@ -34,7 +35,7 @@ ON CONFLICT (key) DO UPDATE SET
 RETURNING locked_until, last_gate";
 
 #[async_trait]
-impl LockoutStore for PostgresStore {
+impl LockoutStore for SqlStore {
     async fn begin_attempt(
         &self,
         key: &str,
@@ -42,18 +43,16 @@ impl LockoutStore for PostgresStore {
         now: Timestamp,
     ) -> Result<AttemptGate, StoreError> {
         let now_ms = millis(now);
-        let row = sqlx::query(BEGIN_ATTEMPT)
+        let row: LockoutRow = sqlx::query_as(BEGIN_ATTEMPT)
             .bind(key)
             .bind(now_ms)
             .bind(duration_millis(policy.window))
             .bind(i64::from(policy.threshold))
             .bind(duration_millis(policy.duration))
-            .fetch_one(&self.pool)
+            .fetch_one(&self.write)
             .await
-            .map_err(map_error)?;
-        let locked_until: Option<i64> = row.get("locked_until");
-        let gate: String = row.get("last_gate");
-        Ok(match (gate.as_str(), locked_until) {
+            .map_err(failed("count attempt"))?;
+        Ok(match (row.last_gate.as_str(), row.locked_until) {
             ("locked", Some(until)) => {
                 AttemptGate::Locked { retry_after: remaining(until, now_ms) }
             }
@@ -64,33 +63,32 @@ impl LockoutStore for PostgresStore {
     async fn clear(&self, key: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM lockouts WHERE key = $1")
             .bind(key)
-            .execute(&self.pool)
+            .execute(&self.write)
             .await
-            .map_err(map_error)?;
+            .map_err(failed("clear lockout"))?;
         Ok(())
     }
 
     async fn clear_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM lockouts WHERE substr(key, 1, length($1)) = $1")
             .bind(prefix)
-            .execute(&self.pool)
+            .execute(&self.write)
             .await
-            .map_err(map_error)?;
+            .map_err(failed("clear lockouts by prefix"))?;
         Ok(done.rows_affected())
     }
 
     async fn locked_for(&self, key: &str, now: Timestamp) -> Result<Option<Duration>, StoreError> {
         let now_ms = millis(now);
-        let until: Option<i64> = sqlx::query_scalar(
+        let until: Option<Option<i64>> = sqlx::query_scalar(
             "SELECT locked_until FROM lockouts WHERE key = $1 AND locked_until > $2",
         )
         .bind(key)
         .bind(now_ms)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.read)
         .await
-        .map_err(map_error)?
-        .flatten();
-        Ok(until.map(|until| remaining(until, now_ms)))
+        .map_err(failed("read lockout"))?;
+        Ok(until.flatten().map(|until| remaining(until, now_ms)))
     }
 
     async fn purge_lockouts(&self, now: Timestamp, window: Duration) -> Result<u64, StoreError> {
@@ -101,9 +99,9 @@ impl LockoutStore for PostgresStore {
         )
         .bind(now_ms)
         .bind(duration_millis(window))
-        .execute(&self.pool)
+        .execute(&self.write)
         .await
-        .map_err(map_error)?;
+        .map_err(failed("purge lockouts"))?;
         Ok(done.rows_affected())
     }
 }

@@ -124,13 +124,15 @@ impl Verifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::{EventType, Outcome};
+    use crate::domain::Clock;
+    use crate::domain::audit::{EventType, Outcome};
 
     fn event(detail: &str) -> AuditEvent {
         let mut event = AuditEvent::new(
             EventType::Login,
             Outcome::Success,
-            &crate::auth::RequestContext::default(),
+            &crate::domain::RequestContext::default(),
+            crate::domain::SystemClock.now(),
         );
         event.detail = Some(detail.to_owned());
         event

@@ -1,0 +1,154 @@
+//! Pure audit types: the kinds of security event, the event itself, the filter that reads the
+//! trail, and the hash chain that makes it tamper-evident.
+
+pub mod chain;
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{RequestContext, Timestamp, UserId};
+
+/// Longest attempted email kept in an event (RFC 5321 limits a path to 256 octets).
+const MAX_EMAIL_CHARS: usize = 256;
+
+/// The kinds of security event of the contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    Registration,
+    Login,
+    LoginFailed,
+    Logout,
+    LogoutAll,
+    TokenRefresh,
+    TokenReused,
+    PasswordChange,
+    Lockout,
+    Unlock,
+    SessionRevoked,
+    RateLimited,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 12] = [
+        EventType::Registration,
+        EventType::Login,
+        EventType::LoginFailed,
+        EventType::Logout,
+        EventType::LogoutAll,
+        EventType::TokenRefresh,
+        EventType::TokenReused,
+        EventType::PasswordChange,
+        EventType::Lockout,
+        EventType::Unlock,
+        EventType::SessionRevoked,
+        EventType::RateLimited,
+    ];
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == raw)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Registration => "registration",
+            EventType::Login => "login",
+            EventType::LoginFailed => "login_failed",
+            EventType::Logout => "logout",
+            EventType::LogoutAll => "logout_all",
+            EventType::TokenRefresh => "token_refresh",
+            EventType::TokenReused => "token_reused",
+            EventType::PasswordChange => "password_change",
+            EventType::Lockout => "lockout",
+            EventType::Unlock => "unlock",
+            EventType::SessionRevoked => "session_revoked",
+            EventType::RateLimited => "rate_limited",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Success,
+    Failure,
+}
+
+impl Outcome {
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "success" => Some(Outcome::Success),
+            "failure" => Some(Outcome::Failure),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+        }
+    }
+}
+
+/// One security event, as the contract's audit API shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditEvent {
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    pub at: Timestamp,
+    pub user_id: Option<UserId>,
+    /// The email as attempted (normalised), so failed logins for unknown accounts are traceable.
+    pub email: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    pub outcome: Outcome,
+    pub detail: Option<String>,
+}
+
+impl AuditEvent {
+    pub fn new(kind: EventType, outcome: Outcome, context: &RequestContext, at: Timestamp) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            kind,
+            at,
+            user_id: None,
+            email: None,
+            ip: context.ip.map(|ip| ip.to_string()),
+            user_agent: context.user_agent.clone(),
+            request_id: context.request_id.clone(),
+            outcome,
+            detail: None,
+        }
+    }
+
+    pub fn user(mut self, user: UserId) -> Self {
+        self.user_id = Some(user);
+        self
+    }
+
+    /// The email as attempted, cut to the longest valid address so that junk input stays small.
+    pub fn email(mut self, email: &str) -> Self {
+        self.email = Some(email.chars().take(MAX_EMAIL_CHARS).collect());
+        self
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+}
+
+/// Which audit events to read, newest first.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    pub user: Option<UserId>,
+    pub kind: Option<EventType>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    /// Only events before this chain position (the cursor of the previous page).
+    pub before: Option<i64>,
+    pub limit: u32,
+}

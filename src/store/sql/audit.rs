@@ -1,0 +1,118 @@
+//! `AuditStore` on SQL: an append-only, hash-chained table.
+//!
+//! Each append takes the chain's head row first (`UPDATE ... RETURNING`), which holds SQLite's
+//! write lock or PostgreSQL's row lock until commit: concurrent appends queue there, one link at
+//! a time, so the chain never forks.
+
+use async_trait::async_trait;
+
+use super::rows::AuditRow;
+use super::{SqlStore, failed};
+use crate::domain::audit::chain::{self, Link};
+use crate::domain::audit::{AuditEvent, AuditFilter};
+use crate::store::codec::millis;
+use crate::store::{AuditStore, StoreError};
+
+#[async_trait]
+impl AuditStore for SqlStore {
+    async fn append(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        let failed = failed("append audit event");
+        let mut tx = self.write.begin().await.map_err(&failed)?;
+        let (seq, previous): (i64, Vec<u8>) =
+            sqlx::query_as("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(&failed)?;
+        let previous = <[u8; 32]>::try_from(previous.as_slice())
+            .map_err(|_| StoreError::backend("append audit event", "malformed chain head"))?;
+        let hash = chain::link(&previous, seq, event);
+        sqlx::query(
+            "INSERT INTO audit_events
+                 (id, type, at, user_id, email, ip, user_agent, request_id, outcome, detail,
+                  chain_seq, prev_hash, hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(event.id.to_string())
+        .bind(event.kind.as_str())
+        .bind(millis(event.at))
+        .bind(event.user_id.map(|u| u.to_string()))
+        .bind(&event.email)
+        .bind(&event.ip)
+        .bind(&event.user_agent)
+        .bind(&event.request_id)
+        .bind(event.outcome.as_str())
+        .bind(&event.detail)
+        .bind(seq)
+        .bind(&previous[..])
+        .bind(&hash[..])
+        .execute(&mut *tx)
+        .await
+        .map_err(&failed)?;
+        sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+            .bind(&hash[..])
+            .execute(&mut *tx)
+            .await
+            .map_err(&failed)?;
+        tx.commit().await.map_err(failed)
+    }
+
+    async fn query(&self, filter: &AuditFilter) -> Result<Vec<(i64, AuditEvent)>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM audit_events
+             WHERE chain_seq IS NOT NULL
+               AND ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR type = $2)
+               AND ($3 IS NULL OR at >= $3) AND ($4 IS NULL OR at <= $4)
+               AND ($5 IS NULL OR chain_seq < $5)
+             ORDER BY chain_seq DESC LIMIT $6"
+        );
+        let rows: Vec<AuditRow> = sqlx::query_as(SQL)
+            .bind(filter.user.map(|u| u.to_string()))
+            .bind(filter.kind.map(|k| k.as_str()))
+            .bind(filter.since.map(millis))
+            .bind(filter.until.map(millis))
+            .bind(filter.before)
+            .bind(i64::from(filter.limit))
+            .fetch_all(&self.read)
+            .await
+            .map_err(failed("query audit events"))?;
+        rows.into_iter()
+            .map(|row| {
+                let link = Link::try_from(row)?;
+                Ok((link.seq.unwrap_or_default(), link.event))
+            })
+            .collect()
+    }
+
+    async fn links(&self, after: i64, limit: u32) -> Result<Vec<Link>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM audit_events WHERE chain_seq > $1 ORDER BY chain_seq LIMIT $2"
+        );
+        let rows: Vec<AuditRow> = sqlx::query_as(SQL)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.read)
+            .await
+            .map_err(failed("read audit chain"))?;
+        rows.into_iter().map(Link::try_from).collect()
+    }
+
+    async fn unchained(&self) -> Result<u64, StoreError> {
+        let count: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE chain_seq IS NULL")
+                .fetch_one(&self.read)
+                .await
+                .map_err(failed("count unchained audit events"))?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn head(&self) -> Result<(i64, Vec<u8>), StoreError> {
+        sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(&self.read)
+            .await
+            .map_err(failed("read audit head"))
+    }
+}

@@ -1,0 +1,134 @@
+//! What differs between SQLite and PostgreSQL, and nothing else: the migration folder, the pools,
+//! and the settings SQLite needs on every connection.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::Migrator;
+use sqlx::{ConnectOptions, Executor};
+
+use super::SqlStore;
+use crate::store::StoreError;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Applied to every SQLite connection. WAL, so readers never block the writer; a busy timeout,
+/// so other processes on the same file (a second instance, the command line) wait instead of
+/// failing with "database is locked"; foreign keys, which SQLite leaves off by default.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    pub fn of_url(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else {
+            Err(StoreError::backend("connect", "the database URL is neither sqlite: nor postgres:"))
+        }
+    }
+
+    pub fn migrator(self) -> &'static Migrator {
+        match self {
+            Self::Sqlite => &SQLITE_MIGRATIONS,
+            Self::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+
+    /// Opens the pools. PostgreSQL: one pool of 16 that reconnects by itself after an outage,
+    /// failing calls within 3 s while the server is away (the API answers 503). SQLite: 8 readers
+    /// and one writer; every write transaction starts with a write statement, so it takes the
+    /// write lock up front and never has to upgrade a read lock (the one case where SQLite gives
+    /// up without waiting).
+    pub(super) async fn open(self, url: &str) -> Result<SqlStore, StoreError> {
+        sqlx::any::install_default_drivers();
+        let failed = super::failed("connect");
+        match self {
+            Self::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(3))
+                    .test_before_acquire(true)
+                    .connect(&with_application_name(url))
+                    .await
+                    .map_err(failed)?;
+                Ok(SqlStore { read: pool.clone(), write: pool, dialect: self })
+            }
+            Self::Sqlite => {
+                // Like the embedded default, an explicit SQLite URL creates its file if missing.
+                let url = if url.contains("mode=") {
+                    url.to_owned()
+                } else {
+                    format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+                };
+                let write = sqlite_pool(1).connect(&url).await.map_err(&failed)?;
+                let read = sqlite_pool(8).min_connections(1).connect(&url).await.map_err(failed)?;
+                Ok(SqlStore { read, write, dialect: self })
+            }
+        }
+    }
+}
+
+fn sqlite_pool(connections: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(|connection, _| {
+            Box::pin(async move {
+                connection.execute(SQLITE_PRAGMAS).await?;
+                Ok(())
+            })
+        })
+}
+
+/// The `sqlite:` URL of a file, created if missing, with the path percent-encoded so that any
+/// data directory name works.
+pub(super) fn sqlite_url(path: &Path) -> String {
+    sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .to_url_lossy()
+        .to_string()
+}
+
+/// Names the service in `pg_stat_activity`, unless the URL already names something.
+fn with_application_name(url: &str) -> String {
+    if url.contains("application_name=") {
+        return url.to_owned();
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}application_name=portcullis")
+}
+
+impl SqlStore {
+    /// Every `(table, column)` of the schema, sorted, without the migrator's own table: what
+    /// the two migration folders must agree on.
+    pub async fn columns(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let sql = match self.dialect {
+            Dialect::Sqlite => {
+                "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p
+                 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'
+                   AND m.name <> '_sqlx_migrations'"
+            }
+            Dialect::Postgres => {
+                "SELECT table_name::text, column_name::text FROM information_schema.columns
+                 WHERE table_schema = current_schema() AND table_name <> '_sqlx_migrations'"
+            }
+        };
+        let mut columns: Vec<(String, String)> = sqlx::query_as(sql)
+            .fetch_all(&self.read)
+            .await
+            .map_err(super::failed("read schema"))?;
+        columns.sort();
+        Ok(columns)
+    }
+}

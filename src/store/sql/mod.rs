@@ -1,0 +1,103 @@
+//! One SQL store for both databases: SQLite (the embedded default) and PostgreSQL (for many
+//! stateless instances on one database).
+//!
+//! Every query is written once, on `sqlx::Any`, with `$N` placeholders (which both drivers bind)
+//! and no casts: sqlx sends each parameter's type, so a `NULL` is typed on PostgreSQL too. The
+//! schema stores what both databases hold alike: times as integer milliseconds, ids as text,
+//! hashes as bytes. What truly differs between them is in `dialect`: the migration folder, the
+//! pools, the SQLite settings applied on connect, and SQLite's single writer.
+//!
+//! Atomicity rests on what both databases give: a conditional `UPDATE ... RETURNING` that claims
+//! a row (on SQLite, because one writer runs at a time; on PostgreSQL, because concurrent updates
+//! of one row queue on its lock and re-check the condition once the one before them commits), and
+//! `INSERT ... ON CONFLICT DO UPDATE ... RETURNING` for counters.
+
+#[macro_use]
+mod rows;
+mod audit;
+mod dialect;
+mod keys;
+mod lockouts;
+mod sessions;
+mod users;
+
+use async_trait::async_trait;
+use sqlx::AnyPool;
+
+pub use dialect::Dialect;
+
+use super::{Health, StoreError};
+
+/// Implements every SQL-served store trait on one database.
+#[derive(Clone)]
+pub struct SqlStore {
+    /// Reads: a pool of several connections.
+    read: AnyPool,
+    /// Writes: the same pool on PostgreSQL; one connection on SQLite, so that writers queue in
+    /// order in this process instead of polling SQLite's lock.
+    write: AnyPool,
+    dialect: Dialect,
+}
+
+impl SqlStore {
+    /// Connects to the database at `url` (`sqlite:…` or `postgres://…`).
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Dialect::of_url(url)?.open(url).await
+    }
+
+    /// Opens (creating if needed) the SQLite file at `path`, whatever characters it holds.
+    pub async fn open_file(path: &std::path::Path) -> Result<Self, StoreError> {
+        Dialect::Sqlite.open(&dialect::sqlite_url(path)).await
+    }
+
+    /// Applies the migrations of this database. PostgreSQL instances starting together
+    /// serialise on the migrator's advisory lock.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        self.dialect
+            .migrator()
+            .run(&self.write)
+            .await
+            .map_err(|e| StoreError::backend("migrate", e))
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+}
+
+#[async_trait]
+impl Health for SqlStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.read).await.map_err(failed("ping"))?;
+        Ok(())
+    }
+}
+
+/// Maps a driver error of `operation` to the three kinds callers can act on, keeping the cause.
+fn failed(operation: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |error| {
+        let unavailable = match &error {
+            sqlx::Error::Database(db) if db.is_unique_violation() => return StoreError::Conflict,
+            // SQLite: SQLITE_BUSY (5) and SQLITE_LOCKED (6) after the busy timeout. PostgreSQL:
+            // class 08 (connection exception), 57P (shutdown, restart) and 53 (insufficient
+            // resources). The server is away or overloaded, not our data.
+            sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+                matches!(c.as_ref(), "5" | "6")
+                    || c.starts_with("08")
+                    || c.starts_with("57P")
+                    || c.starts_with("53")
+            }),
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            _ => false,
+        };
+        if unavailable {
+            StoreError::unavailable(operation, error)
+        } else {
+            StoreError::backend(operation, error)
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! Rows as the SQL store reads them, decoded by `FromRow` (a bad column is an error, never a
+//! panic), and their conversion into the records of the store traits.
+
+use sqlx::FromRow;
+
+use crate::domain::audit::chain::Link;
+use crate::domain::audit::{AuditEvent, EventType, Outcome};
+use crate::domain::{Email, Role, SessionId, UserId};
+use crate::store::codec::{from_millis, parse_id};
+use crate::store::{SessionRecord, SigningKeyRecord, StoreError, UserRecord};
+
+/// The columns of a `UserRow`, as a literal for `concat!`, so that no SQL is formatted per call.
+macro_rules! user_columns {
+    () => {
+        "id, email, password_hash, roles, created_at"
+    };
+}
+
+#[derive(FromRow)]
+pub struct UserRow {
+    id: String,
+    email: String,
+    password_hash: String,
+    roles: String,
+    created_at: i64,
+}
+
+impl TryFrom<UserRow> for UserRecord {
+    type Error = StoreError;
+
+    fn try_from(row: UserRow) -> Result<Self, StoreError> {
+        Ok(UserRecord {
+            id: parse_id(&row.id, UserId::parse)?,
+            email: Email::from_trusted(row.email),
+            password_hash: row.password_hash,
+            roles: row.roles.split(',').filter_map(Role::parse).collect(),
+            created_at: from_millis(row.created_at)?,
+        })
+    }
+}
+
+/// Roles as stored: names joined by commas.
+pub fn roles_column(roles: &[Role]) -> String {
+    roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",")
+}
+
+/// The columns of a `SessionRow`, from `sessions s`.
+macro_rules! session_columns {
+    () => {
+        "s.id, s.user_id, s.created_at, s.last_used_at, s.ip, s.user_agent"
+    };
+}
+
+#[derive(FromRow)]
+pub struct SessionRow {
+    id: String,
+    user_id: String,
+    created_at: i64,
+    last_used_at: i64,
+    ip: Option<String>,
+    user_agent: Option<String>,
+}
+
+impl TryFrom<SessionRow> for SessionRecord {
+    type Error = StoreError;
+
+    fn try_from(row: SessionRow) -> Result<Self, StoreError> {
+        Ok(SessionRecord {
+            id: parse_id(&row.id, SessionId::parse)?,
+            user_id: parse_id(&row.user_id, UserId::parse)?,
+            created_at: from_millis(row.created_at)?,
+            last_used_at: from_millis(row.last_used_at)?,
+            ip: row.ip,
+            user_agent: row.user_agent,
+        })
+    }
+}
+
+/// Why a refresh token could not be claimed: its state and its session's, read inside the
+/// rotation's transaction.
+#[derive(FromRow)]
+pub struct RotationRow {
+    pub session_id: String,
+    pub user_id: String,
+    pub rotated_at: Option<i64>,
+    pub successor: Option<Vec<u8>>,
+    pub revoked_at: Option<i64>,
+    pub session_expires_at: i64,
+    /// 1 when the recorded successor is itself still unrotated.
+    pub successor_current: Option<i64>,
+}
+
+#[derive(FromRow)]
+pub struct SigningKeyRow {
+    kid: String,
+    private_key: Vec<u8>,
+    created_at: i64,
+}
+
+impl TryFrom<SigningKeyRow> for SigningKeyRecord {
+    type Error = StoreError;
+
+    fn try_from(row: SigningKeyRow) -> Result<Self, StoreError> {
+        Ok(SigningKeyRecord {
+            kid: row.kid,
+            private_key: row.private_key,
+            created_at: from_millis(row.created_at)?,
+        })
+    }
+}
+
+#[derive(FromRow)]
+pub struct LockoutRow {
+    pub locked_until: Option<i64>,
+    pub last_gate: String,
+}
+
+/// The columns of an `AuditRow`.
+macro_rules! audit_columns {
+    () => {
+        "id, type, at, user_id, email, ip, user_agent, request_id, outcome, detail, chain_seq, \
+         prev_hash, hash"
+    };
+}
+
+#[derive(FromRow)]
+pub struct AuditRow {
+    id: String,
+    #[sqlx(rename = "type")]
+    kind: String,
+    at: i64,
+    user_id: Option<String>,
+    email: Option<String>,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    request_id: Option<String>,
+    outcome: String,
+    detail: Option<String>,
+    chain_seq: Option<i64>,
+    prev_hash: Option<Vec<u8>>,
+    hash: Option<Vec<u8>>,
+}
+
+fn corrupt(what: &'static str) -> StoreError {
+    StoreError::backend("read audit event", format!("malformed {what}"))
+}
+
+impl TryFrom<AuditRow> for Link {
+    type Error = StoreError;
+
+    fn try_from(row: AuditRow) -> Result<Self, StoreError> {
+        let event = AuditEvent {
+            id: uuid::Uuid::parse_str(&row.id).map_err(|_| corrupt("id"))?,
+            kind: EventType::parse(&row.kind).ok_or_else(|| corrupt("type"))?,
+            at: from_millis(row.at)?,
+            user_id: row
+                .user_id
+                .map(|u| UserId::parse(&u).ok_or_else(|| corrupt("user id")))
+                .transpose()?,
+            email: row.email,
+            ip: row.ip,
+            user_agent: row.user_agent,
+            request_id: row.request_id,
+            outcome: Outcome::parse(&row.outcome).ok_or_else(|| corrupt("outcome"))?,
+            detail: row.detail,
+        };
+        Ok(Link { seq: row.chain_seq, prev_hash: row.prev_hash, hash: row.hash, event })
+    }
+}

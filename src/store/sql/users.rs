@@ -1,0 +1,121 @@
+//! `UserStore` on SQL: accounts and the devices they logged in from.
+
+use async_trait::async_trait;
+
+use super::rows::{UserRow, roles_column};
+use super::{SqlStore, failed};
+use crate::domain::{Email, UserId};
+use crate::store::codec::millis;
+use crate::store::{NewUser, StoreError, Timestamp, TokenHash, UserRecord, UserStore};
+
+#[async_trait]
+impl UserStore for SqlStore {
+    async fn insert_user(&self, user: &NewUser) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO users (id, email, password_hash, roles, created_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(user.id.to_string())
+        .bind(user.email.as_str())
+        .bind(&user.password_hash)
+        .bind(roles_column(&user.roles))
+        .bind(millis(user.created_at))
+        .execute(&self.write)
+        .await
+        .map_err(failed("insert user"))?;
+        Ok(())
+    }
+
+    async fn user_by_email(&self, email: &Email) -> Result<Option<UserRecord>, StoreError> {
+        const SQL: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE email = $1");
+        let row: Option<UserRow> = sqlx::query_as(SQL)
+            .bind(email.as_str())
+            .fetch_optional(&self.read)
+            .await
+            .map_err(failed("read user by email"))?;
+        row.map(UserRecord::try_from).transpose()
+    }
+
+    async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
+        const SQL: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
+        let row: Option<UserRow> = sqlx::query_as(SQL)
+            .bind(id.to_string())
+            .fetch_optional(&self.read)
+            .await
+            .map_err(failed("read user by id"))?;
+        row.map(UserRecord::try_from).transpose()
+    }
+
+    async fn set_password_hash(&self, id: UserId, hash: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(hash)
+            .bind(id.to_string())
+            .execute(&self.write)
+            .await
+            .map_err(failed("set password hash"))?;
+        Ok(())
+    }
+
+    async fn remember_device(
+        &self,
+        user: UserId,
+        device: &TokenHash,
+        now: Timestamp,
+        keep: u32,
+    ) -> Result<(), StoreError> {
+        let failed = failed("remember device");
+        let mut tx = self.write.begin().await.map_err(&failed)?;
+        // A token of another user is never taken over: the update only touches this user's row.
+        sqlx::query(
+            "INSERT INTO devices (token_hash, user_id, created_at, last_used_at)
+             VALUES ($1, $2, $3, $3)
+             ON CONFLICT (token_hash) DO UPDATE SET last_used_at = $3
+             WHERE devices.user_id = $2",
+        )
+        .bind(&device.0[..])
+        .bind(user.to_string())
+        .bind(millis(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(&failed)?;
+        // Only the most recently used `keep` devices stay known.
+        sqlx::query(
+            "DELETE FROM devices WHERE user_id = $1 AND token_hash NOT IN
+                 (SELECT token_hash FROM devices WHERE user_id = $1
+                  ORDER BY last_used_at DESC, token_hash DESC LIMIT $2)",
+        )
+        .bind(user.to_string())
+        .bind(i64::from(keep))
+        .execute(&mut *tx)
+        .await
+        .map_err(&failed)?;
+        tx.commit().await.map_err(failed)
+    }
+
+    async fn is_known_device(
+        &self,
+        user: UserId,
+        device: &TokenHash,
+        used_since: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let row: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM devices WHERE token_hash = $1 AND user_id = $2 AND last_used_at >= $3",
+        )
+        .bind(&device.0[..])
+        .bind(user.to_string())
+        .bind(millis(used_since))
+        .fetch_optional(&self.read)
+        .await
+        .map_err(failed("read device"))?;
+        Ok(row.is_some())
+    }
+
+    async fn purge_devices(&self, unused_since: Timestamp) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM devices WHERE last_used_at < $1")
+            .bind(millis(unused_since))
+            .execute(&self.write)
+            .await
+            .map_err(failed("purge devices"))?;
+        Ok(done.rows_affected())
+    }
+}

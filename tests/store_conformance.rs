@@ -1,0 +1,829 @@
+//! One conformance suite per store trait, run against every backend that implements it: the
+//! embedded ones always (SQLite, the in-process budgets), PostgreSQL and Redis where they run.
+//! A backend that passes is interchangeable with the others; a new one (Redis Cluster) is added
+//! to the lists in `backends` and nothing else.
+//!
+//! Time is injected: every call takes the time from a `ManualClock` that the test moves, so
+//! expiry, grace, refill and lock durations are tested without sleeping.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use portcullis::audit::Audit;
+use portcullis::domain::audit::{AuditEvent, EventType, Outcome};
+use portcullis::domain::{
+    AttemptGate, Clock, Email, LockoutPolicy, ManualClock, Rate, RequestContext, Role, SessionId,
+    Timestamp, UserId,
+};
+use portcullis::metrics::Metrics;
+use portcullis::store::{
+    AuditStore, KeyStore, NewSession, NewUser, Rotation, SessionCursor, SessionStore,
+    SigningKeyRecord, StoreError, TokenHash, UserStore,
+};
+
+mod backends {
+    //! The backends under test, each on fresh storage that is deleted when its owner drops.
+
+    use std::sync::Arc;
+
+    use portcullis::store::memory::MemoryRateLimiter;
+    use portcullis::store::redis::RedisStore;
+    use portcullis::store::sql::SqlStore;
+    use portcullis::store::{LockoutStore, RateLimitStore, SessionStore, UserStore};
+
+    use super::common;
+
+    /// Holds what a backend needs to stay alive and cleans it up on drop.
+    pub struct Owner(#[allow(dead_code)] Vec<common::StorageOwner>);
+
+    /// Whether the real servers are reachable. Under the project's test script (which sets
+    /// `PORTCULLIS_TEST_POSTGRES`) or in CI they must be; elsewhere a missing server skips its
+    /// backends, and says so.
+    async fn reachable(name: &str, probe: impl Future<Output = bool>) -> bool {
+        let required = std::env::var_os("CI").is_some()
+            || std::env::var_os("PORTCULLIS_TEST_POSTGRES").is_some();
+        let up = probe.await;
+        assert!(up || !required, "{name} is required here but does not answer");
+        if !up {
+            eprintln!("SKIPPED: {name} does not answer; its backends were not tested");
+        }
+        up
+    }
+
+    async fn postgres_up() -> bool {
+        reachable("PostgreSQL", common::postgres_answers()).await
+    }
+
+    async fn redis_up() -> bool {
+        reachable("Redis", common::redis_answers()).await
+    }
+
+    async fn sqlite() -> (SqlStore, common::StorageOwner) {
+        let (storage, owner) = common::new_embedded_storage().await;
+        let store = SqlStore::open_file(&storage.data_dir.join("conformance.db")).await.unwrap();
+        store.migrate().await.unwrap();
+        (store, owner)
+    }
+
+    async fn postgres() -> (SqlStore, common::StorageOwner) {
+        let (storage, owner) = common::new_postgres_storage().await;
+        let store = SqlStore::connect(storage.database_url.as_deref().unwrap()).await.unwrap();
+        store.migrate().await.unwrap();
+        (store, owner)
+    }
+
+    async fn redis() -> (RedisStore, common::StorageOwner) {
+        let (storage, owner) = common::new_redis_storage().await;
+        let store =
+            RedisStore::connect(&common::redis_url(), storage.redis_prefix.as_deref().unwrap())
+                .await
+                .unwrap();
+        (store, owner)
+    }
+
+    /// The SQL stores, which implement every database trait.
+    pub async fn sql() -> Vec<(&'static str, Arc<SqlStore>, Owner)> {
+        let (store, owner) = sqlite().await;
+        let mut all = vec![("sqlite", Arc::new(store), Owner(vec![owner]))];
+        if postgres_up().await {
+            let (store, owner) = postgres().await;
+            all.push(("postgres", Arc::new(store), Owner(vec![owner])));
+        }
+        all
+    }
+
+    /// A session store, named, with a user store for its users and the owner of both.
+    pub type SessionBackend = (&'static str, Arc<dyn SessionStore>, Arc<dyn UserStore>, Owner);
+
+    /// Session stores, each with a user store that can hold the sessions' users (the SQL
+    /// schema requires them; Redis takes any user id, so the embedded database serves).
+    pub async fn sessions() -> Vec<SessionBackend> {
+        let mut all: Vec<SessionBackend> = Vec::new();
+        for (name, store, owner) in sql().await {
+            all.push((name, store.clone(), store, owner));
+        }
+        if redis_up().await {
+            let (users, users_owner) = sqlite().await;
+            let (store, owner) = redis().await;
+            all.push(("redis", Arc::new(store), Arc::new(users), Owner(vec![owner, users_owner])));
+        }
+        all
+    }
+
+    pub async fn lockouts() -> Vec<(&'static str, Arc<dyn LockoutStore>, Owner)> {
+        let mut all: Vec<(&'static str, Arc<dyn LockoutStore>, Owner)> = Vec::new();
+        for (name, store, owner) in sql().await {
+            all.push((name, store, owner));
+        }
+        if redis_up().await {
+            let (store, owner) = redis().await;
+            all.push(("redis", Arc::new(store), Owner(vec![owner])));
+        }
+        all
+    }
+
+    pub async fn limiters() -> Vec<(&'static str, Arc<dyn RateLimitStore>, Owner)> {
+        let mut all: Vec<(&'static str, Arc<dyn RateLimitStore>, Owner)> =
+            vec![("memory", Arc::new(MemoryRateLimiter::new()), Owner(Vec::new()))];
+        if redis_up().await {
+            let (store, owner) = redis().await;
+            all.push(("redis", Arc::new(store), Owner(vec![owner])));
+        }
+        all
+    }
+}
+
+fn at(clock: &ManualClock, ahead: Duration) -> Timestamp {
+    clock.now() + chrono::Duration::from_std(ahead).unwrap()
+}
+
+fn token(byte: u8) -> TokenHash {
+    TokenHash([byte; 32])
+}
+
+fn random_token() -> TokenHash {
+    let mut bytes = [0; 32];
+    bytes[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    bytes[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    TokenHash(bytes)
+}
+
+async fn new_user(users: &dyn UserStore, clock: &ManualClock) -> UserId {
+    let id = UserId::new();
+    let user = NewUser {
+        id,
+        email: Email::parse(&format!("{id}@example.com")).unwrap(),
+        password_hash: "$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into(),
+        roles: vec![Role::User],
+        created_at: clock.now(),
+    };
+    users.insert_user(&user).await.unwrap();
+    id
+}
+
+/// A session of `user` created now, whose refresh token is `refresh`, living for `lifetime`.
+async fn new_session(
+    sessions: &dyn SessionStore,
+    clock: &ManualClock,
+    user: UserId,
+    refresh: &TokenHash,
+    lifetime: Duration,
+) -> SessionId {
+    let id = SessionId::new();
+    let session = NewSession {
+        id,
+        user_id: user,
+        refresh_token: refresh.clone(),
+        created_at: clock.now(),
+        expires_at: at(clock, lifetime),
+        ip: Some("192.0.2.1".into()),
+        user_agent: Some("conformance".into()),
+    };
+    sessions.create_session(&session, 100).await.unwrap();
+    id
+}
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+// ---- SessionStore ----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn of_many_concurrent_rotations_of_one_token_exactly_one_wins() {
+    for (name, sessions, users, _owner) in backends::sessions().await {
+        let clock = ManualClock::new();
+        let user = new_user(users.as_ref(), &clock).await;
+        let first = random_token();
+        new_session(sessions.as_ref(), &clock, user, &first, DAY).await;
+        let successors: Vec<TokenHash> = (0..16).map(|_| random_token()).collect();
+        let now = clock.now();
+        let outcomes = join_all(successors.iter().map(|successor| {
+            let sessions = sessions.clone();
+            let first = first.clone();
+            let successor = successor.clone();
+            async move {
+                sessions
+                    .rotate_refresh_token(
+                        &first,
+                        &successor,
+                        now,
+                        now + chrono::Duration::days(1),
+                        Duration::ZERO,
+                    )
+                    .await
+                    .unwrap()
+            }
+        }))
+        .await;
+        let rotated = outcomes.iter().filter(|o| matches!(o, Rotation::Rotated { .. })).count();
+        assert_eq!(rotated, 1, "{name}: {outcomes:?}");
+        // A loser finds the token rotated and revokes the session (on PostgreSQL several may, before
+        // they see each other's revocation); the later ones find the session revoked.
+        let reused = outcomes.iter().filter(|o| matches!(o, Rotation::Reused { .. })).count();
+        let invalid = outcomes.iter().filter(|o| **o == Rotation::Invalid).count();
+        assert!(reused >= 1 && reused + invalid == 15, "{name}: {outcomes:?}");
+        let session = match outcomes.iter().find(|o| matches!(o, Rotation::Rotated { .. })) {
+            Some(Rotation::Rotated { session, .. }) => *session,
+            _ => unreachable!(),
+        };
+        assert!(sessions.live_session(session, now).await.unwrap().is_none(), "{name}: revoked");
+    }
+}
+
+#[tokio::test]
+async fn within_the_grace_the_same_successor_is_handed_out_and_after_it_the_session_is_revoked() {
+    for (name, sessions, users, _owner) in backends::sessions().await {
+        let clock = ManualClock::new();
+        let user = new_user(users.as_ref(), &clock).await;
+        let (first, second) = (random_token(), random_token());
+        let session = new_session(sessions.as_ref(), &clock, user, &first, DAY).await;
+        let grace = Duration::from_secs(10);
+        let expiry = at(&clock, DAY);
+        let rotated = sessions
+            .rotate_refresh_token(&first, &second, clock.now(), expiry, grace)
+            .await
+            .unwrap();
+        assert_eq!(rotated, Rotation::Rotated { session, user }, "{name}");
+        clock.advance(Duration::from_secs(9));
+        let again = sessions
+            .rotate_refresh_token(&first, &second, clock.now(), expiry, grace)
+            .await
+            .unwrap();
+        assert_eq!(again, Rotation::Grace { session, user }, "{name}: within the grace");
+        let other = random_token();
+        let different =
+            sessions.rotate_refresh_token(&first, &other, clock.now(), expiry, grace).await;
+        assert_eq!(
+            different.unwrap(),
+            Rotation::Reused { session, user },
+            "{name}: another successor is reuse"
+        );
+        assert!(sessions.live_session(session, clock.now()).await.unwrap().is_none(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn grace_ends_when_it_has_passed_or_the_successor_was_rotated() {
+    for (name, sessions, users, _owner) in backends::sessions().await {
+        let clock = ManualClock::new();
+        let user = new_user(users.as_ref(), &clock).await;
+        let (first, second, third) = (random_token(), random_token(), random_token());
+        let session = new_session(sessions.as_ref(), &clock, user, &first, DAY).await;
+        let grace = Duration::from_secs(10);
+        let expiry = at(&clock, DAY);
+        sessions.rotate_refresh_token(&first, &second, clock.now(), expiry, grace).await.unwrap();
+        sessions.rotate_refresh_token(&second, &third, clock.now(), expiry, grace).await.unwrap();
+        let late = sessions.rotate_refresh_token(&first, &second, clock.now(), expiry, grace).await;
+        assert_eq!(
+            late.unwrap(),
+            Rotation::Reused { session, user },
+            "{name}: its successor is no longer current"
+        );
+
+        let user = new_user(users.as_ref(), &clock).await;
+        let (first, second) = (random_token(), random_token());
+        let session = new_session(sessions.as_ref(), &clock, user, &first, DAY).await;
+        sessions.rotate_refresh_token(&first, &second, clock.now(), expiry, grace).await.unwrap();
+        clock.advance(grace);
+        let late = sessions.rotate_refresh_token(&first, &second, clock.now(), expiry, grace).await;
+        assert_eq!(late.unwrap(), Rotation::Reused { session, user }, "{name}: the grace passed");
+    }
+}
+
+#[tokio::test]
+async fn a_reused_token_revokes_its_session_and_leaves_other_sessions_alone() {
+    for (name, sessions, users, _owner) in backends::sessions().await {
+        let clock = ManualClock::new();
+        let user = new_user(users.as_ref(), &clock).await;
+        let (first, second, other) = (random_token(), random_token(), random_token());
+        let session = new_session(sessions.as_ref(), &clock, user, &first, DAY).await;
+        let bystander = new_session(sessions.as_ref(), &clock, user, &other, DAY).await;
+        let expiry = at(&clock, DAY);
+        let zero = Duration::ZERO;
+        sessions.rotate_refresh_token(&first, &second, clock.now(), expiry, zero).await.unwrap();
+        let replay = random_token();
+        let reused = sessions
+            .rotate_refresh_token(&first, &replay, clock.now(), expiry, zero)
+            .await
+            .unwrap();
+        assert_eq!(reused, Rotation::Reused { session, user }, "{name}");
+        let successor = sessions
+            .rotate_refresh_token(&second, &replay, clock.now(), expiry, zero)
+            .await
+            .unwrap();
+        assert_eq!(successor, Rotation::Invalid, "{name}: the successor died with its session");
+        assert!(sessions.live_session(session, clock.now()).await.unwrap().is_none(), "{name}");
+        assert!(sessions.live_session(bystander, clock.now()).await.unwrap().is_some(), "{name}");
+        assert!(sessions.session_of_refresh_token(&other, clock.now()).await.unwrap().is_some());
+    }
+}
+
+#[tokio::test]
+async fn an_expired_session_and_an_unknown_token_are_invalid() {
+    for (name, sessions, users, _owner) in backends::sessions().await {
+        let clock = ManualClock::new();
+        let user = new_user(users.as_ref(), &clock).await;
+        let first = random_token();
+        let session =
+            new_session(sessions.as_ref(), &clock, user, &first, Duration::from_secs(60)).await;
+        let record = sessions.live_session(session, clock.now()).await.unwrap().unwrap();
+        assert_eq!((record.id, record.user_id), (session, user), "{name}");
+        assert_eq!(record.created_at, clock.now(), "{name}: times round-trip exactly");
+        assert_eq!(record.ip.as_deref(), Some("192.0.2.1"), "{name}");
+        let found = sessions.session_of_refresh_token(&first, clock.now()).await.unwrap();
+        assert_eq!(found.map(|s| s.id), Some(session), "{name}");
+
+        clock.advance(Duration::from_secs(60));
+        let now = clock.now();
+        assert!(sessions.live_session(session, now).await.unwrap().is_none(), "{name}");
+        assert!(sessions.session_of_refresh_token(&first, now).await.unwrap().is_none(), "{name}");
+        let expiry = at(&clock, DAY);
+        let next = random_token();
+        let rotated = sessions.rotate_refresh_token(&first, &next, now, expiry, Duration::ZERO);
+        assert_eq!(rotated.await.unwrap(), Rotation::Invalid, "{name}");
+        let (unknown, next) = (token(7), token(8));
+        let unknown = sessions.rotate_refresh_token(&unknown, &next, now, expiry, Duration::ZERO);
+        assert_eq!(unknown.await.unwrap(), Rotation::Invalid, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_rotation_extends_the_session_to_the_new_expiry() {
+    for (name, sessions, users, _owner) in backends::sessions().await {
+        let clock = ManualClock::new();
+        let user = new_user(users.as_ref(), &clock).await;
+        let (first, second) = (random_token(), random_token());
+        let session =
+            new_session(sessions.as_ref(), &clock, user, &first, Duration::from_secs(60)).await;
+        clock.advance(Duration::from_secs(30));
+        let expiry = at(&clock, Duration::from_secs(60));
+        sessions
+            .rotate_refresh_token(&first, &second, clock.now(), expiry, Duration::ZERO)
+            .await
+            .unwrap();
+        clock.advance(Duration::from_secs(45));
+        let record = sessions.live_session(session, clock.now()).await.unwrap();
+        let record = record.unwrap_or_else(|| panic!("{name}: the rotation extended the session"));
+        assert_eq!(record.last_used_at, at(&clock, Duration::ZERO) - chrono::Duration::seconds(45));
+    }
+}
+
+#[tokio::test]
+async fn revoking_one_session_is_for_its_owner_only() {
+    for (name, sessions, users, _owner) in backends::sessions().await {
+        let clock = ManualClock::new();
+        let (owner, stranger) =
+            (new_user(users.as_ref(), &clock).await, new_user(users.as_ref(), &clock).await);
+        let session = new_session(sessions.as_ref(), &clock, owner, &random_token(), DAY).await;
+        let now = clock.now();
+        assert!(!sessions.revoke_session(stranger, session, now).await.unwrap(), "{name}");
+        assert!(sessions.live_session(session, now).await.unwrap().is_some(), "{name}");
+        assert!(sessions.revoke_session(owner, session, now).await.unwrap(), "{name}");
+        assert!(!sessions.revoke_session(owner, session, now).await.unwrap(), "{name}: twice");
+        assert!(sessions.live_session(session, now).await.unwrap().is_none(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn revoking_all_but_one_leaves_exactly_that_one() {
+    for (name, sessions, users, _owner) in backends::sessions().await {
+        let clock = ManualClock::new();
+        let user = new_user(users.as_ref(), &clock).await;
+        let other_user = new_user(users.as_ref(), &clock).await;
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            ids.push(new_session(sessions.as_ref(), &clock, user, &random_token(), DAY).await);
+            clock.advance(Duration::from_millis(5));
+        }
+        let unrelated =
+            new_session(sessions.as_ref(), &clock, other_user, &random_token(), DAY).await;
+        let now = clock.now();
+        assert_eq!(
+            sessions.revoke_sessions_of(user, Some(ids[1]), now).await.unwrap(),
+            2,
+            "{name}"
+        );
+        let left = sessions.sessions_of(user, now, None, 10).await.unwrap();
+        assert_eq!(left.iter().map(|s| s.id).collect::<Vec<_>>(), vec![ids[1]], "{name}");
+        assert_eq!(sessions.revoke_sessions_of(user, None, now).await.unwrap(), 1, "{name}");
+        assert!(sessions.sessions_of(user, now, None, 10).await.unwrap().is_empty(), "{name}");
+        assert!(sessions.live_session(unrelated, now).await.unwrap().is_some(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn past_the_cap_a_new_session_ends_the_oldest() {
+    for (name, sessions, users, _owner) in backends::sessions().await {
+        let clock = ManualClock::new();
+        let user = new_user(users.as_ref(), &clock).await;
+        let mut ids = Vec::new();
+        let mut ended = 0;
+        for _ in 0..5 {
+            let id = SessionId::new();
+            let session = NewSession {
+                id,
+                user_id: user,
+                refresh_token: random_token(),
+                created_at: clock.now(),
+                expires_at: at(&clock, DAY),
+                ip: None,
+                user_agent: None,
+            };
+            ended += sessions.create_session(&session, 3).await.unwrap();
+            ids.push(id);
+            clock.advance(Duration::from_millis(10));
+        }
+        assert_eq!(ended, 2, "{name}");
+        let live = sessions.sessions_of(user, clock.now(), None, 10).await.unwrap();
+        let live: Vec<SessionId> = live.iter().map(|s| s.id).collect();
+        assert_eq!(live, vec![ids[4], ids[3], ids[2]], "{name}: the newest three, newest first");
+        assert!(sessions.live_session(ids[0], clock.now()).await.unwrap().is_none(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn sessions_come_in_pages_newest_first_without_gaps_or_repeats() {
+    for (name, sessions, users, _owner) in backends::sessions().await {
+        let clock = ManualClock::new();
+        let user = new_user(users.as_ref(), &clock).await;
+        let mut ids = Vec::new();
+        for i in 0..7 {
+            ids.push(new_session(sessions.as_ref(), &clock, user, &random_token(), DAY).await);
+            // Two sessions share each millisecond: the id breaks the tie.
+            if i % 2 == 1 {
+                clock.advance(Duration::from_millis(3));
+            }
+        }
+        let now = clock.now();
+        let mut seen = Vec::new();
+        let mut cursor: Option<SessionCursor> = None;
+        loop {
+            let page = sessions.sessions_of(user, now, cursor.as_ref(), 3).await.unwrap();
+            assert!(page.len() <= 3, "{name}");
+            let Some(last) = page.last() else { break };
+            cursor = Some(SessionCursor { created_at: last.created_at, id: last.id });
+            seen.extend(page.iter().map(|s| s.id));
+        }
+        let mut expected = ids.clone();
+        expected.sort_by_key(|id| std::cmp::Reverse(id.to_string()));
+        let created = |id: &SessionId| ids.iter().position(|i| i == id).unwrap() / 2;
+        expected.sort_by_key(|id| std::cmp::Reverse(created(id)));
+        assert_eq!(seen, expected, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn purging_keeps_live_sessions_and_forgets_long_dead_ones() {
+    for (name, sessions, users, _owner) in backends::sessions().await {
+        let clock = ManualClock::new();
+        let user = new_user(users.as_ref(), &clock).await;
+        let live = new_session(sessions.as_ref(), &clock, user, &random_token(), DAY * 5).await;
+        let dying = random_token();
+        let expired =
+            new_session(sessions.as_ref(), &clock, user, &dying, Duration::from_secs(60)).await;
+        let revoked = new_session(sessions.as_ref(), &clock, user, &random_token(), DAY * 5).await;
+        sessions.revoke_session(user, revoked, clock.now()).await.unwrap();
+        clock.advance(DAY * 2);
+        sessions.purge_sessions(clock.now(), DAY).await.unwrap();
+        let now = clock.now();
+        assert!(sessions.live_session(live, now).await.unwrap().is_some(), "{name}");
+        assert!(sessions.live_session(expired, now).await.unwrap().is_none(), "{name}");
+        assert!(sessions.live_session(revoked, now).await.unwrap().is_none(), "{name}");
+        let expiry = at(&clock, DAY);
+        let next = random_token();
+        let rotation = sessions.rotate_refresh_token(&dying, &next, now, expiry, Duration::ZERO);
+        assert_eq!(rotation.await.unwrap(), Rotation::Invalid, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn sql_purging_deletes_exactly_the_long_dead_sessions() {
+    for (name, store, _owner) in backends::sql().await {
+        let clock = ManualClock::new();
+        let user = new_user(store.as_ref(), &clock).await;
+        new_session(store.as_ref(), &clock, user, &random_token(), DAY * 5).await;
+        new_session(store.as_ref(), &clock, user, &random_token(), Duration::from_secs(60)).await;
+        let revoked = new_session(store.as_ref(), &clock, user, &random_token(), DAY * 5).await;
+        store.revoke_session(user, revoked, clock.now()).await.unwrap();
+        clock.advance(DAY * 2);
+        assert_eq!(store.purge_sessions(clock.now(), DAY).await.unwrap(), 2, "{name}");
+    }
+}
+
+// ---- UserStore ------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn an_email_is_taken_once_and_users_read_back_as_written() {
+    for (name, store, _owner) in backends::sql().await {
+        let clock = ManualClock::new();
+        let id = new_user(store.as_ref(), &clock).await;
+        let user = store.user_by_id(id).await.unwrap().unwrap();
+        assert_eq!(user.email.as_str(), format!("{id}@example.com"), "{name}");
+        assert_eq!(user.roles, vec![Role::User], "{name}");
+        assert_eq!(user.created_at, clock.now(), "{name}");
+        let by_email = store.user_by_email(&user.email).await.unwrap().unwrap();
+        assert_eq!(by_email.id, id, "{name}");
+        let twin = NewUser {
+            id: UserId::new(),
+            email: user.email.clone(),
+            password_hash: "x".into(),
+            roles: vec![Role::User, Role::Admin],
+            created_at: clock.now(),
+        };
+        assert!(matches!(store.insert_user(&twin).await, Err(StoreError::Conflict)), "{name}");
+        store.set_password_hash(id, "new-hash").await.unwrap();
+        assert_eq!(store.user_by_id(id).await.unwrap().unwrap().password_hash, "new-hash");
+        assert!(store.user_by_id(UserId::new()).await.unwrap().is_none(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn devices_are_known_to_their_user_until_unused_for_the_ttl_or_pushed_out() {
+    for (name, store, _owner) in backends::sql().await {
+        let clock = ManualClock::new();
+        let (user, stranger) =
+            (new_user(store.as_ref(), &clock).await, new_user(store.as_ref(), &clock).await);
+        let start = clock.now();
+        let phone = random_token();
+        store.remember_device(user, &phone, clock.now(), 3).await.unwrap();
+        assert!(store.is_known_device(user, &phone, start).await.unwrap(), "{name}");
+        assert!(!store.is_known_device(stranger, &phone, start).await.unwrap(), "{name}");
+        // A stranger cannot take the device over.
+        store.remember_device(stranger, &phone, clock.now(), 3).await.unwrap();
+        assert!(store.is_known_device(user, &phone, start).await.unwrap(), "{name}");
+        assert!(!store.is_known_device(stranger, &phone, start).await.unwrap(), "{name}");
+
+        clock.advance(DAY);
+        let used_since = clock.now();
+        assert!(!store.is_known_device(user, &phone, used_since).await.unwrap(), "{name}: stale");
+        store.remember_device(user, &phone, clock.now(), 3).await.unwrap();
+        assert!(store.is_known_device(user, &phone, used_since).await.unwrap(), "{name}: used");
+
+        let newer: Vec<TokenHash> = (0..3).map(|_| random_token()).collect();
+        for device in &newer {
+            clock.advance(Duration::from_secs(1));
+            store.remember_device(user, device, clock.now(), 3).await.unwrap();
+        }
+        assert!(!store.is_known_device(user, &phone, start).await.unwrap(), "{name}: pushed out");
+        for device in &newer {
+            assert!(store.is_known_device(user, device, start).await.unwrap(), "{name}");
+        }
+        let purged = store.purge_devices(at(&clock, Duration::ZERO) - chrono::Duration::seconds(1));
+        assert_eq!(purged.await.unwrap(), 1, "{name}: the one used before the last second");
+        assert!(!store.is_known_device(user, &newer[0], start).await.unwrap(), "{name}");
+        assert!(store.is_known_device(user, &newer[1], start).await.unwrap(), "{name}");
+    }
+}
+
+// ---- RateLimitStore -------------------------------------------------------------------------
+
+const TEN_PER_MINUTE: Rate = Rate { count: 10, period: Duration::from_secs(60) };
+
+#[tokio::test]
+async fn concurrent_requests_never_take_more_than_the_burst() {
+    for (name, limiter, _owner) in backends::limiters().await {
+        let clock = ManualClock::new();
+        let now = clock.now();
+        let key = format!("ip:{}", uuid::Uuid::new_v4());
+        let decisions = join_all((0..50).map(|_| {
+            let limiter = limiter.clone();
+            let key = key.clone();
+            async move { limiter.take(&key, TEN_PER_MINUTE, now).await.unwrap() }
+        }))
+        .await;
+        assert_eq!(decisions.iter().filter(|d| d.allowed).count(), 10, "{name}");
+        for refused in decisions.iter().filter(|d| !d.allowed) {
+            assert_eq!(refused.remaining, 0, "{name}");
+            assert_eq!(refused.retry_after, Duration::from_secs(6), "{name}");
+            assert_eq!(refused.limit, 10, "{name}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_budget_refills_one_request_per_interval_and_says_when() {
+    for (name, limiter, _owner) in backends::limiters().await {
+        let clock = ManualClock::new();
+        let key = format!("account:{}", uuid::Uuid::new_v4());
+        for expected_remaining in (0..10).rev() {
+            let decision = limiter.take(&key, TEN_PER_MINUTE, clock.now()).await.unwrap();
+            assert!(decision.allowed, "{name}");
+            assert_eq!(decision.remaining, expected_remaining, "{name}");
+        }
+        clock.advance(Duration::from_secs(2));
+        let refused = limiter.take(&key, TEN_PER_MINUTE, clock.now()).await.unwrap();
+        assert!(!refused.allowed, "{name}");
+        assert_eq!(refused.retry_after, Duration::from_secs(4), "{name}");
+        clock.advance(Duration::from_secs(4));
+        assert!(limiter.take(&key, TEN_PER_MINUTE, clock.now()).await.unwrap().allowed, "{name}");
+        assert!(!limiter.take(&key, TEN_PER_MINUTE, clock.now()).await.unwrap().allowed, "{name}");
+        clock.advance(Duration::from_secs(60));
+        let full = limiter.take(&key, TEN_PER_MINUTE, clock.now()).await.unwrap();
+        assert_eq!((full.allowed, full.remaining), (true, 9), "{name}: a full period refills all");
+        let other = limiter.take("another key", TEN_PER_MINUTE, clock.now()).await.unwrap();
+        assert!(other.allowed, "{name}: keys have separate budgets");
+    }
+}
+
+// ---- LockoutStore ---------------------------------------------------------------------------
+
+const POLICY: LockoutPolicy = LockoutPolicy {
+    threshold: 3,
+    window: Duration::from_secs(60),
+    duration: Duration::from_secs(600),
+};
+
+#[tokio::test]
+async fn the_gate_locks_at_the_threshold_and_counts_afresh_after_the_lock() {
+    for (name, store, _owner) in backends::lockouts().await {
+        let clock = ManualClock::new();
+        let now = clock.now();
+        let mut gates = Vec::new();
+        for _ in 0..4 {
+            gates.push(store.begin_attempt("email:a@example.com", POLICY, now).await.unwrap());
+        }
+        assert_eq!(gates[0], AttemptGate::Proceed { locks: false }, "{name}");
+        assert_eq!(gates[1], AttemptGate::Proceed { locks: false }, "{name}");
+        assert_eq!(gates[2], AttemptGate::Proceed { locks: true }, "{name}");
+        let locked = AttemptGate::Locked { retry_after: Duration::from_secs(600) };
+        assert_eq!(gates[3], locked, "{name}");
+        let locked_for = store.locked_for("email:a@example.com", now).await.unwrap();
+        assert_eq!(locked_for, Some(Duration::from_secs(600)), "{name}");
+        clock.advance(Duration::from_secs(100));
+        let locked_for = store.locked_for("email:a@example.com", clock.now()).await.unwrap();
+        assert_eq!(locked_for, Some(Duration::from_secs(500)), "{name}");
+        clock.advance(Duration::from_secs(501));
+        let gate = store.begin_attempt("email:a@example.com", POLICY, clock.now()).await.unwrap();
+        assert_eq!(gate, AttemptGate::Proceed { locks: false }, "{name}");
+        store.clear("email:a@example.com").await.unwrap();
+        assert_eq!(store.locked_for("email:a@example.com", now).await.unwrap(), None, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn parallel_attempts_get_at_most_the_threshold_of_checks() {
+    for (name, store, _owner) in backends::lockouts().await {
+        let now = ManualClock::new().now();
+        let gates = join_all((0..20).map(|_| {
+            let store = store.clone();
+            async move { store.begin_attempt("email:p@example.com", POLICY, now).await.unwrap() }
+        }))
+        .await;
+        let proceeded = gates.iter().filter(|g| matches!(g, AttemptGate::Proceed { .. })).count();
+        assert_eq!(proceeded, 3, "{name}: {gates:?}");
+        let locking = gates.iter().filter(|g| **g == AttemptGate::Proceed { locks: true }).count();
+        assert_eq!(locking, 1, "{name}: one attempt engaged the lock");
+    }
+}
+
+#[tokio::test]
+async fn failures_outside_the_window_start_a_new_count() {
+    for (name, store, _owner) in backends::lockouts().await {
+        let clock = ManualClock::new();
+        store.begin_attempt("k", POLICY, clock.now()).await.unwrap();
+        store.begin_attempt("k", POLICY, clock.now()).await.unwrap();
+        clock.advance(Duration::from_secs(61));
+        let gate = store.begin_attempt("k", POLICY, clock.now()).await.unwrap();
+        assert_eq!(gate, AttemptGate::Proceed { locks: false }, "{name}: the window passed");
+        let gate = store.begin_attempt("k", POLICY, clock.now()).await.unwrap();
+        assert_eq!(gate, AttemptGate::Proceed { locks: false }, "{name}: two in this window");
+    }
+}
+
+#[tokio::test]
+async fn purging_lockouts_keeps_running_locks() {
+    for (name, store, _owner) in backends::lockouts().await {
+        let clock = ManualClock::new();
+        for _ in 0..3 {
+            store.begin_attempt("email:a@example.com", POLICY, clock.now()).await.unwrap();
+        }
+        store.begin_attempt("email:b@example.com", POLICY, clock.now()).await.unwrap();
+        clock.advance(Duration::from_secs(120));
+        store.purge_lockouts(clock.now(), POLICY.window).await.unwrap();
+        let locked = store.locked_for("email:a@example.com", clock.now()).await.unwrap();
+        assert!(locked.is_some(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn clearing_by_prefix_lifts_every_device_lock_of_a_user() {
+    for (name, store, _owner) in backends::lockouts().await {
+        let now = ManualClock::new().now();
+        let policy = LockoutPolicy { threshold: 1, ..POLICY };
+        for key in ["device:u1:a", "device:u1:b", "device:u10:c", "device:u1*:d"] {
+            store.begin_attempt(key, policy, now).await.unwrap();
+        }
+        assert_eq!(store.clear_prefix("device:u1:").await.unwrap(), 2, "{name}");
+        assert!(store.locked_for("device:u10:c", now).await.unwrap().is_some(), "{name}");
+        assert_eq!(
+            store.clear_prefix("device:u1*:").await.unwrap(),
+            1,
+            "{name}: globs are literal"
+        );
+    }
+}
+
+// ---- KeyStore -------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn instances_starting_together_agree_on_one_first_key_and_one_secret() {
+    for (name, store, _owner) in backends::sql().await {
+        let now = ManualClock::new().now();
+        join_all((0..8u8).map(|i| {
+            let store = store.clone();
+            async move {
+                let key = SigningKeyRecord {
+                    kid: format!("kid-{i}"),
+                    private_key: vec![i; 32],
+                    created_at: now,
+                };
+                store.insert_first_signing_key(&key).await.unwrap();
+            }
+        }))
+        .await;
+        let keys = store.signing_keys().await.unwrap();
+        assert_eq!(keys.len(), 1, "{name}");
+        let first = &keys[0];
+        assert_eq!(first.private_key, vec![first.kid[4..].parse::<u8>().unwrap(); 32], "{name}");
+
+        let secrets = join_all((0..8u8).map(|i| {
+            let store = store.clone();
+            async move { store.secret("successor key", &[i; 32]).await.unwrap() }
+        }))
+        .await;
+        assert!(secrets.iter().all(|s| s == &secrets[0]), "{name}: {secrets:?}");
+        assert_eq!(store.secret("successor key", &[99; 32]).await.unwrap(), secrets[0], "{name}");
+
+        let later = SigningKeyRecord {
+            kid: "kid-later".into(),
+            private_key: vec![7; 32],
+            created_at: now + chrono::Duration::seconds(1),
+        };
+        store.insert_signing_key(&later).await.unwrap();
+        let keys = store.signing_keys().await.unwrap();
+        assert_eq!(keys.iter().map(|k| k.kid.as_str()).next(), Some("kid-later"), "{name}");
+        assert_eq!(keys.len(), 2, "{name}");
+    }
+}
+
+// ---- AuditStore -----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn appends_from_many_tasks_form_one_valid_chain() {
+    for (name, store, _owner) in backends::sql().await {
+        let clock = Arc::new(ManualClock::new());
+        let user = UserId::new();
+        join_all((0..40).map(|i| {
+            let store = store.clone();
+            let clock = clock.clone();
+            async move {
+                let context = RequestContext {
+                    ip: Some("192.0.2.7".parse().unwrap()),
+                    user_agent: Some(format!("agent {i}")),
+                    request_id: Some(format!("req-{i}")),
+                };
+                let kind = if i % 2 == 0 { EventType::Login } else { EventType::LoginFailed };
+                let event = AuditEvent::new(kind, Outcome::Success, &context, clock.now())
+                    .user(user)
+                    .detail(format!("event {i}"));
+                store.append(&event).await.unwrap();
+            }
+        }))
+        .await;
+        let audit = Audit::new(store.clone(), Arc::new(Metrics::new().unwrap()));
+        let report = audit.verify().await.unwrap();
+        assert_eq!(report.problems, Vec::<String>::new(), "{name}");
+        assert_eq!((report.events, report.head_seq), (40, 40), "{name}");
+
+        let filter = portcullis::domain::audit::AuditFilter {
+            user: Some(user),
+            kind: Some(EventType::LoginFailed),
+            limit: 100,
+            ..Default::default()
+        };
+        let found = store.query(&filter).await.unwrap();
+        assert_eq!(found.len(), 20, "{name}");
+        assert!(found.windows(2).all(|w| w[0].0 > w[1].0), "{name}: newest first");
+        let before = portcullis::domain::audit::AuditFilter { before: Some(found[9].0), ..filter };
+        assert_eq!(store.query(&before).await.unwrap().len(), 10, "{name}");
+        assert_eq!(store.unchained().await.unwrap(), 0, "{name}");
+    }
+}
+
+// ---- Schema ---------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn both_migration_folders_give_the_same_tables_and_columns() {
+    let mut schemas = Vec::new();
+    for (name, store, _owner) in backends::sql().await {
+        schemas.push((name, store.columns().await.unwrap()));
+    }
+    let (first, columns) = &schemas[0];
+    assert!(columns.len() > 30, "{first}: {columns:?}");
+    for (name, other) in &schemas[1..] {
+        assert_eq!(other, columns, "{name} differs from {first}");
+    }
+}
