@@ -17,7 +17,10 @@ use crate::domain::PolicyViolation;
 /// Declares `ErrorCode` and its table: each row is a variant, its status, slug, title and
 /// default detail.
 macro_rules! error_codes {
-    ($( $(#[$doc:meta])* $variant:ident = $status:ident, $slug:literal, $title:literal, $detail:literal; )+) => {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident = $status:ident, $slug:literal, $title:literal, $detail:literal;
+    )+) => {
         /// A machine-readable error of the contract (`code` in a problem body).
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum ErrorCode {
@@ -112,7 +115,8 @@ error_codes! {
     PayloadTooLarge = PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large",
         "the request body is larger than 16 KiB";
     /// A body that is not `application/json`.
-    UnsupportedMediaType = UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type",
+    UnsupportedMediaType = UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+        "Unsupported media type",
         "the request body must be application/json";
     /// A well-formed request whose values are not valid (an email, a query parameter).
     ValidationFailed = UNPROCESSABLE_ENTITY, "validation_failed", "Validation failed",

@@ -21,7 +21,7 @@ use crate::store::{AuditFilter, AuditStore, StoreError, Timestamp};
 const MAX_EMAIL_CHARS: usize = 256;
 
 /// The kinds of security event of the contract.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EventType {
     Registration,
@@ -76,7 +76,7 @@ impl EventType {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Success,
@@ -101,11 +101,12 @@ impl Outcome {
 }
 
 /// One security event, as the contract's audit API shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditEvent {
     pub id: Uuid,
     #[serde(rename = "type")]
     pub kind: EventType,
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     pub user_id: Option<UserId>,
     /// The email as attempted (normalised), so failed logins for unknown accounts are traceable.
