@@ -1,9 +1,11 @@
 //! `ApiError`: the one place that picks status codes, `code`s and public messages.
 //!
-//! Responses are RFC 9457 problem details. A handler's error carries its problem in a response
-//! extension; the `problem_details` middleware adds the request id and renders it, and turns any
-//! other error status (from axum, a layer, a panic) into a problem too, so every error body has
-//! the same shape. Internal causes are logged once there, never shown.
+//! Responses are RFC 9457 problem details. Every `code` of the contract is an `ErrorCode`, and
+//! the one table below gives each its status, its slug (the `code` member and the end of `type`)
+//! and its title; the OpenAPI document is built from the same table. A handler's error carries
+//! its problem in a response extension; the `problem_details` middleware adds the request id and
+//! renders it, and turns any other error status (from axum, a layer, a panic) into a problem too,
+//! so every error body has the same shape. Internal causes are logged once there, never shown.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -12,17 +14,164 @@ use serde_json::{Map, Value, json};
 use crate::auth::AuthError;
 use crate::domain::PolicyViolation;
 
+/// Declares `ErrorCode` and its table: each row is a variant, its status, slug, title and
+/// default detail.
+macro_rules! error_codes {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident = $status:ident, $slug:literal, $title:literal, $detail:literal;
+    )+) => {
+        /// A machine-readable error of the contract (`code` in a problem body).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum ErrorCode {
+            $( $(#[$doc])* $variant, )+
+        }
+
+        impl ErrorCode {
+            /// Every code, in the order of the table.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant),+];
+
+            /// The HTTP status this code is always answered with.
+            pub fn status(self) -> StatusCode {
+                match self {
+                    $(ErrorCode::$variant => StatusCode::$status,)+
+                }
+            }
+
+            /// The `code` member, and the last segment of the problem's `type`.
+            pub fn slug(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $slug,)+
+                }
+            }
+
+            /// The problem's `title`: the same for every occurrence of the code (RFC 9457 §3.1.3).
+            pub fn title(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $title,)+
+                }
+            }
+
+            /// The public `detail` when the error has nothing more specific to say.
+            pub fn default_detail(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $detail,)+
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// Bad JSON, wrong field types, missing fields, invalid UTF-8.
+    MalformedRequest = BAD_REQUEST, "malformed_request", "Malformed request",
+        "the request could not be processed";
+    /// A WebAuthn ceremony that fails verification, or whose challenge is unknown, expired or used.
+    InvalidChallenge = BAD_REQUEST, "invalid_challenge", "Invalid challenge",
+        "the challenge is unknown, expired or failed verification";
+    /// The email or password is wrong (the same answer for an unknown email).
+    InvalidCredentials = UNAUTHORIZED, "invalid_credentials", "Invalid credentials",
+        "the email or password is incorrect";
+    /// A refresh (or other single-use) token that is unknown, expired or revoked.
+    InvalidToken = UNAUTHORIZED, "invalid_token", "Invalid token",
+        "the token is unknown, expired or revoked";
+    /// A rotated refresh token presented again: its session is revoked.
+    TokenReused = UNAUTHORIZED, "token_reused", "Token reused",
+        "the refresh token was already used; its session has been revoked";
+    /// No, or a bad, bearer access token.
+    Unauthorized = UNAUTHORIZED, "unauthorized", "Unauthorized",
+        "a valid bearer access token is required";
+    /// The password was right; a second factor is needed.
+    MfaRequired = UNAUTHORIZED, "mfa_required", "Second factor required",
+        "a second factor is required";
+    /// A wrong or missing TOTP or recovery code.
+    InvalidMfaCode = UNAUTHORIZED, "invalid_mfa_code", "Invalid second-factor code",
+        "the second-factor code is incorrect";
+    /// The caller may not do this.
+    Forbidden = FORBIDDEN, "forbidden", "Forbidden",
+        "not allowed";
+    /// The right password for an account whose address is not verified, when that is required.
+    EmailNotVerified = FORBIDDEN, "email_not_verified", "Email not verified",
+        "the email address is not verified";
+    /// The right password for a disabled account.
+    AccountDisabled = FORBIDDEN, "account_disabled", "Account disabled",
+        "the account is disabled";
+    /// No such resource, or not the caller's.
+    NotFound = NOT_FOUND, "not_found", "Not found",
+        "no such resource";
+    /// The path exists, the method does not.
+    MethodNotAllowed = METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed",
+        "this method is not allowed on this resource";
+    /// The request did not arrive in time.
+    RequestTimeout = REQUEST_TIMEOUT, "request_timeout", "Request timeout",
+        "the request took too long to arrive";
+    /// The email belongs to another account.
+    EmailTaken = CONFLICT, "email_taken", "Email already registered",
+        "this email is already registered";
+    /// An action the rules forbid in the current state.
+    Conflict = CONFLICT, "conflict", "Conflict",
+        "the action is not allowed in the current state";
+    /// A body over 16 KiB.
+    PayloadTooLarge = PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large",
+        "the request body is larger than 16 KiB";
+    /// A body that is not `application/json`.
+    UnsupportedMediaType = UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+        "Unsupported media type",
+        "the request body must be application/json";
+    /// A well-formed request whose values are not valid (an email, a query parameter).
+    ValidationFailed = UNPROCESSABLE_ENTITY, "validation_failed", "Validation failed",
+        "the request is not valid";
+    /// A password that breaks the policy; the body lists every failed rule in `violations`.
+    PasswordPolicy = UNPROCESSABLE_ENTITY, "password_policy", "Password does not meet the policy",
+        "the password does not meet the password policy";
+    /// Too many failed attempts; `Retry-After` says how long.
+    AccountLocked = LOCKED, "account_locked", "Account locked",
+        "too many failed attempts; retry after the time in Retry-After";
+    /// A budget is spent; `Retry-After` and `RateLimit-*` say how long.
+    RateLimited = TOO_MANY_REQUESTS, "rate_limited", "Too many requests",
+        "too many requests; retry after the time in Retry-After";
+    /// Never expected; never leaks internals.
+    Internal = INTERNAL_SERVER_ERROR, "internal", "Internal error",
+        "an internal error occurred; quote the request id when reporting it";
+    /// A backend is down.
+    ServiceUnavailable = SERVICE_UNAVAILABLE, "service_unavailable", "Service unavailable",
+        "a backend is unavailable; try again shortly";
+}
+
+impl ErrorCode {
+    /// The code of an error status that no handler chose (axum's 405, a layer's 413 or 408).
+    pub fn for_status(status: StatusCode) -> Self {
+        match status.as_u16() {
+            401 => ErrorCode::Unauthorized,
+            403 => ErrorCode::Forbidden,
+            404 => ErrorCode::NotFound,
+            405 => ErrorCode::MethodNotAllowed,
+            408 => ErrorCode::RequestTimeout,
+            409 => ErrorCode::Conflict,
+            413 => ErrorCode::PayloadTooLarge,
+            415 => ErrorCode::UnsupportedMediaType,
+            422 => ErrorCode::ValidationFailed,
+            423 => ErrorCode::AccountLocked,
+            429 => ErrorCode::RateLimited,
+            503 => ErrorCode::ServiceUnavailable,
+            500..=599 => ErrorCode::Internal,
+            _ => ErrorCode::MalformedRequest,
+        }
+    }
+}
+
 /// An error on its way to becoming a problem-details response.
 #[derive(Debug)]
 pub struct ApiError {
+    code: ErrorCode,
+    /// The code's status, except for a bare error status that no code names (a 431, say), which
+    /// keeps its own so that the body's `status` matches the response.
     status: StatusCode,
-    code: &'static str,
     detail: String,
     violations: Option<Vec<PolicyViolation>>,
     retry_after: Option<u64>,
     /// `RateLimit-Limit` of a 429.
     rate_limit: Option<u32>,
-    bearer_challenge: bool,
     internal_cause: Option<String>,
 }
 
@@ -35,105 +184,73 @@ pub struct Problem(pub Map<String, Value>);
 pub struct InternalCause(pub String);
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+    /// An error of `code` with its generic detail.
+    pub fn new(code: ErrorCode) -> Self {
         Self {
-            status,
             code,
-            detail: detail.into(),
+            status: code.status(),
+            detail: code.default_detail().to_owned(),
             violations: None,
             retry_after: None,
             rate_limit: None,
-            bearer_challenge: false,
             internal_cause: None,
         }
     }
 
+    /// A more specific public message. It must never echo request input (it may be a password).
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = detail.into();
+        self
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
     pub fn malformed(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "malformed_request", detail)
+        Self::new(ErrorCode::MalformedRequest).detail(detail)
     }
 
     pub fn unauthorized() -> Self {
-        let mut error = Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "a valid bearer access token is required",
-        );
-        error.bearer_challenge = true;
-        error
+        Self::new(ErrorCode::Unauthorized)
     }
 
     pub fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+        Self::new(ErrorCode::NotFound)
     }
 
     pub fn unavailable(cause: impl Into<String>) -> Self {
-        let mut error = Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "service_unavailable",
-            "a backend is unavailable; try again shortly",
-        );
-        error.internal_cause = Some(cause.into());
-        error
+        Self::new(ErrorCode::ServiceUnavailable).caused_by(cause)
     }
 
     pub fn internal(cause: impl Into<String>) -> Self {
-        let mut error = Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "an internal error occurred; quote the request id when reporting it",
-        );
-        error.internal_cause = Some(cause.into());
-        error
+        Self::new(ErrorCode::Internal).caused_by(cause)
+    }
+
+    /// The hidden cause, logged by the middleware and never shown.
+    fn caused_by(mut self, cause: impl Into<String>) -> Self {
+        self.internal_cause = Some(cause.into());
+        self
     }
 
     /// The problem a bare status maps to, for error responses that no handler built.
     pub fn from_status(status: StatusCode) -> Self {
-        let (code, detail) = match status.as_u16() {
-            401 => return Self::unauthorized(),
-            403 => ("forbidden", "not allowed"),
-            404 => ("not_found", "no such resource"),
-            405 => ("method_not_allowed", "this method is not allowed on this resource"),
-            408 => ("request_timeout", "the request took too long to arrive"),
-            413 => ("payload_too_large", "the request body is larger than 16 KiB"),
-            415 => ("unsupported_media_type", "the request body must be application/json"),
-            422 => ("validation_failed", "the request is not valid"),
-            429 => ("rate_limited", "too many requests"),
-            503 => return Self::unavailable("service unavailable"),
-            500..=599 => return Self::internal(format!("error status {status} without a cause")),
-            _ => ("malformed_request", "the request could not be processed"),
+        let code = ErrorCode::for_status(status);
+        let mut error = match code {
+            ErrorCode::ServiceUnavailable => Self::unavailable("service unavailable"),
+            ErrorCode::Internal => Self::internal(format!("error status {status} without a cause")),
+            _ => Self::new(code),
         };
-        Self::new(status, code, detail)
-    }
-
-    fn title(&self) -> &'static str {
-        match self.code {
-            "malformed_request" => "Malformed request",
-            "unsupported_media_type" => "Unsupported media type",
-            "payload_too_large" => "Payload too large",
-            "validation_failed" => "Validation failed",
-            "password_policy" => "Password does not meet the policy",
-            "email_taken" => "Email already registered",
-            "invalid_credentials" => "Invalid credentials",
-            "invalid_token" => "Invalid token",
-            "token_reused" => "Token reused",
-            "unauthorized" => "Unauthorized",
-            "forbidden" => "Forbidden",
-            "account_locked" => "Account locked",
-            "rate_limited" => "Too many requests",
-            "not_found" => "Not found",
-            "method_not_allowed" => "Method not allowed",
-            "request_timeout" => "Request timeout",
-            "service_unavailable" => "Service unavailable",
-            _ => "Internal error",
-        }
+        error.status = status;
+        error
     }
 
     fn problem(&self) -> Problem {
         let mut body = Map::new();
-        body.insert("type".into(), json!(format!("/errors/{}", self.code)));
-        body.insert("title".into(), json!(self.title()));
+        body.insert("type".into(), json!(format!("/errors/{}", self.code.slug())));
+        body.insert("title".into(), json!(self.code.title()));
         body.insert("status".into(), json!(self.status.as_u16()));
-        body.insert("code".into(), json!(self.code));
+        body.insert("code".into(), json!(self.code.slug()));
         body.insert("detail".into(), json!(self.detail));
         if let Some(violations) = &self.violations {
             body.insert("violations".into(), json!(violations));
@@ -146,56 +263,31 @@ impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> Self {
         match error {
             AuthError::InvalidEmail(e) => {
-                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", e.to_string())
+                Self::new(ErrorCode::ValidationFailed).detail(e.to_string())
             }
             AuthError::PasswordPolicy(violations) => {
-                let mut error = Self::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "password_policy",
-                    "the password does not meet the password policy",
-                );
+                let mut error = Self::new(ErrorCode::PasswordPolicy);
                 error.violations = Some(violations);
                 error
             }
-            AuthError::EmailTaken => {
-                Self::new(StatusCode::CONFLICT, "email_taken", "this email is already registered")
-            }
-            AuthError::InvalidCredentials => Self::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
-                "the email or password is incorrect",
-            ),
-            AuthError::InvalidToken => Self::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_token",
-                "the refresh token is unknown, expired or revoked",
-            ),
-            AuthError::TokenReused => Self::new(
-                StatusCode::UNAUTHORIZED,
-                "token_reused",
-                "the refresh token was already used; its session has been revoked",
-            ),
+            AuthError::EmailTaken => Self::new(ErrorCode::EmailTaken),
+            AuthError::InvalidCredentials => Self::new(ErrorCode::InvalidCredentials),
+            AuthError::InvalidToken => Self::new(ErrorCode::InvalidToken)
+                .detail("the refresh token is unknown, expired or revoked"),
+            AuthError::TokenReused => Self::new(ErrorCode::TokenReused),
             AuthError::Unauthorized => Self::unauthorized(),
-            AuthError::Forbidden => Self::from_status(StatusCode::FORBIDDEN),
+            AuthError::Forbidden => Self::new(ErrorCode::Forbidden),
             AuthError::InvalidQuery(detail) => {
-                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", detail)
+                Self::new(ErrorCode::ValidationFailed).detail(detail)
             }
             AuthError::RateLimited { limit, retry_after } => {
-                let mut error = Self::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
-                    "too many requests; retry after the time in Retry-After",
-                );
+                let mut error = Self::new(ErrorCode::RateLimited);
                 error.retry_after = Some(whole_seconds(retry_after));
                 error.rate_limit = Some(limit);
                 error
             }
             AuthError::Locked { retry_after } => {
-                let mut error = Self::new(
-                    StatusCode::LOCKED,
-                    "account_locked",
-                    "too many failed attempts; retry after the time in Retry-After",
-                );
+                let mut error = Self::new(ErrorCode::AccountLocked);
                 error.retry_after = Some(whole_seconds(retry_after));
                 error
             }
@@ -212,7 +304,8 @@ impl IntoResponse for ApiError {
         let mut response = (self.status, render(&problem, None)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-        if self.bearer_challenge {
+        // RFC 6750 §3: a 401 for a missing or bad bearer token names the scheme.
+        if self.code == ErrorCode::Unauthorized {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if let Some(seconds) = self.retry_after {
@@ -245,4 +338,39 @@ pub fn render(problem: &Problem, request_id: Option<&str>) -> String {
     let mut body = problem.0.clone();
     body.insert("request_id".into(), json!(request_id));
     Value::Object(body).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_unique_snake_case_and_statuses_are_errors() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            let slug = code.slug();
+            assert!(seen.insert(slug), "{slug} twice");
+            assert!(slug.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{slug}");
+            let status = code.status();
+            assert!(status.is_client_error() || status.is_server_error(), "{slug}");
+            assert!(!code.title().is_empty() && !code.default_detail().is_empty(), "{slug}");
+        }
+    }
+
+    #[test]
+    fn a_bare_status_maps_to_a_code_of_that_status() {
+        for code in ErrorCode::ALL {
+            let status = code.status();
+            assert_eq!(ErrorCode::for_status(status).status(), status, "{}", code.slug());
+        }
+    }
+
+    #[test]
+    fn the_problem_body_is_built_from_the_table() {
+        let problem = ApiError::from(AuthError::InvalidCredentials).problem();
+        assert_eq!(problem.0["type"], "/errors/invalid_credentials");
+        assert_eq!(problem.0["title"], "Invalid credentials");
+        assert_eq!(problem.0["status"], 401);
+        assert_eq!(problem.0["code"], "invalid_credentials");
+    }
 }

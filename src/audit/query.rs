@@ -12,19 +12,26 @@ pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 200;
 
 /// The query parameters of the audit endpoints, as sent.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     #[serde(rename = "type")]
+    #[param(value_type = Option<EventType>)]
     pub kind: Option<String>,
+    #[param(format = Uuid)]
     pub user_id: Option<String>,
+    #[param(format = DateTime)]
     pub since: Option<String>,
+    #[param(format = DateTime)]
     pub until: Option<String>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<String>,
     pub cursor: Option<String>,
 }
 
 /// One page of events, newest first, and the cursor of the next page if there is one.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = EventPage)]
 pub struct Page {
     pub events: Vec<AuditEvent>,
     pub next_cursor: Option<String>,

@@ -88,7 +88,7 @@ pub struct AuthService {
 }
 
 /// Tokens handed to a client after login or refresh.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenPair {
     pub access_token: String,
     pub refresh_token: String,

@@ -7,13 +7,23 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 
 use super::extract::{Authenticated, Context};
+use super::openapi::problems;
 use crate::audit::query::{AuditQuery, Page};
 use crate::auth::AuthService;
 use crate::domain::UserId;
 use crate::error::ApiError;
 
+problems!(UnlockProblems: [Unauthorized, Forbidden, NotFound, ServiceUnavailable]);
+
 /// POST /v1/admin/users/{id}/unlock: lifts every lock of the user, email and devices (204).
 /// 403 without the admin role; 404 for an unknown user.
+#[utoipa::path(
+    post, path = "/v1/admin/users/{id}/unlock", tag = "admin",
+    summary = "Lift a user's lockout (role admin)",
+    params(("id" = uuid::Uuid, Path, description = "The user's id")),
+    security(("bearer" = [])),
+    responses((status = 204, description = "Every lock of the user is lifted"), UnlockProblems),
+)]
 pub async fn unlock_user(
     State(auth): State<Arc<AuthService>>,
     Context(context): Context,
@@ -26,8 +36,18 @@ pub async fn unlock_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
+problems!(AuditTrailProblems: [
+    MalformedRequest, Unauthorized, Forbidden, ValidationFailed, RateLimited, ServiceUnavailable,
+]);
+
 /// GET /v1/admin/audit: the audit trail, newest first, filtered by `type`, `user_id`, `since`,
 /// `until`, in pages of `limit` (`cursor` for the next). 403 without the admin role.
+#[utoipa::path(
+    get, path = "/v1/admin/audit", tag = "admin", summary = "The audit trail (role admin)",
+    params(AuditQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "A page of events", body = Page), AuditTrailProblems),
+)]
 pub async fn audit_trail(
     State(auth): State<Arc<AuthService>>,
     Context(context): Context,

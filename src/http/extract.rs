@@ -20,7 +20,8 @@ const MAX_USER_AGENT: usize = 256;
 /// Longest bearer token looked at; ours are a few hundred bytes.
 const MAX_BEARER: usize = 4096;
 
-/// A JSON body: `application/json`, at most 16 KiB, valid UTF-8, the right fields and types.
+/// A JSON body: `application/json`, at most 16 KiB, valid UTF-8, an object with the right fields
+/// and types.
 pub struct JsonBody<T>(pub T);
 
 /// An optional JSON body: absent or empty is `None`; anything present must be valid.
@@ -58,6 +59,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T>
         }
         if !is_json {
             return Err(ApiError::from_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+        }
+        // Every body of the contract is an object; serde would also fill a struct from an array.
+        if bytes.trim_ascii_start().first() != Some(&b'{') {
+            return Err(ApiError::malformed("the body must be a JSON object"));
         }
         serde_json::from_slice(&bytes).map(|v| Self(Some(v))).map_err(describe_json_error)
     }

@@ -1,10 +1,16 @@
 //! The HTTP edge: router, extractors, middleware and handlers. Knows axum; asks `auth` for
 //! everything else.
+//!
+//! Every route is registered in `api_routes` with `routes!`, which takes the path and method
+//! from the handler's `#[utoipa::path]`: the router and the OpenAPI document come from that one
+//! table, so a route cannot be served undocumented or documented unserved. Add routes there only.
 
 mod admin;
 mod client_ip;
 mod extract;
 mod middleware;
+pub mod openapi;
+mod operations;
 mod routes;
 
 use std::sync::Arc;
@@ -13,10 +19,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::routing::{delete, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+use utoipa_axum::routes;
 
 use crate::auth::AuthService;
 use crate::metrics::Metrics;
@@ -46,30 +53,72 @@ pub struct HttpSettings {
     pub metrics_on_main_listener: bool,
 }
 
+/// Every route of the API but `/metrics`, each with its OpenAPI operation.
+fn api_routes() -> Vec<UtoipaMethodRouter<AppState>> {
+    vec![
+        routes!(routes::register),
+        routes!(routes::login),
+        routes!(routes::refresh),
+        routes!(routes::logout),
+        routes!(routes::logout_all),
+        routes!(routes::change_password),
+        routes!(routes::me),
+        routes!(routes::sessions),
+        routes!(routes::revoke_session),
+        routes!(routes::events),
+        routes!(admin::audit_trail),
+        routes!(admin::unlock_user),
+        routes!(operations::jwks),
+        routes!(operations::healthz),
+        routes!(operations::readyz),
+        routes!(operations::openapi),
+    ]
+}
+
+/// `/metrics`, on the main listener or on its own.
+fn metrics_route<S>() -> UtoipaMethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Metrics>: FromRef<S>,
+{
+    routes!(operations::metrics)
+}
+
+/// The OpenAPI 3.1 document of the whole API, `/metrics` included wherever it is bound.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let api = OpenApiRouter::<AppState>::with_openapi(openapi::base());
+    api_routes()
+        .into_iter()
+        .chain([metrics_route()])
+        .fold(api, OpenApiRouter::routes)
+        .into_openapi()
+}
+
+/// The (method, path) of every route the main router can serve: what it is built from.
+pub fn route_table() -> Vec<(Method, String)> {
+    let mut table = Vec::new();
+    for (_, paths, _) in api_routes().into_iter().chain([metrics_route()]) {
+        for (path, item) in &paths.paths {
+            for (method, _) in openapi::operations(item) {
+                table.push((method, path.clone()));
+            }
+        }
+    }
+    table
+}
+
 /// The whole application, with every layer.
 pub fn router(state: AppState, settings: &HttpSettings) -> Router {
-    let mut routes = Router::new()
-        .route("/v1/auth/register", post(routes::register))
-        .route("/v1/auth/login", post(routes::login))
-        .route("/v1/auth/refresh", post(routes::refresh))
-        .route("/v1/auth/logout", post(routes::logout))
-        .route("/v1/auth/logout-all", post(routes::logout_all))
-        .route("/v1/auth/password", post(routes::change_password))
-        .route("/v1/auth/me", get(routes::me))
-        .route("/v1/auth/sessions", get(routes::sessions))
-        .route("/v1/auth/sessions/{id}", delete(routes::revoke_session))
-        .route("/v1/auth/events", get(routes::events))
-        .route("/v1/admin/audit", get(admin::audit_trail))
-        .route("/v1/admin/users/{id}/unlock", post(admin::unlock_user))
-        .route("/.well-known/jwks.json", get(routes::jwks))
-        .route("/healthz", get(routes::healthz))
-        .route("/readyz", get(routes::readyz))
-        .route("/openapi.json", get(routes::openapi));
-    if settings.metrics_on_main_listener {
-        routes = routes.route("/metrics", get(routes::metrics));
+    let mut api = OpenApiRouter::new();
+    for entry in api_routes() {
+        api = api.routes(entry);
     }
+    if settings.metrics_on_main_listener {
+        api = api.routes(metrics_route());
+    }
+    let (routes, _) = api.split_for_parts();
     let routes = routes
-        .fallback(routes::not_found)
+        .fallback(operations::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -88,10 +137,8 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
 
 /// `/metrics` alone, for `METRICS_BIND`: a listener only operators reach.
 pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
-    Router::new()
-        .route("/metrics", get(routes::metrics))
-        .layer(axum::middleware::from_fn(middleware::security_headers))
-        .with_state(metrics)
+    let (routes, _) = OpenApiRouter::new().routes(metrics_route()).split_for_parts();
+    routes.layer(axum::middleware::from_fn(middleware::security_headers)).with_state(metrics)
 }
 
 /// CORS for the configured origins only (none by default). A request from any other origin,

@@ -1,57 +1,75 @@
-//! Handlers: each parses its input, makes one call to `auth`, and maps the result.
+//! Handlers of `/v1/auth/*`: each parses its input, makes one call to `auth`, and maps the
+//! result. Each `#[utoipa::path]` is the operation's entry in the OpenAPI document, with the
+//! problems it can answer.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::extract::{Authenticated, Context, JsonBody, MaybeAuthenticated, OptionalJsonBody};
+use super::openapi::problems;
 use crate::audit::query::{AuditQuery, Page};
 use crate::auth::{AuthError, AuthService, TokenPair};
 use crate::domain::{Role, SessionId};
 use crate::error::ApiError;
-use crate::metrics::Metrics;
-use crate::store::{Health, SessionRecord, Timestamp, UserRecord};
+use crate::store::{SessionRecord, Timestamp, UserRecord};
 
-#[derive(Deserialize)]
+/// A new account's email and password.
+#[derive(Deserialize, ToSchema)]
+pub struct NewAccount {
+    email: String,
+    password: String,
+}
+
+/// An email and password, and the device token of an earlier login on this device if any.
+#[derive(Deserialize, ToSchema)]
 pub struct Credentials {
     email: String,
     password: String,
     device_token: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RefreshRequest {
     refresh_token: String,
 }
 
-#[derive(Deserialize)]
+/// Without a bearer token, the refresh token names the session to end.
+#[derive(Deserialize, ToSchema)]
 pub struct LogoutRequest {
     refresh_token: Option<String>,
 }
 
 /// The paging parameters of the sessions list.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SessionsQuery {
+    /// Sessions per page.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200, default = 50)]
     limit: Option<String>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct PasswordChange {
     current_password: String,
     new_password: String,
 }
 
 /// The public view of a user: never the hash.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = User)]
 pub struct UserView {
+    #[schema(format = Uuid)]
     id: String,
     email: String,
+    #[schema(value_type = String, format = DateTime)]
     created_at: Timestamp,
     roles: Vec<Role>,
 }
@@ -67,29 +85,64 @@ impl From<UserRecord> for UserView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Session)]
 pub struct SessionView {
+    #[schema(format = Uuid)]
     id: String,
+    #[schema(value_type = String, format = DateTime)]
     created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     last_used_at: Timestamp,
     ip: Option<String>,
     user_agent: Option<String>,
+    /// The session of the token that asked.
     current: bool,
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct SessionList {
+    sessions: Vec<SessionView>,
+    /// The cursor of the next page; null on the last.
+    next_cursor: Option<String>,
+}
+
+problems!(RegisterProblems: JSON_BODY, [
+    ValidationFailed, PasswordPolicy, EmailTaken, RateLimited, ServiceUnavailable,
+]);
+
 /// POST /v1/auth/register: creates an account (201). The password policy is checked before any
 /// hashing; a taken email is 409.
+#[utoipa::path(
+    post, path = "/v1/auth/register", tag = "auth", summary = "Create an account",
+    request_body = NewAccount,
+    responses((status = 201, description = "The new user", body = UserView), RegisterProblems),
+)]
 pub async fn register(
     State(auth): State<Arc<AuthService>>,
     Context(context): Context,
-    JsonBody(body): JsonBody<Credentials>,
+    JsonBody(body): JsonBody<NewAccount>,
 ) -> Result<impl IntoResponse, ApiError> {
     let user = auth.register(&context, &body.email, &body.password, vec![Role::User]).await?;
     Ok((StatusCode::CREATED, Json(UserView::from(user))))
 }
 
+problems!(LoginProblems: JSON_BODY, [
+    InvalidCredentials, AccountLocked, RateLimited, ServiceUnavailable,
+]);
+
 /// POST /v1/auth/login: a token pair and a device token. Unknown email and wrong password answer
 /// the same body after the same work.
+#[utoipa::path(
+    post, path = "/v1/auth/login", tag = "auth", summary = "Log in",
+    description = "Unknown email and wrong password answer the same. After LOCKOUT_THRESHOLD \
+        failures an email answers 423, unless the request carries this account's device_token.",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "A token pair and a device token", body = TokenPair),
+        LoginProblems,
+    ),
+)]
 pub async fn login(
     State(auth): State<Arc<AuthService>>,
     Context(context): Context,
@@ -99,8 +152,16 @@ pub async fn login(
     Ok(Json(auth.login(&context, &body.email, &body.password, device).await?))
 }
 
+problems!(RefreshProblems: JSON_BODY, [InvalidToken, TokenReused, RateLimited, ServiceUnavailable]);
+
 /// POST /v1/auth/refresh: rotates the refresh token; a rotated one presented again revokes its
 /// session.
+#[utoipa::path(
+    post, path = "/v1/auth/refresh", tag = "auth", summary = "Rotate a refresh token",
+    description = "A rotated token presented again answers token_reused and revokes its session.",
+    request_body = RefreshRequest,
+    responses((status = 200, description = "A new token pair", body = TokenPair), RefreshProblems),
+)]
 pub async fn refresh(
     State(auth): State<Arc<AuthService>>,
     Context(context): Context,
@@ -109,7 +170,17 @@ pub async fn refresh(
     Ok(Json(auth.refresh(&context, &body.refresh_token).await?))
 }
 
+problems!(LogoutProblems: JSON_BODY, [Unauthorized, InvalidToken, RateLimited, ServiceUnavailable]);
+
 /// POST /v1/auth/logout: ends the bearer's session, or the refresh token's session (204).
+#[utoipa::path(
+    post, path = "/v1/auth/logout", tag = "auth", summary = "End this session",
+    description = "With a bearer token, its session; otherwise the session of the refresh token \
+        in the body.",
+    request_body(content = Option<LogoutRequest>),
+    security(("bearer" = []), ()),
+    responses((status = 204, description = "The session has ended"), LogoutProblems),
+)]
 pub async fn logout(
     State(auth): State<Arc<AuthService>>,
     Context(context): Context,
@@ -121,7 +192,14 @@ pub async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
+problems!(LogoutAllProblems: [Unauthorized, RateLimited, ServiceUnavailable]);
+
 /// POST /v1/auth/logout-all: ends every session of the bearer's user (204).
+#[utoipa::path(
+    post, path = "/v1/auth/logout-all", tag = "auth", summary = "End every session of the user",
+    security(("bearer" = [])),
+    responses((status = 204, description = "Every session has ended"), LogoutAllProblems),
+)]
 pub async fn logout_all(
     State(auth): State<Arc<AuthService>>,
     Context(context): Context,
@@ -131,7 +209,20 @@ pub async fn logout_all(
     Ok(StatusCode::NO_CONTENT)
 }
 
+problems!(PasswordProblems: JSON_BODY, [
+    Unauthorized, InvalidCredentials, PasswordPolicy, AccountLocked, RateLimited,
+    ServiceUnavailable,
+]);
+
 /// POST /v1/auth/password: changes the password and revokes every other session (204).
+#[utoipa::path(
+    post, path = "/v1/auth/password", tag = "auth", summary = "Change the password",
+    description = "Revokes every other session. A wrong current password counts as a failed \
+        login.",
+    request_body = PasswordChange,
+    security(("bearer" = [])),
+    responses((status = 204, description = "The password is changed"), PasswordProblems),
+)]
 pub async fn change_password(
     State(auth): State<Arc<AuthService>>,
     Context(context): Context,
@@ -143,7 +234,15 @@ pub async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
+problems!(ReadProblems: [Unauthorized, RateLimited, ServiceUnavailable]);
+problems!(PagedReadProblems: [Unauthorized, ValidationFailed, RateLimited, ServiceUnavailable]);
+
 /// GET /v1/auth/me: the bearer's account.
+#[utoipa::path(
+    get, path = "/v1/auth/me", tag = "auth", summary = "The signed-in user",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The user", body = UserView), ReadProblems),
+)]
 pub async fn me(
     State(auth): State<Arc<AuthService>>,
     Context(context): Context,
@@ -153,12 +252,19 @@ pub async fn me(
 }
 
 /// GET /v1/auth/sessions: the bearer's live sessions, newest first.
+#[utoipa::path(
+    get, path = "/v1/auth/sessions", tag = "auth",
+    summary = "The user's live sessions, newest first, in pages",
+    params(SessionsQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The sessions", body = SessionList), PagedReadProblems),
+)]
 pub async fn sessions(
     State(auth): State<Arc<AuthService>>,
     Context(context): Context,
     Authenticated(principal): Authenticated,
     Query(query): Query<SessionsQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<SessionList>, ApiError> {
     let limit = match query.limit.as_deref().map(str::parse::<u32>) {
         None => None,
         Some(Ok(limit)) if limit >= 1 => Some(limit),
@@ -169,7 +275,7 @@ pub async fn sessions(
         }
     };
     let page = auth.sessions(&context, &principal, query.cursor.as_deref(), limit).await?;
-    let sessions: Vec<SessionView> = page
+    let sessions = page
         .sessions
         .into_iter()
         .map(|s: SessionRecord| SessionView {
@@ -181,10 +287,19 @@ pub async fn sessions(
             current: s.id == principal.session,
         })
         .collect();
-    Ok(Json(serde_json::json!({ "sessions": sessions, "next_cursor": page.next_cursor })))
+    Ok(Json(SessionList { sessions, next_cursor: page.next_cursor }))
 }
 
+problems!(RevokeSessionProblems: [Unauthorized, NotFound, RateLimited, ServiceUnavailable]);
+
 /// DELETE /v1/auth/sessions/{id}: ends one of the bearer's own sessions; 404 for any other.
+#[utoipa::path(
+    delete, path = "/v1/auth/sessions/{id}", tag = "auth",
+    summary = "End one of the user's sessions",
+    params(("id" = uuid::Uuid, Path, description = "The session's id")),
+    security(("bearer" = [])),
+    responses((status = 204, description = "The session has ended"), RevokeSessionProblems),
+)]
 pub async fn revoke_session(
     State(auth): State<Arc<AuthService>>,
     Context(context): Context,
@@ -196,7 +311,18 @@ pub async fn revoke_session(
     Ok(StatusCode::NO_CONTENT)
 }
 
+problems!(EventsProblems: [
+    MalformedRequest, Unauthorized, ValidationFailed, RateLimited, ServiceUnavailable,
+]);
+
 /// GET /v1/auth/events: the caller's own security events, newest first, in pages.
+#[utoipa::path(
+    get, path = "/v1/auth/events", tag = "auth",
+    summary = "The user's own security events, newest first",
+    params(AuditQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "A page of events", body = Page), EventsProblems),
+)]
 pub async fn events(
     State(auth): State<Arc<AuthService>>,
     Context(context): Context,
@@ -204,42 +330,4 @@ pub async fn events(
     Query(query): Query<AuditQuery>,
 ) -> Result<Json<Page>, ApiError> {
     Ok(Json(auth.own_events(&context, &principal, &query).await?))
-}
-
-/// GET /.well-known/jwks.json: the public keys that may still verify a live token.
-pub async fn jwks(State(auth): State<Arc<AuthService>>) -> Json<serde_json::Value> {
-    Json(auth.access_tokens().jwks())
-}
-
-/// GET /metrics: Prometheus text format.
-pub async fn metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    let content_type = [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")];
-    (content_type, metrics.render())
-}
-
-/// GET /openapi.json: the OpenAPI 3.1 document of the whole API.
-pub async fn openapi() -> impl IntoResponse {
-    static DOCUMENT: &str = include_str!("openapi.json");
-    ([(axum::http::header::CONTENT_TYPE, "application/json")], DOCUMENT)
-}
-
-/// GET /healthz: the process is up.
-pub async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
-}
-
-/// GET /readyz: the database and session store answer within two seconds.
-pub async fn readyz(
-    State(health): State<Arc<dyn Health>>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    match tokio::time::timeout(Duration::from_secs(2), health.ping()).await {
-        Ok(Ok(())) => Ok(Json(serde_json::json!({ "status": "ready" }))),
-        Ok(Err(error)) => Err(ApiError::unavailable(error.to_string())),
-        Err(_) => Err(ApiError::unavailable("readiness check timed out")),
-    }
-}
-
-/// Any other path.
-pub async fn not_found() -> ApiError {
-    ApiError::not_found()
 }

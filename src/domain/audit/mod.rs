@@ -1,5 +1,6 @@
 //! Pure audit types: the kinds of security event, the event itself, the filter that reads the
-//! trail, and the hash chain that makes it tamper-evident.
+//! trail, and the hash chain that makes it tamper-evident. (The `ToSchema` derives only describe
+//! the types for the OpenAPI document.)
 
 pub mod chain;
 
@@ -12,7 +13,7 @@ use super::{RequestContext, Timestamp, UserId};
 const MAX_EMAIL_CHARS: usize = 256;
 
 /// The kinds of security event of the contract.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EventType {
     Registration,
@@ -67,7 +68,7 @@ impl EventType {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Success,
@@ -92,11 +93,12 @@ impl Outcome {
 }
 
 /// One security event, as the contract's audit API shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditEvent {
     pub id: Uuid,
     #[serde(rename = "type")]
     pub kind: EventType,
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     pub user_id: Option<UserId>,
     /// The email as attempted (normalised), so failed logins for unknown accounts are traceable.
