@@ -16,6 +16,7 @@ use secrecy::{ExposeSecret, SecretSlice};
 use crate::domain::PasswordPolicy;
 pub use crate::domain::Rate;
 
+mod debug;
 mod parse;
 
 use parse::{
@@ -72,8 +73,8 @@ impl ConfigError {
     }
 }
 
-/// Where durable data lives.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where durable data lives. Its `Debug` masks the password of a URL.
+#[derive(Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {
     /// The default: `portcullis.db` in the data directory, created with it.
     Embedded(PathBuf),
@@ -95,8 +96,8 @@ pub enum LogFormat {
     Pretty,
 }
 
-/// The whole validated configuration.
-#[derive(Clone, Debug)]
+/// The whole validated configuration. Its `Debug` masks every secret (see `debug`).
+#[derive(Clone)]
 pub struct Settings {
     pub bind: SocketAddr,
     pub database_url: DatabaseUrl,
