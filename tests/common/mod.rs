@@ -293,6 +293,16 @@ impl TestApp {
     pub async fn refresh(&self, refresh_token: &str) -> Response {
         self.post("/v1/auth/refresh", json!({ "refresh_token": refresh_token })).await
     }
+
+    /// Logs in an existing account; asserts success and returns the token pair.
+    pub async fn logged_in(&self, email: &str, password: &str) -> Value {
+        ok_json(self.login(email, password).await).await
+    }
+
+    /// Refreshes; asserts success and returns the new token pair.
+    pub async fn refreshed(&self, refresh_token: &str) -> Value {
+        ok_json(self.refresh(refresh_token).await).await
+    }
 }
 
 impl Drop for TestApp {
@@ -305,6 +315,15 @@ impl Drop for TestApp {
 
 pub fn str_of<'a>(value: &'a Value, key: &str) -> &'a str {
     value[key].as_str().unwrap_or_default()
+}
+
+/// Asserts a 200 answer and returns its JSON body, so a later assertion cannot pass on the empty
+/// fields of an error body.
+pub async fn ok_json(response: Response) -> Value {
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "body: {body}");
+    serde_json::from_str(&body).unwrap()
 }
 
 /// Asserts a problem-details error with the given status and code; returns its body.
