@@ -132,14 +132,16 @@ async fn fifty_concurrent_logins_all_succeed() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refreshes_are_served_during_a_login_flood() -> TestResult {
-    // Hashing is bounded and off the async threads: a credential-stuffing flood with real-cost
-    // hashes does not stop a refresh from being answered while the flood is still running.
+    // Hashing is bounded and off the async threads: while a credential-stuffing flood with
+    // real-cost hashes holds every hashing slot and has checks queued behind them, a refresh,
+    // which never hashes, is still answered.
     let app = common::spawn_with(&[
         ("PORTCULLIS_ARGON2_MEMORY_KIB", "19456"),
         ("PORTCULLIS_ARGON2_ITERATIONS", "2"),
     ])
     .await;
     let pair = app.signed_in("hal@example.com").await;
+    let waiting = "portcullis_password_hashes_waiting";
     let flood = tokio::spawn({
         let client = app.client.clone();
         let url = app.url("/v1/auth/login");
@@ -153,10 +155,17 @@ async fn refreshes_are_served_during_a_login_flood() -> TestResult {
             responses.into_iter().filter(|r| r.as_ref().is_ok_and(|r| r.status() == 401)).count()
         }
     });
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    // The flood is under way once checks queue for a hashing slot.
+    while app.metric(waiting).await == 0.0 {
+        assert!(!flood.is_finished(), "no check ever queued: the test proves nothing");
+        tokio::task::yield_now().await;
+    }
     let refreshed = app.refresh(str_of(&pair, "refresh_token")).await;
     assert_eq!(refreshed.status(), StatusCode::OK);
-    assert!(!flood.is_finished(), "the flood finished before the refresh: the test proves nothing");
+    // Checks are still queued after the refresh was answered: it did not wait for the flood.
+    let still_waiting = app.metric(waiting).await;
+    assert!(still_waiting > 0.0, "the flood had drained before the refresh was answered");
     assert_eq!(flood.await?, 40);
+    assert_eq!(app.metric(waiting).await, 0.0, "every queued check left the queue");
     Ok(())
 }
