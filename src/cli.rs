@@ -1,5 +1,8 @@
 //! The command line of the contract. Every command reads the same configuration as `serve`.
 //!
+//! `serve`, `migrate` and the commands that write apply the migrations first; the commands that
+//! only read (`audit tail`, `audit verify`, `config check`) never change the database.
+//!
 //! Exit status: 0 on success, 2 for bad usage or configuration, 1 for any other failure, with a
 //! one-line message on standard error.
 
@@ -9,10 +12,10 @@ use clap::{Parser, Subcommand};
 use tokio::io::AsyncBufReadExt;
 
 use crate::auth::{AuthError, RequestContext, keys};
-use crate::config::{LogFormat, Settings};
+use crate::config::{DatabaseUrl, LogFormat, Settings};
 use crate::domain::Role;
 use crate::domain::SystemClock;
-use crate::startup::{Application, StartupError, build_auth, new_metrics, open_backends};
+use crate::startup::{Application, Backends, StartupError, build_auth, new_metrics, open_backends};
 
 #[derive(Debug, Parser)]
 #[command(name = "portcullis", version, about = "A self-hosted authentication service")]
@@ -38,7 +41,7 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
-    /// Read and check the audit trail.
+    /// Read and check the audit trail (never migrates: run `migrate` first).
     #[command(subcommand)]
     Audit(AuditCommand),
     /// Manage signing keys.
@@ -194,13 +197,35 @@ async fn unlock(settings: Settings, email: &str) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Opens the backends for a command that only reads: it applies no migration and creates no
+/// data directory, so pointing it at the wrong place (or at a database not yet migrated) cannot
+/// change anything; it fails and says so instead.
+async fn open_for_reading(settings: &Settings) -> Result<Backends, Failure> {
+    if let DatabaseUrl::Embedded(path) = &settings.database_url
+        && !path.exists()
+    {
+        return Err(Failure::other(format!(
+            "there is no database at {}; run `portcullis migrate` to create it",
+            path.display()
+        )));
+    }
+    Ok(open_backends(settings, false).await?)
+}
+
+/// A failure to read the audit trail; on a database never migrated, that is the likely cause.
+fn unreadable_trail(error: crate::store::StoreError) -> Failure {
+    Failure::other(format!(
+        "cannot read the audit trail ({error}); if the database is new, run `portcullis migrate`"
+    ))
+}
+
 async fn tail(settings: Settings, follow: bool, lines: u32) -> Result<(), Failure> {
-    let backends = open_backends(&settings, true).await?;
+    let backends = open_for_reading(&settings).await?;
     let audit = crate::audit::Audit::new(backends.audit.clone(), new_metrics()?);
-    let failure = |e: crate::store::StoreError| Failure::other(e.to_string());
-    let mut position = (audit.last_position().await.map_err(failure)? - i64::from(lines)).max(0);
+    let mut position =
+        (audit.last_position().await.map_err(unreadable_trail)? - i64::from(lines)).max(0);
     loop {
-        let batch = audit.after(position, 500).await.map_err(failure)?;
+        let batch = audit.after(position, 500).await.map_err(unreadable_trail)?;
         for (seq, event) in &batch {
             let line = serde_json::to_string(event).map_err(|e| Failure::other(e.to_string()))?;
             println!("{line}");
@@ -216,9 +241,9 @@ async fn tail(settings: Settings, follow: bool, lines: u32) -> Result<(), Failur
 }
 
 async fn verify(settings: Settings) -> Result<(), Failure> {
-    let backends = open_backends(&settings, true).await?;
+    let backends = open_for_reading(&settings).await?;
     let audit = crate::audit::Audit::new(backends.audit.clone(), new_metrics()?);
-    let report = audit.verify().await.map_err(|e| Failure::other(e.to_string()))?;
+    let report = audit.verify().await.map_err(unreadable_trail)?;
     for problem in &report.problems {
         println!("{problem}");
     }

@@ -117,6 +117,48 @@ fn migrate_creates_the_data_directory_and_the_database() {
     assert_eq!(again.status.code(), Some(0), "migrations are idempotent");
 }
 
+/// Whether the storage's database holds the schema: `users` is one of its tables.
+async fn has_schema(storage: &common::Storage) -> bool {
+    let embedded = storage.data_dir.join("portcullis.db");
+    if storage.database_url.is_none() && !embedded.exists() {
+        return false;
+    }
+    let db = storage.db().await;
+    let found = sqlx::query("SELECT COUNT(*) FROM users").fetch_one(&db).await.is_ok();
+    db.close().await;
+    found
+}
+
+#[tokio::test]
+async fn read_only_commands_leave_a_fresh_database_unmigrated() -> TestResult {
+    let (storage, _owner) = common::new_storage().await;
+    let on_storage = |args: &[&str]| run(&storage.env(), args, &[], "");
+    let config = on_storage(&["config", "check"]);
+    assert_eq!(config.status.code(), Some(0), "{}", text(&config.stderr));
+    for args in [&["audit", "verify"][..], &["audit", "tail"]] {
+        let output = on_storage(args);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {}", text(&output.stdout));
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains("portcullis migrate"), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(!has_schema(&storage).await, "{args:?} migrated the database");
+    }
+    let migrate = on_storage(&["migrate"]);
+    assert_eq!(migrate.status.code(), Some(0), "{}", text(&migrate.stderr));
+    assert!(has_schema(&storage).await, "migrate creates the schema");
+    let verify = on_storage(&["audit", "verify"]);
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify.stderr));
+    assert!(
+        text(&verify.stdout).contains("audit trail intact: 0 events"),
+        "{}",
+        text(&verify.stdout)
+    );
+    let tail = on_storage(&["audit", "tail"]);
+    assert_eq!(tail.status.code(), Some(0), "{}", text(&tail.stderr));
+    assert_eq!(text(&tail.stdout), "");
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_user_created_on_the_command_line_can_log_in_to_a_running_server() -> TestResult {
     let app = spawn().await;

@@ -58,7 +58,7 @@ async fn me_answers_the_signed_in_user() -> TestResult {
 #[tokio::test]
 async fn login_is_case_insensitive_on_the_email() -> TestResult {
     let app = spawn().await;
-    app.register("bob@example.com", PASSWORD).await;
+    assert_eq!(app.register("bob@example.com", PASSWORD).await.status(), StatusCode::CREATED);
     assert_eq!(app.login(" BOB@Example.com", PASSWORD).await.status(), StatusCode::OK);
     Ok(())
 }
@@ -66,7 +66,7 @@ async fn login_is_case_insensitive_on_the_email() -> TestResult {
 #[tokio::test]
 async fn unknown_email_and_wrong_password_answer_identically() -> TestResult {
     let app = spawn().await;
-    app.register("carol@example.com", PASSWORD).await;
+    assert_eq!(app.register("carol@example.com", PASSWORD).await.status(), StatusCode::CREATED);
     let mut bodies = Vec::new();
     for (email, password) in [
         ("carol@example.com", "Wrong-Password-1"),
@@ -88,7 +88,7 @@ async fn unknown_email_and_wrong_password_answer_identically() -> TestResult {
 #[tokio::test]
 async fn an_overlong_password_at_login_is_invalid_credentials() -> TestResult {
     let app = spawn().await;
-    app.register("dave@example.com", PASSWORD).await;
+    assert_eq!(app.register("dave@example.com", PASSWORD).await.status(), StatusCode::CREATED);
     let long = "A1!a".repeat(33);
     let response = app.login("dave@example.com", &long).await;
     assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
@@ -101,12 +101,12 @@ async fn a_known_device_token_is_returned_unchanged() -> TestResult {
     let first = app.signed_in("erin@example.com").await;
     let device = str_of(&first, "device_token");
     let body = json!({ "email": "erin@example.com", "password": PASSWORD, "device_token": device });
-    let second: Value = app.post("/v1/auth/login", body).await.json().await?;
+    let second = common::ok_json(app.post("/v1/auth/login", body).await).await;
     assert_eq!(str_of(&second, "device_token"), device);
     // Another user's device token is not adopted.
     let other = app.signed_in("fred@example.com").await;
     let body = json!({ "email": "fred@example.com", "password": PASSWORD, "device_token": device });
-    let third: Value = app.post("/v1/auth/login", body).await.json().await?;
+    let third = common::ok_json(app.post("/v1/auth/login", body).await).await;
     assert_ne!(str_of(&third, "device_token"), device);
     assert_ne!(str_of(&third, "device_token"), str_of(&other, "device_token"));
     Ok(())
@@ -118,7 +118,10 @@ async fn fifty_concurrent_logins_all_succeed() -> TestResult {
     // most that may run their password checks at the same time.
     let app = spawn().await;
     for i in 0..10 {
-        app.register(&format!("user{i}@example.com"), PASSWORD).await;
+        assert_eq!(
+            app.register(&format!("user{i}@example.com"), PASSWORD).await.status(),
+            StatusCode::CREATED
+        );
     }
     let emails: Vec<String> = (0..50).map(|i| format!("user{}@example.com", i % 10)).collect();
     let responses = futures::future::join_all(emails.iter().map(|e| app.login(e, PASSWORD))).await;
@@ -129,14 +132,16 @@ async fn fifty_concurrent_logins_all_succeed() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refreshes_are_served_during_a_login_flood() -> TestResult {
-    // Hashing is bounded and off the async threads: a credential-stuffing flood with real-cost
-    // hashes does not stop a refresh from being answered while the flood is still running.
+    // Hashing is bounded and off the async threads: while a credential-stuffing flood with
+    // real-cost hashes holds every hashing slot and has checks queued behind them, a refresh,
+    // which never hashes, is still answered.
     let app = common::spawn_with(&[
         ("PORTCULLIS_ARGON2_MEMORY_KIB", "19456"),
         ("PORTCULLIS_ARGON2_ITERATIONS", "2"),
     ])
     .await;
     let pair = app.signed_in("hal@example.com").await;
+    let waiting = "portcullis_password_hashes_waiting";
     let flood = tokio::spawn({
         let client = app.client.clone();
         let url = app.url("/v1/auth/login");
@@ -150,10 +155,17 @@ async fn refreshes_are_served_during_a_login_flood() -> TestResult {
             responses.into_iter().filter(|r| r.as_ref().is_ok_and(|r| r.status() == 401)).count()
         }
     });
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    // The flood is under way once checks queue for a hashing slot.
+    while app.metric(waiting).await == 0.0 {
+        assert!(!flood.is_finished(), "no check ever queued: the test proves nothing");
+        tokio::task::yield_now().await;
+    }
     let refreshed = app.refresh(str_of(&pair, "refresh_token")).await;
     assert_eq!(refreshed.status(), StatusCode::OK);
-    assert!(!flood.is_finished(), "the flood finished before the refresh: the test proves nothing");
+    // Checks are still queued after the refresh was answered: it did not wait for the flood.
+    let still_waiting = app.metric(waiting).await;
+    assert!(still_waiting > 0.0, "the flood had drained before the refresh was answered");
     assert_eq!(flood.await?, 40);
+    assert_eq!(app.metric(waiting).await, 0.0, "every queued check left the queue");
     Ok(())
 }

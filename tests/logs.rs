@@ -51,14 +51,17 @@ async fn password_never_appears_in_logs() {
         .await
         .unwrap();
     let wrong = json!({ "email": "alice@example.com", "password": "Wrong-Passw0rd-QQQ" });
-    client.post(format!("{base}/v1/auth/login")).json(&wrong).send().await.unwrap();
+    let refused = client.post(format!("{base}/v1/auth/login")).json(&wrong).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
     let refresh = pair["refresh_token"].as_str().unwrap();
-    client
+    let refreshed = client
         .post(format!("{base}/v1/auth/refresh"))
         .json(&json!({ "refresh_token": refresh }))
         .send()
         .await
         .unwrap();
+    assert_eq!(refreshed.status(), 200);
+    let rotated: Value = refreshed.json().await.unwrap();
 
     child.kill().unwrap();
     child.wait().unwrap();
@@ -71,6 +74,8 @@ async fn password_never_appears_in_logs() {
         refresh,
         pair["access_token"].as_str().unwrap(),
         pair["device_token"].as_str().unwrap(),
+        rotated["refresh_token"].as_str().unwrap(),
+        rotated["access_token"].as_str().unwrap(),
     ] {
         assert!(!logs.contains(secret), "the logs contain {secret}");
     }

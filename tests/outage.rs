@@ -13,9 +13,9 @@ use reqwest::StatusCode;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 
-/// Relays connections from `listen` to PostgreSQL until aborted; aborting it drops every
-/// relayed connection too.
-fn relay(listen: SocketAddr, upstream: SocketAddr) -> JoinHandle<()> {
+/// Relays connections from `listen` to `upstream` (`host:port`) until aborted; aborting it drops
+/// every relayed connection too.
+fn relay(listen: SocketAddr, upstream: String) -> JoinHandle<()> {
     let socket = TcpSocket::new_v4().unwrap();
     socket.set_reuseaddr(true).unwrap();
     socket.bind(listen).unwrap();
@@ -24,8 +24,9 @@ fn relay(listen: SocketAddr, upstream: SocketAddr) -> JoinHandle<()> {
         let mut connections = tokio::task::JoinSet::new();
         loop {
             let Ok((mut client, _)) = listener.accept().await else { continue };
+            let upstream = upstream.clone();
             connections.spawn(async move {
-                if let Ok(mut server) = TcpStream::connect(upstream).await {
+                if let Ok(mut server) = TcpStream::connect(upstream.as_str()).await {
                     let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
                 }
             });
@@ -54,11 +55,12 @@ fn free_port() -> SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_database_answers_503_and_recovers_by_itself() -> TestResult {
     let (mut storage, owner) = common::new_postgres_storage().await;
+    // The database named by PORTCULLIS_TEST_POSTGRES, reached through the relay.
     let direct = storage.database_url.clone().unwrap();
-    let upstream: SocketAddr = "127.0.0.1:5432".parse()?;
+    let upstream = common::address_of(&direct, 5432);
     let listen = free_port();
-    storage.database_url = Some(direct.replace("127.0.0.1:5432", &listen.to_string()));
-    let mut link = relay(listen, upstream);
+    storage.database_url = Some(common::with_address(&direct, &listen.to_string()));
+    let mut link = relay(listen, upstream.clone());
     let app = common::spawn_owning(storage, owner, &[]).await;
     let pair = app.signed_in("alice@example.com").await;
     let access = str_of(&pair, "access_token").to_owned();
@@ -84,10 +86,11 @@ async fn a_lost_database_answers_503_and_recovers_by_itself() -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_redis_answers_503_and_recovers_by_itself() -> TestResult {
     let (storage, owner) = common::new_postgres_storage().await;
-    let upstream: SocketAddr = common::redis_url().trim_start_matches("redis://").parse()?;
+    // The Redis named by PORTCULLIS_TEST_REDIS, reached through the relay.
+    let upstream = common::address_of(&common::redis_url(), 6379);
     let listen = free_port();
-    let mut link = relay(listen, upstream);
-    let redis_url = format!("redis://{listen}");
+    let mut link = relay(listen, upstream.clone());
+    let redis_url = common::with_address(&common::redis_url(), &listen.to_string());
     let app = common::spawn_owning(storage, owner, &[("PORTCULLIS_REDIS_URL", &redis_url)]).await;
     let pair = app.signed_in("bob@example.com").await;
     let access = str_of(&pair, "access_token").to_owned();
@@ -106,4 +109,16 @@ async fn a_lost_redis_answers_503_and_recovers_by_itself() -> TestResult {
     assert_eq!(app.get("/v1/auth/me", &access).await.status(), StatusCode::OK);
     assert_eq!(app.refresh(str_of(&pair, "refresh_token")).await.status(), StatusCode::OK);
     Ok(())
+}
+
+#[test]
+fn the_relayed_addresses_come_from_the_test_urls() {
+    let postgres = "postgres://user:p@ss@db.test/portcullis_1?sslmode=disable";
+    assert_eq!(common::address_of(postgres, 5432), "db.test:5432");
+    assert_eq!(
+        common::with_address(postgres, "127.0.0.1:4000"),
+        "postgres://user:p@ss@127.0.0.1:4000/portcullis_1?sslmode=disable"
+    );
+    assert_eq!(common::address_of("redis://:pw@[::1]:6380/2", 6379), "[::1]:6380");
+    assert_eq!(common::with_address("redis://cache", "127.0.0.1:4001"), "redis://127.0.0.1:4001");
 }

@@ -29,7 +29,7 @@ async fn refresh_rotates_both_tokens() -> TestResult {
 async fn reused_refresh_token_revokes_the_session() -> TestResult {
     let app = spawn().await;
     let first = app.signed_in("bob@example.com").await;
-    let second: Value = app.refresh(str_of(&first, "refresh_token")).await.json().await?;
+    let second = app.refreshed(str_of(&first, "refresh_token")).await;
     let reuse = app.refresh(str_of(&first, "refresh_token")).await;
     assert_problem(reuse, StatusCode::UNAUTHORIZED, "token_reused").await;
     // The whole session is gone: the legitimate successor and its access token too.
@@ -44,10 +44,24 @@ async fn reused_refresh_token_revokes_the_session() -> TestResult {
 async fn reuse_in_one_session_leaves_other_sessions_alone() -> TestResult {
     let app = spawn().await;
     let laptop = app.signed_in("carol@example.com").await;
-    let phone: Value = app.login("carol@example.com", common::PASSWORD).await.json().await?;
-    app.refresh(str_of(&laptop, "refresh_token")).await;
-    app.refresh(str_of(&laptop, "refresh_token")).await;
-    assert_eq!(app.refresh(str_of(&phone, "refresh_token")).await.status(), StatusCode::OK);
+    let phone = app.logged_in("carol@example.com", common::PASSWORD).await;
+    let rotated = app.refreshed(str_of(&laptop, "refresh_token")).await;
+    let reuse = app.refresh(str_of(&laptop, "refresh_token")).await;
+    assert_problem(reuse, StatusCode::UNAUTHORIZED, "token_reused").await;
+    // The laptop's session is revoked, its rotated successor with it...
+    let successor = app.refresh(str_of(&rotated, "refresh_token")).await;
+    assert_problem(successor, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    let laptop_me = app.get("/v1/auth/me", str_of(&rotated, "access_token")).await;
+    assert_problem(laptop_me, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    // ...while the phone's session goes on: its access token works and its refresh token rotates.
+    let phone_me = app.get("/v1/auth/me", str_of(&phone, "access_token")).await;
+    assert_eq!(phone_me.status(), StatusCode::OK);
+    let me: Value = phone_me.json().await?;
+    assert_eq!(me["email"], "carol@example.com");
+    let next = app.refreshed(str_of(&phone, "refresh_token")).await;
+    assert_eq!(next["token_type"], "Bearer");
+    assert_eq!(str_of(&next, "refresh_token").len(), 43);
+    assert_ne!(str_of(&next, "refresh_token"), str_of(&phone, "refresh_token"));
     Ok(())
 }
 
@@ -78,13 +92,13 @@ async fn unknown_and_malformed_refresh_tokens_are_invalid() -> TestResult {
 async fn within_the_grace_a_rotated_token_gets_the_same_successor() -> TestResult {
     let app = spawn_with(&[("PORTCULLIS_REFRESH_REUSE_GRACE", "60s")]).await;
     let first = app.signed_in("erin@example.com").await;
-    let a: Value = app.refresh(str_of(&first, "refresh_token")).await.json().await?;
+    let a = app.refreshed(str_of(&first, "refresh_token")).await;
     let again = app.refresh(str_of(&first, "refresh_token")).await;
     assert_eq!(again.status(), StatusCode::OK);
     let b: Value = again.json().await?;
     assert_eq!(str_of(&a, "refresh_token"), str_of(&b, "refresh_token"));
     // Once the successor is used, the old token is a reuse even within the grace.
-    let c: Value = app.refresh(str_of(&b, "refresh_token")).await.json().await?;
+    let c = app.refreshed(str_of(&b, "refresh_token")).await;
     let late = app.refresh(str_of(&first, "refresh_token")).await;
     assert_problem(late, StatusCode::UNAUTHORIZED, "token_reused").await;
     assert_problem(

@@ -5,9 +5,12 @@
 //! for a permit instead of occupying every worker thread, and token refreshes and authenticated
 //! requests, which never hash, keep being served. The queue is bounded too: past
 //! `MAX_WAITING_PER_SLOT` waiting checks per slot, a check is refused at once (503) rather than
-//! left to wait seconds while holding a connection.
+//! left to wait seconds while holding a connection. A check cancelled while it waits (its client
+//! gone, its request timed out) gives its queue place back; a hash already running keeps its slot
+//! until it ends, even when its caller is gone, so the number in flight never exceeds the slots.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -33,7 +36,7 @@ const MAX_WAITING_PER_SLOT: usize = 64;
 pub struct PasswordHasher {
     params: Params,
     permits: Arc<Semaphore>,
-    waiting: std::sync::atomic::AtomicUsize,
+    waiting: AtomicUsize,
     max_waiting: usize,
     metrics: Arc<Metrics>,
     /// A hash of a random password, verified against when the account does not exist, so that an
@@ -56,7 +59,7 @@ impl PasswordHasher {
         Ok(Self {
             params,
             permits: Arc::new(Semaphore::new(slots)),
-            waiting: std::sync::atomic::AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
             max_waiting: slots * MAX_WAITING_PER_SLOT,
             metrics,
             dummy_hash,
@@ -107,31 +110,56 @@ impl PasswordHasher {
         .await?
     }
 
+    /// Runs `work` on the blocking pool once a hashing slot is free. The slot's permit moves into
+    /// the blocking task, so a hash whose caller has gone away (client disconnected, request timed
+    /// out) keeps its slot until it really ends and the bound on hashes in flight holds.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, AuthError> {
-        use std::sync::atomic::Ordering;
-        let permit = match self.permits.try_acquire() {
-            Ok(permit) => Ok(permit),
+        let closed = |_| AuthError::Internal("hasher closed".to_owned());
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
             Err(_) => {
-                if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
-                    self.waiting.fetch_sub(1, Ordering::SeqCst);
+                let Some(place) = self.queue_place() else {
                     self.metrics.refusal("hashing_queue_full");
                     return Err(AuthError::Unavailable("too many password checks waiting".into()));
-                }
-                self.metrics.hashes_waiting().inc();
-                let permit = self.permits.acquire().await;
-                self.metrics.hashes_waiting().dec();
-                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                };
+                let permit = self.permits.clone().acquire_owned().await.map_err(closed)?;
+                drop(place);
                 permit
             }
         };
-        let _permit = permit.map_err(|_| AuthError::Internal("hasher closed".to_owned()))?;
         self.metrics.hash_started();
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| AuthError::Internal(format!("hashing task failed: {e}")))
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
+        .map_err(|e| AuthError::Internal(format!("hashing task failed: {e}")))
+    }
+
+    /// A place in the queue of checks waiting for a slot, or `None` when the queue is full.
+    fn queue_place(&self) -> Option<QueuePlace<'_>> {
+        let taken = self.waiting.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |waiting| {
+            (waiting < self.max_waiting).then_some(waiting + 1)
+        });
+        taken.ok()?;
+        self.metrics.hashes_waiting().inc();
+        Some(QueuePlace { hasher: self })
+    }
+}
+
+/// A waiting check's place in the queue. It is given back when dropped, whether the check got its
+/// slot or was cancelled while waiting, so abandoned waits cannot fill the queue for good.
+struct QueuePlace<'a> {
+    hasher: &'a PasswordHasher,
+}
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        self.hasher.waiting.fetch_sub(1, Ordering::SeqCst);
+        self.hasher.metrics.hashes_waiting().dec();
     }
 }
 
@@ -183,6 +211,59 @@ mod tests {
         // One hashes, one waits for it, the third finds the queue full.
         assert_eq!(refused, 1);
         assert!(results[0].is_ok() && results[1].is_ok());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn cancelled_waits_give_their_queue_place_back() -> Result<(), AuthError> {
+        use futures::FutureExt as _;
+        let metrics = metrics();
+        let hasher = PasswordHasher::new(small(), 1, metrics.clone())?.with_max_waiting(4);
+        let busy = hasher.permits.clone().try_acquire_owned().unwrap();
+        // Each check is polled once, so it takes a queue place and waits for the busy slot, and is
+        // then dropped, as when its client disconnects or its request times out.
+        for _ in 0..20 {
+            assert!(hasher.hash(Password::new("Correct#Horse1")).now_or_never().is_none());
+        }
+        assert_eq!(metrics.hashes_waiting().get(), 0);
+        drop(busy);
+        assert!(hasher.hash(Password::new("Correct#Horse1")).await.is_ok());
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancelled_check_keeps_its_slot_until_its_hash_ends() -> Result<(), AuthError> {
+        let hasher = PasswordHasher::new(small(), 1, metrics())?;
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let (started, has_started) = tokio::sync::oneshot::channel();
+        let (open_gate, gate) = std::sync::mpsc::channel::<()>();
+        let work = |started: Option<tokio::sync::oneshot::Sender<()>>,
+                    gate: Option<std::sync::mpsc::Receiver<()>>| {
+            let (running, most) = (running.clone(), most.clone());
+            move || {
+                most.fetch_max(running.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                if let Some(started) = started {
+                    let _ = started.send(());
+                }
+                if let Some(gate) = gate {
+                    let _ = gate.recv();
+                }
+                running.fetch_sub(1, Ordering::SeqCst);
+            }
+        };
+        let mut first = Box::pin(hasher.run(work(Some(started), Some(gate))));
+        assert!(futures::poll!(&mut first).is_pending());
+        has_started.await.unwrap();
+        // The caller goes away while its hash runs: the hash still holds the only slot.
+        drop(first);
+        assert_eq!(hasher.permits.available_permits(), 0);
+        let mut second = Box::pin(hasher.run(work(None, None)));
+        assert!(futures::poll!(&mut second).is_pending());
+        open_gate.send(()).unwrap();
+        second.await?;
+        assert_eq!(most.load(Ordering::SeqCst), 1, "more hashes in flight than slots");
+        assert_eq!(hasher.permits.available_permits(), 1);
         Ok(())
     }
 

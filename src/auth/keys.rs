@@ -80,6 +80,20 @@ pub struct AccessTokenSettings {
     pub leeway: Duration,
 }
 
+/// The HS256 secret signs tokens: whoever reads it can mint any token, so it is never printed.
+impl std::fmt::Debug for AccessTokenSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self { secret, issuer, audience, ttl, leeway } = self;
+        f.debug_struct("AccessTokenSettings")
+            .field("secret", &secret.as_ref().map(|_| format_args!("[REDACTED]")))
+            .field("issuer", issuer)
+            .field("audience", audience)
+            .field("ttl", ttl)
+            .field("leeway", leeway)
+            .finish()
+    }
+}
+
 impl AccessTokens {
     /// Builds the ring, creating the first signing key if the database has none.
     pub async fn load(
@@ -275,4 +289,23 @@ fn eddsa_ring(keys: &[SigningKeyRecord], token_lifetime: Duration) -> Result<Rin
         verifying,
         jwks,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_token_settings_debug_reveals_no_secret() {
+        let settings = AccessTokenSettings {
+            secret: Some(SecretSlice::from(b"hs256-secret-of-at-least-32-bytes!".to_vec())),
+            issuer: "portcullis".to_owned(),
+            audience: "portcullis".to_owned(),
+            ttl: Duration::from_secs(900),
+            leeway: Duration::ZERO,
+        };
+        let text = format!("{settings:?}");
+        assert!(!text.contains("hs256-secret") && !text.contains("104"), "{text}");
+        assert!(text.contains("secret: Some([REDACTED])"), "{text}");
+    }
 }

@@ -87,8 +87,9 @@ pub struct AuthService {
     metrics: Arc<Metrics>,
 }
 
-/// Tokens handed to a client after login or refresh.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+/// Tokens handed to a client after login or refresh. Its `Debug` shows `..` for each token: any
+/// of them is a credential (OWASP Logging Cheat Sheet: never log session tokens).
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TokenPair {
     pub access_token: String,
     pub refresh_token: String,
@@ -97,6 +98,20 @@ pub struct TokenPair {
     pub refresh_expires_in: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device_token: Option<String>,
+}
+
+impl std::fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = format_args!("..");
+        f.debug_struct("TokenPair")
+            .field("access_token", &hidden)
+            .field("refresh_token", &hidden)
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("refresh_expires_in", &self.refresh_expires_in)
+            .field("device_token", &self.device_token.as_ref().map(|_| hidden))
+            .finish()
+    }
 }
 
 impl AuthService {
@@ -161,5 +176,27 @@ impl AuthService {
         chrono::Duration::from_std(self.settings.refresh_token_ttl)
             .map(|ttl| now + ttl)
             .map_err(|e| AuthError::Internal(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TokenPair;
+
+    #[test]
+    fn a_token_pair_debug_reveals_no_token() {
+        let pair = TokenPair {
+            access_token: "eyJhbGciOiJFZERTQSJ9.access-secret.signature".to_owned(),
+            refresh_token: "refresh-secret-43-characters-long-xxxxxxxxx".to_owned(),
+            token_type: "Bearer",
+            expires_in: 900,
+            refresh_expires_in: 1_209_600,
+            device_token: Some("device-secret-43-characters-long-xxxxxxxxxx".to_owned()),
+        };
+        let text = format!("{pair:?}");
+        for secret in ["access-secret", "refresh-secret", "device-secret"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(text.contains("expires_in: 900"), "{text}");
     }
 }

@@ -48,6 +48,13 @@ pub fn hash_token(token: &str) -> TokenHash {
 /// Derives refresh-token successors.
 pub struct SuccessorKey(SecretSlice<u8>);
 
+/// Whoever holds the key can compute the successor of any stolen rotated token: never print it.
+impl std::fmt::Debug for SuccessorKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SuccessorKey([REDACTED])")
+    }
+}
+
 impl SuccessorKey {
     pub fn new(key: Vec<u8>) -> Self {
         Self(SecretSlice::from(key))
@@ -86,5 +93,12 @@ mod tests {
         assert_eq!(key.successor(&token), key.successor(&token));
         assert_ne!(key.successor(&token), other.successor(&token));
         assert!(is_well_formed(&key.successor(&token)));
+    }
+
+    #[test]
+    fn a_successor_key_debug_reveals_no_key() {
+        let key = SuccessorKey::new(b"successor-key-bytes".to_vec());
+        let text = format!("{key:?}");
+        assert!(!text.contains("successor-key-bytes") && !text.contains("115"), "{text}");
     }
 }

@@ -16,6 +16,7 @@ use secrecy::{ExposeSecret, SecretSlice};
 use crate::domain::PasswordPolicy;
 pub use crate::domain::Rate;
 
+mod debug;
 mod parse;
 
 use parse::{
@@ -74,8 +75,8 @@ impl ConfigError {
     }
 }
 
-/// Where durable data lives.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where durable data lives. Its `Debug` masks the password of a URL.
+#[derive(Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {
     /// The default: `portcullis.db` in the data directory, created with it.
     Embedded(PathBuf),
@@ -100,8 +101,8 @@ pub enum LogFormat {
 /// The highest `MAX_SESSIONS_PER_USER`: every walk over a user's sessions is bounded by it.
 pub const MAX_SESSIONS_CAP: u32 = 10_000;
 
-/// The whole validated configuration.
-#[derive(Clone, Debug)]
+/// The whole validated configuration. Its `Debug` masks every secret (see `debug`).
+#[derive(Clone)]
 pub struct Settings {
     pub bind: SocketAddr,
     pub database_url: DatabaseUrl,

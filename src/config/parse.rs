@@ -90,16 +90,30 @@ pub(super) fn parse_cidrs(value: &str) -> Result<Vec<IpNet>, String> {
         .collect()
 }
 
-/// Hides the password of a URL like `postgres://user:secret@host/db`.
+/// Hides the password of a URL like `postgres://user:secret@host/db`, and of a `password=`
+/// query parameter (libpq accepts one). The user part ends at the last `@`, so a password that
+/// holds an unescaped `@` or `/` is hidden whole: masking too much is safe, too little is not.
 pub(super) fn mask_url(url: &str) -> String {
+    const MASK: &str = "********";
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    match rest.split_once('@') {
+    let rest = match rest.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:********@{host}"),
-            None => url.to_owned(),
+            Some((user, _)) => format!("{user}:{MASK}@{host}"),
+            None => format!("{userinfo}@{host}"),
         },
-        None => url.to_owned(),
-    }
+        None => rest.to_owned(),
+    };
+    let rest = match rest.split_once('?') {
+        Some((path, query)) => {
+            let params = query.split('&').map(|param| match param.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}={MASK}"),
+                _ => param.to_owned(),
+            });
+            format!("{path}?{}", params.collect::<Vec<_>>().join("&"))
+        }
+        None => rest,
+    };
+    format!("{scheme}://{rest}")
 }

@@ -74,3 +74,38 @@ fn secrets_are_masked_in_the_description() -> Result<(), ConfigError> {
     assert!(!format!("{s:?}").contains("0123456789abcdef"));
     Ok(())
 }
+
+#[test]
+fn debug_reveals_no_secret() -> Result<(), ConfigError> {
+    let s = load(&[
+        ("PORTCULLIS_DATABASE_URL", "postgres://portcullis:db-pass-1234@db.internal:5432/auth"),
+        ("PORTCULLIS_REDIS_URL", "rediss://default:hunter2@cache.internal:6380/0"),
+        ("PORTCULLIS_JWT_SECRET", "0123456789abcdef0123456789abcdef-secret"),
+    ])?;
+    let text = format!("{s:?}");
+    for secret in ["db-pass-1234", "hunter2", "0123456789abcdef"] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+    // What an operator needs to read stays readable.
+    assert!(text.contains("postgres://portcullis:********@db.internal:5432/auth"), "{text}");
+    assert!(text.contains("rediss://default:********@cache.internal:6380/0"), "{text}");
+    assert!(text.contains("lockout_threshold: 5"), "{text}");
+    Ok(())
+}
+
+#[test]
+fn urls_are_masked_whatever_the_password_holds() {
+    let cases = [
+        ("postgres://u:p@ss/w@rd@db:5432/auth", "postgres://u:********@db:5432/auth"),
+        ("redis://:only-a-password@cache:6379", "redis://:********@cache:6379"),
+        (
+            "postgres://db/auth?user=u&password=in-query",
+            "postgres://db/auth?user=u&password=********",
+        ),
+        ("postgres://u@db/auth", "postgres://u@db/auth"),
+        ("sqlite:///var/lib/portcullis.db", "sqlite:///var/lib/portcullis.db"),
+    ];
+    for (url, masked) in cases {
+        assert_eq!(mask_url(url), masked, "{url}");
+    }
+}

@@ -112,6 +112,30 @@ fn postgres_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
+/// The `host:port` a URL like `postgres://user:pass@host:5432/db` connects to, `default_port`
+/// when it names none: where a test relays to, from `PORTCULLIS_TEST_POSTGRES` or `_REDIS`.
+pub fn address_of(url: &str, default_port: u16) -> String {
+    let (_, host_port, _) = split_address(url);
+    let has_port = host_port
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()));
+    if has_port { host_port.to_owned() } else { format!("{host_port}:{default_port}") }
+}
+
+/// `url` with its `host:port` replaced by `address` (credentials, database and options kept).
+pub fn with_address(url: &str, address: &str) -> String {
+    let (before, _, after) = split_address(url);
+    format!("{before}{address}{after}")
+}
+
+/// A URL as (scheme and credentials, `host[:port]`, path and query).
+fn split_address(url: &str) -> (&str, &str, &str) {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..].find(['/', '?']).map_or(url.len(), |i| start + i);
+    let host = url[start..end].rfind('@').map_or(start, |i| start + i + 1);
+    (&url[..host], &url[host..end], &url[end..])
+}
+
 /// Fresh storage for one test; it is deleted when the returned owner is dropped.
 pub async fn new_storage() -> (Storage, StorageOwner) {
     storage_on(on_postgres()).await
@@ -324,6 +348,16 @@ impl TestApp {
     pub async fn refresh(&self, refresh_token: &str) -> Response {
         self.post("/v1/auth/refresh", json!({ "refresh_token": refresh_token })).await
     }
+
+    /// Logs in an existing account; asserts success and returns the token pair.
+    pub async fn logged_in(&self, email: &str, password: &str) -> Value {
+        ok_json(self.login(email, password).await).await
+    }
+
+    /// Refreshes; asserts success and returns the new token pair.
+    pub async fn refreshed(&self, refresh_token: &str) -> Value {
+        ok_json(self.refresh(refresh_token).await).await
+    }
 }
 
 impl Drop for TestApp {
@@ -336,6 +370,15 @@ impl Drop for TestApp {
 
 pub fn str_of<'a>(value: &'a Value, key: &str) -> &'a str {
     value[key].as_str().unwrap_or_default()
+}
+
+/// Asserts a 200 answer and returns its JSON body, so a later assertion cannot pass on the empty
+/// fields of an error body.
+pub async fn ok_json(response: Response) -> Value {
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "body: {body}");
+    serde_json::from_str(&body).unwrap()
 }
 
 /// Asserts a problem-details error with the given status and code; returns its body.
