@@ -16,6 +16,7 @@ mod refresh;
 mod register;
 mod sessions;
 pub mod tokens;
+mod views;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +36,7 @@ pub use hasher::PasswordHasher;
 pub use keys::{AccessTokenSettings, AccessTokens};
 pub use sessions::SessionPage;
 pub use tokens::SuccessorKey;
+pub use views::UserView;
 
 /// The request budgets.
 #[derive(Clone, Copy, Debug)]

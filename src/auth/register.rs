@@ -1,10 +1,10 @@
 //! Registration.
 
 use super::limits::Account;
-use super::{AuthError, AuthService, RequestContext};
+use super::{AuthError, AuthService, RequestContext, UserView};
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::domain::{Email, Password, Role, UserId};
-use crate::store::{NewUser, StoreError, UserRecord};
+use crate::store::{NewUser, StoreError};
 
 impl AuthService {
     /// Creates an account. Creates no session: the client logs in next.
@@ -17,7 +17,7 @@ impl AuthService {
         email: &str,
         password: &str,
         roles: Vec<Role>,
-    ) -> Result<UserRecord, AuthError> {
+    ) -> Result<UserView, AuthError> {
         let attempted = Email::normalise_key(email);
         self.limit_credential_request(context, Some(Account::Email(&attempted))).await?;
         self.create_user(context, email, password, roles).await
@@ -30,7 +30,7 @@ impl AuthService {
         email: &str,
         password: &str,
         roles: Vec<Role>,
-    ) -> Result<UserRecord, AuthError> {
+    ) -> Result<UserView, AuthError> {
         let email = Email::parse(email)?;
         let password = Password::new(password);
         let violations = self.settings.password_policy.violations(&password, Some(&email));
@@ -60,12 +60,11 @@ impl AuthService {
             .user(user.id)
             .email(user.email.as_str());
         self.audit.record(event).await;
-        Ok(UserRecord {
-            id: user.id,
-            email: user.email,
-            password_hash: user.password_hash,
-            roles: user.roles,
+        Ok(UserView {
+            id: user.id.to_string(),
+            email: user.email.as_str().to_owned(),
             created_at: user.created_at,
+            roles: user.roles,
         })
     }
 }

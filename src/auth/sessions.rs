@@ -7,10 +7,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::limits::Account;
-use super::{AuthError, AuthService, Principal, RequestContext, tokens};
+use super::{AuthError, AuthService, Principal, RequestContext, UserView, tokens};
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::domain::{SessionId, Timestamp};
-use crate::store::{SessionCursor, SessionRecord, UserRecord};
+use crate::store::{SessionCursor, SessionRecord};
 
 /// Sessions in a page when the client does not say.
 pub const DEFAULT_SESSIONS_PAGE: u32 = 50;
@@ -71,9 +71,10 @@ impl AuthService {
         &self,
         context: &RequestContext,
         principal: &Principal,
-    ) -> Result<UserRecord, AuthError> {
+    ) -> Result<UserView, AuthError> {
         self.limit_read(context, principal).await?;
-        self.users.user_by_id(principal.user).await?.ok_or(AuthError::Unauthorized)
+        let user = self.users.user_by_id(principal.user).await?.ok_or(AuthError::Unauthorized)?;
+        Ok(UserView::from(&user))
     }
 
     /// Ends the bearer's session, or else the session of the presented refresh token.

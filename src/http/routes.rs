@@ -14,10 +14,10 @@ use utoipa::ToSchema;
 use super::extract::{Authenticated, Context, JsonBody, MaybeAuthenticated, OptionalJsonBody};
 use super::openapi::problems;
 use crate::audit::query::{AuditQuery, Page};
-use crate::auth::{AuthError, AuthService, TokenPair};
+use crate::auth::{AuthError, AuthService, TokenPair, UserView};
 use crate::domain::{Role, SessionId};
 use crate::error::ApiError;
-use crate::store::{SessionRecord, Timestamp, UserRecord};
+use crate::store::{SessionRecord, Timestamp};
 
 /// A new account's email and password.
 #[derive(Deserialize, ToSchema)]
@@ -62,29 +62,6 @@ pub struct PasswordChange {
     new_password: String,
 }
 
-/// The public view of a user: never the hash.
-#[derive(Serialize, ToSchema)]
-#[schema(as = User)]
-pub struct UserView {
-    #[schema(format = Uuid)]
-    id: String,
-    email: String,
-    #[schema(value_type = String, format = DateTime)]
-    created_at: Timestamp,
-    roles: Vec<Role>,
-}
-
-impl From<UserRecord> for UserView {
-    fn from(user: UserRecord) -> Self {
-        Self {
-            id: user.id.to_string(),
-            email: user.email.as_str().to_owned(),
-            created_at: user.created_at,
-            roles: user.roles,
-        }
-    }
-}
-
 #[derive(Serialize, ToSchema)]
 #[schema(as = Session)]
 pub struct SessionView {
@@ -124,7 +101,7 @@ pub async fn register(
     JsonBody(body): JsonBody<NewAccount>,
 ) -> Result<impl IntoResponse, ApiError> {
     let user = auth.register(&context, &body.email, &body.password, vec![Role::User]).await?;
-    Ok((StatusCode::CREATED, Json(UserView::from(user))))
+    Ok((StatusCode::CREATED, Json(user)))
 }
 
 problems!(LoginProblems: JSON_BODY, [
@@ -248,7 +225,7 @@ pub async fn me(
     Context(context): Context,
     Authenticated(principal): Authenticated,
 ) -> Result<Json<UserView>, ApiError> {
-    Ok(Json(auth.me(&context, &principal).await?.into()))
+    Ok(Json(auth.me(&context, &principal).await?))
 }
 
 /// GET /v1/auth/sessions: the bearer's live sessions, newest first.
