@@ -5,7 +5,11 @@
 
 mod common;
 
-use common::{PASSWORD, TestApp, TestResult, assert_problem, spawn_with, str_of};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{PASSWORD, TestApp, TestResult, assert_problem, spawn_with, spawn_with_clock, str_of};
+use portcullis::domain::ManualClock;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -65,27 +69,33 @@ async fn a_success_below_the_threshold_resets_the_count() -> TestResult {
 
 #[tokio::test]
 async fn a_lock_expires_after_its_duration() -> TestResult {
-    let app =
-        spawn_with(&[("PORTCULLIS_LOCKOUT_THRESHOLD", "2"), ("PORTCULLIS_LOCKOUT_DURATION", "1s")])
-            .await;
-    app.register("carol@example.com", PASSWORD).await;
+    let clock = Arc::new(ManualClock::new());
+    let vars = [("PORTCULLIS_LOCKOUT_THRESHOLD", "2"), ("PORTCULLIS_LOCKOUT_DURATION", "15m")];
+    let app = spawn_with_clock(&vars, clock.clone()).await;
+    assert_eq!(app.register("carol@example.com", PASSWORD).await.status(), StatusCode::CREATED);
     fail_times(&app, "carol@example.com", 2).await;
     let locked = app.login("carol@example.com", PASSWORD).await;
-    assert_eq!(locked.headers()["retry-after"], "1");
+    assert_eq!(locked.headers()["retry-after"], "900");
     assert_eq!(locked.status(), StatusCode::LOCKED);
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    clock.advance(Duration::from_secs(899));
+    let still = app.login("carol@example.com", PASSWORD).await;
+    assert_eq!(
+        (still.status(), &still.headers()["retry-after"]),
+        (StatusCode::LOCKED, &"1".parse()?)
+    );
+    clock.advance(Duration::from_secs(1));
     assert_eq!(app.login("carol@example.com", PASSWORD).await.status(), StatusCode::OK);
     Ok(())
 }
 
 #[tokio::test]
 async fn failures_outside_the_window_do_not_add_up() -> TestResult {
-    let app =
-        spawn_with(&[("PORTCULLIS_LOCKOUT_THRESHOLD", "2"), ("PORTCULLIS_LOCKOUT_WINDOW", "1s")])
-            .await;
-    app.register("dave@example.com", PASSWORD).await;
+    let clock = Arc::new(ManualClock::new());
+    let vars = [("PORTCULLIS_LOCKOUT_THRESHOLD", "2"), ("PORTCULLIS_LOCKOUT_WINDOW", "15m")];
+    let app = spawn_with_clock(&vars, clock.clone()).await;
+    assert_eq!(app.register("dave@example.com", PASSWORD).await.status(), StatusCode::CREATED);
     fail_times(&app, "dave@example.com", 1).await;
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    clock.advance(Duration::from_secs(15 * 60));
     fail_times(&app, "dave@example.com", 1).await;
     assert_eq!(app.login("dave@example.com", PASSWORD).await.status(), StatusCode::OK);
     Ok(())

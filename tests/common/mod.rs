@@ -227,8 +227,28 @@ pub async fn spawn_owning(storage: Storage, owner: StorageOwner, vars: &[(&str, 
 
 /// Starts a server on existing storage (a second instance, or a restart).
 pub async fn spawn_in(storage: &Storage, vars: &[(&str, &str)]) -> TestApp {
+    spawn_in_with_clock(storage, vars, std::sync::Arc::new(portcullis::domain::SystemClock)).await
+}
+
+/// Starts a server on fresh storage whose use cases read the time from `clock`, so that a test
+/// moves time forward instead of sleeping.
+pub async fn spawn_with_clock(
+    vars: &[(&str, &str)],
+    clock: std::sync::Arc<dyn portcullis::domain::Clock>,
+) -> TestApp {
+    let (storage, owner) = new_storage().await;
+    let mut app = spawn_in_with_clock(&storage, vars, clock).await;
+    app._owner = Some(owner);
+    app
+}
+
+async fn spawn_in_with_clock(
+    storage: &Storage,
+    vars: &[(&str, &str)],
+    clock: std::sync::Arc<dyn portcullis::domain::Clock>,
+) -> TestApp {
     let settings = settings_for(storage, vars);
-    let application = Application::build(settings, true).await.unwrap();
+    let application = Application::build_with_clock(settings, true, clock).await.unwrap();
     let address = application.local_addr().unwrap();
     let metrics_address = application.metrics_addr();
     let (stop, stopped) = oneshot::channel::<()>();
