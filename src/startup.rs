@@ -12,7 +12,7 @@ use crate::auth::{
     PasswordHasher, SuccessorKey, keys, tokens,
 };
 use crate::config::{DatabaseUrl, Settings};
-use crate::domain::{Clock, LockoutPolicy, SystemClock};
+use crate::domain::{Clock, FAILURE_MEMORY, LockoutPolicy, SystemClock};
 use crate::http::{AppState, HttpSettings, TrustedProxies, metrics_router, router};
 use crate::metrics::Metrics;
 use crate::store::memory::MemoryRateLimiter;
@@ -163,16 +163,24 @@ pub async fn build_auth(
                 account: settings.rate_limit_account,
                 reads: settings.rate_limit_reads,
             },
-            lockout: LockoutPolicy {
-                threshold: settings.lockout_threshold,
-                window: settings.lockout_window,
-                duration: settings.lockout_duration,
-            },
+            lockout: lockout_policy(settings),
+            session_lifetime: settings.session_lifetime,
             max_sessions_per_user: settings.max_sessions_per_user,
             device_token_ttl: settings.device_token_ttl,
         },
         metrics,
     ))
+}
+
+/// The lockout rule the settings describe.
+fn lockout_policy(settings: &Settings) -> LockoutPolicy {
+    LockoutPolicy {
+        threshold: settings.lockout_threshold,
+        window: settings.lockout_window,
+        duration: settings.lockout_duration,
+        max_failures: settings.lockout_max_failures,
+        memory: FAILURE_MEMORY,
+    }
 }
 
 /// The metrics registry, or a startup error.
@@ -285,7 +293,7 @@ fn spawn_purge(
 ) -> tokio::task::JoinHandle<()> {
     let (sessions, lockouts, users) =
         (backends.sessions.clone(), backends.lockouts.clone(), backends.users.clone());
-    let window = settings.lockout_window;
+    let policy = lockout_policy(settings);
     let device_ttl =
         chrono::Duration::from_std(settings.device_token_ttl).unwrap_or(chrono::Duration::MAX);
     tokio::spawn(async move {
@@ -293,7 +301,7 @@ fn spawn_purge(
         loop {
             interval.tick().await;
             let now = clock.now();
-            if let Err(error) = lockouts.purge_lockouts(now, window).await {
+            if let Err(error) = lockouts.purge_lockouts(now, policy).await {
                 tracing::warn!(error = error.with_causes(), "could not purge old failure counters");
             }
             match sessions.purge_sessions(now, Duration::from_secs(86_400)).await {

@@ -213,3 +213,83 @@ async fn the_command_line_unlocks_an_email_on_a_running_server() -> TestResult {
     assert_eq!(app.login("lee@example.com", PASSWORD).await.status(), StatusCode::OK);
     Ok(())
 }
+
+/// Changes the password with the bearer of `pair`.
+async fn change_password(app: &TestApp, pair: &Value, current: &str, new: &str) -> StatusCode {
+    let body = json!({ "current_password": current, "new_password": new });
+    let bearer = str_of(pair, "access_token");
+    app.request(Method::POST, "/v1/auth/password", Some(bearer), Some(body)).await.status()
+}
+
+/// Logs in again with the device token of an earlier login, so the new session is bound to it.
+async fn on_known_device(app: &TestApp, email: &str) -> Value {
+    let first = app.signed_in(email).await;
+    let device = str_of(&first, "device_token");
+    common::ok_json(login_with_device(app, email, PASSWORD, device).await).await
+}
+
+#[tokio::test]
+async fn a_strangers_lock_does_not_block_the_owners_password_change_on_a_known_device() -> TestResult
+{
+    let app = spawn_with(&[]).await;
+    let pair = on_known_device(&app, "owner@example.com").await;
+    fail_times(&app, "owner@example.com", 5).await;
+    assert_eq!(app.login("owner@example.com", PASSWORD).await.status(), StatusCode::LOCKED);
+    let new = "Another-Horse-43";
+    assert_eq!(change_password(&app, &pair, PASSWORD, new).await, StatusCode::NO_CONTENT);
+    Ok(())
+}
+
+#[tokio::test]
+async fn wrong_current_passwords_on_a_known_device_lock_that_device_not_the_email() -> TestResult {
+    let app = spawn_with(&[]).await;
+    let pair = on_known_device(&app, "thief@example.com").await;
+    for _ in 0..5 {
+        let status = change_password(&app, &pair, WRONG, "Another-Horse-43").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let locked = change_password(&app, &pair, PASSWORD, "Another-Horse-43").await;
+    assert_eq!(locked, StatusCode::LOCKED, "the session's device is locked");
+    // The email itself is not: a login elsewhere still works.
+    assert_eq!(app.login("thief@example.com", PASSWORD).await.status(), StatusCode::OK);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_password_change_voids_every_other_device_token() -> TestResult {
+    let app = spawn_with(&[]).await;
+    let laptop = on_known_device(&app, "many@example.com").await;
+    let phone: Value = common::ok_json(app.login("many@example.com", PASSWORD).await).await;
+    let new = "Another-Horse-43";
+    assert_eq!(change_password(&app, &laptop, PASSWORD, new).await, StatusCode::NO_CONTENT);
+    fail_times(&app, "many@example.com", 5).await;
+    let from_phone =
+        login_with_device(&app, "many@example.com", new, str_of(&phone, "device_token")).await;
+    assert_eq!(from_phone.status(), StatusCode::LOCKED, "the phone's token was voided");
+    let from_laptop =
+        login_with_device(&app, "many@example.com", new, str_of(&laptop, "device_token")).await;
+    assert_eq!(from_laptop.status(), StatusCode::OK, "the laptop made the change");
+    Ok(())
+}
+
+#[tokio::test]
+async fn consecutive_failures_past_the_maximum_lock_until_an_unlock() -> TestResult {
+    let clock = Arc::new(ManualClock::new());
+    let vars = [
+        ("PORTCULLIS_LOCKOUT_THRESHOLD", "2"),
+        ("PORTCULLIS_LOCKOUT_DURATION", "1m"),
+        ("PORTCULLIS_LOCKOUT_MAX_FAILURES", "3"),
+    ];
+    let app = spawn_with_clock(&vars, clock.clone()).await;
+    assert_eq!(app.register("frank@example.com", PASSWORD).await.status(), StatusCode::CREATED);
+    fail_times(&app, "frank@example.com", 2).await;
+    assert_eq!(app.login("frank@example.com", PASSWORD).await.status(), StatusCode::LOCKED);
+    clock.advance(Duration::from_secs(61));
+    fail_times(&app, "frank@example.com", 1).await;
+    clock.advance(Duration::from_secs(365 * 86_400));
+    let locked = app.login("frank@example.com", PASSWORD).await;
+    assert_problem(locked, StatusCode::LOCKED, "account_locked").await;
+    assert_eq!(common::run_cli(&app, &["user", "unlock", "--email", "frank@example.com"]), Some(0));
+    assert_eq!(app.login("frank@example.com", PASSWORD).await.status(), StatusCode::OK);
+    Ok(())
+}

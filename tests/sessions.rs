@@ -210,3 +210,19 @@ async fn password_change_needs_the_current_password_and_the_policy() -> TestResu
     assert_problem(anonymous, StatusCode::UNAUTHORIZED, "unauthorized").await;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_session_ends_at_its_lifetime_however_often_it_is_refreshed() -> TestResult {
+    let clock = std::sync::Arc::new(portcullis::domain::ManualClock::new());
+    let vars = [("PORTCULLIS_SESSION_LIFETIME", "1h"), ("PORTCULLIS_REFRESH_TOKEN_TTL", "14d")];
+    let app = common::spawn_with_clock(&vars, clock.clone()).await;
+    let mut pair = app.signed_in("finite@example.com").await;
+    for _ in 0..3 {
+        clock.advance(std::time::Duration::from_secs(15 * 60));
+        pair = common::ok_json(app.refresh(str_of(&pair, "refresh_token")).await).await;
+    }
+    clock.advance(std::time::Duration::from_secs(15 * 60));
+    let late = app.refresh(str_of(&pair, "refresh_token")).await;
+    assert_problem(late, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    Ok(())
+}

@@ -180,6 +180,8 @@ async fn new_session(
         refresh_token: refresh.clone(),
         created_at: clock.now(),
         expires_at: at(clock, lifetime),
+        ends_at: at(clock, DAY * 30),
+        device: None,
         ip: Some("192.0.2.1".into()),
         user_agent: Some("conformance".into()),
     };
@@ -372,6 +374,43 @@ async fn a_rotation_extends_the_session_to_the_new_expiry() {
 }
 
 #[tokio::test]
+async fn a_session_never_outlives_its_end_and_remembers_its_device() {
+    for (name, sessions, users, _owner) in backends::sessions().await {
+        let clock = ManualClock::new();
+        let user = new_user(users.as_ref(), &clock).await;
+        let (first, second, phone) = (random_token(), random_token(), random_token());
+        let id = SessionId::new();
+        let session = NewSession {
+            id,
+            user_id: user,
+            refresh_token: first.clone(),
+            created_at: clock.now(),
+            expires_at: at(&clock, Duration::from_secs(60)),
+            ends_at: at(&clock, Duration::from_secs(90)),
+            device: Some(phone.clone()),
+            ip: None,
+            user_agent: None,
+        };
+        sessions.create_session(&session, 100).await.unwrap();
+        let record = sessions.live_session(id, clock.now()).await.unwrap().unwrap();
+        assert_eq!(record.device, Some(phone), "{name}");
+        clock.advance(Duration::from_secs(50));
+        let expiry = at(&clock, Duration::from_secs(60));
+        let rotated =
+            sessions.rotate_refresh_token(&first, &second, clock.now(), expiry, Duration::ZERO);
+        assert!(matches!(rotated.await.unwrap(), Rotation::Rotated { .. }), "{name}");
+        clock.advance(Duration::from_secs(39));
+        assert!(sessions.live_session(id, clock.now()).await.unwrap().is_some(), "{name}");
+        clock.advance(Duration::from_secs(1));
+        assert!(sessions.live_session(id, clock.now()).await.unwrap().is_none(), "{name}: ended");
+        let next = random_token();
+        let late =
+            sessions.rotate_refresh_token(&second, &next, clock.now(), expiry, Duration::ZERO);
+        assert_eq!(late.await.unwrap(), Rotation::Invalid, "{name}");
+    }
+}
+
+#[tokio::test]
 async fn revoking_one_session_is_for_its_owner_only() {
     for (name, sessions, users, _owner) in backends::sessions().await {
         let clock = ManualClock::new();
@@ -429,6 +468,8 @@ async fn past_the_cap_a_new_session_ends_the_oldest() {
                 refresh_token: random_token(),
                 created_at: clock.now(),
                 expires_at: at(&clock, DAY),
+                ends_at: at(&clock, DAY),
+                device: None,
                 ip: None,
                 user_agent: None,
             };
@@ -575,6 +616,10 @@ async fn devices_are_known_to_their_user_until_unused_for_the_ttl_or_pushed_out(
         assert_eq!(purged.await.unwrap(), 1, "{name}: the one used before the last second");
         assert!(!store.is_known_device(user, &newer[0], start).await.unwrap(), "{name}");
         assert!(store.is_known_device(user, &newer[1], start).await.unwrap(), "{name}");
+        assert_eq!(store.forget_devices(user, Some(&newer[2])).await.unwrap(), 1, "{name}");
+        assert!(!store.is_known_device(user, &newer[1], start).await.unwrap(), "{name}");
+        assert!(store.is_known_device(user, &newer[2], start).await.unwrap(), "{name}: kept");
+        assert_eq!(store.forget_devices(user, None).await.unwrap(), 1, "{name}");
     }
 }
 
@@ -634,6 +679,8 @@ const POLICY: LockoutPolicy = LockoutPolicy {
     threshold: 3,
     window: Duration::from_secs(60),
     duration: Duration::from_secs(600),
+    max_failures: 100,
+    memory: DAY,
 };
 
 #[tokio::test]
@@ -660,6 +707,53 @@ async fn the_gate_locks_at_the_threshold_and_counts_afresh_after_the_lock() {
         assert_eq!(gate, AttemptGate::Proceed { locks: false }, "{name}");
         store.clear("email:a@example.com").await.unwrap();
         assert_eq!(store.locked_for("email:a@example.com", now).await.unwrap(), None, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn consecutive_failures_past_the_maximum_lock_until_cleared() {
+    for (name, store, _owner) in backends::lockouts().await {
+        let clock = ManualClock::new();
+        let policy = LockoutPolicy { max_failures: 7, ..POLICY };
+        let key = "email:patient@example.com";
+        for round in 0..2 {
+            for _ in 0..3 {
+                let gate = store.begin_attempt(key, policy, clock.now()).await.unwrap();
+                assert!(matches!(gate, AttemptGate::Proceed { .. }), "{name}: round {round}");
+            }
+            let gate = store.begin_attempt(key, policy, clock.now()).await.unwrap();
+            assert!(matches!(gate, AttemptGate::Locked { .. }), "{name}: round {round}");
+            clock.advance(Duration::from_secs(601));
+        }
+        // The seventh failure without a success locks for good: expired locks do not restart
+        // this count.
+        let gate = store.begin_attempt(key, policy, clock.now()).await.unwrap();
+        assert_eq!(gate, AttemptGate::Proceed { locks: true }, "{name}");
+        clock.advance(DAY * 365);
+        let gate = store.begin_attempt(key, policy, clock.now()).await.unwrap();
+        assert!(
+            matches!(gate, AttemptGate::Locked { retry_after } if retry_after > DAY * 365 * 1000),
+            "{name}: {gate:?}"
+        );
+        store.purge_lockouts(clock.now(), policy).await.unwrap();
+        assert!(store.locked_for(key, clock.now()).await.unwrap().is_some(), "{name}: kept");
+        store.clear(key).await.unwrap();
+        let gate = store.begin_attempt(key, policy, clock.now()).await.unwrap();
+        assert_eq!(gate, AttemptGate::Proceed { locks: false }, "{name}: an unlock lifts it");
+    }
+}
+
+#[tokio::test]
+async fn consecutive_failures_are_forgotten_after_the_memory() {
+    for (name, store, _owner) in backends::lockouts().await {
+        let clock = ManualClock::new();
+        let policy = LockoutPolicy { max_failures: 2, ..POLICY };
+        store.begin_attempt("k", policy, clock.now()).await.unwrap();
+        clock.advance(DAY);
+        let gate = store.begin_attempt("k", policy, clock.now()).await.unwrap();
+        assert_eq!(gate, AttemptGate::Proceed { locks: false }, "{name}: a day apart");
+        let gate = store.begin_attempt("k", policy, clock.now()).await.unwrap();
+        assert_eq!(gate, AttemptGate::Proceed { locks: true }, "{name}: two in a row");
     }
 }
 
@@ -702,7 +796,7 @@ async fn purging_lockouts_keeps_running_locks() {
         }
         store.begin_attempt("email:b@example.com", POLICY, clock.now()).await.unwrap();
         clock.advance(Duration::from_secs(120));
-        store.purge_lockouts(clock.now(), POLICY.window).await.unwrap();
+        store.purge_lockouts(clock.now(), POLICY).await.unwrap();
         let locked = store.locked_for("email:a@example.com", clock.now()).await.unwrap();
         assert!(locked.is_some(), "{name}");
     }

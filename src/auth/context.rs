@@ -1,6 +1,7 @@
 //! Who is asking: the holder of a valid access token.
 
 use crate::domain::{Role, SessionId, UserId};
+use crate::store::TokenHash;
 
 pub use crate::domain::RequestContext;
 
@@ -10,4 +11,7 @@ pub struct Principal {
     pub user: UserId,
     pub session: SessionId,
     pub roles: Vec<Role>,
+    /// The device token the session logged in with, by its hash: its lock, not the email's,
+    /// holds the session's credential checks.
+    pub device: Option<TokenHash>,
 }

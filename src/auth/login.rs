@@ -15,7 +15,7 @@ use super::limits::Account;
 use super::lockout::{device_lock_key, email_lock_key};
 use super::{AuthError, AuthService, RequestContext, TokenPair, tokens};
 use crate::audit::{AuditEvent, EventType, Outcome};
-use crate::domain::{Email, Password, SessionId};
+use crate::domain::{Email, Password, SessionId, UserId};
 use crate::store::{NewSession, TokenHash, UserRecord};
 
 impl AuthService {
@@ -54,7 +54,9 @@ impl AuthService {
             return Err(AuthError::InvalidCredentials);
         };
         self.forgive(&lock_key).await?;
-        let mut pair = self.open_session(context, user).await?;
+        // A session that logged in with a known device token is bound to it, so that its later
+        // credential checks are held by that device's lock, as this login was.
+        let mut pair = self.open_session(context, user, device.clone()).await?;
         let device_token = match (device_token, device) {
             (Some(token), Some(_)) => token.to_owned(),
             _ => tokens::random_token(),
@@ -106,10 +108,18 @@ impl AuthService {
             return Ok(None);
         }
         let hash = tokens::hash_token(token);
-        let used_since = self.now()
-            - chrono::Duration::from_std(self.settings.device_token_ttl)
-                .unwrap_or(chrono::Duration::MAX);
-        Ok(self.users.is_known_device(user.id, &hash, used_since).await?.then_some(hash))
+        Ok(self.is_known_device(user.id, &hash).await?.then_some(hash))
+    }
+
+    /// Whether the device token (by its hash) is this user's and was used within
+    /// `DEVICE_TOKEN_TTL`.
+    pub(super) async fn is_known_device(
+        &self,
+        user: UserId,
+        device: &TokenHash,
+    ) -> Result<bool, AuthError> {
+        let used_since = self.now() - chrono_duration(self.settings.device_token_ttl);
+        Ok(self.users.is_known_device(user, device, used_since).await?)
     }
 
     async fn record_failed_login(
@@ -132,6 +142,7 @@ impl AuthService {
         &self,
         context: &RequestContext,
         user: &UserRecord,
+        device: Option<TokenHash>,
     ) -> Result<TokenPair, AuthError> {
         let now = self.now();
         let refresh_token = tokens::random_token();
@@ -141,6 +152,8 @@ impl AuthService {
             refresh_token: tokens::hash_token(&refresh_token),
             created_at: now,
             expires_at: self.refresh_expiry(now)?,
+            ends_at: now + chrono_duration(self.settings.session_lifetime),
+            device,
             ip: context.ip.map(|ip| ip.to_string()),
             user_agent: context.user_agent.clone(),
         };
@@ -162,4 +175,9 @@ impl AuthService {
         let keep = self.settings.max_sessions_per_user;
         Ok(self.users.remember_device(user.id, &hash, self.now(), keep).await?)
     }
+}
+
+/// A configured duration as a chrono one; durations too long for chrono mean "forever".
+fn chrono_duration(duration: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
 }

@@ -59,6 +59,8 @@ pub struct AuthSettings {
     pub lockout: LockoutPolicy,
     /// A new login past this many live sessions ends the user's oldest one.
     pub max_sessions_per_user: u32,
+    /// A session ends this long after its login, however often it is refreshed.
+    pub session_lifetime: Duration,
     /// A device token unused this long no longer spares its owner a lockout.
     pub device_token_ttl: Duration,
 }

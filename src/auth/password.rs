@@ -1,7 +1,7 @@
 //! Password change.
 
 use super::limits::Account;
-use super::lockout::email_lock_key;
+use super::lockout::{device_lock_key, email_lock_key};
 use super::{AuthError, AuthService, Principal, RequestContext};
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::domain::Password;
@@ -20,7 +20,16 @@ impl AuthService {
     ) -> Result<(), AuthError> {
         self.limit_credential_request(context, Some(Account::User(principal.user))).await?;
         let user = self.users.user_by_id(principal.user).await?.ok_or(AuthError::Unauthorized)?;
-        let lock_key = email_lock_key(user.email.as_str());
+        // A session that logged in on a known device is held by that device's lock, as its
+        // login was, so a stranger who locked the email cannot block the owner's change.
+        let device = match &principal.device {
+            Some(device) if self.is_known_device(user.id, device).await? => Some(device),
+            _ => None,
+        };
+        let lock_key = match device {
+            Some(device) => device_lock_key(user.id, device),
+            None => email_lock_key(user.email.as_str()),
+        };
         let locks = self.begin_attempt(&lock_key).await?;
         if !self.check_password(Password::new(current), Some(&user)).await? {
             let event =
@@ -30,7 +39,8 @@ impl AuthService {
                     .detail("password_change_wrong_current_password");
             self.audit.record(event).await;
             if locks {
-                self.record_lockout(context, user.email.as_str(), Some(user.id), false).await;
+                let on_device = device.is_some();
+                self.record_lockout(context, user.email.as_str(), Some(user.id), on_device).await;
             }
             return Err(AuthError::InvalidCredentials);
         }
@@ -44,10 +54,15 @@ impl AuthService {
         self.users.set_password_hash(user.id, &hash).await?;
         let revoked =
             self.sessions.revoke_sessions_of(user.id, Some(principal.session), self.now()).await?;
+        // Device tokens issued before the change no longer spare anyone a lockout, but the one
+        // of the session that made the change.
+        let forgotten = self.users.forget_devices(user.id, principal.device.as_ref()).await?;
         let event =
             AuditEvent::new(EventType::PasswordChange, Outcome::Success, context, self.now())
                 .user(user.id)
-                .detail(format!("{revoked} other sessions revoked"));
+                .detail(format!(
+                    "{revoked} other sessions revoked, {forgotten} other devices forgotten"
+                ));
         self.audit.record(event).await;
         Ok(())
     }

@@ -48,9 +48,12 @@ impl AuthService {
         let token = self.access.verify(bearer)?;
         let session = self.sessions.live_session(token.session, self.now()).await?;
         match session {
-            Some(session) if session.user_id == token.user => {
-                Ok(Principal { user: token.user, session: token.session, roles: token.roles })
-            }
+            Some(session) if session.user_id == token.user => Ok(Principal {
+                user: token.user,
+                session: token.session,
+                roles: token.roles,
+                device: session.device,
+            }),
             _ => Err(AuthError::Unauthorized),
         }
     }

@@ -47,6 +47,8 @@ impl fmt::Debug for Settings {
             lockout_duration,
             max_sessions_per_user,
             device_token_ttl,
+            session_lifetime,
+            lockout_max_failures,
             rate_limit_ip,
             rate_limit_account,
             rate_limit_reads,
@@ -77,6 +79,8 @@ impl fmt::Debug for Settings {
             .field("lockout_duration", lockout_duration)
             .field("max_sessions_per_user", max_sessions_per_user)
             .field("device_token_ttl", device_token_ttl)
+            .field("session_lifetime", session_lifetime)
+            .field("lockout_max_failures", lockout_max_failures)
             .field("rate_limit_ip", rate_limit_ip)
             .field("rate_limit_account", rate_limit_account)
             .field("rate_limit_reads", rate_limit_reads)

@@ -43,6 +43,8 @@ const VARIABLES: &[(&str, Option<&str>)] = &[
     ("LOCKOUT_WINDOW", Some("15m")),
     ("LOCKOUT_DURATION", Some("15m")),
     ("MAX_SESSIONS_PER_USER", Some("100")),
+    ("SESSION_LIFETIME", Some("30d")),
+    ("LOCKOUT_MAX_FAILURES", Some("100")),
     ("DEVICE_TOKEN_TTL", Some("180d")),
     ("RATE_LIMIT_IP", Some("30/min")),
     ("RATE_LIMIT_ACCOUNT", Some("10/min")),
@@ -119,8 +121,12 @@ pub struct Settings {
     pub lockout_threshold: u32,
     pub lockout_window: Duration,
     pub lockout_duration: Duration,
+    /// Failures without a success after which the key stays locked until an unlock or a reset.
+    pub lockout_max_failures: u32,
     /// A new login past this many live sessions ends the user's oldest one.
     pub max_sessions_per_user: u32,
+    /// A session ends this long after its login, however often it is refreshed.
+    pub session_lifetime: Duration,
     /// A device token unused this long is forgotten.
     pub device_token_ttl: Duration,
     pub rate_limit_ip: Rate,
@@ -236,6 +242,13 @@ impl Settings {
                 }
             })?,
             device_token_ttl: raw.parse("DEVICE_TOKEN_TTL", parse_positive_duration)?,
+            session_lifetime: raw.parse("SESSION_LIFETIME", parse_positive_duration)?,
+            lockout_max_failures: raw.parse("LOCKOUT_MAX_FAILURES", |v| {
+                match v.parse::<u32>() {
+                    Ok(n) if n >= 1 => Ok(n),
+                    _ => Err("must be a whole number of at least 1".to_owned()),
+                }
+            })?,
             rate_limit_ip: raw.parse("RATE_LIMIT_IP", parse_rate)?,
             rate_limit_account: raw.parse("RATE_LIMIT_ACCOUNT", parse_rate)?,
             rate_limit_reads: raw.parse("RATE_LIMIT_READS", parse_rate)?,
@@ -300,6 +313,8 @@ impl Settings {
             ("LOCKOUT_DURATION", secs(self.lockout_duration)),
             ("MAX_SESSIONS_PER_USER", self.max_sessions_per_user.to_string()),
             ("DEVICE_TOKEN_TTL", secs(self.device_token_ttl)),
+            ("SESSION_LIFETIME", secs(self.session_lifetime)),
+            ("LOCKOUT_MAX_FAILURES", self.lockout_max_failures.to_string()),
             ("RATE_LIMIT_IP", rate(self.rate_limit_ip)),
             ("RATE_LIMIT_ACCOUNT", rate(self.rate_limit_account)),
             ("RATE_LIMIT_READS", rate(self.rate_limit_reads)),

@@ -18,7 +18,7 @@ pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use context::RequestContext;
 pub use email::{Email, EmailError};
 pub use ids::{SessionId, UserId};
-pub use lockout::{AttemptGate, LockoutPolicy};
+pub use lockout::{AttemptGate, FAILURE_MEMORY, LockoutPolicy, PERMANENT_LOCK_MS};
 pub use password::{Password, PasswordPolicy, PolicyViolation};
 pub use rate::{Rate, client_ip_key};
 pub use role::Role;

@@ -101,6 +101,13 @@ pub trait UserStore: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Forgets devices last used before `unused_since`; returns how many.
     async fn purge_devices(&self, unused_since: Timestamp) -> Result<u64, StoreError>;
+    /// Forgets every device token of the user but `keep` (after a password change or reset);
+    /// returns how many.
+    async fn forget_devices(
+        &self,
+        user: UserId,
+        keep: Option<&TokenHash>,
+    ) -> Result<u64, StoreError>;
 }
 
 /// Sessions and their refresh tokens.
@@ -212,8 +219,13 @@ pub trait LockoutStore: Send + Sync {
     async fn clear_prefix(&self, prefix: &str) -> Result<u64, StoreError>;
     /// Whether `key` is locked now, and for how long.
     async fn locked_for(&self, key: &str, now: Timestamp) -> Result<Option<Duration>, StoreError>;
-    /// Deletes counters whose window and lock have both passed.
-    async fn purge_lockouts(&self, now: Timestamp, window: Duration) -> Result<u64, StoreError>;
+    /// Deletes counters whose window and lock have passed and whose last failure is older than
+    /// the policy's memory.
+    async fn purge_lockouts(
+        &self,
+        now: Timestamp,
+        policy: LockoutPolicy,
+    ) -> Result<u64, StoreError>;
 }
 
 /// Signing keys and server-side secrets, shared by every instance on the same database.

@@ -47,7 +47,12 @@ pub struct NewSession {
     pub user_id: UserId,
     pub refresh_token: TokenHash,
     pub created_at: Timestamp,
+    /// When the first refresh token expires; each rotation moves it, never past `ends_at`.
     pub expires_at: Timestamp,
+    /// The session's absolute end (ASVS 7.3.2): its login plus `SESSION_LIFETIME`.
+    pub ends_at: Timestamp,
+    /// The device token the session logged in with, by its hash.
+    pub device: Option<TokenHash>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
 }
@@ -58,6 +63,8 @@ pub struct SessionRecord {
     pub user_id: UserId,
     pub created_at: Timestamp,
     pub last_used_at: Timestamp,
+    /// The device token the session logged in with, by its hash.
+    pub device: Option<TokenHash>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
 }

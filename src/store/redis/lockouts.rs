@@ -7,19 +7,25 @@ use async_trait::async_trait;
 use redis::Script;
 
 use super::{RedisStore, failed, glob_escape};
+use crate::domain::PERMANENT_LOCK_MS;
 use crate::store::codec::remaining;
 use crate::store::{AttemptGate, LockoutPolicy, LockoutStore, StoreError, Timestamp};
 
-/// KEYS[1]: the counter. ARGV: now, window, threshold, duration (milliseconds). A running lock
-/// answers {'locked', until}; a passed lock or window starts a fresh count. The key expires when
-/// both its window and its lock have passed.
+/// KEYS[1]: the counter. ARGV: now, window, threshold, duration, most consecutive failures, their
+/// memory, the permanent lock (milliseconds). A running lock answers {'locked', until}; a passed
+/// lock or window starts a fresh count, not a fresh count of consecutive failures. The key
+/// expires when its window, its lock and the memory of its last failure have all passed; a
+/// permanent lock never expires.
 static BEGIN_ATTEMPT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
 local threshold, duration = tonumber(ARGV[3]), tonumber(ARGV[4])
-local h = redis.call('HMGET', KEYS[1], 'failures', 'window_start', 'locked_until')
+local max, memory, permanent = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local h = redis.call('HMGET', KEYS[1], 'failures', 'window_start', 'locked_until', 'consecutive',
+  'last_failure_at')
 local failures, window_start, locked_until = tonumber(h[1]), tonumber(h[2]), tonumber(h[3])
+local consecutive, last_failure = tonumber(h[4]), tonumber(h[5])
 local function ms(x) return string.format('%.0f', x) end
 if locked_until and locked_until > now then
   return {'locked', ms(locked_until)}
@@ -27,9 +33,18 @@ end
 if (not failures) or locked_until or window_start <= now - window then
   failures, window_start = 0, now
 end
-failures = failures + 1
-redis.call('HSET', KEYS[1], 'failures', failures, 'window_start', ms(window_start))
-local expires = window_start + window
+if (not consecutive) or (not last_failure) or last_failure <= now - memory then
+  consecutive = 0
+end
+failures, consecutive = failures + 1, consecutive + 1
+redis.call('HSET', KEYS[1], 'failures', failures, 'window_start', ms(window_start),
+  'consecutive', consecutive, 'last_failure_at', ms(now))
+if consecutive >= max then
+  redis.call('HSET', KEYS[1], 'locked_until', ms(permanent))
+  redis.call('PERSIST', KEYS[1])
+  return {'counted', ms(permanent)}
+end
+local expires = math.max(window_start + window, now + memory)
 if failures >= threshold then
   redis.call('HSET', KEYS[1], 'locked_until', ms(now + duration))
   expires = math.max(expires, now + duration)
@@ -58,6 +73,9 @@ impl LockoutStore for RedisStore {
             .arg(u64::try_from(policy.window.as_millis()).unwrap_or(u64::MAX))
             .arg(policy.threshold)
             .arg(u64::try_from(policy.duration.as_millis()).unwrap_or(u64::MAX))
+            .arg(policy.max_failures)
+            .arg(u64::try_from(policy.memory.as_millis()).unwrap_or(u64::MAX))
+            .arg(PERMANENT_LOCK_MS)
             .invoke_async(&mut self.connection())
             .await
             .map_err(failed("count attempt"))?;
@@ -121,7 +139,7 @@ impl LockoutStore for RedisStore {
     }
 
     /// Counters expire by themselves.
-    async fn purge_lockouts(&self, _: Timestamp, _: Duration) -> Result<u64, StoreError> {
+    async fn purge_lockouts(&self, _: Timestamp, _: LockoutPolicy) -> Result<u64, StoreError> {
         Ok(0)
     }
 }

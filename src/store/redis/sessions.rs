@@ -22,7 +22,8 @@ use crate::store::{
     TokenHash,
 };
 
-/// ARGV: prefix, session id, user id, now, expires at, token hash, ip, user agent, cap. Past the
+/// ARGV: prefix, session id, user id, now, expires at, token hash, ip, user agent, cap, ends at,
+/// device hash (or ''). Past the
 /// cap the oldest members of the user's set leave it, and those still live end: only the excess
 /// is visited, so the set, and every script that walks it, stays bounded by the cap. Returns how
 /// many live sessions it ended.
@@ -31,7 +32,9 @@ static CREATE: LazyLock<Script> = LazyLock::new(|| {
         r"
 local p, sid, user, now, exp = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local s = p .. 's:' .. sid
-redis.call('HSET', s, 'user', user, 'created_at', now, 'last_used_at', now, 'expires_at', exp)
+redis.call('HSET', s, 'user', user, 'created_at', now, 'last_used_at', now, 'expires_at', exp,
+  'ends_at', ARGV[10])
+if ARGV[11] ~= '' then redis.call('HSET', s, 'device', ARGV[11]) end
 if ARGV[7] ~= '' then redis.call('HSET', s, 'ip', ARGV[7]) end
 if ARGV[8] ~= '' then redis.call('HSET', s, 'user_agent', ARGV[8]) end
 redis.call('PEXPIREAT', s, exp)
@@ -59,7 +62,8 @@ return ended
     )
 });
 
-/// ARGV: prefix, presented hash, successor hash, now, new expiry, grace (ms).
+/// ARGV: prefix, presented hash, successor hash, now, new expiry, grace (ms). The new expiry
+/// never passes the session's absolute end.
 static ROTATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -70,20 +74,22 @@ local t = redis.call('HMGET', tkey, 'session', 'expires_at', 'rotated_at', 'succ
 if not t[1] then return {'invalid'} end
 local sid = t[1]
 local skey = p .. 's:' .. sid
-local s = redis.call('HMGET', skey, 'user', 'expires_at', 'revoked_at')
+local s = redis.call('HMGET', skey, 'user', 'expires_at', 'revoked_at', 'ends_at')
 if (not s[1]) or s[3] or tonumber(s[2]) <= now then return {'invalid'} end
 local user = s[1]
 if not t[3] then
   if tonumber(t[2]) <= now then return {'invalid'} end
+  if s[4] and tonumber(s[4]) < exp then exp = tonumber(s[4]) end
+  local e = string.format('%.0f', exp)
   redis.call('HSET', tkey, 'rotated_at', ARGV[4], 'successor', successor)
-  redis.call('PEXPIREAT', tkey, ARGV[5])
+  redis.call('PEXPIREAT', tkey, e)
   local nkey = p .. 'rt:' .. successor
-  redis.call('HSET', nkey, 'session', sid, 'issued_at', ARGV[4], 'expires_at', ARGV[5])
-  redis.call('PEXPIREAT', nkey, ARGV[5])
-  redis.call('HSET', skey, 'last_used_at', ARGV[4], 'expires_at', ARGV[5])
-  redis.call('PEXPIREAT', skey, ARGV[5])
+  redis.call('HSET', nkey, 'session', sid, 'issued_at', ARGV[4], 'expires_at', e)
+  redis.call('PEXPIREAT', nkey, e)
+  redis.call('HSET', skey, 'last_used_at', ARGV[4], 'expires_at', e)
+  redis.call('PEXPIREAT', skey, e)
   local u = p .. 'u:' .. user
-  if redis.call('PTTL', u) < exp - now then redis.call('PEXPIREAT', u, ARGV[5]) end
+  if redis.call('PTTL', u) < exp - now then redis.call('PEXPIREAT', u, e) end
   return {'rotated', sid, user}
 end
 if now - tonumber(t[3]) < grace and t[4] == successor then
@@ -139,6 +145,11 @@ fn token_key(hash: &TokenHash) -> String {
     URL_SAFE_NO_PAD.encode(hash.0)
 }
 
+fn token_from_key(key: &str) -> Result<TokenHash, StoreError> {
+    let bytes = URL_SAFE_NO_PAD.decode(key).map_err(|_| corrupt("device"))?;
+    <[u8; 32]>::try_from(bytes.as_slice()).map(TokenHash).map_err(|_| corrupt("device"))
+}
+
 fn corrupt(what: &str) -> StoreError {
     StoreError::backend("read session", format!("malformed session data in Redis: {what}"))
 }
@@ -176,11 +187,13 @@ impl SessionStore for RedisStore {
             session.id.to_string(),
             session.user_id.to_string(),
             millis(session.created_at).to_string(),
-            millis(session.expires_at).to_string(),
+            millis(session.expires_at.min(session.ends_at)).to_string(),
             token_key(&session.refresh_token),
             session.ip.clone().unwrap_or_default(),
             session.user_agent.clone().unwrap_or_default(),
             max_sessions.max(1).to_string(),
+            millis(session.ends_at).to_string(),
+            session.device.as_ref().map(token_key).unwrap_or_default(),
         ];
         let ended: u64 =
             redis::from_redis_value(self.script("create session", &CREATE, &args).await?)
@@ -246,12 +259,13 @@ impl SessionStore for RedisStore {
                 "revoked_at",
                 "ip",
                 "user_agent",
+                "device",
             ])
             .query_async(&mut self.connection())
             .await
             .map_err(failed("read session"))?;
-        let [user, created_at, last_used_at, expires_at, revoked_at, ip, user_agent] =
-            <[Option<String>; 7]>::try_from(fields).map_err(|_| corrupt("fields"))?;
+        let [user, created_at, last_used_at, expires_at, revoked_at, ip, user_agent, device] =
+            <[Option<String>; 8]>::try_from(fields).map_err(|_| corrupt("fields"))?;
         let Some(user) = user else { return Ok(None) };
         let expired = expires_at
             .as_ref()
@@ -267,6 +281,7 @@ impl SessionStore for RedisStore {
             last_used_at: timestamp(last_used_at.as_ref())?,
             ip,
             user_agent,
+            device: device.map(|d| token_from_key(&d)).transpose()?,
         }))
     }
 

@@ -21,17 +21,35 @@ impl KeyStore for SqlStore {
     }
 
     async fn insert_first_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO signing_keys (kid, private_key, created_at)
-             SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM signing_keys)",
+        let failed = failed("insert first signing key");
+        let mut tx = self.write.begin().await.map_err(&failed)?;
+        // A marker row decides which of several instances starting together stores its key: the
+        // unique name makes the others wait for the first and then insert nothing (a bare
+        // `WHERE NOT EXISTS` lets each of them insert on PostgreSQL, whose concurrent
+        // transactions do not see each other's uncommitted rows).
+        let won = sqlx::query(
+            "INSERT INTO secrets (name, value) VALUES ('first signing key', $1)
+             ON CONFLICT (name) DO NOTHING",
         )
-        .bind(&key.kid)
-        .bind(&key.private_key)
-        .bind(millis(key.created_at))
-        .execute(&self.write)
+        .bind(key.kid.as_bytes())
+        .execute(&mut *tx)
         .await
-        .map_err(failed("insert first signing key"))?;
-        Ok(())
+        .map_err(&failed)?
+        .rows_affected()
+            == 1;
+        if won {
+            sqlx::query(
+                "INSERT INTO signing_keys (kid, private_key, created_at)
+                 SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM signing_keys)",
+            )
+            .bind(&key.kid)
+            .bind(&key.private_key)
+            .bind(millis(key.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(&failed)?;
+        }
+        tx.commit().await.map_err(failed)
     }
 
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError> {

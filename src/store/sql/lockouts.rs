@@ -8,15 +8,19 @@ use async_trait::async_trait;
 
 use super::rows::LockoutRow;
 use super::{SqlStore, failed};
+use crate::domain::PERMANENT_LOCK_MS;
 use crate::store::codec::{duration_millis, millis, remaining};
 use crate::store::{AttemptGate, LockoutPolicy, LockoutStore, StoreError, Timestamp};
 
-/// `$1` key, `$2` now, `$3` window, `$4` threshold, `$5` lock duration (times in milliseconds).
+/// `$1` key, `$2` now, `$3` window, `$4` threshold, `$5` lock duration, `$6` most consecutive
+/// failures, `$7` how long they are remembered, `$8` the permanent lock (times in milliseconds).
 /// Every `SET` expression sees the row as it was, so a lock that is still running leaves the row
-/// alone and answers 'locked'; a lock or window that has passed starts a fresh count.
+/// alone and answers 'locked'; a lock or window that has passed starts a fresh count, but not a
+/// fresh count of consecutive failures.
 const BEGIN_ATTEMPT: &str = "
-INSERT INTO lockouts AS l (key, failures, window_start, locked_until, last_gate)
-VALUES ($1, 1, $2, CASE WHEN 1 >= $4 THEN $2 + $5 END, 'counted')
+INSERT INTO lockouts AS l
+    (key, failures, window_start, locked_until, last_gate, consecutive, last_failure_at)
+VALUES ($1, 1, $2, CASE WHEN 1 >= $6 THEN $8 WHEN 1 >= $4 THEN $2 + $5 END, 'counted', 1, $2)
 ON CONFLICT (key) DO UPDATE SET
     failures = CASE
         WHEN l.locked_until > $2 THEN l.failures
@@ -26,8 +30,15 @@ ON CONFLICT (key) DO UPDATE SET
         WHEN l.locked_until > $2 THEN l.window_start
         WHEN l.locked_until IS NOT NULL OR l.window_start <= $2 - $3 THEN $2
         ELSE l.window_start END,
+    consecutive = CASE
+        WHEN l.locked_until > $2 THEN l.consecutive
+        WHEN l.last_failure_at <= $2 - $7 THEN 1
+        ELSE l.consecutive + 1 END,
+    last_failure_at = CASE WHEN l.locked_until > $2 THEN l.last_failure_at ELSE $2 END,
     locked_until = CASE
         WHEN l.locked_until > $2 THEN l.locked_until
+        WHEN (CASE WHEN l.last_failure_at <= $2 - $7 THEN 1
+                   ELSE l.consecutive + 1 END) >= $6 THEN $8
         WHEN (CASE WHEN l.locked_until IS NOT NULL OR l.window_start <= $2 - $3 THEN 1
                    ELSE l.failures + 1 END) >= $4 THEN $2 + $5
         ELSE NULL END,
@@ -49,6 +60,9 @@ impl LockoutStore for SqlStore {
             .bind(duration_millis(policy.window))
             .bind(i64::from(policy.threshold))
             .bind(duration_millis(policy.duration))
+            .bind(i64::from(policy.max_failures))
+            .bind(duration_millis(policy.memory))
+            .bind(PERMANENT_LOCK_MS)
             .fetch_one(&self.write)
             .await
             .map_err(failed("count attempt"))?;
@@ -91,14 +105,20 @@ impl LockoutStore for SqlStore {
         Ok(until.flatten().map(|until| remaining(until, now_ms)))
     }
 
-    async fn purge_lockouts(&self, now: Timestamp, window: Duration) -> Result<u64, StoreError> {
+    async fn purge_lockouts(
+        &self,
+        now: Timestamp,
+        policy: LockoutPolicy,
+    ) -> Result<u64, StoreError> {
         let now_ms = millis(now);
         let done = sqlx::query(
             "DELETE FROM lockouts
-             WHERE (locked_until IS NULL OR locked_until <= $1) AND window_start <= $1 - $2",
+             WHERE (locked_until IS NULL OR locked_until <= $1) AND window_start <= $1 - $2
+               AND last_failure_at <= $1 - $3",
         )
         .bind(now_ms)
-        .bind(duration_millis(window))
+        .bind(duration_millis(policy.window))
+        .bind(duration_millis(policy.memory))
         .execute(&self.write)
         .await
         .map_err(failed("purge lockouts"))?;

@@ -7,7 +7,7 @@ use crate::domain::audit::chain::Link;
 use crate::domain::audit::{AuditEvent, EventType, Outcome};
 use crate::domain::{Email, Role, SessionId, UserId};
 use crate::store::codec::{from_millis, parse_id};
-use crate::store::{SessionRecord, SigningKeyRecord, StoreError, UserRecord};
+use crate::store::{SessionRecord, SigningKeyRecord, StoreError, TokenHash, UserRecord};
 
 /// The columns of a `UserRow`, as a literal for `concat!`, so that no SQL is formatted per call.
 macro_rules! user_columns {
@@ -47,7 +47,7 @@ pub fn roles_column(roles: &[Role]) -> String {
 /// The columns of a `SessionRow`, from `sessions s`.
 macro_rules! session_columns {
     () => {
-        "s.id, s.user_id, s.created_at, s.last_used_at, s.ip, s.user_agent"
+        "s.id, s.user_id, s.created_at, s.last_used_at, s.ip, s.user_agent, s.device_hash"
     };
 }
 
@@ -59,6 +59,7 @@ pub struct SessionRow {
     last_used_at: i64,
     ip: Option<String>,
     user_agent: Option<String>,
+    device_hash: Option<Vec<u8>>,
 }
 
 impl TryFrom<SessionRow> for SessionRecord {
@@ -72,8 +73,16 @@ impl TryFrom<SessionRow> for SessionRecord {
             last_used_at: from_millis(row.last_used_at)?,
             ip: row.ip,
             user_agent: row.user_agent,
+            device: row.device_hash.map(|h| token_hash(&h)).transpose()?,
         })
     }
+}
+
+/// A stored token hash, which is 32 bytes.
+pub fn token_hash(bytes: &[u8]) -> Result<TokenHash, StoreError> {
+    <[u8; 32]>::try_from(bytes)
+        .map(TokenHash)
+        .map_err(|_| StoreError::backend("decode", "a token hash is not 32 bytes"))
 }
 
 /// Why a refresh token could not be claimed: its state and its session's, read inside the

@@ -30,15 +30,19 @@ impl SessionStore for SqlStore {
         let mut tx = self.write.begin().await.map_err(&failed)?;
         let now = millis(session.created_at);
         sqlx::query(
-            "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, ip, user_agent)
-             VALUES ($1, $2, $3, $3, $4, $5, $6)",
+            "INSERT INTO sessions
+                 (id, user_id, created_at, last_used_at, expires_at, ends_at, ip, user_agent,
+                  device_hash)
+             VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $8)",
         )
         .bind(session.id.to_string())
         .bind(session.user_id.to_string())
         .bind(now)
-        .bind(millis(session.expires_at))
+        .bind(millis(session.expires_at.min(session.ends_at)))
+        .bind(millis(session.ends_at))
         .bind(&session.ip)
         .bind(&session.user_agent)
+        .bind(session.device.as_ref().map(|d| d.0.to_vec()))
         .execute(&mut *tx)
         .await
         .map_err(&failed)?;
@@ -49,7 +53,7 @@ impl SessionStore for SqlStore {
         .bind(&session.refresh_token.0[..])
         .bind(session.id.to_string())
         .bind(now)
-        .bind(millis(session.expires_at))
+        .bind(millis(session.expires_at.min(session.ends_at)))
         .execute(&mut *tx)
         .await
         .map_err(&failed)?;
@@ -98,6 +102,19 @@ impl SessionStore for SqlStore {
         .map_err(&failed)?;
 
         if let Some(session) = claimed {
+            // Never past the session's absolute end, however often it is refreshed.
+            let (user, expires_at): (String, i64) = sqlx::query_as(
+                "UPDATE sessions SET last_used_at = $1,
+                     expires_at = CASE WHEN ends_at < $2 THEN ends_at ELSE $2 END
+                 WHERE id = $3
+                 RETURNING user_id, expires_at",
+            )
+            .bind(now_ms)
+            .bind(millis(expires_at))
+            .bind(&session)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(&failed)?;
             sqlx::query(
                 "INSERT INTO refresh_tokens (token_hash, session_id, issued_at, expires_at)
                  VALUES ($1, $2, $3, $4)",
@@ -105,18 +122,8 @@ impl SessionStore for SqlStore {
             .bind(&successor.0[..])
             .bind(&session)
             .bind(now_ms)
-            .bind(millis(expires_at))
+            .bind(expires_at)
             .execute(&mut *tx)
-            .await
-            .map_err(&failed)?;
-            let user: String = sqlx::query_scalar(
-                "UPDATE sessions SET last_used_at = $1, expires_at = $2 WHERE id = $3
-                 RETURNING user_id",
-            )
-            .bind(now_ms)
-            .bind(millis(expires_at))
-            .bind(&session)
-            .fetch_one(&mut *tx)
             .await
             .map_err(&failed)?;
             tx.commit().await.map_err(&failed)?;

@@ -118,4 +118,20 @@ impl UserStore for SqlStore {
             .map_err(failed("purge devices"))?;
         Ok(done.rows_affected())
     }
+
+    async fn forget_devices(
+        &self,
+        user: UserId,
+        keep: Option<&TokenHash>,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM devices WHERE user_id = $1 AND ($2 IS NULL OR token_hash <> $2)",
+        )
+        .bind(user.to_string())
+        .bind(keep.map(|k| k.0.to_vec()))
+        .execute(&self.write)
+        .await
+        .map_err(failed("forget devices"))?;
+        Ok(done.rows_affected())
+    }
 }
