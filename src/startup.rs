@@ -13,7 +13,9 @@ use crate::auth::{
 };
 use crate::config::{DatabaseUrl, Settings};
 use crate::domain::{Clock, LockoutPolicy, SystemClock};
-use crate::http::{AppState, HttpSettings, TrustedProxies, metrics_router, router};
+use crate::http::{
+    AppState, HttpSettings, ServeSettings, Tls, TrustedProxies, metrics_router, router, serve,
+};
 use crate::metrics::Metrics;
 use crate::store::memory::MemoryRateLimiter;
 use crate::store::redis::RedisStore;
@@ -188,6 +190,9 @@ pub struct Application {
     app: axum::Router,
     /// `/metrics` on its own listener, when `METRICS_BIND` is set.
     metrics: Option<(TcpListener, axum::Router)>,
+    /// Native TLS on the main listener, when `TLS_CERT` and `TLS_KEY` are set.
+    tls: Option<Arc<Tls>>,
+    serve: ServeSettings,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -203,6 +208,15 @@ impl Application {
         migrate: bool,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
+        // The certificate first: a bad one should stop the start before anything is opened.
+        let tls =
+            match settings.tls.clone() {
+                Some(files) => Some(Tls::load(files).map_err(|e| StartupError::Config {
+                    variable: e.variable,
+                    message: e.message,
+                })?),
+                None => None,
+            };
         let backends = open_backends(&settings, migrate).await?;
         let metrics = new_metrics()?;
         let auth =
@@ -225,7 +239,13 @@ impl Application {
             Some(address) => Some((TcpListener::bind(address).await?, metrics_router(metrics))),
             None => None,
         };
-        Ok(Self { listener, app, metrics, tasks })
+        let serve = ServeSettings {
+            header_read_timeout: settings.request_timeout,
+            max_connections: settings.max_connections,
+            // A request in flight has REQUEST_TIMEOUT to finish anyway; waiting longer helps no one.
+            drain_timeout: settings.request_timeout,
+        };
+        Ok(Self { listener, app, metrics, tls, serve, tasks })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -237,25 +257,30 @@ impl Application {
         self.metrics.as_ref().and_then(|(listener, _)| listener.local_addr().ok())
     }
 
-    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    /// The TLS configuration in force, to reload it (SIGHUP does the same).
+    pub fn tls(&self) -> Option<Arc<Tls>> {
+        self.tls.clone()
+    }
+
+    /// Serves until `shutdown` completes, then finishes the requests in flight within
+    /// `REQUEST_TIMEOUT` (see `http::serve`).
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let mut tasks = self.tasks;
-        if let Some((listener, app)) = self.metrics {
-            tasks.push(tokio::spawn(async move {
-                if let Err(error) = axum::serve(listener, app).await {
-                    tracing::error!(%error, "the metrics listener stopped");
-                }
-            }));
+        if let Some(tls) = &self.tls {
+            tasks.push(crate::http::tls::spawn_reload_on_sighup(tls.clone()));
         }
-        let service = self.app.into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
+        if let Some((listener, app)) = self.metrics {
+            let pending = std::future::pending::<()>();
+            tasks.push(tokio::spawn(serve(listener, app, None, self.serve, pending)));
+        }
+        serve(self.listener, self.app, self.tls, self.serve, shutdown).await;
         for task in tasks {
             task.abort();
         }
-        result
+        Ok(())
     }
 }
 
