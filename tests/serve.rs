@@ -96,6 +96,38 @@ async fn a_flood_past_max_connections_waits_in_the_queue_and_healthz_keeps_answe
     Ok(())
 }
 
+#[tokio::test]
+async fn running_out_of_file_descriptors_backs_off_and_recovers() -> TestResult {
+    let (storage, _owner) = common::new_embedded_storage().await;
+    let vars = [("PORTCULLIS_REQUEST_TIMEOUT", "2s"), ("PORTCULLIS_LOG", "warn,portcullis=info")];
+    let server = ServerProcess::start_with_fd_limit(&storage, &vars, 96);
+    // More connections than the process may open: accept fails with EMFILE.
+    let mut flood = Vec::new();
+    for _ in 0..150 {
+        flood.push(TcpStream::connect(server.address).await?);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut failures = 0;
+    while failures == 0 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = server.log.recv_timeout(left).expect("no accept error was logged");
+        failures += usize::from(line.contains("accept failed"));
+    }
+    let flooded_at = Instant::now();
+
+    drop(flood);
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    let health = client.get(format!("http://{}/healthz", server.address)).send().await?;
+
+    assert_eq!(health.status(), StatusCode::OK);
+    let elapsed = flooded_at.elapsed();
+    failures += server.log.try_iter().filter(|line| line.contains("accept failed")).count();
+    // The pauses double from 10 ms: a spinning loop would log thousands of failures a second.
+    let bound = 10 + 2 * elapsed.as_secs() as usize;
+    assert!(failures <= bound, "{failures} accept failures in {elapsed:?}: the loop spins");
+    Ok(())
+}
+
 /// Asserts a response is a problem of `status` and `code`, with the request id and the
 /// security headers, and returns its body.
 async fn assert_edge_problem(response: reqwest::Response, status: StatusCode, code: &str) -> Value {

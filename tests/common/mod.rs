@@ -441,10 +441,32 @@ impl ServerProcess {
     /// Starts `portcullis serve` on `storage` with the test defaults and `vars`, and waits (at
     /// most 30 s) until it listens.
     pub fn start(storage: &Storage, vars: &[(&str, &str)]) -> ServerProcess {
-        use std::io::BufRead;
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
+        command.arg("serve");
+        Self::start_command(command, storage, vars)
+    }
+
+    /// Like `start`, with the process limited to `limit` open file descriptors (`ulimit -n`).
+    pub fn start_with_fd_limit(
+        storage: &Storage,
+        vars: &[(&str, &str)],
+        limit: u32,
+    ) -> ServerProcess {
+        let mut command = std::process::Command::new("sh");
         command
-            .arg("serve")
+            .arg("-c")
+            .arg(format!("ulimit -n {limit} && exec \"$0\" serve"))
+            .arg(env!("CARGO_BIN_EXE_portcullis"));
+        Self::start_command(command, storage, vars)
+    }
+
+    fn start_command(
+        mut command: std::process::Command,
+        storage: &Storage,
+        vars: &[(&str, &str)],
+    ) -> ServerProcess {
+        use std::io::BufRead;
+        command
             .env_clear()
             .envs(storage.env())
             .envs(TEST_DEFAULTS.iter().map(|(k, v)| (k.to_string(), v.to_string())))
