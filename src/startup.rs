@@ -221,10 +221,13 @@ impl Application {
         let metrics = new_metrics()?;
         let auth =
             Arc::new(build_auth(&settings, &backends, metrics.clone(), clock.clone()).await?);
-        let tasks = vec![
+        let mut tasks = vec![
             spawn_key_reload(auth.clone(), backends.keys.clone()),
             spawn_purge(&backends, &settings, clock),
         ];
+        if let Some(tls) = &tls {
+            tasks.push(crate::http::tls::spawn_reload_on_sighup(tls.clone()));
+        }
         let proxies = TrustedProxies(Arc::new(settings.trusted_proxies.clone()));
         let state =
             AppState { auth, health: backends.health.clone(), proxies, metrics: metrics.clone() };
@@ -269,9 +272,6 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let mut tasks = self.tasks;
-        if let Some(tls) = &self.tls {
-            tasks.push(crate::http::tls::spawn_reload_on_sighup(tls.clone()));
-        }
         if let Some((listener, app)) = self.metrics {
             let pending = std::future::pending::<()>();
             tasks.push(tokio::spawn(serve(listener, app, None, self.serve, pending)));

@@ -77,13 +77,16 @@ fn server_config(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
 }
 
 /// Reloads the certificate on every SIGHUP, the usual signal after a renewal (certbot's
-/// `--deploy-hook`, `systemctl reload`). The listener stays open throughout.
+/// `--deploy-hook`, `systemctl reload`). The listener stays open throughout. The handler is
+/// installed before this returns, so a SIGHUP sent once the server listens cannot hit the
+/// default action, which would end the process.
 pub fn spawn_reload_on_sighup(tls: Arc<Tls>) -> tokio::task::JoinHandle<()> {
+    #[cfg(unix)]
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     tokio::spawn(async move {
         #[cfg(unix)]
         {
-            use tokio::signal::unix::{SignalKind, signal};
-            let mut hangups = match signal(SignalKind::hangup()) {
+            let mut hangups = match hangups {
                 Ok(hangups) => hangups,
                 Err(error) => {
                     tracing::warn!(%error, "cannot listen for SIGHUP; TLS reload is off");
