@@ -130,6 +130,10 @@ error_codes! {
     /// A budget is spent; `Retry-After` and `RateLimit-*` say how long.
     RateLimited = TOO_MANY_REQUESTS, "rate_limited", "Too many requests",
         "too many requests; retry after the time in Retry-After";
+    /// A request header block (request line and fields) over 64 KiB (RFC 6585 §5).
+    HeaderTooLarge = REQUEST_HEADER_FIELDS_TOO_LARGE, "header_too_large",
+        "Request header fields too large",
+        "the request line and header fields are larger than 64 KiB";
     /// Never expected; never leaks internals.
     Internal = INTERNAL_SERVER_ERROR, "internal", "Internal error",
         "an internal error occurred; quote the request id when reporting it";
@@ -153,6 +157,7 @@ impl ErrorCode {
             422 => ErrorCode::ValidationFailed,
             423 => ErrorCode::AccountLocked,
             429 => ErrorCode::RateLimited,
+            431 => ErrorCode::HeaderTooLarge,
             503 => ErrorCode::ServiceUnavailable,
             500..=599 => ErrorCode::Internal,
             _ => ErrorCode::MalformedRequest,

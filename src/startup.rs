@@ -13,7 +13,9 @@ use crate::auth::{
 };
 use crate::config::{DatabaseUrl, Settings};
 use crate::domain::{Clock, FAILURE_MEMORY, LockoutPolicy, SystemClock};
-use crate::http::{AppState, HttpSettings, TrustedProxies, metrics_router, router};
+use crate::http::{
+    AppState, HttpSettings, ServeSettings, Tls, TrustedProxies, metrics_router, router, serve,
+};
 use crate::metrics::Metrics;
 use crate::store::memory::MemoryRateLimiter;
 use crate::store::redis::RedisStore;
@@ -196,6 +198,9 @@ pub struct Application {
     app: axum::Router,
     /// `/metrics` on its own listener, when `METRICS_BIND` is set.
     metrics: Option<(TcpListener, axum::Router)>,
+    /// Native TLS on the main listener, when `TLS_CERT` and `TLS_KEY` are set.
+    tls: Option<Arc<Tls>>,
+    serve: ServeSettings,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -211,14 +216,26 @@ impl Application {
         migrate: bool,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
+        // The certificate first: a bad one should stop the start before anything is opened.
+        let tls =
+            match settings.tls.clone() {
+                Some(files) => Some(Tls::load(files).map_err(|e| StartupError::Config {
+                    variable: e.variable,
+                    message: e.message,
+                })?),
+                None => None,
+            };
         let backends = open_backends(&settings, migrate).await?;
         let metrics = new_metrics()?;
         let auth =
             Arc::new(build_auth(&settings, &backends, metrics.clone(), clock.clone()).await?);
-        let tasks = vec![
+        let mut tasks = vec![
             spawn_key_reload(auth.clone(), backends.keys.clone()),
             spawn_purge(&backends, &settings, clock),
         ];
+        if let Some(tls) = &tls {
+            tasks.push(crate::http::tls::spawn_reload_on_sighup(tls.clone()));
+        }
         let proxies = TrustedProxies(Arc::new(settings.trusted_proxies.clone()));
         let state =
             AppState { auth, health: backends.health.clone(), proxies, metrics: metrics.clone() };
@@ -233,7 +250,13 @@ impl Application {
             Some(address) => Some((TcpListener::bind(address).await?, metrics_router(metrics))),
             None => None,
         };
-        Ok(Self { listener, app, metrics, tasks })
+        let serve = ServeSettings {
+            header_read_timeout: settings.request_timeout,
+            max_connections: settings.max_connections,
+            // A request in flight has REQUEST_TIMEOUT to finish anyway; waiting longer helps no one.
+            drain_timeout: settings.request_timeout,
+        };
+        Ok(Self { listener, app, metrics, tls, serve, tasks })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -245,25 +268,27 @@ impl Application {
         self.metrics.as_ref().and_then(|(listener, _)| listener.local_addr().ok())
     }
 
-    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    /// The TLS configuration in force, to reload it (SIGHUP does the same).
+    pub fn tls(&self) -> Option<Arc<Tls>> {
+        self.tls.clone()
+    }
+
+    /// Serves until `shutdown` completes, then finishes the requests in flight within
+    /// `REQUEST_TIMEOUT` (see `http::serve`).
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let mut tasks = self.tasks;
         if let Some((listener, app)) = self.metrics {
-            tasks.push(tokio::spawn(async move {
-                if let Err(error) = axum::serve(listener, app).await {
-                    tracing::error!(%error, "the metrics listener stopped");
-                }
-            }));
+            let pending = std::future::pending::<()>();
+            tasks.push(tokio::spawn(serve(listener, app, None, self.serve, pending)));
         }
-        let service = self.app.into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
+        serve(self.listener, self.app, self.tls, self.serve, shutdown).await;
         for task in tasks {
             task.abort();
         }
-        result
+        Ok(())
     }
 }
 

@@ -61,6 +61,8 @@ impl fmt::Debug for Settings {
             log_format,
             log_filter,
             request_timeout,
+            max_connections,
+            tls,
         } = self;
         f.debug_struct("Settings")
             .field("bind", bind)
@@ -93,6 +95,9 @@ impl fmt::Debug for Settings {
             .field("log_format", log_format)
             .field("log_filter", log_filter)
             .field("request_timeout", request_timeout)
+            .field("max_connections", max_connections)
+            // Paths only: the key itself is never read into the settings.
+            .field("tls", tls)
             .finish()
     }
 }

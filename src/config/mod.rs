@@ -61,6 +61,9 @@ const VARIABLES: &[(&str, Option<&str>)] = &[
     ("LOG", Some("info")),
     ("REQUEST_TIMEOUT", Some("30s")),
     ("REDIS_PREFIX", Some("portcullis:")),
+    ("MAX_CONNECTIONS", Some("10000")),
+    ("TLS_CERT", None),
+    ("TLS_KEY", None),
 ];
 
 /// A configuration error: which variable, and what is wrong with it.
@@ -100,8 +103,19 @@ pub enum LogFormat {
     Pretty,
 }
 
+/// The PEM files of native TLS: the certificate chain (leaf first) and its private key. Both are
+/// re-read on SIGHUP, so a renewed certificate needs no restart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
 /// The highest `MAX_SESSIONS_PER_USER`: every walk over a user's sessions is bounded by it.
 pub const MAX_SESSIONS_CAP: u32 = 10_000;
+
+/// The highest `MAX_CONNECTIONS`: past a million the kernel's descriptor limit is the real cap.
+pub const MAX_CONNECTIONS_CAP: usize = 1_000_000;
 
 /// The whole validated configuration. Its `Debug` masks every secret (see `debug`).
 #[derive(Clone)]
@@ -141,8 +155,14 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// A `tracing` filter such as `info` or `warn,portcullis=debug` (an addition to the contract).
     pub log_filter: String,
-    /// Longest a request may take, body included (an addition to the contract).
+    /// Longest a request may take, headers and body included: a connection whose headers are
+    /// not complete by then is closed.
     pub request_timeout: Duration,
+    /// Connections served at once; past it the listener stops accepting, so more wait in the
+    /// kernel's listen queue instead of taking file descriptors.
+    pub max_connections: usize,
+    /// Native TLS; `None` serves plain HTTP (behind a TLS-terminating proxy).
+    pub tls: Option<TlsFiles>,
 }
 
 impl Settings {
@@ -272,6 +292,11 @@ impl Settings {
                 _ => Err("must be json or pretty".to_owned()),
             })?,
             request_timeout: raw.parse("REQUEST_TIMEOUT", parse_positive_duration)?,
+            max_connections: raw.parse("MAX_CONNECTIONS", |v| match v.parse::<usize>() {
+                Ok(n) if (1..=MAX_CONNECTIONS_CAP).contains(&n) => Ok(n),
+                _ => Err(format!("must be a whole number from 1 to {MAX_CONNECTIONS_CAP}")),
+            })?,
+            tls: tls_files(raw)?,
             log_filter: raw.parse("LOG", |v| {
                 tracing_subscriber::EnvFilter::try_new(v)
                     .map(|_| v.to_owned())
@@ -342,6 +367,12 @@ impl Settings {
             ("LOG", self.log_filter.clone()),
             ("REQUEST_TIMEOUT", secs(self.request_timeout)),
             ("REDIS_PREFIX", self.redis_prefix.clone()),
+            ("MAX_CONNECTIONS", self.max_connections.to_string()),
+            (
+                "TLS_CERT",
+                self.tls.as_ref().map(|t| t.cert.display().to_string()).unwrap_or_default(),
+            ),
+            ("TLS_KEY", self.tls.as_ref().map(|t| t.key.display().to_string()).unwrap_or_default()),
         ];
         entries.into_iter().map(|(k, v)| (format!("{PREFIX}{k}"), v)).collect()
     }
@@ -409,6 +440,24 @@ fn parse_database_url(url: &str) -> Result<DatabaseUrl, ConfigError> {
         Ok(DatabaseUrl::Postgres(url.to_owned()))
     } else {
         Err(ConfigError::new("DATABASE_URL", "must start with sqlite: or postgres://"))
+    }
+}
+
+/// `TLS_CERT` and `TLS_KEY` come together, and both files must be readable now, so that a typo
+/// stops the start instead of the first handshake. Their contents are checked when the server
+/// loads them.
+fn tls_files(raw: &Raw) -> Result<Option<TlsFiles>, ConfigError> {
+    let readable = |name: &str, path: &str| match std::fs::File::open(path) {
+        Ok(_) => Ok(PathBuf::from(path)),
+        Err(error) => Err(ConfigError::new(name, format!("cannot read {path:?}: {error}"))),
+    };
+    match (raw.optional("TLS_CERT"), raw.optional("TLS_KEY")) {
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => {
+            Ok(Some(TlsFiles { cert: readable("TLS_CERT", cert)?, key: readable("TLS_KEY", key)? }))
+        }
+        (Some(_), None) => Err(ConfigError::new("TLS_KEY", "must be set with PORTCULLIS_TLS_CERT")),
+        (None, Some(_)) => Err(ConfigError::new("TLS_CERT", "must be set with PORTCULLIS_TLS_KEY")),
     }
 }
 

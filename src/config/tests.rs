@@ -32,6 +32,8 @@ fn errors_name_the_variable() {
         ("PORTCULLIS_ARGON2_MEMORY_KIB", "4"),
         ("PORTCULLIS_PASSWORD_POLICY", "lax"),
         ("PORTCULLIS_LOCKOUT_TRESHOLD", "5"),
+        ("PORTCULLIS_MAX_CONNECTIONS", "0"),
+        ("PORTCULLIS_MAX_CONNECTIONS", "many"),
     ];
     for (variable, value) in cases {
         let error = load(&[(variable, value)]).err().map(|e| e.variable);
@@ -108,4 +110,32 @@ fn urls_are_masked_whatever_the_password_holds() {
     for (url, masked) in cases {
         assert_eq!(mask_url(url), masked, "{url}");
     }
+}
+
+#[test]
+fn max_connections_defaults_to_ten_thousand_and_tls_to_off() -> Result<(), ConfigError> {
+    let s = load(&[])?;
+    assert_eq!(s.max_connections, 10_000);
+    assert_eq!(s.tls, None);
+    Ok(())
+}
+
+#[test]
+fn tls_needs_both_files_and_they_must_be_readable() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, "cert")?;
+    std::fs::write(&key, "key")?;
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let only_cert = load(&[("PORTCULLIS_TLS_CERT", &cert)]).err().map(|e| e.variable);
+    assert_eq!(only_cert.as_deref(), Some("PORTCULLIS_TLS_KEY"));
+    let only_key = load(&[("PORTCULLIS_TLS_KEY", &key)]).err().map(|e| e.variable);
+    assert_eq!(only_key.as_deref(), Some("PORTCULLIS_TLS_CERT"));
+    let missing = load(&[("PORTCULLIS_TLS_CERT", &cert), ("PORTCULLIS_TLS_KEY", "/nonexistent")])
+        .err()
+        .map(|e| e.variable);
+    assert_eq!(missing.as_deref(), Some("PORTCULLIS_TLS_KEY"));
+    let both = load(&[("PORTCULLIS_TLS_CERT", &cert), ("PORTCULLIS_TLS_KEY", &key)])?;
+    assert_eq!(both.tls.map(|t| t.key.display().to_string()), Some(key));
+    Ok(())
 }

@@ -12,7 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
-use crate::error::{ApiError, InternalCause, Problem, render};
+use crate::error::{ApiError, ErrorCode, InternalCause, Problem, render};
 use crate::metrics::Metrics;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -140,6 +140,29 @@ pub async fn problem_details(request: Request, next: Next) -> Response {
     Response::from_parts(parts, Body::from(body))
 }
 
+/// The largest request head answered normally: the request line and the header fields, 64 KiB.
+pub const MAX_HEADER_BLOCK: usize = 64 * 1024;
+
+/// Answers 431 problem details (RFC 6585 §5) for a request head over `MAX_HEADER_BLOCK`, before
+/// any handler runs. Hyper parses heads up to `serve::HARD_HEADER_LIMIT` and refuses larger
+/// ones itself; this layer is what gives the contract's answer to the ones in between.
+pub async fn header_limit(request: Request, next: Next) -> Response {
+    if head_len(&request) > MAX_HEADER_BLOCK {
+        return ApiError::new(ErrorCode::HeaderTooLarge).into_response();
+    }
+    next.run(request).await
+}
+
+/// The size of the request head as HTTP/1.1 sends it: `METHOD SP target SP HTTP/1.1 CRLF`, then
+/// `name: value CRLF` per field, then the empty line.
+fn head_len(request: &Request) -> usize {
+    let target = request.uri().path_and_query().map_or(1, |target| target.as_str().len());
+    let line = request.method().as_str().len() + 1 + target + 1 + "HTTP/1.1\r\n".len();
+    let fields: usize =
+        request.headers().iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum();
+    line + fields + 2
+}
+
 /// Removes CORS headers from responses to origins that are not allowed.
 pub async fn cors_guard(allowed: Arc<Vec<HeaderValue>>, request: Request, next: Next) -> Response {
     let origin_allowed = request
@@ -180,6 +203,18 @@ mod tests {
     use axum::routing::get;
     use tower::ServiceExt;
     use tower_http::catch_panic::CatchPanicLayer;
+
+    #[test]
+    fn the_head_length_counts_the_request_line_and_every_field() {
+        let request = Request::builder()
+            .uri("/v1/auth/me?x=1")
+            .header("host", "a")
+            .header("x-long", "b".repeat(10))
+            .body(Body::empty())
+            .unwrap();
+        // "GET /v1/auth/me?x=1 HTTP/1.1\r\n" + "host: a\r\n" + "x-long: bbbbbbbbbb\r\n" + "\r\n"
+        assert_eq!(head_len(&request), 30 + 9 + 20 + 2);
+    }
 
     #[tokio::test]
     async fn a_panicking_handler_answers_500_problem_details_without_the_message() {

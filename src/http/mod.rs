@@ -12,6 +12,8 @@ mod middleware;
 pub mod openapi;
 mod operations;
 mod routes;
+pub mod serve;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +31,8 @@ use crate::auth::AuthService;
 use crate::metrics::Metrics;
 use crate::store::Health;
 pub use extract::TrustedProxies;
+pub use serve::{ServeSettings, serve};
+pub use tls::Tls;
 
 /// Largest request body accepted: 16 KiB, far above any legitimate request of the contract.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -125,6 +129,7 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
             settings.request_timeout,
         ))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(axum::middleware::from_fn(middleware::header_limit))
         .layer(axum::middleware::from_fn(middleware::problem_details));
     let routes = with_cors(routes, &settings.cors_origins);
     let metrics = state.metrics.clone();

@@ -446,3 +446,138 @@ pub fn run_cli(app: &TestApp, args: &[&str]) -> Option<i32> {
         .unwrap()
         .code()
 }
+
+/// The real `portcullis serve` binary, run as a child process: for what only a process shows
+/// (signals, exit status). It logs JSON at `info`, and its address is read from the line that
+/// says it listens.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub address: SocketAddr,
+    /// Every log line after the one with the address.
+    pub log: std::sync::mpsc::Receiver<String>,
+}
+
+impl ServerProcess {
+    /// Starts `portcullis serve` on `storage` with the test defaults and `vars`, and waits (at
+    /// most 30 s) until it listens.
+    pub fn start(storage: &Storage, vars: &[(&str, &str)]) -> ServerProcess {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
+        command.arg("serve");
+        Self::start_command(command, storage, vars)
+    }
+
+    /// Like `start`, with the process limited to `limit` open file descriptors (`ulimit -n`).
+    pub fn start_with_fd_limit(
+        storage: &Storage,
+        vars: &[(&str, &str)],
+        limit: u32,
+    ) -> ServerProcess {
+        let mut command = std::process::Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -n {limit} && exec \"$0\" serve"))
+            .arg(env!("CARGO_BIN_EXE_portcullis"));
+        Self::start_command(command, storage, vars)
+    }
+
+    fn start_command(
+        mut command: std::process::Command,
+        storage: &Storage,
+        vars: &[(&str, &str)],
+    ) -> ServerProcess {
+        use std::io::BufRead;
+        command
+            .env_clear()
+            .envs(storage.env())
+            .envs(TEST_DEFAULTS.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .env("PORTCULLIS_BIND", "127.0.0.1:0")
+            .env("PORTCULLIS_LOG", "info")
+            .env("PORTCULLIS_LOG_FORMAT", "json")
+            .envs(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (lines, log) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let address = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = log.recv_timeout(left).expect("the server did not say where it listens");
+            let Ok(entry) = serde_json::from_str::<Value>(&line) else { continue };
+            if entry["message"] == "portcullis is listening" {
+                break entry["address"].as_str().unwrap().parse().unwrap();
+            }
+        };
+        ServerProcess { child, address, log }
+    }
+
+    /// Sends a signal by name (`TERM`, `HUP`) with `kill`.
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits at most `bound` for the process to exit, and returns its status (None if it is
+    /// still running, and then kills it).
+    pub fn wait_for_exit(
+        &mut self,
+        bound: std::time::Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + bound;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Sends `bytes` on a new raw TCP connection and reads the answer until the server closes it
+/// (at most `bound`): for requests no HTTP client would send.
+pub async fn raw_exchange(
+    address: SocketAddr,
+    bytes: &[u8],
+    bound: std::time::Duration,
+) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(bound, async {
+        let mut chunk = [0u8; 8192];
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the server kept the connection open past {bound:?}");
+    answer
+}
