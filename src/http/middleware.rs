@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
 use crate::error::{ApiError, InternalCause, Problem, render};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, UNMATCHED_ROUTE};
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -66,15 +66,14 @@ pub async fn track(
     request: Request,
     next: Next,
 ) -> Response {
-    let method = request.method().as_str().to_owned();
-    let route = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    // Cheap clones (a `Method` of the standard set is a tag, a `MatchedPath` an `Arc<str>`):
+    // the labels are resolved to a bounded set in `Metrics`, not copied into new strings here.
+    let method = request.method().clone();
+    let route = request.extensions().get::<axum::extract::MatchedPath>().cloned();
     let started = Instant::now();
     let response = next.run(request).await;
-    let status = response.status().as_u16();
-    metrics.observe_request(&method, &route, status, started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or(UNMATCHED_ROUTE, |path| path.as_str());
+    metrics.observe_request(&method, route, response.status(), started.elapsed().as_secs_f64());
     response
 }
 
