@@ -83,6 +83,37 @@ async fn an_events_request_id_is_the_responses() -> TestResult {
 }
 
 #[tokio::test]
+async fn a_client_chosen_request_id_never_reaches_the_trail() -> TestResult {
+    let app = spawn().await;
+    app.register("cora@example.com", PASSWORD).await;
+    let mut response_ids = Vec::new();
+    let mut token = String::new();
+    for _ in 0..2 {
+        let login = app
+            .client
+            .post(app.url("/v1/auth/login"))
+            .header("x-request-id", "fixed")
+            .json(&serde_json::json!({ "email": "cora@example.com", "password": PASSWORD }))
+            .send()
+            .await?;
+        assert_eq!(login.status(), StatusCode::OK);
+        response_ids.push(login.headers()["x-request-id"].to_str()?.to_owned());
+        token = str_of(&login.json::<Value>().await?, "access_token").to_owned();
+    }
+    assert_ne!(response_ids[0], response_ids[1]);
+    assert!(response_ids.iter().all(|id| id != "fixed"), "{response_ids:?}");
+    let page = get_json(&app, "/v1/auth/events?type=login", &token).await;
+    let recorded: Vec<&str> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["request_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(recorded, [response_ids[1].as_str(), response_ids[0].as_str()], "newest first");
+    Ok(())
+}
+
+#[tokio::test]
 async fn pages_follow_the_cursor_to_the_end() -> TestResult {
     let app = spawn().await;
     let pair = app.signed_in("dave@example.com").await;

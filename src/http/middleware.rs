@@ -21,20 +21,26 @@ static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
 
-/// Takes a well-formed `X-Request-Id` from the client (for tracing across services) or makes one,
-/// echoes it on the response, and logs the request once when it completes.
+/// Gives every request a fresh id, echoes it on the response, and logs the request once when it
+/// completes.
+///
+/// The id is always made here, never taken from the client: audit events carry it as the key of
+/// the request that caused them, and a client-chosen id could repeat or point at another
+/// request. A well-formed `X-Request-Id` of the client is only logged, as `client_request_id`,
+/// for tracing across services.
 pub async fn request_id(mut request: Request, next: Next) -> Response {
-    let id = request
+    let id = uuid::Uuid::new_v4().to_string();
+    let client_id = request
         .headers()
         .get(&X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| is_acceptable_request_id(v))
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        .map(str::to_owned);
     request.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!(
         "request",
         request_id = %id,
+        client_request_id = client_id.as_deref(),
         method = %request.method(),
         path = %request.uri().path(),
     );
@@ -54,7 +60,7 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
 }
 
 /// Up to 64 characters of `[A-Za-z0-9._-]`: enough for any tracing id, too little to smuggle
-/// anything into logs or audit records.
+/// anything into the logs.
 fn is_acceptable_request_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
