@@ -257,3 +257,58 @@ async fn tail_prints_the_latest_events_as_json_lines() -> TestResult {
     assert_eq!(lines[0]["type"], "login");
     Ok(())
 }
+
+/// C0, DEL, C1 and the bidirectional controls: never raw in audit output.
+fn raw_controls(text: &str) -> Vec<char> {
+    text.chars()
+        .filter(|c| {
+            matches!(
+                c,
+                '\u{0}'..='\u{1f}'
+                    | '\u{7f}'..='\u{9f}'
+                    | '\u{61c}'
+                    | '\u{200e}'
+                    | '\u{200f}'
+                    | '\u{202a}'..='\u{202e}'
+                    | '\u{2066}'..='\u{2069}'
+            ) && *c != '\n'
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn control_and_bidi_characters_are_escaped_in_the_trail() -> TestResult {
+    let app = spawn().await;
+    common::create_admin(&app, "root@example.com");
+    let admin: Value = app.login("root@example.com", PASSWORD).await.json().await?;
+    let agent = reqwest::header::HeaderValue::from_bytes("agent\u{9b}31m\u{202e}x".as_bytes())?;
+    for email in ["mia@example.com", "evil\u{9b}\u{202e}\u{7f}@example.com"] {
+        let body = serde_json::json!({ "email": email, "password": PASSWORD });
+        for path in ["/v1/auth/register", "/v1/auth/login"] {
+            app.client
+                .post(app.url(path))
+                .header("user-agent", agent.clone())
+                .json(&body)
+                .send()
+                .await?;
+        }
+    }
+    let response = app.get("/v1/admin/audit", str_of(&admin, "access_token")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await?;
+    assert!(raw_controls(&text).is_empty(), "raw controls in {text}");
+    let page: Value = serde_json::from_str(&text)?;
+    let events = page["events"].as_array().unwrap();
+    let registered = events.iter().find(|e| e["email"] == "mia@example.com").unwrap();
+    assert_eq!(registered["user_agent"], "agent\\u{9b}31m\\u{202e}x");
+    let failed = events.iter().find(|e| e["type"] == "login_failed").unwrap();
+    assert_eq!(failed["email"], "evil\\u{9b}\\u{202e}\\u{7f}@example.com");
+    assert_eq!(failed["user_agent"], "agent\\u{9b}31m\\u{202e}x");
+
+    let tail = cli(&app, &["audit", "tail", "--lines", "20"]);
+    assert_eq!(tail.status.code(), Some(0));
+    let stdout = String::from_utf8(tail.stdout)?;
+    assert!(raw_controls(&stdout).is_empty(), "raw controls in {stdout}");
+    assert!(stdout.contains(r"evil\\u{9b}\\u{202e}\\u{7f}@example.com"), "{stdout}");
+    Ok(())
+}

@@ -12,6 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
+use crate::domain::escape_controls;
 use crate::error::{ApiError, InternalCause, Problem, render};
 use crate::metrics::{Metrics, UNMATCHED_ROUTE};
 
@@ -41,8 +42,9 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
         "request",
         request_id = %id,
         client_request_id = client_id.as_deref(),
-        method = %request.method(),
-        path = %request.uri().path(),
+        method = %escape_controls(request.method().as_str()),
+        // The path is the client's: escaped, as every untrusted text in a log (CWE-117).
+        path = %escape_controls(request.uri().path()),
     );
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
