@@ -1,13 +1,40 @@
 //! Prometheus metrics: requests by route and status, latency, security events, refusals, and
 //! password hashing. One registry, built at start and passed down; nothing global.
 //!
-//! Labels are bounded: routes are the router's patterns (`/v1/auth/sessions/{id}`), never raw
-//! paths, so a scan of random URLs cannot grow the series.
+//! Every label has a fixed, finite set of values, because a series is never evicted: one label
+//! value an attacker chooses per request is a memory leak that also grows every scrape (the
+//! Prometheus naming guide: "do not use labels to store dimensions with high cardinality").
+//! - `method`: the nine methods of RFC 9110 §9 and RFC 5789 (PATCH), anything else `other`;
+//! - `route`: the router's pattern (`/v1/auth/sessions/{id}`), never the raw path, or `unmatched`;
+//! - `status`: the three-digit code (100–999);
+//! - `type`, `outcome`, `reason`: names from the fixed audit enums and refusal reasons, taken as
+//!   `&'static str` so that no request-derived string can become one.
 
+use axum::http::{Method, StatusCode};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
+
+/// The route label of a request that matched no route.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// The method label: a standard method by name, any extension method (RFC 9110 §9.1 lets a
+/// client send any token) as `other`.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
 
 pub struct Metrics {
     registry: Registry,
@@ -59,17 +86,20 @@ impl Metrics {
         })
     }
 
-    pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        self.http_requests.with_label_values(&[method, route, &status.to_string()]).inc();
+    /// `route` must be a pattern of the router or [`UNMATCHED_ROUTE`]: a bounded set.
+    pub fn observe_request(&self, method: &Method, route: &str, status: StatusCode, seconds: f64) {
+        let method = method_label(method);
+        self.http_requests.with_label_values(&[method, route, status.as_str()]).inc();
         self.http_duration.with_label_values(&[route]).observe(seconds);
     }
 
-    pub fn security_event(&self, kind: &str, outcome: &str) {
+    /// `kind` and `outcome`: the names of `EventType` and `Outcome`.
+    pub fn security_event(&self, kind: &'static str, outcome: &'static str) {
         self.security_events.with_label_values(&[kind, outcome]).inc();
     }
 
-    /// `reason`: the budget (`ip`, `account`, `reads`) or `locked`.
-    pub fn refusal(&self, reason: &str) {
+    /// `reason`: the budget (`ip`, `account`, `reads`), `locked` or `hashing_queue_full`.
+    pub fn refusal(&self, reason: &'static str) {
         self.refusals.with_label_values(&[reason]).inc();
     }
 
@@ -88,5 +118,19 @@ impl Metrics {
             return String::new();
         }
         String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extension_methods_share_one_label() {
+        for raw in ["PURGE", "X-1", "get", "PROPFIND"] {
+            let method = Method::from_bytes(raw.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), "other", "{raw}");
+        }
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
     }
 }

@@ -83,6 +83,37 @@ async fn an_events_request_id_is_the_responses() -> TestResult {
 }
 
 #[tokio::test]
+async fn a_client_chosen_request_id_never_reaches_the_trail() -> TestResult {
+    let app = spawn().await;
+    app.register("cora@example.com", PASSWORD).await;
+    let mut response_ids = Vec::new();
+    let mut token = String::new();
+    for _ in 0..2 {
+        let login = app
+            .client
+            .post(app.url("/v1/auth/login"))
+            .header("x-request-id", "fixed")
+            .json(&serde_json::json!({ "email": "cora@example.com", "password": PASSWORD }))
+            .send()
+            .await?;
+        assert_eq!(login.status(), StatusCode::OK);
+        response_ids.push(login.headers()["x-request-id"].to_str()?.to_owned());
+        token = str_of(&login.json::<Value>().await?, "access_token").to_owned();
+    }
+    assert_ne!(response_ids[0], response_ids[1]);
+    assert!(response_ids.iter().all(|id| id != "fixed"), "{response_ids:?}");
+    let page = get_json(&app, "/v1/auth/events?type=login", &token).await;
+    let recorded: Vec<&str> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["request_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(recorded, [response_ids[1].as_str(), response_ids[0].as_str()], "newest first");
+    Ok(())
+}
+
+#[tokio::test]
 async fn pages_follow_the_cursor_to_the_end() -> TestResult {
     let app = spawn().await;
     let pair = app.signed_in("dave@example.com").await;
@@ -224,5 +255,60 @@ async fn tail_prints_the_latest_events_as_json_lines() -> TestResult {
     let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["type"], "login");
+    Ok(())
+}
+
+/// C0, DEL, C1 and the bidirectional controls: never raw in audit output.
+fn raw_controls(text: &str) -> Vec<char> {
+    text.chars()
+        .filter(|c| {
+            matches!(
+                c,
+                '\u{0}'..='\u{1f}'
+                    | '\u{7f}'..='\u{9f}'
+                    | '\u{61c}'
+                    | '\u{200e}'
+                    | '\u{200f}'
+                    | '\u{202a}'..='\u{202e}'
+                    | '\u{2066}'..='\u{2069}'
+            ) && *c != '\n'
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn control_and_bidi_characters_are_escaped_in_the_trail() -> TestResult {
+    let app = spawn().await;
+    common::create_admin(&app, "root@example.com");
+    let admin: Value = app.login("root@example.com", PASSWORD).await.json().await?;
+    let agent = reqwest::header::HeaderValue::from_bytes("agent\u{9b}31m\u{202e}x".as_bytes())?;
+    for email in ["mia@example.com", "evil\u{9b}\u{202e}\u{7f}@example.com"] {
+        let body = serde_json::json!({ "email": email, "password": PASSWORD });
+        for path in ["/v1/auth/register", "/v1/auth/login"] {
+            app.client
+                .post(app.url(path))
+                .header("user-agent", agent.clone())
+                .json(&body)
+                .send()
+                .await?;
+        }
+    }
+    let response = app.get("/v1/admin/audit", str_of(&admin, "access_token")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await?;
+    assert!(raw_controls(&text).is_empty(), "raw controls in {text}");
+    let page: Value = serde_json::from_str(&text)?;
+    let events = page["events"].as_array().unwrap();
+    let registered = events.iter().find(|e| e["email"] == "mia@example.com").unwrap();
+    assert_eq!(registered["user_agent"], "agent\\u{9b}31m\\u{202e}x");
+    let failed = events.iter().find(|e| e["type"] == "login_failed").unwrap();
+    assert_eq!(failed["email"], "evil\\u{9b}\\u{202e}\\u{7f}@example.com");
+    assert_eq!(failed["user_agent"], "agent\\u{9b}31m\\u{202e}x");
+
+    let tail = cli(&app, &["audit", "tail", "--lines", "20"]);
+    assert_eq!(tail.status.code(), Some(0));
+    let stdout = String::from_utf8(tail.stdout)?;
+    assert!(raw_controls(&stdout).is_empty(), "raw controls in {stdout}");
+    assert!(stdout.contains(r"evil\\u{9b}\\u{202e}\\u{7f}@example.com"), "{stdout}");
     Ok(())
 }

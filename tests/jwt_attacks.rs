@@ -160,3 +160,39 @@ async fn malformed_authorization_headers_are_refused() -> TestResult {
     assert_eq!(lower.status(), StatusCode::OK, "the scheme is case-insensitive (RFC 9110 §11.1)");
     Ok(())
 }
+
+#[tokio::test]
+async fn tokens_not_yet_valid_or_issued_in_the_future_are_refused() -> TestResult {
+    let app =
+        spawn_with(&[("PORTCULLIS_JWT_SECRET", SECRET), ("PORTCULLIS_JWT_LEEWAY", "5s")]).await;
+    let pair = app.signed_in("gail@example.com").await;
+    let (header, claims) = parts(str_of(&pair, "access_token"));
+    let kid = header["kid"].as_str().unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let with = |changes: &[(&str, i64)]| {
+        let mut c = claims.clone();
+        for (key, value) in changes {
+            c[*key] = json!(value);
+        }
+        // A far `exp` so that only the claim under test is wrong.
+        c["exp"] = json!(now + 7200);
+        sign(kid, Some("at+jwt"), &c)
+    };
+    // Within the bounds: a small clock skew is tolerated.
+    for (name, token) in
+        [("nbf now", with(&[("nbf", now)])), ("iat 30 s ahead", with(&[("iat", now + 30)]))]
+    {
+        assert_eq!(app.get("/v1/auth/me", &token).await.status(), StatusCode::OK, "{name}");
+    }
+    for (name, token) in [
+        ("nbf in an hour", with(&[("nbf", now + 3600)])),
+        ("nbf past the leeway", with(&[("nbf", now + 30)])),
+        ("iat in an hour", with(&[("iat", now + 3600)])),
+        ("iat past leeway + 60 s", with(&[("iat", now + 5 + 60 + 30)])),
+    ] {
+        let response = app.get("/v1/auth/me", &token).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{name}");
+        assert_problem(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    }
+    Ok(())
+}

@@ -57,3 +57,25 @@ async fn with_a_metrics_bind_the_main_listener_does_not_serve_them() -> TestResu
     assert!(own.text().await?.contains("portcullis_password_hashes_waiting"));
     Ok(())
 }
+
+#[tokio::test]
+async fn unknown_methods_do_not_grow_the_metrics() -> TestResult {
+    let app = spawn().await;
+    let scrape = || async { app.client.get(app.url("/metrics")).send().await?.text().await };
+    // Warm up: the scrape itself and one extension method create their series once.
+    let warm_up = Method::from_bytes(b"WARMUP")?;
+    app.client.request(warm_up, app.url("/healthz")).send().await?;
+    scrape().await?;
+    let before = scrape().await?.len();
+    for i in 0..500 {
+        let method = Method::from_bytes(format!("X-CUSTOM-{i}").as_bytes())?;
+        let response = app.client.request(method, app.url("/healthz")).send().await?;
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    }
+    let after = scrape().await?;
+    // Only counter values change (a few more digits), no new series.
+    assert!(after.len() < before + 256, "grew from {before} to {} bytes", after.len());
+    assert!(after.contains(r#"method="other""#));
+    assert!(!after.contains("X-CUSTOM"));
+    Ok(())
+}

@@ -133,3 +133,35 @@ async fn fifty_concurrent_registrations_all_succeed() -> TestResult {
     assert!(statuses.iter().all(|s| *s == StatusCode::CREATED), "{statuses:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn emails_that_read_the_same_are_one_account() -> TestResult {
+    let app = spawn().await;
+    assert_eq!(app.register("straße@example.com", PASSWORD).await.status(), StatusCode::CREATED);
+    let folded = app.register("STRASSE@example.com", "Another-Pass-77").await;
+    assert_problem(folded, StatusCode::CONFLICT, "email_taken").await;
+
+    let idn = app.register("user@bücher.example", PASSWORD).await;
+    assert_eq!(idn.status(), StatusCode::CREATED);
+    let punycode = app.register("user@xn--bcher-kva.example", "Another-Pass-77").await;
+    assert_problem(punycode, StatusCode::CONFLICT, "email_taken").await;
+    // Either spelling signs in to the one account.
+    assert_eq!(app.login("user@xn--bcher-kva.example", PASSWORD).await.status(), StatusCode::OK);
+    assert_eq!(app.login("USER@BÜCHER.example", PASSWORD).await.status(), StatusCode::OK);
+
+    assert_eq!(app.register("σας@example.com", PASSWORD).await.status(), StatusCode::CREATED);
+    let sigma = app.register("ΣΑΣ@example.com", "Another-Pass-77").await;
+    assert_problem(sigma, StatusCode::CONFLICT, "email_taken").await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn invisible_characters_in_an_email_are_refused() -> TestResult {
+    let app = spawn().await;
+    for email in ["a\u{200d}b@example.com", "ab\u{ad}@example.com", "\u{feff}ab@example.com"] {
+        let response = app.register(email, PASSWORD).await;
+        assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    }
+    assert_eq!(app.register("ab@example.com", PASSWORD).await.status(), StatusCode::CREATED);
+    Ok(())
+}

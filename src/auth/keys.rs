@@ -3,7 +3,8 @@
 //! EdDSA (Ed25519) by default: signing keys are generated once, kept in the database, and shared
 //! by every instance on it; the ring is reloaded periodically so that `keys rotate` reaches every
 //! instance. HS256 when a secret is configured. Verification pins the algorithm (RFC 8725 §3.1),
-//! requires `typ: at+jwt` (RFC 9068 §2.1) and a known `kid`, and checks `iss`, `aud` and `exp`.
+//! requires `typ: at+jwt` (RFC 9068 §2.1) and a known `kid`, and checks `iss`, `aud`, `exp`, `nbf`
+//! and that `iat` is not in the future.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -28,6 +29,12 @@ use crate::store::{KeyStore, SigningKeyRecord, Timestamp};
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 
 const TOKEN_TYPE: &str = "at+jwt";
+
+/// How far ahead of this clock, beyond the leeway, an `iat` may be. RFC 7519 §4.1.6 gives `iat`
+/// no rule of its own, but a token "issued" in the future was not issued by us (our clocks agree
+/// within the leeway): it is forged or made with a stolen key and a skewed clock to outlive its
+/// `exp` check (RFC 8725 §3.10 asks verifiers to check every claim they rely on).
+const MAX_IAT_AHEAD_SECS: u64 = 60;
 
 /// The claims of an access token.
 #[derive(Debug, Serialize, Deserialize)]
@@ -109,7 +116,8 @@ impl AccessTokens {
         validation.set_audience(&[&settings.audience]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         validation.leeway = settings.leeway.as_secs();
-        validation.validate_nbf = false;
+        // RFC 7519 §4.1.5: a token must not be accepted before its `nbf` (within the leeway).
+        validation.validate_nbf = true;
         if matches!(mode, Mode::EdDsa) {
             store.insert_first_signing_key(&new_signing_key()).await?;
         }
@@ -170,7 +178,8 @@ impl AccessTokens {
             .map_err(|e| AuthError::Internal(format!("signing failed: {e}")))
     }
 
-    /// Checks signature, algorithm, type, key id, issuer, audience and expiry.
+    /// Checks signature, algorithm, type, key id, issuer, audience, expiry, not-before, and that
+    /// the token was not issued in the future.
     pub fn verify(&self, token: &str) -> Result<VerifiedToken, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Unauthorized)?;
         if header.alg != self.validation.algorithms[0] || header.typ.as_deref() != Some(TOKEN_TYPE)
@@ -186,6 +195,13 @@ impl AccessTokens {
         let data = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
             .map_err(|_| AuthError::Unauthorized)?;
         let claims = data.claims;
+        // The same clock that `exp` and `nbf` were checked against.
+        let latest_iat = jsonwebtoken::get_current_timestamp()
+            .saturating_add(self.validation.leeway)
+            .saturating_add(MAX_IAT_AHEAD_SECS);
+        if u64::try_from(claims.iat).is_ok_and(|iat| iat > latest_iat) {
+            return Err(AuthError::Unauthorized);
+        }
         Ok(VerifiedToken {
             user: UserId::parse(&claims.sub).ok_or(AuthError::Unauthorized)?,
             session: SessionId::parse(&claims.sid).ok_or(AuthError::Unauthorized)?,

@@ -13,6 +13,7 @@ mod lockout;
 mod password;
 mod rate;
 mod role;
+mod text;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use context::RequestContext;
@@ -22,3 +23,4 @@ pub use lockout::{AttemptGate, FAILURE_MEMORY, LockoutPolicy, PERMANENT_LOCK_MS}
 pub use password::{Password, PasswordPolicy, PolicyViolation};
 pub use rate::{Rate, client_ip_key};
 pub use role::Role;
+pub use text::escape_controls;

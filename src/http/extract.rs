@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use super::client_ip::client_ip;
 use super::middleware::RequestId;
 use crate::auth::{AuthService, Principal, RequestContext};
+use crate::domain::escape_controls;
 use crate::error::ApiError;
 
 /// Longest `User-Agent` kept, in characters.
@@ -114,11 +115,14 @@ where
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|info| client_ip(info.0.ip(), &forwarded, &trusted.0));
-        let user_agent = parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|ua| ua.chars().take(MAX_USER_AGENT).collect());
+        // Read as UTF-8 (invalid bytes replaced) rather than refused when not plain ASCII, so
+        // that an odd user agent is recorded, escaped, instead of silently dropped; it is also
+        // shown back in the session list, so it is escaped here once for every use.
+        let user_agent = parts.headers.get(header::USER_AGENT).map(|v| {
+            let ua: String =
+                String::from_utf8_lossy(v.as_bytes()).chars().take(MAX_USER_AGENT).collect();
+            escape_controls(&ua).into_owned()
+        });
         let request_id = parts.extensions.get::<RequestId>().map(|id| id.0.clone());
         Ok(Self(RequestContext { ip, user_agent, request_id }))
     }

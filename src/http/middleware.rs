@@ -12,8 +12,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
+use crate::domain::escape_controls;
 use crate::error::{ApiError, ErrorCode, InternalCause, Problem, render};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, UNMATCHED_ROUTE};
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -21,22 +22,29 @@ static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
 
-/// Takes a well-formed `X-Request-Id` from the client (for tracing across services) or makes one,
-/// echoes it on the response, and logs the request once when it completes.
+/// Gives every request a fresh id, echoes it on the response, and logs the request once when it
+/// completes.
+///
+/// The id is always made here, never taken from the client: audit events carry it as the key of
+/// the request that caused them, and a client-chosen id could repeat or point at another
+/// request. A well-formed `X-Request-Id` of the client is only logged, as `client_request_id`,
+/// for tracing across services.
 pub async fn request_id(mut request: Request, next: Next) -> Response {
-    let id = request
+    let id = uuid::Uuid::new_v4().to_string();
+    let client_id = request
         .headers()
         .get(&X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| is_acceptable_request_id(v))
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        .map(str::to_owned);
     request.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!(
         "request",
         request_id = %id,
-        method = %request.method(),
-        path = %request.uri().path(),
+        client_request_id = client_id.as_deref(),
+        method = %escape_controls(request.method().as_str()),
+        // The path is the client's: escaped, as every untrusted text in a log (CWE-117).
+        path = %escape_controls(request.uri().path()),
     );
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
@@ -54,7 +62,7 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
 }
 
 /// Up to 64 characters of `[A-Za-z0-9._-]`: enough for any tracing id, too little to smuggle
-/// anything into logs or audit records.
+/// anything into the logs.
 fn is_acceptable_request_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
@@ -66,15 +74,14 @@ pub async fn track(
     request: Request,
     next: Next,
 ) -> Response {
-    let method = request.method().as_str().to_owned();
-    let route = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    // Cheap clones (a `Method` of the standard set is a tag, a `MatchedPath` an `Arc<str>`):
+    // the labels are resolved to a bounded set in `Metrics`, not copied into new strings here.
+    let method = request.method().clone();
+    let route = request.extensions().get::<axum::extract::MatchedPath>().cloned();
     let started = Instant::now();
     let response = next.run(request).await;
-    let status = response.status().as_u16();
-    metrics.observe_request(&method, &route, status, started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or(UNMATCHED_ROUTE, |path| path.as_str());
+    metrics.observe_request(&method, route, response.status(), started.elapsed().as_secs_f64());
     response
 }
 

@@ -7,7 +7,7 @@ pub mod chain;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{RequestContext, Timestamp, UserId};
+use super::{RequestContext, Timestamp, UserId, escape_controls};
 
 /// Longest attempted email kept in an event (RFC 5321 limits a path to 256 octets).
 const MAX_EMAIL_CHARS: usize = 256;
@@ -93,6 +93,10 @@ impl Outcome {
 }
 
 /// One security event, as the contract's audit API shows it.
+///
+/// Every text field that can come from a request is escaped by the builders below
+/// (`escape_controls`): the trail is read in terminals (`audit tail`) and dashboards, where a
+/// raw control or bidirectional character could forge or disguise what an event says.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditEvent {
     pub id: Uuid,
@@ -119,8 +123,8 @@ impl AuditEvent {
             user_id: None,
             email: None,
             ip: context.ip.map(|ip| ip.to_string()),
-            user_agent: context.user_agent.clone(),
-            request_id: context.request_id.clone(),
+            user_agent: context.user_agent.as_deref().map(escaped),
+            request_id: context.request_id.as_deref().map(escaped),
             outcome,
             detail: None,
         }
@@ -133,14 +137,19 @@ impl AuditEvent {
 
     /// The email as attempted, cut to the longest valid address so that junk input stays small.
     pub fn email(mut self, email: &str) -> Self {
-        self.email = Some(email.chars().take(MAX_EMAIL_CHARS).collect());
+        let cut: String = email.chars().take(MAX_EMAIL_CHARS).collect();
+        self.email = Some(escaped(&cut));
         self
     }
 
-    pub fn detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = Some(detail.into());
+    pub fn detail(mut self, detail: impl AsRef<str>) -> Self {
+        self.detail = Some(escaped(detail.as_ref()));
         self
     }
+}
+
+fn escaped(text: &str) -> String {
+    escape_controls(text).into_owned()
 }
 
 /// Which audit events to read, newest first.
