@@ -37,6 +37,9 @@ impl fmt::Debug for Settings {
             redis_prefix,
             data_dir,
             jwt_secret,
+            master_key,
+            master_key_file,
+            master_key_previous,
             issuer,
             audience,
             access_token_ttl,
@@ -71,6 +74,9 @@ impl fmt::Debug for Settings {
             .field("redis_prefix", redis_prefix)
             .field("data_dir", data_dir)
             .field("jwt_secret", &jwt_secret.as_ref().map(|_| Redacted))
+            .field("master_key", &master_key.as_ref().map(|_| Redacted))
+            .field("master_key_file", master_key_file)
+            .field("master_key_previous", &master_key_previous.as_ref().map(|_| Redacted))
             .field("issuer", issuer)
             .field("audience", audience)
             .field("access_token_ttl", access_token_ttl)

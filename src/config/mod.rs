@@ -17,6 +17,7 @@ use crate::domain::PasswordPolicy;
 pub use crate::domain::Rate;
 
 mod debug;
+mod master_key;
 mod parse;
 
 use parse::{
@@ -64,7 +65,18 @@ const VARIABLES: &[(&str, Option<&str>)] = &[
     ("MAX_CONNECTIONS", Some("10000")),
     ("TLS_CERT", None),
     ("TLS_KEY", None),
+    ("MASTER_KEY", None),
+    ("MASTER_KEY_FILE", None),
+    ("MASTER_KEY_PREVIOUS", None),
 ];
+
+/// A secret as `config check` shows it: its length only.
+fn masked(secret: &Option<SecretSlice<u8>>) -> String {
+    secret
+        .as_ref()
+        .map(|s| format!("<{} bytes, masked>", s.expose_secret().len()))
+        .unwrap_or_default()
+}
 
 /// A configuration error: which variable, and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +139,12 @@ pub struct Settings {
     pub redis_prefix: String,
     pub data_dir: PathBuf,
     pub jwt_secret: Option<SecretSlice<u8>>,
+    /// The 32-byte key that seals secrets at rest, from `MASTER_KEY` or `MASTER_KEY_FILE`.
+    pub master_key: Option<SecretSlice<u8>>,
+    /// Where `master_key` was read from, when it came from a file.
+    pub master_key_file: Option<PathBuf>,
+    /// The key before a rotation: values sealed under it are read and sealed again.
+    pub master_key_previous: Option<SecretSlice<u8>>,
     pub issuer: String,
     pub audience: String,
     pub access_token_ttl: Duration,
@@ -247,6 +265,12 @@ impl Settings {
             })?,
             data_dir,
             jwt_secret: jwt_secret.transpose()?,
+            master_key: master_key::configured(raw)?,
+            master_key_file: raw.optional("MASTER_KEY_FILE").map(PathBuf::from),
+            master_key_previous: raw
+                .optional("MASTER_KEY_PREVIOUS")
+                .map(|v| master_key::decode("MASTER_KEY_PREVIOUS", v))
+                .transpose()?,
             issuer: raw.parse("ISSUER", parse_non_empty)?,
             audience: raw.parse("AUDIENCE", parse_non_empty)?,
             access_token_ttl,
@@ -328,6 +352,12 @@ impl Settings {
                     .map(|s| format!("<{} bytes, masked>", s.expose_secret().len()))
                     .unwrap_or_default(),
             ),
+            ("MASTER_KEY", masked(&self.master_key)),
+            (
+                "MASTER_KEY_FILE",
+                self.master_key_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+            ),
+            ("MASTER_KEY_PREVIOUS", masked(&self.master_key_previous)),
             ("ISSUER", self.issuer.clone()),
             ("AUDIENCE", self.audience.clone()),
             ("ACCESS_TOKEN_TTL", secs(self.access_token_ttl)),

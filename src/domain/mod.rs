@@ -13,6 +13,7 @@ mod lockout;
 mod password;
 mod rate;
 mod role;
+mod seal;
 mod text;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
@@ -23,4 +24,5 @@ pub use lockout::{AttemptGate, FAILURE_MEMORY, LockoutPolicy, PERMANENT_LOCK_MS}
 pub use password::{Password, PasswordPolicy, PolicyViolation};
 pub use rate::{Rate, client_ip_key};
 pub use role::Role;
+pub use seal::{MasterKey, SealError, Sealer};
 pub use text::escape_controls;

@@ -9,6 +9,7 @@ mod codec;
 pub mod memory;
 mod records;
 pub mod redis;
+pub mod sealed;
 pub mod sql;
 
 use async_trait::async_trait;
@@ -238,9 +239,13 @@ pub trait KeyStore: Send + Sync {
     async fn insert_first_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
     /// Stores a new signing key, which becomes the newest.
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
+    /// Replaces the stored private key of `kid` (to seal it again under a new master key).
+    async fn replace_signing_key(&self, kid: &str, private_key: &[u8]) -> Result<(), StoreError>;
     /// The secret called `name`, created from `candidate` if it does not exist yet; every caller
     /// gets the same value.
     async fn secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError>;
+    /// Replaces the stored value of the secret `name` (to seal it again).
+    async fn replace_secret(&self, name: &str, value: &[u8]) -> Result<(), StoreError>;
 }
 
 /// The append-only, hash-chained audit trail.

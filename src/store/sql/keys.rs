@@ -80,4 +80,24 @@ impl KeyStore for SqlStore {
             .await
             .map_err(failed)
     }
+
+    async fn replace_signing_key(&self, kid: &str, private_key: &[u8]) -> Result<(), StoreError> {
+        sqlx::query("UPDATE signing_keys SET private_key = $1 WHERE kid = $2")
+            .bind(private_key)
+            .bind(kid)
+            .execute(&self.write)
+            .await
+            .map_err(failed("replace signing key"))?;
+        Ok(())
+    }
+
+    async fn replace_secret(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        sqlx::query("UPDATE secrets SET value = $1 WHERE name = $2")
+            .bind(value)
+            .bind(name)
+            .execute(&self.write)
+            .await
+            .map_err(failed("replace secret"))?;
+        Ok(())
+    }
 }

@@ -1,5 +1,7 @@
 //! Builds the application from `Settings`: the one place that chooses backends.
 
+mod files;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +21,7 @@ use crate::http::{
 use crate::metrics::Metrics;
 use crate::store::memory::MemoryRateLimiter;
 use crate::store::redis::RedisStore;
+use crate::store::sealed::SealedKeys;
 use crate::store::sql::SqlStore;
 use crate::store::{
     AuditStore, Health, KeyStore, LockoutStore, RateLimitStore, SessionStore, StoreError, UserStore,
@@ -54,7 +57,8 @@ pub struct Backends {
 /// database for users, keys and the audit trail, and, with `REDIS_URL`, Redis for sessions,
 /// budgets and lockouts.
 pub async fn open_backends(settings: &Settings, migrate: bool) -> Result<Backends, StartupError> {
-    let backends = open_database(settings, migrate).await?;
+    let mut backends = open_database(settings, migrate).await?;
+    backends.keys = Arc::new(SealedKeys::new(backends.keys, files::sealer(settings)?));
     match &settings.redis_url {
         None => Ok(backends),
         Some(url) if url.starts_with("redis+cluster://") => Err(StartupError::Config {
@@ -91,8 +95,10 @@ impl Health for AllOf {
 async fn open_database(settings: &Settings, migrate: bool) -> Result<Backends, StartupError> {
     let store = match &settings.database_url {
         DatabaseUrl::Embedded(path) => {
-            std::fs::create_dir_all(&settings.data_dir)?;
-            SqlStore::open_file(path).await?
+            files::create_data_dir(&settings.data_dir)?;
+            let store = SqlStore::open_file(path).await?;
+            files::restrict_database_files(path);
+            store
         }
         DatabaseUrl::Sqlite(url) | DatabaseUrl::Postgres(url) => SqlStore::connect(url).await?,
     };
@@ -226,6 +232,13 @@ impl Application {
                 None => None,
             };
         let backends = open_backends(&settings, migrate).await?;
+        if settings.master_key.is_none()
+            && matches!(settings.database_url, DatabaseUrl::Postgres(_))
+        {
+            tracing::warn!(
+                "no PORTCULLIS_MASTER_KEY: signing keys and secrets are stored in clear in PostgreSQL"
+            );
+        }
         let metrics = new_metrics()?;
         let auth =
             Arc::new(build_auth(&settings, &backends, metrics.clone(), clock.clone()).await?);

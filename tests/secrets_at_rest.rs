@@ -1,0 +1,103 @@
+//! Secrets at rest: signing keys and server secrets are sealed under a master key kept outside
+//! the database, so a copy of the database alone cannot mint tokens; the data directory and its
+//! files are private to the service's user.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{TestResult, spawn_in, spawn_with};
+use reqwest::StatusCode;
+use sqlx::Row;
+
+const KEY_A: &str = "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=";
+const KEY_B: &str = "QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI=";
+
+/// The stored private keys and secret values, as the database holds them.
+async fn stored_secrets(app: &common::TestApp) -> Vec<Vec<u8>> {
+    let db = app.storage.db().await;
+    let mut values = Vec::new();
+    for row in sqlx::query("SELECT private_key FROM signing_keys").fetch_all(&db).await.unwrap() {
+        values.push(row.get::<Vec<u8>, _>(0));
+    }
+    for row in sqlx::query("SELECT value FROM secrets WHERE name = 'refresh_successor_key'")
+        .fetch_all(&db)
+        .await
+        .unwrap()
+    {
+        values.push(row.get::<Vec<u8>, _>(0));
+    }
+    values
+}
+
+fn sealed(value: &[u8]) -> bool {
+    value.starts_with(b"pcS1") && value.len() > 32 + 16
+}
+
+#[tokio::test]
+async fn signing_keys_and_secrets_are_sealed_in_the_database() -> TestResult {
+    let app = spawn_with(&[("PORTCULLIS_MASTER_KEY", KEY_A)]).await;
+    app.signed_in("sealed@example.com").await;
+    let values = stored_secrets(&app).await;
+    assert_eq!(values.len(), 2, "one signing key and the successor key");
+    assert!(values.iter().all(|v| sealed(v)), "every value sealed");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_embedded_default_generates_a_private_master_key() -> TestResult {
+    if common::on_postgres() {
+        return Ok(());
+    }
+    let app = spawn_with(&[]).await;
+    app.signed_in("default@example.com").await;
+    assert!(stored_secrets(&app).await.iter().all(|v| sealed(v)));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&app.data_dir.join("master.key")), 0o600);
+        assert_eq!(mode(&app.data_dir.join("portcullis.db")), 0o600);
+    }
+    let key = std::fs::read_to_string(app.data_dir.join("master.key"))?;
+    assert_eq!(key.trim().len(), 44, "32 bytes of base64");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_database_without_its_master_key_does_not_start() -> TestResult {
+    let (storage, _owner) = common::new_storage().await;
+    let mut app = spawn_in(&storage, &[("PORTCULLIS_MASTER_KEY", KEY_A)]).await;
+    app.stop().await;
+    let settings = common::settings_for(&storage, &[("PORTCULLIS_MASTER_KEY", KEY_B)]);
+    let error = portcullis::startup::Application::build(settings, true).await.err();
+    let message = error.map(|e| e.to_string()).unwrap_or_default();
+    assert!(message.contains("master key"), "{message}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_master_key_rotation_reseals_everything_under_the_new_key() -> TestResult {
+    let (storage, _owner) = common::new_storage().await;
+    let mut first = spawn_in(&storage, &[("PORTCULLIS_MASTER_KEY", KEY_A)]).await;
+    let pair = first.signed_in("rotate@example.com").await;
+    let before = stored_secrets(&first).await;
+    first.stop().await;
+
+    let rotation = [("PORTCULLIS_MASTER_KEY", KEY_B), ("PORTCULLIS_MASTER_KEY_PREVIOUS", KEY_A)];
+    let mut during = spawn_in(&storage, &rotation).await;
+    // Tokens signed before the rotation still verify, and refresh tokens still rotate.
+    let me = during.get("/v1/auth/me", common::str_of(&pair, "access_token")).await;
+    assert_eq!(me.status(), StatusCode::OK);
+    let refreshed = during.refresh(common::str_of(&pair, "refresh_token")).await;
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    let after = stored_secrets(&during).await;
+    assert!(after.iter().all(|v| sealed(v)));
+    assert!(before.iter().zip(&after).all(|(b, a)| b != a), "sealed again");
+    during.stop().await;
+
+    // The previous key is no longer needed.
+    let settled = spawn_in(&storage, &[("PORTCULLIS_MASTER_KEY", KEY_B)]).await;
+    let me = settled.get("/v1/auth/me", common::str_of(&pair, "access_token")).await;
+    assert_eq!(me.status(), StatusCode::OK);
+    Ok(())
+}
