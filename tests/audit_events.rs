@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::{PASSWORD, TestResult, spawn, str_of};
-use reqwest::Method;
+use common::{PASSWORD, TestResult, assert_problem, spawn, str_of};
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sqlx::Row;
 
@@ -135,5 +135,37 @@ async fn a_spent_budget_is_recorded_once_per_period_not_per_refusal() -> TestRes
     assert_eq!(limited[0].outcome, "failure");
     let user_id = events(&app).await.into_iter().find(|e| e.kind == "login").unwrap().user_id;
     assert_eq!(limited[1].user_id, user_id, "the reads budget names its user");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_request_whose_event_cannot_be_written_fails_and_leaves_no_success_unrecorded()
+-> TestResult {
+    let app = spawn().await;
+    assert_eq!(app.register("trail@example.com", PASSWORD).await.status(), StatusCode::CREATED);
+    let db = app.storage.db().await;
+    let block = if common::on_postgres() {
+        vec![
+            "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'trail down'; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION refuse()",
+        ]
+    } else {
+        vec![
+            "CREATE TRIGGER refuse BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'trail down'); END",
+        ]
+    };
+    for sql in block {
+        sqlx::query(sql).execute(&db).await?;
+    }
+    let refused = app.login("trail@example.com", PASSWORD).await;
+    assert_problem(refused, StatusCode::SERVICE_UNAVAILABLE, "service_unavailable").await;
+    sqlx::query("DROP TRIGGER refuse ON audit_events").execute(&db).await.ok();
+    sqlx::query("DROP TRIGGER refuse").execute(&db).await.ok();
+    let pair = common::ok_json(app.login("trail@example.com", PASSWORD).await).await;
+    assert!(pair["access_token"].is_string());
+    let logins: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE type = 'login'")
+        .fetch_one(&db)
+        .await?;
+    assert_eq!(logins, 1, "only the login that succeeded is in the trail");
     Ok(())
 }

@@ -1,8 +1,9 @@
 //! Typed security events and the trail they are written to.
 //!
 //! Every use case in `auth` records what happened through `Audit`; the event is also emitted as a
-//! structured log line, so an operator sees it even before querying the trail. A failure to write
-//! the trail is logged and does not undo the action it describes: the action has already happened.
+//! structured log line, so an operator sees it even before querying the trail. A request succeeds
+//! only if its event was written: when the trail cannot be written the request answers 503 (the
+//! action itself may have happened; every action of the API is safe to retry).
 
 pub mod query;
 
@@ -25,7 +26,9 @@ impl Audit {
         Self { store, metrics }
     }
 
-    pub async fn record(&self, event: AuditEvent) {
+    /// Writes `event`. A request succeeds only if its event was written: the caller answers
+    /// 503 when this fails, so no successful request is missing from the trail.
+    pub async fn record(&self, event: AuditEvent) -> Result<(), StoreError> {
         self.metrics.security_event(event.kind.as_str(), event.outcome.as_str());
         tracing::info!(
             target: "portcullis::audit",
@@ -39,8 +42,19 @@ impl Audit {
             "security event"
         );
         if let Err(error) = self.store.append(&event).await {
-            tracing::error!(event_id = %event.id, %error, "could not write the audit event");
+            tracing::error!(
+                event_id = %event.id,
+                error = error.with_causes(),
+                "could not write the audit event; the request fails"
+            );
+            self.metrics.refusal("audit_unavailable");
+            // Whatever broke, the trail is a backend the request needs: 503, not 500.
+            return Err(match error {
+                StoreError::Unavailable { .. } => error,
+                other => StoreError::unavailable("append audit event", other),
+            });
         }
+        Ok(())
     }
 
     /// One page of events matching `filter`, newest first.

@@ -52,12 +52,12 @@ impl AuthService {
         attempted: &str,
         user: Option<UserId>,
         on_device: bool,
-    ) {
+    ) -> Result<(), AuthError> {
         let mut event = AuditEvent::new(EventType::Lockout, Outcome::Failure, context, self.now())
             .email(attempted)
             .detail(if on_device { "device" } else { "email" });
         event.user_id = user;
-        self.audit.record(event).await;
+        Ok(self.audit.record(event).await?)
     }
 
     /// Lifts every lock of a user: their email's and their devices'. `by` names who did it.
@@ -101,7 +101,7 @@ impl AuthService {
             .email(attempted)
             .detail(by);
         event.user_id = user;
-        self.audit.record(event).await;
+        self.audit.record(event).await?;
         Ok(())
     }
 }

@@ -37,7 +37,7 @@ impl AuthService {
         let locks = match self.begin_attempt(&lock_key).await {
             Ok(locks) => locks,
             Err(error) => {
-                self.record_failed_login(context, &attempted, user.as_ref(), "locked").await;
+                self.record_failed_login(context, &attempted, user.as_ref(), "locked").await?;
                 return Err(error);
             }
         };
@@ -47,9 +47,9 @@ impl AuthService {
         let Some(user) = user.as_ref().filter(|_| matches) else {
             let user_id = user.as_ref().map(|u| u.id);
             self.record_failed_login(context, &attempted, user.as_ref(), "invalid_credentials")
-                .await;
+                .await?;
             if locks {
-                self.record_lockout(context, &attempted, user_id, device.is_some()).await;
+                self.record_lockout(context, &attempted, user_id, device.is_some()).await?;
             }
             return Err(AuthError::InvalidCredentials);
         };
@@ -66,7 +66,7 @@ impl AuthService {
         let event = AuditEvent::new(EventType::Login, Outcome::Success, context, self.now())
             .user(user.id)
             .email(user.email.as_str());
-        self.audit.record(event).await;
+        self.audit.record(event).await?;
         Ok(pair)
     }
 
@@ -128,13 +128,13 @@ impl AuthService {
         attempted: &str,
         user: Option<&UserRecord>,
         detail: &str,
-    ) {
+    ) -> Result<(), AuthError> {
         let mut event =
             AuditEvent::new(EventType::LoginFailed, Outcome::Failure, context, self.now())
                 .email(attempted)
                 .detail(detail);
         event.user_id = user.map(|u| u.id);
-        self.audit.record(event).await;
+        Ok(self.audit.record(event).await?)
     }
 
     /// Creates a session with its first refresh token and signs its first access token.
@@ -163,7 +163,7 @@ impl AuthService {
             let event = AuditEvent::new(EventType::SessionRevoked, Outcome::Success, context, now)
                 .user(user.id)
                 .detail(format!("{ended} oldest sessions ended: over the session cap"));
-            self.audit.record(event).await;
+            self.audit.record(event).await?;
         }
         self.token_pair(user.id, session.id, &user.roles, refresh_token, now)
     }

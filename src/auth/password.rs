@@ -37,10 +37,10 @@ impl AuthService {
                     .user(user.id)
                     .email(user.email.as_str())
                     .detail("password_change_wrong_current_password");
-            self.audit.record(event).await;
+            self.audit.record(event).await?;
             if locks {
                 let on_device = device.is_some();
-                self.record_lockout(context, user.email.as_str(), Some(user.id), on_device).await;
+                self.record_lockout(context, user.email.as_str(), Some(user.id), on_device).await?;
             }
             return Err(AuthError::InvalidCredentials);
         }
@@ -63,7 +63,7 @@ impl AuthService {
                 .detail(format!(
                     "{revoked} other sessions revoked, {forgotten} other devices forgotten"
                 ));
-        self.audit.record(event).await;
+        self.audit.record(event).await?;
         Ok(())
     }
 }

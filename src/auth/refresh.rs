@@ -32,11 +32,11 @@ impl AuthService {
             .await?;
         match rotation {
             Rotation::Rotated { session, user } => {
-                self.record_refresh(context, user, session, "rotated").await;
+                self.record_refresh(context, user, session, "rotated").await?;
                 self.pair_for_session(user, session, successor, now).await
             }
             Rotation::Grace { session, user } => {
-                self.record_refresh(context, user, session, "reuse_grace").await;
+                self.record_refresh(context, user, session, "reuse_grace").await?;
                 self.pair_for_session(user, session, successor, now).await
             }
             Rotation::Reused { session, user } => {
@@ -44,7 +44,7 @@ impl AuthService {
                     AuditEvent::new(EventType::TokenReused, Outcome::Failure, context, self.now())
                         .user(user)
                         .detail(format!("session {session} revoked"));
-                self.audit.record(event).await;
+                self.audit.record(event).await?;
                 Err(AuthError::TokenReused)
             }
             Rotation::Invalid => Err(AuthError::InvalidToken),
@@ -69,10 +69,10 @@ impl AuthService {
         user: UserId,
         session: SessionId,
         how: &str,
-    ) {
+    ) -> Result<(), AuthError> {
         let event = AuditEvent::new(EventType::TokenRefresh, Outcome::Success, context, self.now())
             .user(user)
             .detail(format!("session {session} {how}"));
-        self.audit.record(event).await;
+        Ok(self.audit.record(event).await?)
     }
 }

@@ -51,7 +51,7 @@ impl AuthService {
                     AuditEvent::new(EventType::Registration, Outcome::Failure, context, self.now())
                         .email(user.email.as_str())
                         .detail("email_taken");
-                self.audit.record(event).await;
+                self.audit.record(event).await?;
                 return Err(AuthError::EmailTaken);
             }
             Err(other) => return Err(other.into()),
@@ -59,7 +59,7 @@ impl AuthService {
         let event = AuditEvent::new(EventType::Registration, Outcome::Success, context, self.now())
             .user(user.id)
             .email(user.email.as_str());
-        self.audit.record(event).await;
+        self.audit.record(event).await?;
         Ok(UserView {
             id: user.id.to_string(),
             email: user.email.as_str().to_owned(),

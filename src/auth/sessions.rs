@@ -105,7 +105,7 @@ impl AuthService {
         let event = AuditEvent::new(EventType::Logout, Outcome::Success, context, self.now())
             .user(user)
             .detail(format!("session {session}"));
-        self.audit.record(event).await;
+        self.audit.record(event).await?;
         Ok(())
     }
 
@@ -120,7 +120,7 @@ impl AuthService {
         let event = AuditEvent::new(EventType::LogoutAll, Outcome::Success, context, self.now())
             .user(principal.user)
             .detail(format!("{count} sessions revoked"));
-        self.audit.record(event).await;
+        self.audit.record(event).await?;
         Ok(())
     }
 
@@ -162,7 +162,7 @@ impl AuthService {
             AuditEvent::new(EventType::SessionRevoked, Outcome::Success, context, self.now())
                 .user(principal.user)
                 .detail(format!("session {session}"));
-        self.audit.record(event).await;
+        self.audit.record(event).await?;
         Ok(())
     }
 }
