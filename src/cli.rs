@@ -221,7 +221,8 @@ fn unreadable_trail(error: crate::store::StoreError) -> Failure {
 
 async fn tail(settings: Settings, follow: bool, lines: u32) -> Result<(), Failure> {
     let backends = open_for_reading(&settings).await?;
-    let audit = crate::audit::Audit::new(backends.audit.clone(), new_metrics()?);
+    let audit = crate::audit::Audit::new(backends.audit.clone(), new_metrics()?)
+        .with_head_key(backends.audit_head_key);
     let mut position =
         (audit.last_position().await.map_err(unreadable_trail)? - i64::from(lines)).max(0);
     loop {
@@ -242,15 +243,17 @@ async fn tail(settings: Settings, follow: bool, lines: u32) -> Result<(), Failur
 
 async fn verify(settings: Settings) -> Result<(), Failure> {
     let backends = open_for_reading(&settings).await?;
-    let audit = crate::audit::Audit::new(backends.audit.clone(), new_metrics()?);
+    let audit = crate::audit::Audit::new(backends.audit.clone(), new_metrics()?)
+        .with_head_key(backends.audit_head_key);
     let report = audit.verify().await.map_err(unreadable_trail)?;
     for problem in &report.problems {
         println!("{problem}");
     }
     if report.problems.is_empty() {
         println!(
-            "audit trail intact: {} events; head at position {} with hash {}",
-            report.events, report.head_seq, report.head_hash
+            "audit trail intact: {} events; head at position {} with hash {}; signed through \
+             position {}",
+            report.events, report.head_seq, report.head_hash, report.signed_through
         );
         Ok(())
     } else {

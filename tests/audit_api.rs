@@ -4,7 +4,10 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use common::{PASSWORD, TestApp, TestResult, assert_problem, spawn, str_of};
+use portcullis::metrics::Metrics;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -310,5 +313,68 @@ async fn control_and_bidi_characters_are_escaped_in_the_trail() -> TestResult {
     let stdout = String::from_utf8(tail.stdout)?;
     assert!(raw_controls(&stdout).is_empty(), "raw controls in {stdout}");
     assert!(stdout.contains(r"evil\\u{9b}\\u{202e}\\u{7f}@example.com"), "{stdout}");
+    Ok(())
+}
+
+const MASTER_KEY: &str = "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=";
+
+/// `audit verify` with the master key, whatever the backend.
+fn verify_with_key(app: &TestApp) -> (Option<i32>, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["audit", "verify"])
+        .env_clear()
+        .envs(app.storage.env())
+        .env("PORTCULLIS_MASTER_KEY", MASTER_KEY)
+        .env("PORTCULLIS_LOG", "warn")
+        .output()
+        .unwrap();
+    (output.status.code(), String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+#[tokio::test]
+async fn a_trail_rewritten_whole_with_its_head_fails_the_signed_head() -> TestResult {
+    use portcullis::domain::Clock;
+    use portcullis::domain::audit::chain;
+
+    let app = common::spawn_with(&[("PORTCULLIS_MASTER_KEY", MASTER_KEY)]).await;
+    app.signed_in("mallory@example.com").await;
+    let settings = common::settings_for(&app.storage, &[("PORTCULLIS_MASTER_KEY", MASTER_KEY)]);
+    let backends = portcullis::startup::open_backends(&settings, false).await?;
+    let audit = portcullis::audit::Audit::new(backends.audit.clone(), Arc::new(Metrics::new()?))
+        .with_head_key(backends.audit_head_key);
+    let signed = audit.sign_head(portcullis::domain::SystemClock.now()).await?;
+    assert_eq!(signed, Some(2), "registration and login");
+    let (status, stdout) = verify_with_key(&app);
+    assert_eq!(status, Some(0), "{stdout}");
+    assert!(stdout.contains("signed through position 2"), "{stdout}");
+
+    // Rewrite the whole chain consistently, head included: every hash checks, only the
+    // signature, made with a key the database never held, can tell.
+    let links = backends.audit.links(0, 100).await?;
+    let pool = app.storage.db().await;
+    let mut previous = chain::GENESIS;
+    for link in links {
+        let mut event = link.event.clone();
+        event.detail = Some("nothing happened".into());
+        let seq = link.seq.unwrap();
+        let hash = chain::link(&previous, seq, &event);
+        sqlx::query(
+            "UPDATE audit_events SET detail = $1, prev_hash = $2, hash = $3 WHERE chain_seq = $4",
+        )
+        .bind("nothing happened")
+        .bind(previous.to_vec())
+        .bind(hash.to_vec())
+        .bind(seq)
+        .execute(&pool)
+        .await?;
+        previous = hash;
+    }
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+        .bind(previous.to_vec())
+        .execute(&pool)
+        .await?;
+    let (status, stdout) = verify_with_key(&app);
+    assert_eq!(status, Some(1), "{stdout}");
+    assert!(stdout.contains("position 2: the trail differs from what was signed"), "{stdout}");
     Ok(())
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use portcullis::audit::Audit;
+use portcullis::domain::audit::chain::HeadSignature;
 use portcullis::domain::audit::{AuditEvent, EventType, Outcome};
 use portcullis::domain::{
     AttemptGate, Clock, Email, LockoutPolicy, ManualClock, Rate, RequestContext, Role, SessionId,
@@ -904,6 +905,19 @@ async fn appends_from_many_tasks_form_one_valid_chain() {
         let before = portcullis::domain::audit::AuditFilter { before: Some(found[9].0), ..filter };
         assert_eq!(store.query(&before).await.unwrap().len(), 10, "{name}");
         assert_eq!(store.unchained().await.unwrap(), 0, "{name}");
+
+        let signature = |seq: i64, byte: u8| HeadSignature {
+            seq,
+            hash: vec![byte; 32],
+            signature: vec![byte; 32],
+            signed_at: clock.now(),
+        };
+        for (seq, byte) in [(10, 1), (20, 2), (10, 9), (30, 3)] {
+            store.add_head_signature(&signature(seq, byte)).await.unwrap();
+        }
+        let signed = store.head_signatures(0, 2).await.unwrap();
+        assert_eq!(signed, vec![signature(10, 1), signature(20, 2)], "{name}: the first one stays");
+        assert_eq!(store.head_signatures(20, 10).await.unwrap(), vec![signature(30, 3)], "{name}");
     }
 }
 

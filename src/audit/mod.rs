@@ -9,21 +9,47 @@ pub mod query;
 
 use std::sync::Arc;
 
+use crate::domain::Timestamp;
 use crate::metrics::Metrics;
 use crate::store::{AuditStore, StoreError};
 
 pub use crate::domain::audit::{AuditEvent, AuditFilter, EventType, Outcome, chain};
+
+/// How often the chain's head is signed, when a master key is configured.
+pub const HEAD_SIGN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Writes events to the trail.
 #[derive(Clone)]
 pub struct Audit {
     store: Arc<dyn AuditStore>,
     metrics: Arc<Metrics>,
+    /// Signs the chain's head; derived from the master key, never stored.
+    head_key: Option<[u8; 32]>,
 }
 
 impl Audit {
     pub fn new(store: Arc<dyn AuditStore>, metrics: Arc<Metrics>) -> Self {
-        Self { store, metrics }
+        Self { store, metrics, head_key: None }
+    }
+
+    /// Signs the chain's head with `key` (see `sign_head`), and checks the signatures.
+    pub fn with_head_key(mut self, key: Option<[u8; 32]>) -> Self {
+        self.head_key = key;
+        self
+    }
+
+    /// Signs the current head, unless it is already signed or there is no key. Several
+    /// instances may sign the same head: the store keeps one signature per position.
+    pub async fn sign_head(&self, now: Timestamp) -> Result<Option<i64>, StoreError> {
+        let Some(key) = &self.head_key else { return Ok(None) };
+        let (seq, hash) = self.store.head().await?;
+        if seq == 0 {
+            return Ok(None);
+        }
+        let signature = chain::sign_head(key, seq, &hash);
+        let signed = chain::HeadSignature { seq, hash, signature, signed_at: now };
+        self.store.add_head_signature(&signed).await?;
+        Ok(Some(seq))
     }
 
     /// Writes `event`. A request succeeds only if its event was written: the caller answers
@@ -86,7 +112,45 @@ impl Audit {
         if unchained > 0 {
             report.problems.push(format!("{unchained} events are outside the chain"));
         }
+        self.verify_head_signatures(&mut report).await?;
         Ok(report)
+    }
+
+    /// Each head signature must hold under the key and name the hash the chain has at its
+    /// position: a trail rewritten as a whole, head included, fails here, because whoever
+    /// rewrote it had the database but not the master key.
+    async fn verify_head_signatures(&self, report: &mut chain::Report) -> Result<(), StoreError> {
+        let mut after = 0;
+        loop {
+            let signatures = self.store.head_signatures(after, 1000).await?;
+            let Some(last) = signatures.last() else { break };
+            after = last.seq;
+            for signature in &signatures {
+                let Some(key) = &self.head_key else {
+                    report.problems.push(
+                        "the trail has head signatures but no master key is configured to check them"
+                            .to_owned(),
+                    );
+                    return Ok(());
+                };
+                let link = self.store.links(signature.seq - 1, 1).await?;
+                let stored = link.first().filter(|l| l.seq == Some(signature.seq));
+                let matches = stored.and_then(|l| l.hash.as_deref()) == Some(&signature.hash[..]);
+                if !chain::head_signature_holds(key, signature) {
+                    report
+                        .problems
+                        .push(format!("position {}: the head signature is forged", signature.seq));
+                } else if !matches {
+                    report.problems.push(format!(
+                        "position {}: the trail differs from what was signed (rewritten)",
+                        signature.seq
+                    ));
+                } else {
+                    report.signed_through = signature.seq;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Up to `limit` events after chain position `after`, oldest first, with their positions.

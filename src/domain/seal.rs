@@ -94,6 +94,11 @@ impl Sealer {
         Self { current: current.map(with_id), previous: previous.map(with_id) }
     }
 
+    /// A key derived from the current master key for `purpose`, if there is one.
+    pub fn derive(&self, purpose: &str) -> Option<[u8; 32]> {
+        self.current.as_ref().map(|(key, _)| key.derive(purpose))
+    }
+
     /// Whether values are sealed at all.
     pub fn is_sealing(&self) -> bool {
         self.current.is_some()

@@ -51,6 +51,8 @@ pub struct Backends {
     pub limiter: Arc<dyn RateLimitStore>,
     pub lockouts: Arc<dyn LockoutStore>,
     pub health: Arc<dyn Health>,
+    /// Signs the audit chain's head: derived from the master key, if there is one.
+    pub audit_head_key: Option<[u8; 32]>,
 }
 
 /// Opens the backends the settings name, applying migrations first when `migrate` is set: the
@@ -58,7 +60,9 @@ pub struct Backends {
 /// budgets and lockouts.
 pub async fn open_backends(settings: &Settings, migrate: bool) -> Result<Backends, StartupError> {
     let mut backends = open_database(settings, migrate).await?;
-    backends.keys = Arc::new(SealedKeys::new(backends.keys, files::sealer(settings)?));
+    let sealer = files::sealer(settings)?;
+    backends.audit_head_key = sealer.derive("audit head");
+    backends.keys = Arc::new(SealedKeys::new(backends.keys, sealer));
     match &settings.redis_url {
         None => Ok(backends),
         Some(url) if url.starts_with("redis+cluster://") => Err(StartupError::Config {
@@ -124,6 +128,7 @@ impl Backends {
             limiter: Arc::new(MemoryRateLimiter::new()),
             lockouts: store.clone(),
             health: store,
+            audit_head_key: None,
         }
     }
 }
@@ -154,7 +159,8 @@ pub async fn build_auth(
         sessions: backends.sessions.clone(),
         limiter: backends.limiter.clone(),
         lockouts: backends.lockouts.clone(),
-        audit: Audit::new(backends.audit.clone(), metrics.clone()),
+        audit: Audit::new(backends.audit.clone(), metrics.clone())
+            .with_head_key(backends.audit_head_key),
         clock,
     };
     Ok(AuthService::new(
@@ -244,6 +250,7 @@ impl Application {
             Arc::new(build_auth(&settings, &backends, metrics.clone(), clock.clone()).await?);
         let mut tasks = vec![
             spawn_key_reload(auth.clone(), backends.keys.clone()),
+            spawn_head_signing(auth.clone(), clock.clone()),
             spawn_purge(&backends, &settings, clock),
         ];
         if let Some(tls) = &tls {
@@ -303,6 +310,22 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// Signs the audit chain's head every `HEAD_SIGN_INTERVAL` (when a master key is configured).
+fn spawn_head_signing(
+    auth: Arc<AuthService>,
+    clock: Arc<dyn Clock>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(crate::audit::HEAD_SIGN_INTERVAL);
+        loop {
+            interval.tick().await;
+            if let Err(error) = auth.audit().sign_head(clock.now()).await {
+                tracing::warn!(error = error.with_causes(), "could not sign the audit head");
+            }
+        }
+    })
 }
 
 /// Re-reads the signing keys so that a rotation reaches this instance within the interval.

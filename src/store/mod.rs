@@ -15,7 +15,7 @@ pub mod sql;
 use async_trait::async_trait;
 use std::time::Duration;
 
-use crate::domain::audit::chain::Link;
+use crate::domain::audit::chain::{HeadSignature, Link};
 use crate::domain::audit::{AuditEvent, AuditFilter};
 use crate::domain::{Email, Rate, SessionId, UserId};
 
@@ -262,6 +262,14 @@ pub trait AuditStore: Send + Sync {
     async fn unchained(&self) -> Result<u64, StoreError>;
     /// The chain's last position and hash.
     async fn head(&self) -> Result<(i64, Vec<u8>), StoreError>;
+    /// Stores a signature of the head; a second one for the same position is ignored.
+    async fn add_head_signature(&self, signature: &HeadSignature) -> Result<(), StoreError>;
+    /// Up to `limit` head signatures after position `after`, in chain order.
+    async fn head_signatures(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<HeadSignature>, StoreError>;
 }
 
 /// Whether the backend answers at all; used by `/readyz`.

@@ -7,6 +7,7 @@
 //! changed since it was written, against anyone who cannot also rewrite every later hash and the
 //! head; export the head elsewhere (`audit verify` prints it) to hold against that too.
 
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use super::AuditEvent;
@@ -50,6 +51,35 @@ pub struct Link {
     pub event: AuditEvent,
 }
 
+/// A signature of the chain's head at `seq`: HMAC-SHA256 under a key derived from the master
+/// key, over the position and the hash of the link there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeadSignature {
+    pub seq: i64,
+    pub hash: Vec<u8>,
+    pub signature: Vec<u8>,
+    pub signed_at: crate::domain::Timestamp,
+}
+
+fn head_mac(key: &[u8; 32], seq: i64, hash: &[u8]) -> Hmac<Sha256> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
+        .unwrap_or_else(|_| <Hmac<Sha256> as Mac>::new(&Default::default()));
+    mac.update(b"portcullis audit head v1");
+    mac.update(&seq.to_be_bytes());
+    mac.update(hash);
+    mac
+}
+
+/// The signature of the head at `seq` with `hash`.
+pub fn sign_head(key: &[u8; 32], seq: i64, hash: &[u8]) -> Vec<u8> {
+    head_mac(key, seq, hash).finalize().into_bytes().to_vec()
+}
+
+/// Whether `signature` is the signature of the head at `seq` with `hash` (constant time).
+pub fn head_signature_holds(key: &[u8; 32], signature: &HeadSignature) -> bool {
+    head_mac(key, signature.seq, &signature.hash).verify_slice(&signature.signature).is_ok()
+}
+
 /// What verification found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Report {
@@ -58,6 +88,8 @@ pub struct Report {
     pub head_hash: String,
     /// Every break found, in chain order: position and what is wrong.
     pub problems: Vec<String>,
+    /// The last position a valid head signature covers (0 when none does).
+    pub signed_through: i64,
 }
 
 /// Walks the chain in batches (each starting after the last position seen), checking positions,
@@ -161,6 +193,21 @@ mod tests {
             verifier.check(link);
         }
         verifier.finish(head_seq, head)
+    }
+
+    #[test]
+    fn a_head_signature_holds_for_its_position_and_hash_only() {
+        let key = [7; 32];
+        let signature = HeadSignature {
+            seq: 3,
+            hash: vec![1; 32],
+            signature: sign_head(&key, 3, &[1; 32]),
+            signed_at: crate::domain::SystemClock.now(),
+        };
+        assert!(head_signature_holds(&key, &signature));
+        assert!(!head_signature_holds(&[8; 32], &signature));
+        assert!(!head_signature_holds(&key, &HeadSignature { seq: 4, ..signature.clone() }));
+        assert!(!head_signature_holds(&key, &HeadSignature { hash: vec![2; 32], ..signature }));
     }
 
     #[test]

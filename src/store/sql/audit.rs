@@ -8,9 +8,9 @@ use async_trait::async_trait;
 
 use super::rows::AuditRow;
 use super::{SqlStore, failed};
-use crate::domain::audit::chain::{self, Link};
+use crate::domain::audit::chain::{self, HeadSignature, Link};
 use crate::domain::audit::{AuditEvent, AuditFilter};
-use crate::store::codec::millis;
+use crate::store::codec::{from_millis, millis};
 use crate::store::{AuditStore, StoreError};
 
 #[async_trait]
@@ -114,5 +114,41 @@ impl AuditStore for SqlStore {
             .fetch_one(&self.read)
             .await
             .map_err(failed("read audit head"))
+    }
+
+    async fn add_head_signature(&self, signature: &HeadSignature) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_head_signatures (seq, hash, signature, signed_at)
+             VALUES ($1, $2, $3, $4) ON CONFLICT (seq) DO NOTHING",
+        )
+        .bind(signature.seq)
+        .bind(&signature.hash)
+        .bind(&signature.signature)
+        .bind(millis(signature.signed_at))
+        .execute(&self.write)
+        .await
+        .map_err(failed("sign audit head"))?;
+        Ok(())
+    }
+
+    async fn head_signatures(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<HeadSignature>, StoreError> {
+        let rows: Vec<(i64, Vec<u8>, Vec<u8>, i64)> = sqlx::query_as(
+            "SELECT seq, hash, signature, signed_at FROM audit_head_signatures
+             WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await
+        .map_err(failed("read audit head signatures"))?;
+        rows.into_iter()
+            .map(|(seq, hash, signature, at)| {
+                Ok(HeadSignature { seq, hash, signature, signed_at: from_millis(at)? })
+            })
+            .collect()
     }
 }
