@@ -61,12 +61,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T>
         if !is_json {
             return Err(ApiError::from_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
         }
-        // Every body of the contract is an object; serde would also fill a struct from an array.
-        if bytes.trim_ascii_start().first() != Some(&b'{') {
-            return Err(ApiError::malformed("the body must be a JSON object"));
-        }
-        serde_json::from_slice(&bytes).map(|v| Self(Some(v))).map_err(describe_json_error)
+        decode_json_object(&bytes).map(|v| Self(Some(v)))
     }
+}
+
+/// Decodes a non-empty JSON body as every handler receives it. Public so that the fuzz targets
+/// reach the same code as a request does.
+pub fn decode_json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Every body of the contract is an object; serde would also fill a struct from an array.
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return Err(ApiError::malformed("the body must be a JSON object"));
+    }
+    serde_json::from_slice(bytes).map_err(describe_json_error)
 }
 
 /// A message that says what is wrong without echoing any value from the body (it may hold a
@@ -161,17 +167,52 @@ where
         let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
             return Ok(Self(None));
         };
-        let token = value
-            .to_str()
-            .ok()
-            .filter(|v| v.len() <= MAX_BEARER)
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .ok_or_else(ApiError::unauthorized)?;
+        let token =
+            value.to_str().ok().and_then(bearer_token).ok_or_else(ApiError::unauthorized)?;
         let auth = Arc::<AuthService>::from_ref(state);
         let principal = auth.authenticate(token).await.map_err(ApiError::from)?;
         parts.extensions.insert(principal.clone());
         Ok(Self(Some(principal)))
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` value (RFC 6750 §2.1; the scheme is
+/// case-insensitive), or `None` for any other scheme or an oversized value.
+pub fn bearer_token(value: &str) -> Option<&str> {
+    if value.len() > MAX_BEARER {
+        return None;
+    }
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_the_token_trimmed() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bEARER  abc "), Some("abc"));
+    }
+
+    #[test]
+    fn other_schemes_and_oversized_values_carry_no_token() {
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer"), None);
+        assert_eq!(bearer_token(""), None);
+        let long = format!("Bearer {}", "a".repeat(MAX_BEARER));
+        assert_eq!(bearer_token(&long), None);
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_object_is_refused_before_serde() {
+        #[derive(serde::Deserialize)]
+        struct Body {
+            #[allow(dead_code)]
+            a: String,
+        }
+        assert!(decode_json_object::<Body>(br#"["x"]"#).is_err());
+        assert!(decode_json_object::<Body>(br#" {"a":"x"}"#).is_ok());
     }
 }

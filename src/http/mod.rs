@@ -30,7 +30,9 @@ use utoipa_axum::routes;
 use crate::auth::AuthService;
 use crate::metrics::Metrics;
 use crate::store::Health;
-pub use extract::TrustedProxies;
+pub use client_ip::client_ip;
+pub use extract::{TrustedProxies, bearer_token, decode_json_object};
+pub use routes::{Credentials, LogoutRequest, NewAccount, PasswordChange, RefreshRequest};
 pub use serve::{ServeSettings, serve};
 pub use tls::Tls;
 
@@ -157,13 +159,19 @@ fn with_cors(routes: Router<AppState>, origins: &[String]) -> Router<AppState> {
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(allowed.clone()))
         .allow_methods([Method::GET, Method::POST, Method::DELETE])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-        .expose_headers([
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
             HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("x-requested-with"),
+        ])
+        .expose_headers([
             header::RETRY_AFTER,
             HeaderName::from_static("ratelimit-limit"),
             HeaderName::from_static("ratelimit-remaining"),
             HeaderName::from_static("ratelimit-reset"),
+            HeaderName::from_static("x-request-id"),
+            header::WWW_AUTHENTICATE,
         ])
         .max_age(Duration::from_secs(600));
     let allowed = Arc::new(allowed);

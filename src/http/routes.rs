@@ -45,6 +45,10 @@ pub struct LogoutRequest {
     refresh_token: Option<String>,
 }
 
+/// The largest page of sessions, as the document states (`maximum = 200`) and as the audit
+/// endpoints refuse more.
+const MAX_SESSIONS_LIMIT: u32 = 200;
+
 /// The paging parameters of the sessions list.
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -212,7 +216,7 @@ pub async fn change_password(
 }
 
 problems!(ReadProblems: [Unauthorized, RateLimited, ServiceUnavailable]);
-problems!(PagedReadProblems: [Unauthorized, ValidationFailed, RateLimited, ServiceUnavailable]);
+problems!(PagedReadProblems: [MalformedRequest, Unauthorized, ValidationFailed, RateLimited, ServiceUnavailable]);
 
 /// GET /v1/auth/me: the bearer's account.
 #[utoipa::path(
@@ -244,11 +248,10 @@ pub async fn sessions(
 ) -> Result<Json<SessionList>, ApiError> {
     let limit = match query.limit.as_deref().map(str::parse::<u32>) {
         None => None,
-        Some(Ok(limit)) if limit >= 1 => Some(limit),
+        Some(Ok(limit)) if (1..=MAX_SESSIONS_LIMIT).contains(&limit) => Some(limit),
         Some(_) => {
-            return Err(
-                AuthError::InvalidQuery("limit must be a whole number from 1".into()).into()
-            );
+            let message = format!("limit must be between 1 and {MAX_SESSIONS_LIMIT}");
+            return Err(AuthError::InvalidQuery(message).into());
         }
     };
     let page = auth.sessions(&context, &principal, query.cursor.as_deref(), limit).await?;
