@@ -44,7 +44,7 @@ impl fmt::Debug for Password {
 }
 
 /// One failed rule of the policy, with the contract's machine-readable name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PolicyViolation {
     TooShort,
