@@ -263,20 +263,7 @@ async fn tail_prints_the_latest_events_as_json_lines() -> TestResult {
 
 /// C0, DEL, C1 and the bidirectional controls: never raw in audit output.
 fn raw_controls(text: &str) -> Vec<char> {
-    text.chars()
-        .filter(|c| {
-            matches!(
-                c,
-                '\u{0}'..='\u{1f}'
-                    | '\u{7f}'..='\u{9f}'
-                    | '\u{61c}'
-                    | '\u{200e}'
-                    | '\u{200f}'
-                    | '\u{202a}'..='\u{202e}'
-                    | '\u{2066}'..='\u{2069}'
-            ) && *c != '\n'
-        })
-        .collect()
+    text.chars().filter(|c| common::is_raw_control(*c)).collect()
 }
 
 #[tokio::test]

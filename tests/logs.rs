@@ -2,6 +2,8 @@
 //! or bidirectional character from a request.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, ChildStderr, Command, Stdio};
 
@@ -105,20 +107,6 @@ async fn password_never_appears_in_logs() {
 }
 
 /// Whether `c` must never appear raw in a log line: C0, DEL, C1 and the bidirectional controls.
-fn is_forbidden_raw(c: char) -> bool {
-    let raw = matches!(
-        c,
-        '\u{0}'..='\u{1f}'
-            | '\u{7f}'..='\u{9f}'
-            | '\u{61c}'
-            | '\u{200e}'
-            | '\u{200f}'
-            | '\u{202a}'..='\u{202e}'
-            | '\u{2066}'..='\u{2069}'
-    );
-    raw && c != '\n'
-}
-
 #[tokio::test]
 async fn control_and_bidi_characters_never_appear_raw_in_logs() {
     use std::io::Write;
@@ -147,7 +135,7 @@ async fn control_and_bidi_characters_never_appear_raw_in_logs() {
 
     let logs = server.logs();
     assert!(logs.contains("request completed"), "the logs were captured: {logs}");
-    let raw: Vec<char> = logs.chars().filter(|c| is_forbidden_raw(*c)).collect();
+    let raw: Vec<char> = logs.chars().filter(|c| common::is_raw_control(*c)).collect();
     assert!(raw.is_empty(), "raw {raw:?} in the logs: {logs}");
     // JSON writes the escape's backslash doubled.
     assert!(logs.contains(r"/x\\u{9b}31m\\u{202e}y"), "the path is logged, escaped: {logs}");

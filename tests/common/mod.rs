@@ -581,3 +581,19 @@ pub async fn raw_exchange(
     assert!(read.is_ok(), "the server kept the connection open past {bound:?}");
     answer
 }
+
+/// A control or bidirectional-control character that must never appear raw in a log line or
+/// an audit answer (line feeds, which end log lines, excepted).
+pub fn is_raw_control(c: char) -> bool {
+    let raw = matches!(
+        c,
+        '\u{0}'..='\u{1f}'
+            | '\u{7f}'..='\u{9f}'
+            | '\u{61c}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}'
+    );
+    raw && c != '\n'
+}
