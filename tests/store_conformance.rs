@@ -41,26 +41,12 @@ mod backends {
     /// Holds what a backend needs to stay alive and cleans it up on drop.
     pub struct Owner(#[allow(dead_code)] Vec<common::StorageOwner>);
 
-    /// Whether the real servers are reachable. Under the project's test script (which sets
-    /// `PORTCULLIS_TEST_POSTGRES`) or in CI they must be; elsewhere a missing server skips its
-    /// backends, and says so.
-    async fn reachable(name: &str, probe: impl Future<Output = bool>) -> bool {
-        let required = std::env::var_os("CI").is_some()
-            || std::env::var_os("PORTCULLIS_TEST_POSTGRES").is_some();
-        let up = probe.await;
-        assert!(up || !required, "{name} is required here but does not answer");
-        if !up {
-            eprintln!("SKIPPED: {name} does not answer; its backends were not tested");
-        }
-        up
-    }
-
     async fn postgres_up() -> bool {
-        reachable("PostgreSQL", common::postgres_answers()).await
+        common::servers_answer("the PostgreSQL backends", true, false).await
     }
 
     async fn redis_up() -> bool {
-        reachable("Redis", common::redis_answers()).await
+        common::servers_answer("the Redis backends", false, true).await
     }
 
     async fn sqlite() -> (SqlStore, common::StorageOwner) {

@@ -160,6 +160,26 @@ pub async fn new_redis_storage() -> (Storage, StorageOwner) {
     (storage, owner)
 }
 
+/// Whether the real servers a test needs are there. Under the project's test script (which sets
+/// `PORTCULLIS_TEST_POSTGRES`) or in CI they must be, and their absence fails the test; elsewhere
+/// a missing server skips the test, and says so.
+pub async fn servers_answer(test: &str, postgres: bool, redis: bool) -> bool {
+    let required =
+        std::env::var_os("CI").is_some() || std::env::var_os("PORTCULLIS_TEST_POSTGRES").is_some();
+    let mut missing = Vec::new();
+    if postgres && !postgres_answers().await {
+        missing.push("PostgreSQL");
+    }
+    if redis && !redis_answers().await {
+        missing.push("Redis");
+    }
+    assert!(missing.is_empty() || !required, "{test}: {missing:?} required here but not answering");
+    if !missing.is_empty() {
+        eprintln!("SKIPPED {test}: {} does not answer", missing.join(" and "));
+    }
+    missing.is_empty()
+}
+
 /// Whether the test PostgreSQL server answers within two seconds.
 pub async fn postgres_answers() -> bool {
     let url = postgres_admin_url();
