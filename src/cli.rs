@@ -92,7 +92,8 @@ pub enum KeysCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Validate the configuration and print it, secrets masked.
+    /// Validate the configuration and print it, secrets masked, then its weak settings (advice:
+    /// the exit status stays 0).
     Check,
 }
 
@@ -144,6 +145,15 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Config(ConfigCommand::Check) => {
             for (name, value) in settings.describe() {
                 println!("{name}={value}");
+            }
+            for finding in crate::config::posture(&settings).findings {
+                println!(
+                    "posture: {} {}: {} [{}]",
+                    finding.severity.as_str(),
+                    finding.variable,
+                    finding.message,
+                    finding.id
+                );
             }
             println!("configuration is valid");
             Ok(())

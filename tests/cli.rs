@@ -84,6 +84,42 @@ fn config_check_prints_the_settings_with_secrets_masked() {
 }
 
 #[test]
+fn config_check_flags_weak_settings_and_still_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let weak = [
+        ("PORTCULLIS_BIND", "0.0.0.0:8080"),
+        ("PORTCULLIS_JWT_SECRET", "a-very-secret-value-of-at-least-32-bytes"),
+        ("PORTCULLIS_CORS_ORIGINS", "http://app.example.com"),
+        ("PORTCULLIS_DATABASE_URL", "postgres://portcullis@localhost/portcullis"),
+    ];
+    let output = portcullis(dir.path(), &["config", "check"], &weak, "");
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("PORTCULLIS_LOCKOUT_THRESHOLD=5"), "the settings come first");
+    let posture: Vec<&str> = stdout.lines().filter(|l| l.starts_with("posture: ")).collect();
+    for (severity, variable, id) in [
+        ("high", "PORTCULLIS_TLS_CERT", "plain_http"),
+        ("high", "PORTCULLIS_MASTER_KEY", "master_key_missing"),
+        ("medium", "PORTCULLIS_METRICS_BIND", "metrics_public"),
+        ("medium", "PORTCULLIS_CORS_ORIGINS", "cors_insecure_origin"),
+        ("medium", "PORTCULLIS_ARGON2_MEMORY_KIB", "argon2_below_owasp"),
+        ("low", "PORTCULLIS_JWT_SECRET", "jwt_hs256"),
+        ("low", "PORTCULLIS_JWT_SECRET", "jwt_secret_short"),
+        ("low", "PORTCULLIS_PASSWORD_POLICY", "password_policy_composition"),
+    ] {
+        let prefix = format!("posture: {severity} {variable}: ");
+        let suffix = format!(" [{id}]");
+        assert!(
+            posture.iter().any(|l| l.starts_with(&prefix) && l.ends_with(&suffix)),
+            "{id} missing:\n{stdout}"
+        );
+    }
+    assert_eq!(posture.len(), 8, "{stdout}");
+    assert!(!stdout.contains("a-very-secret-value"));
+    assert!(stdout.trim_end().ends_with("configuration is valid"), "{stdout}");
+}
+
+#[test]
 fn a_config_file_is_read_and_the_environment_wins() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("portcullis.toml");

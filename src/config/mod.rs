@@ -19,12 +19,14 @@ pub use crate::domain::Rate;
 mod debug;
 mod master_key;
 mod parse;
+mod posture;
 
 use parse::{
     mask_url, parse_cidrs, parse_non_empty, parse_origins, parse_positive_duration,
     parse_socket_addr, parse_u32,
 };
 pub use parse::{parse_duration, parse_rate};
+pub use posture::{Finding, Posture, Severity, posture};
 
 const PREFIX: &str = "PORTCULLIS_";
 

@@ -10,6 +10,7 @@ use super::extract::{Authenticated, Context};
 use super::openapi::problems;
 use crate::audit::query::{AuditQuery, Page};
 use crate::auth::AuthService;
+use crate::config::Posture;
 use crate::domain::UserId;
 use crate::error::ApiError;
 
@@ -55,4 +56,29 @@ pub async fn audit_trail(
     Query(query): Query<AuditQuery>,
 ) -> Result<Json<Page>, ApiError> {
     Ok(Json(auth.audit_trail(&context, &principal, &query).await?))
+}
+
+problems!(PostureProblems: [Unauthorized, Forbidden, RateLimited, ServiceUnavailable]);
+
+/// GET /v1/admin/posture: the settings this instance started with that are valid but weak, as
+/// `config check` prints them (an addition to the contract). It names variables and values,
+/// never a secret; 403 without the admin role; takes from the reads budget.
+#[utoipa::path(
+    get, path = "/v1/admin/posture", tag = "admin",
+    summary = "Weak settings of this instance (role admin)",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The findings, most severe first", body = Posture),
+        PostureProblems,
+    ),
+)]
+pub async fn posture(
+    State(auth): State<Arc<AuthService>>,
+    State(posture): State<Arc<Posture>>,
+    Context(context): Context,
+    Authenticated(principal): Authenticated,
+) -> Result<Json<Posture>, ApiError> {
+    auth.limit_read(&context, &principal).await?;
+    auth.require_admin(&principal).await?;
+    Ok(Json(Posture::clone(&posture)))
 }

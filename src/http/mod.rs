@@ -28,6 +28,7 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
 use crate::auth::AuthService;
+use crate::config::Posture;
 use crate::metrics::Metrics;
 use crate::store::Health;
 pub use client_ip::client_ip;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub health: Arc<dyn Health>,
     pub proxies: TrustedProxies,
     pub metrics: Arc<Metrics>,
+    /// The posture report, computed once at start from the settings.
+    pub posture: Arc<Posture>,
 }
 
 /// How the HTTP edge behaves.
@@ -74,6 +77,7 @@ fn api_routes() -> Vec<UtoipaMethodRouter<AppState>> {
         routes!(routes::events),
         routes!(admin::audit_trail),
         routes!(admin::unlock_user),
+        routes!(admin::posture),
         routes!(operations::jwks),
         routes!(operations::healthz),
         routes!(operations::readyz),

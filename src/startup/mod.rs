@@ -257,8 +257,13 @@ impl Application {
             tasks.push(crate::http::tls::spawn_reload_on_sighup(tls.clone()));
         }
         let proxies = TrustedProxies(Arc::new(settings.trusted_proxies.clone()));
-        let state =
-            AppState { auth, health: backends.health.clone(), proxies, metrics: metrics.clone() };
+        let state = AppState {
+            auth,
+            health: backends.health.clone(),
+            proxies,
+            metrics: metrics.clone(),
+            posture: Arc::new(crate::config::posture(&settings)),
+        };
         let http = HttpSettings {
             cors_origins: settings.cors_origins.clone(),
             request_timeout: settings.request_timeout,
