@@ -137,7 +137,7 @@ error_codes! {
     /// Never expected; never leaks internals.
     Internal = INTERNAL_SERVER_ERROR, "internal", "Internal error",
         "an internal error occurred; quote the request id when reporting it";
-    /// A backend is down.
+    /// A backend is down; `Retry-After` says when to try again.
     ServiceUnavailable = SERVICE_UNAVAILABLE, "service_unavailable", "Service unavailable",
         "a backend is unavailable; try again shortly";
 }
@@ -164,6 +164,10 @@ impl ErrorCode {
         }
     }
 }
+
+/// The `Retry-After` of a 503, in seconds. A backend outage has no known end, so this is a short
+/// back-off that spreads retries (RFC 9110 §10.2.3) rather than a promise.
+pub const UNAVAILABLE_RETRY_AFTER: u64 = 1;
 
 /// An error on its way to becoming a problem-details response.
 #[derive(Debug)]
@@ -196,7 +200,8 @@ impl ApiError {
             status: code.status(),
             detail: code.default_detail().to_owned(),
             violations: None,
-            retry_after: None,
+            // Every 503, whoever builds it, tells clients to back off.
+            retry_after: (code == ErrorCode::ServiceUnavailable).then_some(UNAVAILABLE_RETRY_AFTER),
             rate_limit: None,
             internal_cause: None,
         }
@@ -367,6 +372,21 @@ mod tests {
         for code in ErrorCode::ALL {
             let status = code.status();
             assert_eq!(ErrorCode::for_status(status).status(), status, "{}", code.slug());
+        }
+    }
+
+    #[test]
+    fn every_503_carries_retry_after() {
+        let errors = [
+            ApiError::unavailable("down"),
+            ApiError::from_status(StatusCode::SERVICE_UNAVAILABLE),
+            ApiError::from(AuthError::Unavailable("down".into())),
+        ];
+        for error in errors {
+            let response = error.into_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            let retry_after = response.headers().get(header::RETRY_AFTER);
+            assert_eq!(retry_after, Some(&HeaderValue::from(UNAVAILABLE_RETRY_AFTER)));
         }
     }
 

@@ -167,7 +167,8 @@ fn problem_response(status: u16, codes: &[ErrorCode]) -> Response {
             .build();
         response = response.header("WWW-Authenticate", challenge);
     }
-    if codes.iter().any(|code| matches!(code, ErrorCode::RateLimited | ErrorCode::AccountLocked)) {
+    let waits = [ErrorCode::RateLimited, ErrorCode::AccountLocked, ErrorCode::ServiceUnavailable];
+    if codes.iter().any(|code| waits.contains(code)) {
         response = response.header("Retry-After", integer("Whole seconds to wait"));
     }
     if codes.contains(&ErrorCode::RateLimited) {

@@ -75,7 +75,8 @@ pub async fn healthz() -> Json<Status> {
 
 problems!(ReadyProblems: [ServiceUnavailable]);
 
-/// GET /readyz: the database and session store answer within two seconds.
+/// GET /readyz: the database and session store answer within two seconds; else 503 with
+/// `Retry-After`, like every 503, so that probes and clients back off.
 #[utoipa::path(
     get, path = "/readyz", tag = "operations", summary = "Readiness",
     responses(

@@ -617,3 +617,82 @@ pub fn is_raw_control(c: char) -> bool {
     );
     raw && c != '\n'
 }
+
+/// A free loopback port, for a listener the test binds itself (a relay).
+pub fn free_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// Relays connections from `listen` to `upstream` (`host:port`) until aborted; aborting it drops
+/// every relayed connection too, and new ones are refused: the backend is gone for the app.
+pub fn relay(listen: SocketAddr, upstream: String) -> tokio::task::JoinHandle<()> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_reuseaddr(true).unwrap();
+    socket.bind(listen).unwrap();
+    let listener = socket.listen(64).unwrap();
+    tokio::spawn(async move {
+        let mut connections = tokio::task::JoinSet::new();
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else { continue };
+            let upstream = upstream.clone();
+            connections.spawn(async move {
+                if let Ok(mut server) = tokio::net::TcpStream::connect(upstream.as_str()).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+            });
+        }
+    })
+}
+
+/// A relay on a port of its own in front of a backend, that a test cuts and restores.
+pub struct Relay {
+    pub address: SocketAddr,
+    upstream: String,
+    link: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Relay {
+    /// Starts relaying to `upstream` (`host:port`) from a free loopback port.
+    pub fn start(upstream: String) -> Relay {
+        let address = free_port();
+        let link = Some(relay(address, upstream.clone()));
+        Relay { address, upstream, link }
+    }
+
+    /// Drops every relayed connection and refuses new ones; returns once the port is closed.
+    pub async fn cut(&mut self) {
+        if let Some(link) = self.link.take() {
+            link.abort();
+            let _ = link.await;
+        }
+    }
+
+    /// Relays again, on the same port.
+    pub fn restore(&mut self) {
+        if self.link.is_none() {
+            self.link = Some(relay(self.address, self.upstream.clone()));
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if let Some(link) = self.link.take() {
+            link.abort();
+        }
+    }
+}
+
+/// Polls `/readyz` for up to ten seconds; returns the last status.
+pub async fn wait_until_ready(app: &TestApp) -> StatusCode {
+    let mut ready = StatusCode::SERVICE_UNAVAILABLE;
+    for _ in 0..40 {
+        ready = app.client.get(app.url("/readyz")).send().await.unwrap().status();
+        if ready == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    ready
+}
