@@ -29,8 +29,14 @@ impl KeyStore for FixedKey {
     async fn insert_signing_key(&self, _: &SigningKeyRecord) -> Result<(), StoreError> {
         Ok(())
     }
+    async fn replace_signing_key(&self, _: &str, _: &[u8]) -> Result<(), StoreError> {
+        Ok(())
+    }
     async fn secret(&self, _: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
         Ok(candidate.to_vec())
+    }
+    async fn replace_secret(&self, _: &str, _: &[u8]) -> Result<(), StoreError> {
+        Ok(())
     }
 }
 
