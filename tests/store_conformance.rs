@@ -22,8 +22,8 @@ use portcullis::domain::{
 };
 use portcullis::metrics::Metrics;
 use portcullis::store::{
-    AuditStore, KeyStore, NewSession, NewUser, Rotation, SessionCursor, SessionStore,
-    SigningKeyRecord, StoreError, TokenHash, UserStore,
+    AuditStore, KeyStore, LockKey, LockoutStore, NewSession, NewUser, RateLimitStore, Rotation,
+    SessionCursor, SessionStore, SigningKeyRecord, StoreError, TokenHash, UserStore,
 };
 
 mod backends {
@@ -64,12 +64,27 @@ mod backends {
     }
 
     async fn redis() -> (RedisStore, common::StorageOwner) {
+        redis_at(&common::redis_url()).await
+    }
+
+    async fn redis_at(url: &str) -> (RedisStore, common::StorageOwner) {
         let (storage, owner) = common::new_redis_storage().await;
-        let store =
-            RedisStore::connect(&common::redis_url(), storage.redis_prefix.as_deref().unwrap())
-                .await
-                .unwrap();
+        let store = RedisStore::connect(url, storage.redis_prefix.as_deref().unwrap()).unwrap();
         (store, owner)
+    }
+
+    /// Redis stores: the server where it runs, and the cluster where the suite has one.
+    pub async fn redis_stores() -> Vec<(&'static str, RedisStore, common::StorageOwner)> {
+        let mut all = Vec::new();
+        if redis_up().await {
+            let (store, owner) = redis().await;
+            all.push(("redis", store, owner));
+        }
+        if let Some(url) = common::cluster_for("the Redis Cluster backends") {
+            let (store, owner) = redis_at(&url).await;
+            all.push(("redis-cluster", store, owner));
+        }
+        all
     }
 
     /// The SQL stores, which implement every database trait.
@@ -93,10 +108,9 @@ mod backends {
         for (name, store, owner) in sql().await {
             all.push((name, store.clone(), store, owner));
         }
-        if redis_up().await {
+        for (name, store, owner) in redis_stores().await {
             let (users, users_owner) = sqlite().await;
-            let (store, owner) = redis().await;
-            all.push(("redis", Arc::new(store), Arc::new(users), Owner(vec![owner, users_owner])));
+            all.push((name, Arc::new(store), Arc::new(users), Owner(vec![owner, users_owner])));
         }
         all
     }
@@ -106,9 +120,8 @@ mod backends {
         for (name, store, owner) in sql().await {
             all.push((name, store, owner));
         }
-        if redis_up().await {
-            let (store, owner) = redis().await;
-            all.push(("redis", Arc::new(store), Owner(vec![owner])));
+        for (name, store, owner) in redis_stores().await {
+            all.push((name, Arc::new(store), Owner(vec![owner])));
         }
         all
     }
@@ -116,9 +129,8 @@ mod backends {
     pub async fn limiters() -> Vec<(&'static str, Arc<dyn RateLimitStore>, Owner)> {
         let mut all: Vec<(&'static str, Arc<dyn RateLimitStore>, Owner)> =
             vec![("memory", Arc::new(MemoryRateLimiter::new()), Owner(Vec::new()))];
-        if redis_up().await {
-            let (store, owner) = redis().await;
-            all.push(("redis", Arc::new(store), Owner(vec![owner])));
+        for (name, store, owner) in redis_stores().await {
+            all.push((name, Arc::new(store), Owner(vec![owner])));
         }
         all
     }
@@ -196,6 +208,7 @@ async fn of_many_concurrent_rotations_of_one_token_exactly_one_wins() {
             async move {
                 sessions
                     .rotate_refresh_token(
+                        Some(user),
                         &first,
                         &successor,
                         now,
@@ -218,7 +231,10 @@ async fn of_many_concurrent_rotations_of_one_token_exactly_one_wins() {
             Some(Rotation::Rotated { session, .. }) => *session,
             _ => unreachable!(),
         };
-        assert!(sessions.live_session(session, now).await.unwrap().is_none(), "{name}: revoked");
+        assert!(
+            sessions.live_session(user, session, now).await.unwrap().is_none(),
+            "{name}: revoked"
+        );
     }
 }
 
@@ -232,25 +248,29 @@ async fn within_the_grace_the_same_successor_is_handed_out_and_after_it_the_sess
         let grace = Duration::from_secs(10);
         let expiry = at(&clock, DAY);
         let rotated = sessions
-            .rotate_refresh_token(&first, &second, clock.now(), expiry, grace)
+            .rotate_refresh_token(Some(user), &first, &second, clock.now(), expiry, grace)
             .await
             .unwrap();
         assert_eq!(rotated, Rotation::Rotated { session, user }, "{name}");
         clock.advance(Duration::from_secs(9));
         let again = sessions
-            .rotate_refresh_token(&first, &second, clock.now(), expiry, grace)
+            .rotate_refresh_token(Some(user), &first, &second, clock.now(), expiry, grace)
             .await
             .unwrap();
         assert_eq!(again, Rotation::Grace { session, user }, "{name}: within the grace");
         let other = random_token();
-        let different =
-            sessions.rotate_refresh_token(&first, &other, clock.now(), expiry, grace).await;
+        let different = sessions
+            .rotate_refresh_token(Some(user), &first, &other, clock.now(), expiry, grace)
+            .await;
         assert_eq!(
             different.unwrap(),
             Rotation::Reused { session, user },
             "{name}: another successor is reuse"
         );
-        assert!(sessions.live_session(session, clock.now()).await.unwrap().is_none(), "{name}");
+        assert!(
+            sessions.live_session(user, session, clock.now()).await.unwrap().is_none(),
+            "{name}"
+        );
     }
 }
 
@@ -263,9 +283,17 @@ async fn grace_ends_when_it_has_passed_or_the_successor_was_rotated() {
         let session = new_session(sessions.as_ref(), &clock, user, &first, DAY).await;
         let grace = Duration::from_secs(10);
         let expiry = at(&clock, DAY);
-        sessions.rotate_refresh_token(&first, &second, clock.now(), expiry, grace).await.unwrap();
-        sessions.rotate_refresh_token(&second, &third, clock.now(), expiry, grace).await.unwrap();
-        let late = sessions.rotate_refresh_token(&first, &second, clock.now(), expiry, grace).await;
+        sessions
+            .rotate_refresh_token(Some(user), &first, &second, clock.now(), expiry, grace)
+            .await
+            .unwrap();
+        sessions
+            .rotate_refresh_token(Some(user), &second, &third, clock.now(), expiry, grace)
+            .await
+            .unwrap();
+        let late = sessions
+            .rotate_refresh_token(Some(user), &first, &second, clock.now(), expiry, grace)
+            .await;
         assert_eq!(
             late.unwrap(),
             Rotation::Reused { session, user },
@@ -275,9 +303,14 @@ async fn grace_ends_when_it_has_passed_or_the_successor_was_rotated() {
         let user = new_user(users.as_ref(), &clock).await;
         let (first, second) = (random_token(), random_token());
         let session = new_session(sessions.as_ref(), &clock, user, &first, DAY).await;
-        sessions.rotate_refresh_token(&first, &second, clock.now(), expiry, grace).await.unwrap();
+        sessions
+            .rotate_refresh_token(Some(user), &first, &second, clock.now(), expiry, grace)
+            .await
+            .unwrap();
         clock.advance(grace);
-        let late = sessions.rotate_refresh_token(&first, &second, clock.now(), expiry, grace).await;
+        let late = sessions
+            .rotate_refresh_token(Some(user), &first, &second, clock.now(), expiry, grace)
+            .await;
         assert_eq!(late.unwrap(), Rotation::Reused { session, user }, "{name}: the grace passed");
     }
 }
@@ -292,21 +325,36 @@ async fn a_reused_token_revokes_its_session_and_leaves_other_sessions_alone() {
         let bystander = new_session(sessions.as_ref(), &clock, user, &other, DAY).await;
         let expiry = at(&clock, DAY);
         let zero = Duration::ZERO;
-        sessions.rotate_refresh_token(&first, &second, clock.now(), expiry, zero).await.unwrap();
+        sessions
+            .rotate_refresh_token(Some(user), &first, &second, clock.now(), expiry, zero)
+            .await
+            .unwrap();
         let replay = random_token();
         let reused = sessions
-            .rotate_refresh_token(&first, &replay, clock.now(), expiry, zero)
+            .rotate_refresh_token(Some(user), &first, &replay, clock.now(), expiry, zero)
             .await
             .unwrap();
         assert_eq!(reused, Rotation::Reused { session, user }, "{name}");
         let successor = sessions
-            .rotate_refresh_token(&second, &replay, clock.now(), expiry, zero)
+            .rotate_refresh_token(Some(user), &second, &replay, clock.now(), expiry, zero)
             .await
             .unwrap();
         assert_eq!(successor, Rotation::Invalid, "{name}: the successor died with its session");
-        assert!(sessions.live_session(session, clock.now()).await.unwrap().is_none(), "{name}");
-        assert!(sessions.live_session(bystander, clock.now()).await.unwrap().is_some(), "{name}");
-        assert!(sessions.session_of_refresh_token(&other, clock.now()).await.unwrap().is_some());
+        assert!(
+            sessions.live_session(user, session, clock.now()).await.unwrap().is_none(),
+            "{name}"
+        );
+        assert!(
+            sessions.live_session(user, bystander, clock.now()).await.unwrap().is_some(),
+            "{name}"
+        );
+        assert!(
+            sessions
+                .session_of_refresh_token(Some(user), &other, clock.now())
+                .await
+                .unwrap()
+                .is_some()
+        );
     }
 }
 
@@ -318,23 +366,29 @@ async fn an_expired_session_and_an_unknown_token_are_invalid() {
         let first = random_token();
         let session =
             new_session(sessions.as_ref(), &clock, user, &first, Duration::from_secs(60)).await;
-        let record = sessions.live_session(session, clock.now()).await.unwrap().unwrap();
+        let record = sessions.live_session(user, session, clock.now()).await.unwrap().unwrap();
         assert_eq!((record.id, record.user_id), (session, user), "{name}");
         assert_eq!(record.created_at, clock.now(), "{name}: times round-trip exactly");
         assert_eq!(record.ip.as_deref(), Some("192.0.2.1"), "{name}");
-        let found = sessions.session_of_refresh_token(&first, clock.now()).await.unwrap();
+        let found =
+            sessions.session_of_refresh_token(Some(user), &first, clock.now()).await.unwrap();
         assert_eq!(found.map(|s| s.id), Some(session), "{name}");
 
         clock.advance(Duration::from_secs(60));
         let now = clock.now();
-        assert!(sessions.live_session(session, now).await.unwrap().is_none(), "{name}");
-        assert!(sessions.session_of_refresh_token(&first, now).await.unwrap().is_none(), "{name}");
+        assert!(sessions.live_session(user, session, now).await.unwrap().is_none(), "{name}");
+        assert!(
+            sessions.session_of_refresh_token(Some(user), &first, now).await.unwrap().is_none(),
+            "{name}"
+        );
         let expiry = at(&clock, DAY);
         let next = random_token();
-        let rotated = sessions.rotate_refresh_token(&first, &next, now, expiry, Duration::ZERO);
+        let rotated =
+            sessions.rotate_refresh_token(Some(user), &first, &next, now, expiry, Duration::ZERO);
         assert_eq!(rotated.await.unwrap(), Rotation::Invalid, "{name}");
         let (unknown, next) = (token(7), token(8));
-        let unknown = sessions.rotate_refresh_token(&unknown, &next, now, expiry, Duration::ZERO);
+        let unknown =
+            sessions.rotate_refresh_token(Some(user), &unknown, &next, now, expiry, Duration::ZERO);
         assert_eq!(unknown.await.unwrap(), Rotation::Invalid, "{name}");
     }
 }
@@ -350,11 +404,11 @@ async fn a_rotation_extends_the_session_to_the_new_expiry() {
         clock.advance(Duration::from_secs(30));
         let expiry = at(&clock, Duration::from_secs(60));
         sessions
-            .rotate_refresh_token(&first, &second, clock.now(), expiry, Duration::ZERO)
+            .rotate_refresh_token(Some(user), &first, &second, clock.now(), expiry, Duration::ZERO)
             .await
             .unwrap();
         clock.advance(Duration::from_secs(45));
-        let record = sessions.live_session(session, clock.now()).await.unwrap();
+        let record = sessions.live_session(user, session, clock.now()).await.unwrap();
         let record = record.unwrap_or_else(|| panic!("{name}: the rotation extended the session"));
         assert_eq!(record.last_used_at, at(&clock, Duration::ZERO) - chrono::Duration::seconds(45));
     }
@@ -379,20 +433,35 @@ async fn a_session_never_outlives_its_end_and_remembers_its_device() {
             user_agent: None,
         };
         sessions.create_session(&session, 100).await.unwrap();
-        let record = sessions.live_session(id, clock.now()).await.unwrap().unwrap();
+        let record = sessions.live_session(user, id, clock.now()).await.unwrap().unwrap();
         assert_eq!(record.device, Some(phone), "{name}");
         clock.advance(Duration::from_secs(50));
         let expiry = at(&clock, Duration::from_secs(60));
-        let rotated =
-            sessions.rotate_refresh_token(&first, &second, clock.now(), expiry, Duration::ZERO);
+        let rotated = sessions.rotate_refresh_token(
+            Some(user),
+            &first,
+            &second,
+            clock.now(),
+            expiry,
+            Duration::ZERO,
+        );
         assert!(matches!(rotated.await.unwrap(), Rotation::Rotated { .. }), "{name}");
         clock.advance(Duration::from_secs(39));
-        assert!(sessions.live_session(id, clock.now()).await.unwrap().is_some(), "{name}");
+        assert!(sessions.live_session(user, id, clock.now()).await.unwrap().is_some(), "{name}");
         clock.advance(Duration::from_secs(1));
-        assert!(sessions.live_session(id, clock.now()).await.unwrap().is_none(), "{name}: ended");
+        assert!(
+            sessions.live_session(user, id, clock.now()).await.unwrap().is_none(),
+            "{name}: ended"
+        );
         let next = random_token();
-        let late =
-            sessions.rotate_refresh_token(&second, &next, clock.now(), expiry, Duration::ZERO);
+        let late = sessions.rotate_refresh_token(
+            Some(user),
+            &second,
+            &next,
+            clock.now(),
+            expiry,
+            Duration::ZERO,
+        );
         assert_eq!(late.await.unwrap(), Rotation::Invalid, "{name}");
     }
 }
@@ -406,10 +475,34 @@ async fn revoking_one_session_is_for_its_owner_only() {
         let session = new_session(sessions.as_ref(), &clock, owner, &random_token(), DAY).await;
         let now = clock.now();
         assert!(!sessions.revoke_session(stranger, session, now).await.unwrap(), "{name}");
-        assert!(sessions.live_session(session, now).await.unwrap().is_some(), "{name}");
+        assert!(sessions.live_session(owner, session, now).await.unwrap().is_some(), "{name}");
         assert!(sessions.revoke_session(owner, session, now).await.unwrap(), "{name}");
         assert!(!sessions.revoke_session(owner, session, now).await.unwrap(), "{name}: twice");
-        assert!(sessions.live_session(session, now).await.unwrap().is_none(), "{name}");
+        assert!(sessions.live_session(owner, session, now).await.unwrap().is_none(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_token_or_session_asked_for_under_another_owner_is_not_found() {
+    for (name, sessions, users, _owner) in backends::sessions().await {
+        let clock = ManualClock::new();
+        let (user, stranger) =
+            (new_user(users.as_ref(), &clock).await, new_user(users.as_ref(), &clock).await);
+        let (first, second) = (random_token(), random_token());
+        let session = new_session(sessions.as_ref(), &clock, user, &first, DAY).await;
+        let (now, expiry, zero) = (clock.now(), at(&clock, DAY), Duration::ZERO);
+        let wrong =
+            sessions.rotate_refresh_token(Some(stranger), &first, &second, now, expiry, zero);
+        assert_eq!(wrong.await.unwrap(), Rotation::Invalid, "{name}");
+        assert!(sessions.live_session(stranger, session, now).await.unwrap().is_none(), "{name}");
+        let found = sessions.session_of_refresh_token(Some(stranger), &first, now).await.unwrap();
+        assert!(found.is_none(), "{name}");
+        let right = sessions.rotate_refresh_token(Some(user), &first, &second, now, expiry, zero);
+        assert_eq!(
+            right.await.unwrap(),
+            Rotation::Rotated { session, user },
+            "{name}: the wrong owner spent nothing and revoked nothing"
+        );
     }
 }
 
@@ -436,7 +529,10 @@ async fn revoking_all_but_one_leaves_exactly_that_one() {
         assert_eq!(left.iter().map(|s| s.id).collect::<Vec<_>>(), vec![ids[1]], "{name}");
         assert_eq!(sessions.revoke_sessions_of(user, None, now).await.unwrap(), 1, "{name}");
         assert!(sessions.sessions_of(user, now, None, 10).await.unwrap().is_empty(), "{name}");
-        assert!(sessions.live_session(unrelated, now).await.unwrap().is_some(), "{name}");
+        assert!(
+            sessions.live_session(other_user, unrelated, now).await.unwrap().is_some(),
+            "{name}"
+        );
     }
 }
 
@@ -468,7 +564,10 @@ async fn past_the_cap_a_new_session_ends_the_oldest() {
         let live = sessions.sessions_of(user, clock.now(), None, 10).await.unwrap();
         let live: Vec<SessionId> = live.iter().map(|s| s.id).collect();
         assert_eq!(live, vec![ids[4], ids[3], ids[2]], "{name}: the newest three, newest first");
-        assert!(sessions.live_session(ids[0], clock.now()).await.unwrap().is_none(), "{name}");
+        assert!(
+            sessions.live_session(user, ids[0], clock.now()).await.unwrap().is_none(),
+            "{name}"
+        );
     }
 }
 
@@ -517,12 +616,13 @@ async fn purging_keeps_live_sessions_and_forgets_long_dead_ones() {
         clock.advance(DAY * 2);
         sessions.purge_sessions(clock.now(), DAY).await.unwrap();
         let now = clock.now();
-        assert!(sessions.live_session(live, now).await.unwrap().is_some(), "{name}");
-        assert!(sessions.live_session(expired, now).await.unwrap().is_none(), "{name}");
-        assert!(sessions.live_session(revoked, now).await.unwrap().is_none(), "{name}");
+        assert!(sessions.live_session(user, live, now).await.unwrap().is_some(), "{name}");
+        assert!(sessions.live_session(user, expired, now).await.unwrap().is_none(), "{name}");
+        assert!(sessions.live_session(user, revoked, now).await.unwrap().is_none(), "{name}");
         let expiry = at(&clock, DAY);
         let next = random_token();
-        let rotation = sessions.rotate_refresh_token(&dying, &next, now, expiry, Duration::ZERO);
+        let rotation =
+            sessions.rotate_refresh_token(Some(user), &dying, &next, now, expiry, Duration::ZERO);
         assert_eq!(rotation.await.unwrap(), Rotation::Invalid, "{name}");
     }
 }
@@ -677,23 +777,37 @@ async fn the_gate_locks_at_the_threshold_and_counts_afresh_after_the_lock() {
         let now = clock.now();
         let mut gates = Vec::new();
         for _ in 0..4 {
-            gates.push(store.begin_attempt("email:a@example.com", POLICY, now).await.unwrap());
+            gates.push(
+                store
+                    .begin_attempt(&LockKey::subject("email:a@example.com"), POLICY, now)
+                    .await
+                    .unwrap(),
+            );
         }
         assert_eq!(gates[0], AttemptGate::Proceed { locks: false }, "{name}");
         assert_eq!(gates[1], AttemptGate::Proceed { locks: false }, "{name}");
         assert_eq!(gates[2], AttemptGate::Proceed { locks: true }, "{name}");
         let locked = AttemptGate::Locked { retry_after: Duration::from_secs(600) };
         assert_eq!(gates[3], locked, "{name}");
-        let locked_for = store.locked_for("email:a@example.com", now).await.unwrap();
+        let locked_for =
+            store.locked_for(&LockKey::subject("email:a@example.com"), now).await.unwrap();
         assert_eq!(locked_for, Some(Duration::from_secs(600)), "{name}");
         clock.advance(Duration::from_secs(100));
-        let locked_for = store.locked_for("email:a@example.com", clock.now()).await.unwrap();
+        let locked_for =
+            store.locked_for(&LockKey::subject("email:a@example.com"), clock.now()).await.unwrap();
         assert_eq!(locked_for, Some(Duration::from_secs(500)), "{name}");
         clock.advance(Duration::from_secs(501));
-        let gate = store.begin_attempt("email:a@example.com", POLICY, clock.now()).await.unwrap();
+        let gate = store
+            .begin_attempt(&LockKey::subject("email:a@example.com"), POLICY, clock.now())
+            .await
+            .unwrap();
         assert_eq!(gate, AttemptGate::Proceed { locks: false }, "{name}");
-        store.clear("email:a@example.com").await.unwrap();
-        assert_eq!(store.locked_for("email:a@example.com", now).await.unwrap(), None, "{name}");
+        store.clear(&LockKey::subject("email:a@example.com")).await.unwrap();
+        assert_eq!(
+            store.locked_for(&LockKey::subject("email:a@example.com"), now).await.unwrap(),
+            None,
+            "{name}"
+        );
     }
 }
 
@@ -702,7 +816,7 @@ async fn consecutive_failures_past_the_maximum_lock_until_cleared() {
     for (name, store, _owner) in backends::lockouts().await {
         let clock = ManualClock::new();
         let policy = LockoutPolicy { max_failures: 7, ..POLICY };
-        let key = "email:patient@example.com";
+        let key = &LockKey::subject("email:patient@example.com");
         for round in 0..2 {
             for _ in 0..3 {
                 let gate = store.begin_attempt(key, policy, clock.now()).await.unwrap();
@@ -735,11 +849,11 @@ async fn consecutive_failures_are_forgotten_after_the_memory() {
     for (name, store, _owner) in backends::lockouts().await {
         let clock = ManualClock::new();
         let policy = LockoutPolicy { max_failures: 2, ..POLICY };
-        store.begin_attempt("k", policy, clock.now()).await.unwrap();
+        store.begin_attempt(&LockKey::subject("k"), policy, clock.now()).await.unwrap();
         clock.advance(DAY);
-        let gate = store.begin_attempt("k", policy, clock.now()).await.unwrap();
+        let gate = store.begin_attempt(&LockKey::subject("k"), policy, clock.now()).await.unwrap();
         assert_eq!(gate, AttemptGate::Proceed { locks: false }, "{name}: a day apart");
-        let gate = store.begin_attempt("k", policy, clock.now()).await.unwrap();
+        let gate = store.begin_attempt(&LockKey::subject("k"), policy, clock.now()).await.unwrap();
         assert_eq!(gate, AttemptGate::Proceed { locks: true }, "{name}: two in a row");
     }
 }
@@ -750,7 +864,12 @@ async fn parallel_attempts_get_at_most_the_threshold_of_checks() {
         let now = ManualClock::new().now();
         let gates = join_all((0..20).map(|_| {
             let store = store.clone();
-            async move { store.begin_attempt("email:p@example.com", POLICY, now).await.unwrap() }
+            async move {
+                store
+                    .begin_attempt(&LockKey::subject("email:p@example.com"), POLICY, now)
+                    .await
+                    .unwrap()
+            }
         }))
         .await;
         let proceeded = gates.iter().filter(|g| matches!(g, AttemptGate::Proceed { .. })).count();
@@ -764,12 +883,12 @@ async fn parallel_attempts_get_at_most_the_threshold_of_checks() {
 async fn failures_outside_the_window_start_a_new_count() {
     for (name, store, _owner) in backends::lockouts().await {
         let clock = ManualClock::new();
-        store.begin_attempt("k", POLICY, clock.now()).await.unwrap();
-        store.begin_attempt("k", POLICY, clock.now()).await.unwrap();
+        store.begin_attempt(&LockKey::subject("k"), POLICY, clock.now()).await.unwrap();
+        store.begin_attempt(&LockKey::subject("k"), POLICY, clock.now()).await.unwrap();
         clock.advance(Duration::from_secs(61));
-        let gate = store.begin_attempt("k", POLICY, clock.now()).await.unwrap();
+        let gate = store.begin_attempt(&LockKey::subject("k"), POLICY, clock.now()).await.unwrap();
         assert_eq!(gate, AttemptGate::Proceed { locks: false }, "{name}: the window passed");
-        let gate = store.begin_attempt("k", POLICY, clock.now()).await.unwrap();
+        let gate = store.begin_attempt(&LockKey::subject("k"), POLICY, clock.now()).await.unwrap();
         assert_eq!(gate, AttemptGate::Proceed { locks: false }, "{name}: two in this window");
     }
 }
@@ -779,32 +898,116 @@ async fn purging_lockouts_keeps_running_locks() {
     for (name, store, _owner) in backends::lockouts().await {
         let clock = ManualClock::new();
         for _ in 0..3 {
-            store.begin_attempt("email:a@example.com", POLICY, clock.now()).await.unwrap();
+            store
+                .begin_attempt(&LockKey::subject("email:a@example.com"), POLICY, clock.now())
+                .await
+                .unwrap();
         }
-        store.begin_attempt("email:b@example.com", POLICY, clock.now()).await.unwrap();
+        store
+            .begin_attempt(&LockKey::subject("email:b@example.com"), POLICY, clock.now())
+            .await
+            .unwrap();
         clock.advance(Duration::from_secs(120));
         store.purge_lockouts(clock.now(), POLICY).await.unwrap();
-        let locked = store.locked_for("email:a@example.com", clock.now()).await.unwrap();
+        let locked =
+            store.locked_for(&LockKey::subject("email:a@example.com"), clock.now()).await.unwrap();
         assert!(locked.is_some(), "{name}");
     }
 }
 
 #[tokio::test]
-async fn clearing_by_prefix_lifts_every_device_lock_of_a_user() {
+async fn clearing_a_group_lifts_every_device_lock_of_a_user_and_no_other() {
     for (name, store, _owner) in backends::lockouts().await {
         let now = ManualClock::new().now();
         let policy = LockoutPolicy { threshold: 1, ..POLICY };
-        for key in ["device:u1:a", "device:u1:b", "device:u10:c", "device:u1*:d"] {
+        let keys = [
+            LockKey::member("device:u1", "a"),
+            LockKey::member("device:u1", "b"),
+            LockKey::member("device:u10", "c"),
+            LockKey::member("device:u1*", "d"),
+            LockKey::subject("device:u1"),
+        ];
+        for key in &keys {
             store.begin_attempt(key, policy, now).await.unwrap();
         }
-        assert_eq!(store.clear_prefix("device:u1:").await.unwrap(), 2, "{name}");
-        assert!(store.locked_for("device:u10:c", now).await.unwrap().is_some(), "{name}");
-        assert_eq!(
-            store.clear_prefix("device:u1*:").await.unwrap(),
-            1,
-            "{name}: globs are literal"
-        );
+        assert_eq!(store.clear_group("device:u1").await.unwrap(), 3, "{name}");
+        for key in &keys[..2] {
+            assert_eq!(store.locked_for(key, now).await.unwrap(), None, "{name}: {key:?}");
+        }
+        assert!(store.locked_for(&keys[2], now).await.unwrap().is_some(), "{name}");
+        assert!(store.locked_for(&keys[3], now).await.unwrap().is_some(), "{name}");
+        assert_eq!(store.clear_group("device:u1*").await.unwrap(), 1, "{name}: globs are literal");
+        assert_eq!(store.clear_group("device:u1").await.unwrap(), 0, "{name}: nothing left");
+        let again = store.begin_attempt(&keys[0], policy, now).await.unwrap();
+        assert_eq!(again, AttemptGate::Proceed { locks: true }, "{name}: counted afresh");
     }
+}
+
+// ---- The Redis key layout -------------------------------------------------------------------
+
+/// A plain connection to every Redis server that holds keys of `name`'s store: the server, or
+/// each master of the cluster.
+async fn redis_nodes(name: &str) -> Vec<redis::aio::MultiplexedConnection> {
+    let urls = match name {
+        "redis-cluster" => common::cluster_nodes(&common::redis_cluster_url().unwrap()),
+        _ => vec![common::redis_url()],
+    };
+    let mut nodes = Vec::new();
+    for url in urls {
+        let client = redis::Client::open(url).unwrap();
+        nodes.push(client.get_multiplexed_async_connection().await.unwrap());
+    }
+    nodes
+}
+
+#[tokio::test]
+async fn on_redis_every_key_carries_the_prefix_and_users_spread_over_the_masters() {
+    for (name, store, owner) in backends::redis_stores().await {
+        let store = Arc::new(store);
+        let clock = ManualClock::new();
+        for i in 0..30 {
+            let user = UserId::new();
+            new_session(store.as_ref(), &clock, user, &random_token(), DAY).await;
+            let key = LockKey::member(format!("device:{user}"), "phone");
+            LockoutStore::begin_attempt(store.as_ref(), &key, POLICY, clock.now()).await.unwrap();
+            let budget = format!("ip:192.0.2.{i}");
+            store.take(&budget, TEN_PER_MINUTE, clock.now()).await.unwrap();
+        }
+        let prefix = owner_prefix(&owner);
+        let mut per_node = Vec::new();
+        for mut node in redis_nodes(name).await {
+            per_node.push(common::redis_keys(&mut node, &prefix).await.len());
+        }
+        // 30 sessions and refresh tokens, 30 counters and member lists, 30 budgets.
+        assert_eq!(per_node.iter().sum::<usize>(), 150, "{name}: {per_node:?}");
+        assert!(per_node.iter().all(|n| *n > 0), "{name}: every master holds some: {per_node:?}");
+    }
+}
+
+#[tokio::test]
+async fn on_redis_expired_sessions_leave_the_users_hash() {
+    for (name, store, owner) in backends::redis_stores().await {
+        let clock = ManualClock::new();
+        let user = UserId::new();
+        for _ in 0..5 {
+            new_session(&store, &clock, user, &random_token(), Duration::from_secs(60)).await;
+        }
+        clock.advance(Duration::from_secs(61));
+        new_session(&store, &clock, user, &random_token(), DAY).await;
+        let key = format!("{}{{{user}}}:sessions", owner_prefix(&owner));
+        let mut held = 0;
+        // The master that holds the key answers; the others redirect (MOVED).
+        for mut node in redis_nodes(name).await {
+            if let Ok(len) = redis::cmd("HLEN").arg(&key).query_async::<i64>(&mut node).await {
+                held = len;
+            }
+        }
+        assert_eq!(held, 1, "{name}: only the live session is left");
+    }
+}
+
+fn owner_prefix(owner: &common::StorageOwner) -> String {
+    owner.redis_prefix().unwrap().to_owned()
 }
 
 // ---- KeyStore -------------------------------------------------------------------------------

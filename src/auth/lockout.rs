@@ -12,24 +12,24 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use super::{AuthError, AuthService, RequestContext};
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::domain::{Email, UserId};
-use crate::store::{AttemptGate, TokenHash};
+use crate::store::{AttemptGate, LockKey, TokenHash};
 
-pub(super) fn email_lock_key(attempted: &str) -> String {
-    super::limits::email_account_key(attempted)
+pub(super) fn email_lock_key(attempted: &str) -> LockKey {
+    LockKey::subject(super::limits::email_account_key(attempted))
 }
 
-pub(super) fn device_lock_key(user: UserId, device: &TokenHash) -> String {
-    format!("{}{}", device_prefix(user), URL_SAFE_NO_PAD.encode(device.0))
+pub(super) fn device_lock_key(user: UserId, device: &TokenHash) -> LockKey {
+    LockKey::member(device_group(user), URL_SAFE_NO_PAD.encode(device.0))
 }
 
-fn device_prefix(user: UserId) -> String {
-    format!("device:{user}:")
+fn device_group(user: UserId) -> String {
+    format!("device:{user}")
 }
 
 impl AuthService {
     /// Counts an attempt on `key` before its credential is checked; refuses it if `key` is
     /// locked. Returns whether this attempt engaged the lock.
-    pub(super) async fn begin_attempt(&self, key: &str) -> Result<bool, AuthError> {
+    pub(super) async fn begin_attempt(&self, key: &LockKey) -> Result<bool, AuthError> {
         let policy = self.settings.lockout;
         match self.lockouts.begin_attempt(key, policy, self.now()).await? {
             AttemptGate::Proceed { locks } => Ok(locks),
@@ -41,7 +41,7 @@ impl AuthService {
     }
 
     /// Forgets the failures of `key` after a successful check.
-    pub(super) async fn forgive(&self, key: &str) -> Result<(), AuthError> {
+    pub(super) async fn forgive(&self, key: &LockKey) -> Result<(), AuthError> {
         Ok(self.lockouts.clear(key).await?)
     }
 
@@ -95,7 +95,7 @@ impl AuthService {
     ) -> Result<(), AuthError> {
         self.lockouts.clear(&email_lock_key(attempted)).await?;
         if let Some(user) = user {
-            self.lockouts.clear_prefix(&device_prefix(user)).await?;
+            self.lockouts.clear_group(&device_group(user)).await?;
         }
         let mut event = AuditEvent::new(EventType::Unlock, Outcome::Success, context, self.now())
             .email(attempted)

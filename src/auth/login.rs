@@ -145,7 +145,7 @@ impl AuthService {
         device: Option<TokenHash>,
     ) -> Result<TokenPair, AuthError> {
         let now = self.now();
-        let refresh_token = tokens::random_token();
+        let refresh_token = tokens::new_refresh_token(user.id);
         let session = NewSession {
             id: SessionId::new(),
             user_id: user.id,

@@ -15,14 +15,13 @@ impl AuthService {
         refresh_token: &str,
     ) -> Result<TokenPair, AuthError> {
         self.limit_credential_request(context, None).await?;
-        if !tokens::is_well_formed(refresh_token) {
-            return Err(AuthError::InvalidToken);
-        }
+        let owner = tokens::refresh_token_owner(refresh_token).ok_or(AuthError::InvalidToken)?;
         let now = self.now();
-        let successor = self.successors.successor(refresh_token);
+        let successor = self.successors.successor(owner, refresh_token);
         let rotation = self
             .sessions
             .rotate_refresh_token(
+                owner,
                 &tokens::hash_token(refresh_token),
                 &tokens::hash_token(&successor),
                 now,

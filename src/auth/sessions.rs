@@ -46,7 +46,7 @@ impl AuthService {
     /// Verifies a bearer access token and that its session is still live.
     pub async fn authenticate(&self, bearer: &str) -> Result<Principal, AuthError> {
         let token = self.access.verify(bearer)?;
-        let session = self.sessions.live_session(token.session, self.now()).await?;
+        let session = self.sessions.live_session(token.user, token.session, self.now()).await?;
         match session {
             Some(session) if session.user_id == token.user => Ok(Principal {
                 user: token.user,
@@ -92,13 +92,13 @@ impl AuthService {
         let now = self.now();
         let (user, session) = match (principal, refresh_token) {
             (Some(principal), _) => (principal.user, principal.session),
-            (None, Some(token)) if tokens::is_well_formed(token) => {
+            (None, Some(token)) => {
+                let owner = tokens::refresh_token_owner(token).ok_or(AuthError::InvalidToken)?;
                 let hash = tokens::hash_token(token);
-                let found = self.sessions.session_of_refresh_token(&hash, now).await?;
+                let found = self.sessions.session_of_refresh_token(owner, &hash, now).await?;
                 let session = found.ok_or(AuthError::InvalidToken)?;
                 (session.user_id, session.id)
             }
-            (None, Some(_)) => return Err(AuthError::InvalidToken),
             (None, None) => return Err(AuthError::Unauthorized),
         };
         self.sessions.revoke_session(user, session, now).await?;

@@ -257,12 +257,16 @@ impl Settings {
             database_url,
             redis_url: redis_url.transpose()?,
             redis_prefix: raw.parse("REDIS_PREFIX", |v| {
-                let valid =
-                    v.len() <= 64 && !v.chars().any(|c| c.is_whitespace() || c.is_control());
+                // A brace would make the prefix the hash tag of every key, and put every key
+                // of a Redis Cluster in one slot.
+                let valid = v.len() <= 64
+                    && !v
+                        .chars()
+                        .any(|c| c.is_whitespace() || c.is_control() || c == '{' || c == '}');
                 if valid {
                     Ok(v.to_owned())
                 } else {
-                    Err("must be up to 64 characters, no spaces".to_owned())
+                    Err("must be up to 64 characters, no spaces or braces".to_owned())
                 }
             })?,
             data_dir,

@@ -65,13 +65,8 @@ pub async fn open_backends(settings: &Settings, migrate: bool) -> Result<Backend
     backends.keys = Arc::new(SealedKeys::new(backends.keys, sealer));
     match &settings.redis_url {
         None => Ok(backends),
-        Some(url) if url.starts_with("redis+cluster://") => Err(StartupError::Config {
-            variable: "PORTCULLIS_REDIS_URL",
-            message: "Redis Cluster is not supported yet; use a single Redis server (redis://)"
-                .to_owned(),
-        }),
         Some(url) => {
-            let redis = Arc::new(RedisStore::connect(url, &settings.redis_prefix).await?);
+            let redis = Arc::new(RedisStore::connect(url, &settings.redis_prefix)?);
             Ok(Backends {
                 sessions: redis.clone(),
                 limiter: redis.clone(),

@@ -127,8 +127,13 @@ pub trait SessionStore: Send + Sync {
     /// Exactly one of any number of concurrent calls with the same token sees `Rotated`. A token
     /// that was already rotated sees `Grace` if it was rotated at most `grace` ago and its
     /// successor is still current, and otherwise `Reused`, and its whole session is revoked.
+    ///
+    /// `user` is the owner the presented token names (it routes the lookup on a Redis Cluster);
+    /// a token of another user is `Invalid`. `None` is a token from before tokens named their
+    /// owner: the SQL store finds it by its hash, Redis cannot and answers `Invalid`.
     async fn rotate_refresh_token(
         &self,
+        user: Option<UserId>,
         presented: &TokenHash,
         successor: &TokenHash,
         now: Timestamp,
@@ -136,16 +141,19 @@ pub trait SessionStore: Send + Sync {
         grace: Duration,
     ) -> Result<Rotation, StoreError>;
 
-    /// The session, if it exists, is not revoked and has not expired.
+    /// The user's session, if it exists, is not revoked and has not expired.
     async fn live_session(
         &self,
+        user: UserId,
         id: SessionId,
         now: Timestamp,
     ) -> Result<Option<SessionRecord>, StoreError>;
 
-    /// The live session a current (not rotated, not expired) refresh token belongs to.
+    /// The live session a current (not rotated, not expired) refresh token belongs to; `user`
+    /// as for `rotate_refresh_token`.
     async fn session_of_refresh_token(
         &self,
+        user: Option<UserId>,
         token: &TokenHash,
         now: Timestamp,
     ) -> Result<Option<SessionRecord>, StoreError>;
@@ -201,6 +209,40 @@ pub trait RateLimitStore: Send + Sync {
     -> Result<RateDecision, StoreError>;
 }
 
+/// What a failure counter counts: one subject (an email), or one member of a group (a device of
+/// a user), so that a whole group can be forgotten at once without a scan.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LockKey {
+    group: String,
+    member: Option<String>,
+}
+
+impl LockKey {
+    pub fn subject(group: impl Into<String>) -> Self {
+        Self { group: group.into(), member: None }
+    }
+
+    pub fn member(group: impl Into<String>, member: impl Into<String>) -> Self {
+        Self { group: group.into(), member: Some(member.into()) }
+    }
+
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    pub fn member_name(&self) -> Option<&str> {
+        self.member.as_deref()
+    }
+
+    /// The key as one string, `group` or `group:member`, for stores keyed by text.
+    pub fn joined(&self) -> String {
+        match &self.member {
+            Some(member) => format!("{}:{member}", self.group),
+            None => self.group.clone(),
+        }
+    }
+}
+
 /// Failed-attempt counters and locks, by key (an email or a device).
 ///
 /// An attempt is counted before its password is checked and forgiven on success, so that any
@@ -210,16 +252,20 @@ pub trait RateLimitStore: Send + Sync {
 pub trait LockoutStore: Send + Sync {
     async fn begin_attempt(
         &self,
-        key: &str,
+        key: &LockKey,
         policy: LockoutPolicy,
         now: Timestamp,
     ) -> Result<AttemptGate, StoreError>;
     /// Forgets the failures and any lock of `key` (after a success, or by an operator).
-    async fn clear(&self, key: &str) -> Result<(), StoreError>;
-    /// Forgets every key that starts with `prefix`; returns how many there were.
-    async fn clear_prefix(&self, prefix: &str) -> Result<u64, StoreError>;
+    async fn clear(&self, key: &LockKey) -> Result<(), StoreError>;
+    /// Forgets every key of `group`, its members included; returns how many there were.
+    async fn clear_group(&self, group: &str) -> Result<u64, StoreError>;
     /// Whether `key` is locked now, and for how long.
-    async fn locked_for(&self, key: &str, now: Timestamp) -> Result<Option<Duration>, StoreError>;
+    async fn locked_for(
+        &self,
+        key: &LockKey,
+        now: Timestamp,
+    ) -> Result<Option<Duration>, StoreError>;
     /// Deletes counters whose window and lock have passed and whose last failure is older than
     /// the policy's memory.
     async fn purge_lockouts(

@@ -47,6 +47,13 @@ pub struct StorageOwner {
     redis_prefix: Option<String>,
 }
 
+impl StorageOwner {
+    /// The Redis key prefix this owner deletes, if any.
+    pub fn redis_prefix(&self) -> Option<&str> {
+        self.redis_prefix.as_deref()
+    }
+}
+
 impl Drop for StorageOwner {
     fn drop(&mut self) {
         let (database, prefix) = (self.database.take(), self.redis_prefix.take());
@@ -73,10 +80,29 @@ impl Drop for StorageOwner {
     }
 }
 
+/// Deletes every key under `prefix` on the test Redis and, when there is one, on every master
+/// of the test Redis Cluster (one key per `DEL`: a multi-key `DEL` must stay in one slot).
 async fn delete_redis_keys(prefix: &str) {
-    let Ok(client) = redis::Client::open(redis_url()) else { return };
-    let Ok(mut connection) = client.get_multiplexed_async_connection().await else { return };
+    let mut servers = vec![redis_url()];
+    servers.extend(redis_cluster_url().map(|c| cluster_nodes(&c)).unwrap_or_default());
+    for url in servers {
+        let Ok(client) = redis::Client::open(url) else { continue };
+        let Ok(mut connection) = client.get_multiplexed_async_connection().await else { continue };
+        let mut pipe = redis::pipe();
+        for key in redis_keys(&mut connection, prefix).await {
+            pipe.cmd("DEL").arg(key).ignore();
+        }
+        let _: Result<(), _> = pipe.query_async(&mut connection).await;
+    }
+}
+
+/// The keys under `prefix` on one Redis server.
+pub async fn redis_keys(
+    connection: &mut redis::aio::MultiplexedConnection,
+    prefix: &str,
+) -> Vec<String> {
     let mut cursor: u64 = 0;
+    let mut all = Vec::new();
     loop {
         let scan: Result<(u64, Vec<String>), _> = redis::cmd("SCAN")
             .arg(cursor)
@@ -84,23 +110,47 @@ async fn delete_redis_keys(prefix: &str) {
             .arg(format!("{prefix}*"))
             .arg("COUNT")
             .arg(1000)
-            .query_async(&mut connection)
+            .query_async(connection)
             .await;
-        let Ok((next, keys)) = scan else { return };
-        if !keys.is_empty() {
-            let _: Result<i64, _> = redis::cmd("DEL").arg(&keys).query_async(&mut connection).await;
-        }
+        let Ok((next, keys)) = scan else { return all };
+        all.extend(keys);
         if next == 0 {
-            return;
+            return all;
         }
         cursor = next;
     }
 }
 
+/// `redis://host:port` of every seed node of a `redis+cluster://` URL.
+pub fn cluster_nodes(url: &str) -> Vec<String> {
+    let seeds = url.trim_start_matches("redis+cluster://");
+    seeds.split(',').filter(|s| !s.is_empty()).map(|s| format!("redis://{s}")).collect()
+}
+
+/// The test Redis Cluster's URL (`PORTCULLIS_TEST_REDIS_CLUSTER`, its seed nodes), if any.
+pub fn redis_cluster_url() -> Option<String> {
+    std::env::var("PORTCULLIS_TEST_REDIS_CLUSTER").ok().filter(|u| !u.is_empty())
+}
+
+/// Whether the suite runs on PostgreSQL and the Redis Cluster.
+pub fn on_redis_cluster() -> bool {
+    std::env::var("PORTCULLIS_TEST_BACKEND").is_ok_and(|b| b == "postgres-redis-cluster")
+}
+
 /// The backends the suite runs against: `PORTCULLIS_TEST_BACKEND=postgres-redis` for PostgreSQL
-/// and Redis, else the embedded default.
+/// and Redis, `postgres-redis-cluster` for PostgreSQL and the Redis Cluster, else the embedded
+/// default.
 pub fn on_postgres() -> bool {
-    std::env::var("PORTCULLIS_TEST_BACKEND").is_ok_and(|b| b == "postgres-redis")
+    std::env::var("PORTCULLIS_TEST_BACKEND").is_ok_and(|b| b.starts_with("postgres-redis"))
+}
+
+/// The Redis URL the suite's apps use: the cluster's on the cluster pass, else the server's.
+pub fn suite_redis_url() -> String {
+    if on_redis_cluster() {
+        redis_cluster_url().expect("the cluster pass needs PORTCULLIS_TEST_REDIS_CLUSTER")
+    } else {
+        redis_url()
+    }
 }
 
 pub fn redis_url() -> String {
@@ -178,6 +228,20 @@ pub async fn servers_answer(test: &str, postgres: bool, redis: bool) -> bool {
         eprintln!("SKIPPED {test}: {} does not answer", missing.join(" and "));
     }
     missing.is_empty()
+}
+
+/// The test Redis Cluster's URL, for a test that runs on it beside the other backends. Under the
+/// project's test script or in CI there must be one (the script starts it); elsewhere a test
+/// without one skips that backend, and says so.
+pub fn cluster_for(test: &str) -> Option<String> {
+    let required =
+        std::env::var_os("CI").is_some() || std::env::var_os("PORTCULLIS_TEST_POSTGRES").is_some();
+    let url = redis_cluster_url();
+    assert!(url.is_some() || !required, "{test}: PORTCULLIS_TEST_REDIS_CLUSTER required here");
+    if url.is_none() {
+        eprintln!("SKIPPED {test}: no Redis Cluster (PORTCULLIS_TEST_REDIS_CLUSTER)");
+    }
+    url
 }
 
 /// Whether the test PostgreSQL server answers within two seconds.
@@ -303,7 +367,7 @@ impl Storage {
             env.push(("PORTCULLIS_DATABASE_URL".to_owned(), url.clone()));
         }
         if let Some(prefix) = &self.redis_prefix {
-            env.push(("PORTCULLIS_REDIS_URL".to_owned(), redis_url()));
+            env.push(("PORTCULLIS_REDIS_URL".to_owned(), suite_redis_url()));
             env.push(("PORTCULLIS_REDIS_PREFIX".to_owned(), prefix.clone()));
         }
         env

@@ -1,4 +1,8 @@
 //! `LockoutStore` on Redis: the same rule as the SQL backends, as one script per attempt.
+//!
+//! A counter is `P lock:{group}` or `P lock:{group}:member`; the members of a group are listed
+//! in `P lock-members:{group}` (by when each counter expires), under the same hash tag, so a
+//! whole group is forgotten without scanning the keyspace.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -6,13 +10,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::Script;
 
-use super::{RedisStore, failed, glob_escape};
+use super::{RedisStore, failed};
 use crate::domain::PERMANENT_LOCK_MS;
 use crate::store::codec::remaining;
-use crate::store::{AttemptGate, LockoutPolicy, LockoutStore, StoreError, Timestamp};
+use crate::store::{AttemptGate, LockKey, LockoutPolicy, LockoutStore, StoreError, Timestamp};
 
-/// KEYS[1]: the counter. ARGV: now, window, threshold, duration, most consecutive failures, their
-/// memory, the permanent lock (milliseconds). A running lock answers {'locked', until}; a passed
+/// KEYS[1]: the counter, KEYS[2] (for a member of a group): the group's member list. ARGV: now,
+/// window, threshold, duration, most consecutive failures, their memory, the permanent lock
+/// (milliseconds), the member's name. A running lock answers {'locked', until}; a passed
 /// lock or window starts a fresh count, not a fresh count of consecutive failures. The key
 /// expires when its window, its lock and the memory of its last failure have all passed; a
 /// permanent lock never expires.
@@ -39,9 +44,21 @@ end
 failures, consecutive = failures + 1, consecutive + 1
 redis.call('HSET', KEYS[1], 'failures', failures, 'window_start', ms(window_start),
   'consecutive', consecutive, 'last_failure_at', ms(now))
+local function listed(expires)
+  if not KEYS[2] then return end
+  redis.call('ZADD', KEYS[2], ms(expires), ARGV[8])
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ms(now))
+  local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+  if tonumber(last[2]) >= permanent then
+    redis.call('PERSIST', KEYS[2])
+  else
+    redis.call('PEXPIREAT', KEYS[2], last[2])
+  end
+end
 if consecutive >= max then
   redis.call('HSET', KEYS[1], 'locked_until', ms(permanent))
   redis.call('PERSIST', KEYS[1])
+  listed(permanent)
   return {'counted', ms(permanent)}
 end
 local expires = math.max(window_start + window, now + memory)
@@ -49,26 +66,44 @@ if failures >= threshold then
   redis.call('HSET', KEYS[1], 'locked_until', ms(now + duration))
   expires = math.max(expires, now + duration)
   redis.call('PEXPIREAT', KEYS[1], ms(expires))
+  listed(expires)
   return {'counted', ms(now + duration)}
 end
 redis.call('HDEL', KEYS[1], 'locked_until')
 redis.call('PEXPIREAT', KEYS[1], ms(expires))
+listed(expires)
 return {'counted', ''}
 ",
     )
 });
 
+impl RedisStore {
+    fn lock_key(&self, key: &LockKey) -> String {
+        match key.member_name() {
+            Some(member) => format!("{}lock:{{{}}}:{member}", self.prefix, key.group()),
+            None => format!("{}lock:{{{}}}", self.prefix, key.group()),
+        }
+    }
+
+    fn members_key(&self, group: &str) -> String {
+        format!("{}lock-members:{{{group}}}", self.prefix)
+    }
+}
+
 #[async_trait]
 impl LockoutStore for RedisStore {
     async fn begin_attempt(
         &self,
-        key: &str,
+        key: &LockKey,
         policy: LockoutPolicy,
         now: Timestamp,
     ) -> Result<AttemptGate, StoreError> {
         let now_ms = now.timestamp_millis();
-        let (gate, until): (String, String) = BEGIN_ATTEMPT
-            .key(self.key(&["lock", key]))
+        let mut invocation = BEGIN_ATTEMPT.key(self.lock_key(key));
+        if key.member_name().is_some() {
+            invocation.key(self.members_key(key.group()));
+        }
+        let (gate, until): (String, String) = invocation
             .arg(now_ms)
             .arg(u64::try_from(policy.window.as_millis()).unwrap_or(u64::MAX))
             .arg(policy.threshold)
@@ -76,6 +111,7 @@ impl LockoutStore for RedisStore {
             .arg(policy.max_failures)
             .arg(u64::try_from(policy.memory.as_millis()).unwrap_or(u64::MAX))
             .arg(PERMANENT_LOCK_MS)
+            .arg(key.member_name().unwrap_or_default())
             .invoke_async(&mut self.connection())
             .await
             .map_err(failed("count attempt"))?;
@@ -88,48 +124,53 @@ impl LockoutStore for RedisStore {
         })
     }
 
-    async fn clear(&self, key: &str) -> Result<(), StoreError> {
+    async fn clear(&self, key: &LockKey) -> Result<(), StoreError> {
         redis::cmd("DEL")
-            .arg(self.key(&["lock", key]))
+            .arg(self.lock_key(key))
             .query_async::<i64>(&mut self.connection())
             .await
             .map_err(failed("clear lockout"))?;
         Ok(())
     }
 
-    async fn clear_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
-        let pattern = format!("{}*", glob_escape(&self.key(&["lock", prefix])));
+    /// The group's counter, every member its list names, and the list: all under one hash tag,
+    /// so one `DEL` removes them. A member counted between the read and the delete is a failure
+    /// after the clearing, and stays.
+    async fn clear_group(&self, group: &str) -> Result<u64, StoreError> {
         let mut connection = self.connection();
-        let mut cursor: u64 = 0;
-        let mut cleared = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(500)
-                .query_async(&mut connection)
-                .await
-                .map_err(failed("clear lockouts by prefix"))?;
-            if !keys.is_empty() {
-                let deleted: u64 = redis::cmd("DEL")
-                    .arg(&keys)
-                    .query_async(&mut connection)
-                    .await
-                    .map_err(failed("clear lockouts by prefix"))?;
-                cleared += deleted;
-            }
-            if next == 0 {
-                return Ok(cleared);
-            }
-            cursor = next;
-        }
+        let members_key = self.members_key(group);
+        let members: Vec<String> = redis::cmd("ZRANGE")
+            .arg(&members_key)
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut connection)
+            .await
+            .map_err(failed("clear lockouts of a group"))?;
+        let mut keys: Vec<String> = members
+            .iter()
+            .map(|member| self.lock_key(&LockKey::member(group, member.as_str())))
+            .collect();
+        keys.push(self.lock_key(&LockKey::subject(group)));
+        let counters: u64 = redis::cmd("DEL")
+            .arg(&keys)
+            .query_async(&mut connection)
+            .await
+            .map_err(failed("clear lockouts of a group"))?;
+        redis::cmd("DEL")
+            .arg(&members_key)
+            .query_async::<u64>(&mut connection)
+            .await
+            .map_err(failed("clear lockouts of a group"))?;
+        Ok(counters)
     }
 
-    async fn locked_for(&self, key: &str, now: Timestamp) -> Result<Option<Duration>, StoreError> {
+    async fn locked_for(
+        &self,
+        key: &LockKey,
+        now: Timestamp,
+    ) -> Result<Option<Duration>, StoreError> {
         let until: Option<i64> = redis::cmd("HGET")
-            .arg(self.key(&["lock", key]))
+            .arg(self.lock_key(key))
             .arg("locked_until")
             .query_async(&mut self.connection())
             .await

@@ -1,10 +1,16 @@
 //! `SessionStore` on Redis.
 //!
-//! A session is a hash (`s:<id>`), each refresh token a hash (`rt:<token hash>`) naming its
-//! session, and each user a sorted set of session ids (`u:<user id>`) by creation time. Every key
-//! expires with the session it belongs to. Rotation, revocation and revoke-all are scripts, so
-//! of several concurrent rotations of one token exactly one finds it unrotated. The scripts
-//! build keys from the prefix, so they need one Redis server (not a cluster).
+//! Everything of one user lives under the user's hash tag, so that every script touches keys of
+//! one slot and a Redis Cluster spreads users over its masters (`docs/REDIS.md`):
+//!
+//! - `P{user}:sessions`, a hash from session id to the session as JSON. It holds the user's live
+//!   sessions, at most the session cap once a login has pruned it; a revoked session leaves it.
+//! - `P{user}:rt:<token hash>`, one hash per refresh token, naming its session; it expires with
+//!   the session it belongs to, and a rotated one stays as long, for reuse detection.
+//!
+//! Rotation, revocation and revoke-all are scripts given every key they touch in `KEYS[]`, so of
+//! several concurrent rotations of one token exactly one finds it unrotated, on one server as on
+//! a cluster.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -13,133 +19,159 @@ use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use redis::Script;
+use serde::{Deserialize, Serialize};
 
 use super::{RedisStore, failed};
 use crate::domain::{SessionId, UserId};
-use crate::store::codec::millis;
+use crate::store::codec::{from_millis, millis};
 use crate::store::{
     NewSession, Rotation, SessionCursor, SessionRecord, SessionStore, StoreError, Timestamp,
     TokenHash,
 };
 
-/// ARGV: prefix, session id, user id, now, expires at, token hash, ip, user agent, cap, ends at,
-/// device hash (or ''). Past the
-/// cap the oldest members of the user's set leave it, and those still live end: only the excess
-/// is visited, so the set, and every script that walks it, stays bounded by the cap. Returns how
-/// many live sessions it ended.
+/// KEYS[1]: the user's sessions, KEYS[2]: the first refresh token. ARGV: session id, session
+/// (JSON), now, expires at, cap. Expired sessions leave the hash; past the cap the oldest live
+/// ones end. The hash holds at most the cap plus what expired since the last login, so the walk
+/// is bounded. Returns how many live sessions it ended.
 static CREATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local p, sid, user, now, exp = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local s = p .. 's:' .. sid
-redis.call('HSET', s, 'user', user, 'created_at', now, 'last_used_at', now, 'expires_at', exp,
-  'ends_at', ARGV[10])
-if ARGV[11] ~= '' then redis.call('HSET', s, 'device', ARGV[11]) end
-if ARGV[7] ~= '' then redis.call('HSET', s, 'ip', ARGV[7]) end
-if ARGV[8] ~= '' then redis.call('HSET', s, 'user_agent', ARGV[8]) end
-redis.call('PEXPIREAT', s, exp)
-local t = p .. 'rt:' .. ARGV[6]
-redis.call('HSET', t, 'session', sid, 'issued_at', now, 'expires_at', exp)
-redis.call('PEXPIREAT', t, exp)
-local u = p .. 'u:' .. user
-redis.call('ZADD', u, now, sid)
-if redis.call('PTTL', u) < tonumber(exp) - tonumber(now) then redis.call('PEXPIREAT', u, exp) end
-local excess = redis.call('ZCARD', u) - tonumber(ARGV[9])
-local ended = 0
-if excess > 0 then
-  for _, old in ipairs(redis.call('ZRANGE', u, 0, excess - 1)) do
-    local o = p .. 's:' .. old
-    local h = redis.call('HMGET', o, 'expires_at', 'revoked_at')
-    if h[1] and (not h[2]) and tonumber(h[1]) > tonumber(now) then
-      redis.call('HSET', o, 'revoked_at', now)
-      ended = ended + 1
-    end
-    redis.call('ZREM', u, old)
+local now, cap = tonumber(ARGV[3]), tonumber(ARGV[5])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], 'session', ARGV[1], 'issued_at', ARGV[3], 'expires_at', ARGV[4])
+redis.call('PEXPIREAT', KEYS[2], ARGV[4])
+local live, latest = {}, 0
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local s = cjson.decode(all[i + 1])
+  if s.expires_at <= now then
+    redis.call('HDEL', KEYS[1], all[i])
+  else
+    live[#live + 1] = {s.created_at, all[i]}
+    if s.expires_at > latest then latest = s.expires_at end
   end
 end
+local ended = 0
+if #live > cap then
+  table.sort(live, function(a, b)
+    if a[1] ~= b[1] then return a[1] < b[1] end
+    return a[2] < b[2]
+  end)
+  for i = 1, #live - cap do
+    redis.call('HDEL', KEYS[1], live[i][2])
+    ended = ended + 1
+  end
+end
+if latest > 0 then redis.call('PEXPIREAT', KEYS[1], string.format('%.0f', latest)) end
 return ended
 ",
     )
 });
 
-/// ARGV: prefix, presented hash, successor hash, now, new expiry, grace (ms). The new expiry
-/// never passes the session's absolute end.
+/// KEYS[1]: the presented token, KEYS[2]: its successor, KEYS[3]: the user's sessions. ARGV:
+/// now, new expiry, grace (ms), the successor's hash. The new expiry never passes the session's
+/// absolute end. A reuse outside the grace ends the session.
 static ROTATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local p, presented, successor = ARGV[1], ARGV[2], ARGV[3]
-local now, exp, grace = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local tkey = p .. 'rt:' .. presented
-local t = redis.call('HMGET', tkey, 'session', 'expires_at', 'rotated_at', 'successor')
+local now, exp, grace = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local t = redis.call('HMGET', KEYS[1], 'session', 'expires_at', 'rotated_at', 'successor')
 if not t[1] then return {'invalid'} end
 local sid = t[1]
-local skey = p .. 's:' .. sid
-local s = redis.call('HMGET', skey, 'user', 'expires_at', 'revoked_at', 'ends_at')
-if (not s[1]) or s[3] or tonumber(s[2]) <= now then return {'invalid'} end
-local user = s[1]
+local raw = redis.call('HGET', KEYS[3], sid)
+if not raw then return {'invalid'} end
+local s = cjson.decode(raw)
+if s.expires_at <= now then return {'invalid'} end
 if not t[3] then
   if tonumber(t[2]) <= now then return {'invalid'} end
-  if s[4] and tonumber(s[4]) < exp then exp = tonumber(s[4]) end
+  if s.ends_at < exp then exp = s.ends_at end
   local e = string.format('%.0f', exp)
-  redis.call('HSET', tkey, 'rotated_at', ARGV[4], 'successor', successor)
-  redis.call('PEXPIREAT', tkey, e)
-  local nkey = p .. 'rt:' .. successor
-  redis.call('HSET', nkey, 'session', sid, 'issued_at', ARGV[4], 'expires_at', e)
-  redis.call('PEXPIREAT', nkey, e)
-  redis.call('HSET', skey, 'last_used_at', ARGV[4], 'expires_at', e)
-  redis.call('PEXPIREAT', skey, e)
-  local u = p .. 'u:' .. user
-  if redis.call('PTTL', u) < exp - now then redis.call('PEXPIREAT', u, e) end
-  return {'rotated', sid, user}
+  redis.call('HSET', KEYS[1], 'rotated_at', ARGV[1], 'successor', ARGV[4])
+  redis.call('PEXPIREAT', KEYS[1], e)
+  redis.call('HSET', KEYS[2], 'session', sid, 'issued_at', ARGV[1], 'expires_at', e)
+  redis.call('PEXPIREAT', KEYS[2], e)
+  s.last_used_at, s.expires_at = now, exp
+  redis.call('HSET', KEYS[3], sid, cjson.encode(s))
+  if redis.call('PTTL', KEYS[3]) < exp - now then redis.call('PEXPIREAT', KEYS[3], e) end
+  return {'rotated', sid}
 end
-if now - tonumber(t[3]) < grace and t[4] == successor then
-  local n = redis.call('HMGET', p .. 'rt:' .. successor, 'session', 'rotated_at')
-  if n[1] and not n[2] then return {'grace', sid, user} end
+if now - tonumber(t[3]) < grace and t[4] == ARGV[4] then
+  local n = redis.call('HMGET', KEYS[2], 'session', 'rotated_at')
+  if n[1] and not n[2] then return {'grace', sid} end
 end
-redis.call('HSET', skey, 'revoked_at', ARGV[4])
-redis.call('ZREM', p .. 'u:' .. user, sid)
-return {'reused', sid, user}
+redis.call('HDEL', KEYS[3], sid)
+return {'reused', sid}
 ",
     )
 });
 
-/// ARGV: prefix, user id, session id, now. Returns 1 if it revoked a live session of the user.
+/// KEYS[1]: the user's sessions. ARGV: session id, now. Returns 1 if it ended a live session.
 static REVOKE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local p, user, sid, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local s = p .. 's:' .. sid
-local h = redis.call('HMGET', s, 'user', 'expires_at', 'revoked_at')
-if h[1] ~= user or h[3] or tonumber(h[2]) <= now then return 0 end
-redis.call('HSET', s, 'revoked_at', ARGV[4])
-redis.call('ZREM', p .. 'u:' .. user, sid)
-return 1
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+if cjson.decode(raw).expires_at > tonumber(ARGV[2]) then return 1 end
+return 0
 ",
     )
 });
 
-/// ARGV: prefix, user id, session id to keep (or ''), now. Returns how many it revoked.
+/// KEYS[1]: the user's sessions. ARGV: the session to keep (or ''), now. Returns how many live
+/// sessions it ended; bounded by the hash, which the session cap bounds.
 static REVOKE_ALL: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local p, user, keep, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local u = p .. 'u:' .. user
-local revoked = 0
-for _, sid in ipairs(redis.call('ZRANGE', u, 0, -1)) do
-  if sid ~= keep then
-    local s = p .. 's:' .. sid
-    local h = redis.call('HMGET', s, 'expires_at', 'revoked_at')
-    if h[1] and (not h[2]) and tonumber(h[1]) > now then
-      redis.call('HSET', s, 'revoked_at', ARGV[4])
-      revoked = revoked + 1
-    end
-    redis.call('ZREM', u, sid)
+local now, revoked = tonumber(ARGV[2]), 0
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if all[i] ~= ARGV[1] then
+    if cjson.decode(all[i + 1]).expires_at > now then revoked = revoked + 1 end
+    redis.call('HDEL', KEYS[1], all[i])
   end
 end
 return revoked
 ",
     )
 });
+
+/// A session as the user's hash holds it (times in milliseconds).
+#[derive(Serialize, Deserialize)]
+struct StoredSession {
+    created_at: i64,
+    last_used_at: i64,
+    expires_at: i64,
+    ends_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    device: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user_agent: Option<String>,
+}
+
+impl StoredSession {
+    fn decode(raw: &str) -> Result<Self, StoreError> {
+        serde_json::from_str(raw).map_err(|_| corrupt("session"))
+    }
+
+    fn live(&self, now: Timestamp) -> bool {
+        self.expires_at > millis(now)
+    }
+
+    fn record(self, id: SessionId, user: UserId) -> Result<SessionRecord, StoreError> {
+        Ok(SessionRecord {
+            id,
+            user_id: user,
+            created_at: from_millis(self.created_at)?,
+            last_used_at: from_millis(self.last_used_at)?,
+            ip: self.ip,
+            user_agent: self.user_agent,
+            device: self.device.map(|d| token_from_key(&d)).transpose()?,
+        })
+    }
+}
 
 fn token_key(hash: &TokenHash) -> String {
     URL_SAFE_NO_PAD.encode(hash.0)
@@ -154,20 +186,26 @@ fn corrupt(what: &str) -> StoreError {
     StoreError::backend("read session", format!("malformed session data in Redis: {what}"))
 }
 
-fn timestamp(raw: Option<&String>) -> Result<Timestamp, StoreError> {
-    raw.and_then(|v| v.parse::<i64>().ok())
-        .and_then(chrono::DateTime::from_timestamp_millis)
-        .ok_or_else(|| corrupt("timestamp"))
-}
-
 impl RedisStore {
-    async fn script(
+    fn sessions_key(&self, user: UserId) -> String {
+        self.user_key(user, "sessions")
+    }
+
+    fn refresh_key(&self, user: UserId, token: &TokenHash) -> String {
+        self.user_key(user, &format!("rt:{}", token_key(token)))
+    }
+
+    async fn script<T: redis::FromRedisValue>(
         &self,
         operation: &'static str,
         script: &Script,
+        keys: &[String],
         args: &[String],
-    ) -> Result<redis::Value, StoreError> {
+    ) -> Result<T, StoreError> {
         let mut invocation = script.prepare_invoke();
+        for key in keys {
+            invocation.key(key);
+        }
         for arg in args {
             invocation.arg(arg);
         }
@@ -182,116 +220,94 @@ impl SessionStore for RedisStore {
         session: &NewSession,
         max_sessions: u32,
     ) -> Result<u64, StoreError> {
-        let args = [
-            self.prefix.clone(),
-            session.id.to_string(),
-            session.user_id.to_string(),
-            millis(session.created_at).to_string(),
-            millis(session.expires_at.min(session.ends_at)).to_string(),
-            token_key(&session.refresh_token),
-            session.ip.clone().unwrap_or_default(),
-            session.user_agent.clone().unwrap_or_default(),
-            max_sessions.max(1).to_string(),
-            millis(session.ends_at).to_string(),
-            session.device.as_ref().map(token_key).unwrap_or_default(),
+        let expires_at = millis(session.expires_at.min(session.ends_at));
+        let stored = StoredSession {
+            created_at: millis(session.created_at),
+            last_used_at: millis(session.created_at),
+            expires_at,
+            ends_at: millis(session.ends_at),
+            device: session.device.as_ref().map(token_key),
+            ip: session.ip.clone(),
+            user_agent: session.user_agent.clone(),
+        };
+        let json =
+            serde_json::to_string(&stored).map_err(|e| StoreError::backend("create session", e))?;
+        let keys = [
+            self.sessions_key(session.user_id),
+            self.refresh_key(session.user_id, &session.refresh_token),
         ];
-        let ended: u64 =
-            redis::from_redis_value(self.script("create session", &CREATE, &args).await?)
-                .map_err(|e| StoreError::backend("create session", e))?;
-        Ok(ended)
+        let args = [
+            session.id.to_string(),
+            json,
+            stored.created_at.to_string(),
+            expires_at.to_string(),
+            max_sessions.max(1).to_string(),
+        ];
+        self.script("create session", &CREATE, &keys, &args).await
     }
 
     async fn rotate_refresh_token(
         &self,
+        user: Option<UserId>,
         presented: &TokenHash,
         successor: &TokenHash,
         now: Timestamp,
         expires_at: Timestamp,
         grace: Duration,
     ) -> Result<Rotation, StoreError> {
+        // A token that does not name its owner cannot be routed to its keys.
+        let Some(user) = user else { return Ok(Rotation::Invalid) };
+        let keys = [
+            self.refresh_key(user, presented),
+            self.refresh_key(user, successor),
+            self.sessions_key(user),
+        ];
         let args = [
-            self.prefix.clone(),
-            token_key(presented),
-            token_key(successor),
             millis(now).to_string(),
             millis(expires_at).to_string(),
             grace.as_millis().to_string(),
+            token_key(successor),
         ];
-        let reply: Vec<String> =
-            redis::from_redis_value(self.script("rotate refresh token", &ROTATE, &args).await?)
-                .map_err(|e| StoreError::backend("rotate refresh token", e))?;
-        let ids = || -> Result<(SessionId, UserId), StoreError> {
-            let session =
-                reply.get(1).and_then(|s| SessionId::parse(s)).ok_or_else(|| corrupt("id"))?;
-            let user =
-                reply.get(2).and_then(|u| UserId::parse(u)).ok_or_else(|| corrupt("user"))?;
-            Ok((session, user))
-        };
+        let reply: Vec<String> = self.script("rotate refresh token", &ROTATE, &keys, &args).await?;
+        let session =
+            || reply.get(1).and_then(|s| SessionId::parse(s)).ok_or_else(|| corrupt("id"));
         Ok(match reply.first().map(String::as_str) {
-            Some("rotated") => {
-                let (session, user) = ids()?;
-                Rotation::Rotated { session, user }
-            }
-            Some("grace") => {
-                let (session, user) = ids()?;
-                Rotation::Grace { session, user }
-            }
-            Some("reused") => {
-                let (session, user) = ids()?;
-                Rotation::Reused { session, user }
-            }
+            Some("rotated") => Rotation::Rotated { session: session()?, user },
+            Some("grace") => Rotation::Grace { session: session()?, user },
+            Some("reused") => Rotation::Reused { session: session()?, user },
             _ => Rotation::Invalid,
         })
     }
 
     async fn live_session(
         &self,
+        user: UserId,
         id: SessionId,
         now: Timestamp,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        let fields: Vec<Option<String>> = redis::cmd("HMGET")
-            .arg(self.key(&["s", &id.to_string()]))
-            .arg(&[
-                "user",
-                "created_at",
-                "last_used_at",
-                "expires_at",
-                "revoked_at",
-                "ip",
-                "user_agent",
-                "device",
-            ])
+        let raw: Option<String> = redis::cmd("HGET")
+            .arg(self.sessions_key(user))
+            .arg(id.to_string())
             .query_async(&mut self.connection())
             .await
             .map_err(failed("read session"))?;
-        let [user, created_at, last_used_at, expires_at, revoked_at, ip, user_agent, device] =
-            <[Option<String>; 8]>::try_from(fields).map_err(|_| corrupt("fields"))?;
-        let Some(user) = user else { return Ok(None) };
-        let expired = expires_at
-            .as_ref()
-            .and_then(|e| e.parse::<i64>().ok())
-            .is_none_or(|e| e <= millis(now));
-        if revoked_at.is_some() || expired {
+        let Some(raw) = raw else { return Ok(None) };
+        let stored = StoredSession::decode(&raw)?;
+        if !stored.live(now) {
             return Ok(None);
         }
-        Ok(Some(SessionRecord {
-            id,
-            user_id: UserId::parse(&user).ok_or_else(|| corrupt("user"))?,
-            created_at: timestamp(created_at.as_ref())?,
-            last_used_at: timestamp(last_used_at.as_ref())?,
-            ip,
-            user_agent,
-            device: device.map(|d| token_from_key(&d)).transpose()?,
-        }))
+        stored.record(id, user).map(Some)
     }
 
     async fn session_of_refresh_token(
         &self,
+        user: Option<UserId>,
         token: &TokenHash,
         now: Timestamp,
     ) -> Result<Option<SessionRecord>, StoreError> {
+        let Some(user) = user else { return Ok(None) };
         let fields: Vec<Option<String>> = redis::cmd("HMGET")
-            .arg(self.key(&["rt", &token_key(token)]))
+            .arg(self.refresh_key(user, token))
             .arg(&["session", "expires_at", "rotated_at"])
             .query_async(&mut self.connection())
             .await
@@ -305,7 +321,7 @@ impl SessionStore for RedisStore {
             return Ok(None);
         }
         let Some(session) = SessionId::parse(session) else { return Err(corrupt("session id")) };
-        self.live_session(session, now).await
+        self.live_session(user, session, now).await
     }
 
     async fn sessions_of(
@@ -315,33 +331,30 @@ impl SessionStore for RedisStore {
         after: Option<&SessionCursor>,
         limit: u32,
     ) -> Result<Vec<SessionRecord>, StoreError> {
-        // The set holds at most the session cap, newest first (score, then id, descending, as
-        // the SQL store orders them); a page starts after the cursor.
-        let entries: Vec<(String, i64)> = redis::cmd("ZREVRANGE")
-            .arg(self.key(&["u", &user.to_string()]))
-            .arg(0)
-            .arg(-1)
-            .arg("WITHSCORES")
+        // The hash holds at most the session cap (plus what expired since the last login).
+        let all: Vec<(String, String)> = redis::cmd("HGETALL")
+            .arg(self.sessions_key(user))
             .query_async(&mut self.connection())
             .await
             .map_err(failed("list sessions"))?;
-        let after = after.map(|c| (millis(c.created_at), c.id.to_string()));
-        let mut sessions = Vec::new();
-        for (id, created) in entries {
-            if sessions.len() >= limit as usize {
-                break;
-            }
-            if after.as_ref().is_some_and(|(at, last)| (created, &id) >= (*at, last)) {
-                continue;
-            }
-            let Some(id) = SessionId::parse(&id) else { continue };
-            if let Some(session) = self.live_session(id, now).await?
-                && session.user_id == user
-            {
-                sessions.push(session);
+        let mut live = Vec::with_capacity(all.len());
+        for (id, raw) in all {
+            let stored = StoredSession::decode(&raw)?;
+            let Some(id) = SessionId::parse(&id) else { return Err(corrupt("session id")) };
+            if stored.live(now) {
+                live.push((stored.created_at, id.to_string(), id, stored));
             }
         }
-        Ok(sessions)
+        // Newest first by creation time, then id, as the SQL store orders them.
+        live.sort_by(|a, b| (b.0, &b.1).cmp(&(a.0, &a.1)));
+        let after = after.map(|c| (millis(c.created_at), c.id.to_string()));
+        live.into_iter()
+            .filter(|(created, id, _, _)| {
+                after.as_ref().is_none_or(|(at, last)| (*created, id) < (*at, last))
+            })
+            .take(limit as usize)
+            .map(|(_, _, id, stored)| stored.record(id, user))
+            .collect()
     }
 
     async fn revoke_session(
@@ -350,10 +363,9 @@ impl SessionStore for RedisStore {
         id: SessionId,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let args = [self.prefix.clone(), user.to_string(), id.to_string(), millis(now).to_string()];
-        let revoked: i64 =
-            redis::from_redis_value(self.script("revoke session", &REVOKE, &args).await?)
-                .map_err(|e| StoreError::backend("revoke session", e))?;
+        let keys = [self.sessions_key(user)];
+        let args = [id.to_string(), millis(now).to_string()];
+        let revoked: i64 = self.script("revoke session", &REVOKE, &keys, &args).await?;
         Ok(revoked == 1)
     }
 
@@ -363,13 +375,9 @@ impl SessionStore for RedisStore {
         keep: Option<SessionId>,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
-        let keep = keep.map(|k| k.to_string()).unwrap_or_default();
-        let args = [self.prefix.clone(), user.to_string(), keep, millis(now).to_string()];
-        let revoked: u64 = redis::from_redis_value(
-            self.script("revoke sessions of user", &REVOKE_ALL, &args).await?,
-        )
-        .map_err(|e| StoreError::backend("revoke sessions of user", e))?;
-        Ok(revoked)
+        let keys = [self.sessions_key(user)];
+        let args = [keep.map(|k| k.to_string()).unwrap_or_default(), millis(now).to_string()];
+        self.script("revoke sessions of user", &REVOKE_ALL, &keys, &args).await
     }
 
     /// Sessions and their tokens expire by themselves.

@@ -10,7 +10,7 @@ use super::rows::LockoutRow;
 use super::{SqlStore, failed};
 use crate::domain::PERMANENT_LOCK_MS;
 use crate::store::codec::{duration_millis, millis, remaining};
-use crate::store::{AttemptGate, LockoutPolicy, LockoutStore, StoreError, Timestamp};
+use crate::store::{AttemptGate, LockKey, LockoutPolicy, LockoutStore, StoreError, Timestamp};
 
 /// `$1` key, `$2` now, `$3` window, `$4` threshold, `$5` lock duration, `$6` most consecutive
 /// failures, `$7` how long they are remembered, `$8` the permanent lock (times in milliseconds).
@@ -49,13 +49,13 @@ RETURNING locked_until, last_gate";
 impl LockoutStore for SqlStore {
     async fn begin_attempt(
         &self,
-        key: &str,
+        key: &LockKey,
         policy: LockoutPolicy,
         now: Timestamp,
     ) -> Result<AttemptGate, StoreError> {
         let now_ms = millis(now);
         let row: LockoutRow = sqlx::query_as(BEGIN_ATTEMPT)
-            .bind(key)
+            .bind(key.joined())
             .bind(now_ms)
             .bind(duration_millis(policy.window))
             .bind(i64::from(policy.threshold))
@@ -74,30 +74,37 @@ impl LockoutStore for SqlStore {
         })
     }
 
-    async fn clear(&self, key: &str) -> Result<(), StoreError> {
+    async fn clear(&self, key: &LockKey) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM lockouts WHERE key = $1")
-            .bind(key)
+            .bind(key.joined())
             .execute(&self.write)
             .await
             .map_err(failed("clear lockout"))?;
         Ok(())
     }
 
-    async fn clear_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM lockouts WHERE substr(key, 1, length($1)) = $1")
-            .bind(prefix)
-            .execute(&self.write)
-            .await
-            .map_err(failed("clear lockouts by prefix"))?;
+    async fn clear_group(&self, group: &str) -> Result<u64, StoreError> {
+        let members = LockKey::member(group, "").joined();
+        let done =
+            sqlx::query("DELETE FROM lockouts WHERE key = $1 OR substr(key, 1, length($2)) = $2")
+                .bind(group)
+                .bind(members)
+                .execute(&self.write)
+                .await
+                .map_err(failed("clear lockouts of a group"))?;
         Ok(done.rows_affected())
     }
 
-    async fn locked_for(&self, key: &str, now: Timestamp) -> Result<Option<Duration>, StoreError> {
+    async fn locked_for(
+        &self,
+        key: &LockKey,
+        now: Timestamp,
+    ) -> Result<Option<Duration>, StoreError> {
         let now_ms = millis(now);
         let until: Option<Option<i64>> = sqlx::query_scalar(
             "SELECT locked_until FROM lockouts WHERE key = $1 AND locked_until > $2",
         )
-        .bind(key)
+        .bind(key.joined())
         .bind(now_ms)
         .fetch_optional(&self.read)
         .await

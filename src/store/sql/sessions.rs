@@ -78,6 +78,7 @@ impl SessionStore for SqlStore {
 
     async fn rotate_refresh_token(
         &self,
+        user: Option<UserId>,
         presented: &TokenHash,
         successor: &TokenHash,
         now: Timestamp,
@@ -91,12 +92,14 @@ impl SessionStore for SqlStore {
             "UPDATE refresh_tokens SET rotated_at = $1, successor = $2
              WHERE token_hash = $3 AND rotated_at IS NULL AND expires_at > $1
                AND session_id IN
-                   (SELECT id FROM sessions WHERE revoked_at IS NULL AND expires_at > $1)
+                   (SELECT id FROM sessions WHERE revoked_at IS NULL AND expires_at > $1
+                      AND ($4 IS NULL OR user_id = $4))
              RETURNING session_id",
         )
         .bind(now_ms)
         .bind(&successor.0[..])
         .bind(&presented.0[..])
+        .bind(user.map(|u| u.to_string()))
         .fetch_optional(&mut *tx)
         .await
         .map_err(&failed)?;
@@ -141,9 +144,10 @@ impl SessionStore for SqlStore {
                        FROM refresh_tokens n WHERE n.token_hash = t.successor)
                         AS successor_current
              FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
-             WHERE t.token_hash = $1",
+             WHERE t.token_hash = $1 AND ($2 IS NULL OR s.user_id = $2)",
         )
         .bind(&presented.0[..])
+        .bind(user.map(|u| u.to_string()))
         .fetch_optional(&mut *tx)
         .await
         .map_err(&failed)?;
@@ -177,17 +181,20 @@ impl SessionStore for SqlStore {
 
     async fn live_session(
         &self,
+        user: UserId,
         id: SessionId,
         now: Timestamp,
     ) -> Result<Option<SessionRecord>, StoreError> {
         const SQL: &str = concat!(
             "SELECT ",
             session_columns!(),
-            " FROM sessions s WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2"
+            " FROM sessions s WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2
+               AND s.user_id = $3"
         );
         let row: Option<SessionRow> = sqlx::query_as(SQL)
             .bind(id.to_string())
             .bind(millis(now))
+            .bind(user.to_string())
             .fetch_optional(&self.read)
             .await
             .map_err(failed("read session"))?;
@@ -196,6 +203,7 @@ impl SessionStore for SqlStore {
 
     async fn session_of_refresh_token(
         &self,
+        user: Option<UserId>,
         token: &TokenHash,
         now: Timestamp,
     ) -> Result<Option<SessionRecord>, StoreError> {
@@ -204,11 +212,12 @@ impl SessionStore for SqlStore {
             session_columns!(),
             " FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
              WHERE t.token_hash = $1 AND t.rotated_at IS NULL AND t.expires_at > $2
-               AND s.revoked_at IS NULL AND s.expires_at > $2"
+               AND s.revoked_at IS NULL AND s.expires_at > $2 AND ($3 IS NULL OR s.user_id = $3)"
         );
         let row: Option<SessionRow> = sqlx::query_as(SQL)
             .bind(&token.0[..])
             .bind(millis(now))
+            .bind(user.map(|u| u.to_string()))
             .fetch_optional(&self.read)
             .await
             .map_err(failed("read session of refresh token"))?;
