@@ -62,3 +62,38 @@ async fn with_redis_a_budget_is_shared_by_every_instance() -> TestResult {
     assert_eq!(b.login("u9@example.com", PASSWORD).await.status(), StatusCode::TOO_MANY_REQUESTS);
     Ok(())
 }
+
+/// Three instances on one storage (on the cluster pass: one PostgreSQL and the Redis Cluster).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_share_tokens_logouts_and_one_winner_of_concurrent_refreshes() -> TestResult
+{
+    let a = spawn().await;
+    let b = spawn_in(&a.storage, &[]).await;
+    let c = spawn_in(&a.storage, &[]).await;
+    let pair = a.signed_in("dora@example.com").await;
+    let access = str_of(&pair, "access_token");
+    assert_eq!(b.get("/v1/auth/me", access).await.status(), StatusCode::OK, "A's token on B");
+    let logout = a.request(Method::POST, "/v1/auth/logout", Some(access), None).await;
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    assert_eq!(c.get("/v1/auth/me", access).await.status(), StatusCode::UNAUTHORIZED, "seen on C");
+
+    // 20 refreshes of one token at once, spread over the three instances: exactly one wins, and
+    // the others are reuses that end the session, so the winner's pair dies with it.
+    let pair = b.logged_in("dora@example.com", PASSWORD).await;
+    let token = str_of(&pair, "refresh_token").to_owned();
+    let apps = [&a, &b, &c];
+    let attempts = (0..20).map(|i| apps[i % 3].refresh(&token));
+    let responses = futures::future::join_all(attempts).await;
+    let mut winners = Vec::new();
+    for response in responses {
+        match response.status() {
+            StatusCode::OK => winners.push(response.json::<serde_json::Value>().await?),
+            StatusCode::UNAUTHORIZED => {}
+            other => panic!("a refresh answered {other}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one winner");
+    let next = str_of(&winners[0], "refresh_token");
+    common::assert_problem(c.refresh(next).await, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    Ok(())
+}
