@@ -324,6 +324,19 @@ fn transport_to_stores(settings: &Settings, flag: &mut Flag<'_>) {
             "Redis is reached over the network without TLS: use a rediss:// URL".to_owned(),
         );
     }
+    if let Some(seeds) =
+        settings.redis_url.as_deref().and_then(|u| u.strip_prefix("redis+cluster://"))
+        && seeds.split(',').any(|seed| !host_of(seed).is_none_or(is_loopback_host))
+    {
+        flag(
+            "redis_plaintext",
+            "PORTCULLIS_REDIS_URL",
+            Severity::Medium,
+            "the Redis Cluster is reached over the network without TLS: keep its nodes on a \
+             private network"
+                .to_owned(),
+        );
+    }
     if let DatabaseUrl::Postgres(url) = &settings.database_url
         && !host_of(url).is_none_or(is_loopback_host)
         && !["sslmode=require", "sslmode=verify-ca", "sslmode=verify-full"]

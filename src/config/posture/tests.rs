@@ -84,6 +84,10 @@ fn stores_reached_in_clear_are_flagged() {
     assert!(flags(&remote, "redis_plaintext"));
     assert!(!flags(&[("REDIS_URL", "rediss://cache.internal:6379")], "redis_plaintext"));
     assert!(!flags(&[("REDIS_URL", "redis://127.0.0.1:6379")], "redis_plaintext"));
+    let cluster = |url| flags(&[("REDIS_URL", url)], "redis_plaintext");
+    assert!(cluster("redis+cluster://127.0.0.1:7000,cache-2.internal:7001"));
+    assert!(cluster("redis+cluster://user:pw@cache-1.internal:7000"));
+    assert!(!cluster("redis+cluster://127.0.0.1:7000,[::1]:7001,localhost:7002"));
     let db =
         |url| ids(&[("DATABASE_URL", url), ("MASTER_KEY", KEY)]).contains(&"database_tls_optional");
     assert!(db("postgres://u:p@db.internal/portcullis"));
