@@ -3,7 +3,8 @@
 //!
 //! Run with `cargo bench --bench http` for the embedded backends, or with
 //! `PORTCULLIS_BENCH_BACKEND=postgres-redis` for PostgreSQL and Redis on 127.0.0.1 (a scratch
-//! database and key prefix, removed afterwards). Results are recorded in BENCHMARKS.md. Each
+//! database and key prefix, removed afterwards); `PORTCULLIS_BENCH_REDIS` names another Redis,
+//! such as a cluster (`redis+cluster://…`, for example from `scripts/redis-cluster start DIR`). Results are recorded in BENCHMARKS.md. Each
 //! scenario prints requests per second and the median and 99th-percentile latency.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -43,7 +44,11 @@ async fn main() {
     println!(
         "scenario            req/s   p50 ms   p99 ms   errors  ({CLIENTS} clients, {} s each, {})",
         DURATION.as_secs(),
-        if shared.is_some() { "PostgreSQL and Redis" } else { "embedded" }
+        if shared.is_some() {
+            format!("PostgreSQL and {}", redis_url())
+        } else {
+            "embedded".into()
+        }
     );
 
     run("GET /healthz", &client, |c, _| c.get(format!("{base}/healthz"))).await;
@@ -94,7 +99,7 @@ impl Shared {
     fn env(&self) -> Vec<(String, String)> {
         vec![
             ("PORTCULLIS_DATABASE_URL".into(), format!("{POSTGRES}/{}", self.database)),
-            ("PORTCULLIS_REDIS_URL".into(), "redis://127.0.0.1:6379".into()),
+            ("PORTCULLIS_REDIS_URL".into(), redis_url()),
             ("PORTCULLIS_REDIS_PREFIX".into(), self.prefix.clone()),
         ]
     }
@@ -103,17 +108,29 @@ impl Shared {
         let admin = sqlx::PgPool::connect(&format!("{POSTGRES}/postgres")).await.unwrap();
         let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database);
         sqlx::query(&drop).execute(&admin).await.unwrap();
-        let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
-        let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.prefix))
-            .query_async(&mut connection)
-            .await
-            .unwrap();
-        if !keys.is_empty() {
-            let _: i64 = redis::cmd("DEL").arg(&keys).query_async(&mut connection).await.unwrap();
+        // A cluster's keys are spread over its nodes, and a multi-key DEL must stay in one slot.
+        let url = redis_url();
+        let nodes: Vec<String> = match url.strip_prefix("redis+cluster://") {
+            Some(seeds) => seeds.split(',').map(|s| format!("redis://{s}")).collect(),
+            None => vec![url],
+        };
+        for node in nodes {
+            let client = redis::Client::open(node).unwrap();
+            let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{}*", self.prefix))
+                .query_async(&mut connection)
+                .await
+                .unwrap();
+            for key in keys {
+                let _: i64 = redis::cmd("DEL").arg(key).query_async(&mut connection).await.unwrap();
+            }
         }
     }
+}
+
+fn redis_url() -> String {
+    std::env::var("PORTCULLIS_BENCH_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
 async fn start(shared: Option<&Shared>, vars: &[(&str, &str)]) -> (String, tempfile::TempDir) {
