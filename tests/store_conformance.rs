@@ -22,8 +22,9 @@ use portcullis::domain::{
 };
 use portcullis::metrics::Metrics;
 use portcullis::store::{
-    AuditStore, KeyStore, LockKey, LockoutStore, NewSession, NewUser, RateLimitStore, Rotation,
-    SessionCursor, SessionStore, SigningKeyRecord, StoreError, TokenHash, UserStore,
+    AuditStore, KeyStore, LockKey, LockoutStore, MailStore, NewEmailToken, NewSession, NewUser,
+    QueuedMail, RateLimitStore, Rotation, SessionCursor, SessionStore, SigningKeyRecord,
+    StoreError, TokenHash, TokenPurpose, UserStore,
 };
 
 mod backends {
@@ -1008,6 +1009,115 @@ async fn on_redis_expired_sessions_leave_the_users_hash() {
 
 fn owner_prefix(owner: &common::StorageOwner) -> String {
     owner.redis_prefix().unwrap().to_owned()
+}
+
+// ---- MailStore ------------------------------------------------------------------------------
+
+fn mail(clock: &ManualClock, text: &str) -> QueuedMail {
+    QueuedMail {
+        id: uuid::Uuid::now_v7().to_string(),
+        created_at: clock.now(),
+        attempts: 0,
+        message: text.as_bytes().to_vec(),
+    }
+}
+
+fn mail_token(user: UserId, purpose: TokenPurpose, clock: &ManualClock) -> NewEmailToken {
+    NewEmailToken {
+        hash: random_token(),
+        user,
+        purpose,
+        address: Email::parse(&format!("{user}@example.com")).unwrap(),
+        created_at: clock.now(),
+        expires_at: at(clock, Duration::from_secs(60)),
+    }
+}
+
+#[tokio::test]
+async fn a_mail_token_is_spent_once_for_its_purpose_only_and_expires() {
+    for (name, store, _owner) in backends::sql().await {
+        let clock = ManualClock::new();
+        let user = new_user(store.as_ref(), &clock).await;
+        let token = mail_token(user, TokenPurpose::Reset, &clock);
+        store.issue_token(&token, false, &mail(&clock, "reset")).await.unwrap();
+        let now = clock.now();
+        let wrong = store.spend_token(&token.hash, TokenPurpose::Verify, now).await.unwrap();
+        assert_eq!(wrong, None, "{name}: another purpose spends nothing");
+        let peeked = store.peek_token(&token.hash, TokenPurpose::Reset, now).await.unwrap();
+        assert_eq!(peeked.map(|t| t.user), Some(user), "{name}");
+        let spends =
+            join_all((0..8).map(|_| store.spend_token(&token.hash, TokenPurpose::Reset, now)));
+        let won = spends.await.into_iter().filter(|s| matches!(s, Ok(Some(_)))).count();
+        assert_eq!(won, 1, "{name}: of concurrent spends exactly one wins");
+
+        let late = mail_token(user, TokenPurpose::Verify, &clock);
+        store.issue_token(&late, false, &mail(&clock, "verify")).await.unwrap();
+        clock.advance(Duration::from_secs(60));
+        let expired = store.spend_token(&late.hash, TokenPurpose::Verify, clock.now()).await;
+        assert_eq!(expired.unwrap(), None, "{name}: expired");
+        clock.advance(DAY * 2);
+        assert!(store.purge_tokens(clock.now(), DAY).await.unwrap() >= 2, "{name}: purged");
+    }
+}
+
+#[tokio::test]
+async fn a_new_token_can_void_the_older_ones_of_its_purpose() {
+    for (name, store, _owner) in backends::sql().await {
+        let clock = ManualClock::new();
+        let user = new_user(store.as_ref(), &clock).await;
+        let (first, verify) = (
+            mail_token(user, TokenPurpose::Reset, &clock),
+            mail_token(user, TokenPurpose::Verify, &clock),
+        );
+        store.issue_token(&first, false, &mail(&clock, "1")).await.unwrap();
+        store.issue_token(&verify, false, &mail(&clock, "v")).await.unwrap();
+        let second = mail_token(user, TokenPurpose::Reset, &clock);
+        store.issue_token(&second, true, &mail(&clock, "2")).await.unwrap();
+        let now = clock.now();
+        assert_eq!(store.peek_token(&first.hash, TokenPurpose::Reset, now).await.unwrap(), None);
+        assert!(store.peek_token(&second.hash, TokenPurpose::Reset, now).await.unwrap().is_some());
+        let other = store.peek_token(&verify.hash, TokenPurpose::Verify, now).await.unwrap();
+        assert!(other.is_some(), "{name}: other purposes keep their tokens");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_senders_claim_each_message_once_until_its_lease_ends() {
+    for (name, store, _owner) in backends::sql().await {
+        let clock = ManualClock::new();
+        for i in 0..20 {
+            store.queue_mail(&mail(&clock, &format!("m{i}"))).await.unwrap();
+        }
+        let now = clock.now();
+        let lease = Duration::from_secs(60);
+        // Concurrent claims may each get fewer than they ask for, never a message twice.
+        let claims = join_all((0..4).map(|_| store.claim_mail(now, lease, 8))).await;
+        let mut ids: Vec<String> =
+            claims.into_iter().flat_map(|c| c.unwrap()).map(|m| m.id).collect();
+        loop {
+            let more = store.claim_mail(now, lease, 8).await.unwrap();
+            if more.is_empty() {
+                break;
+            }
+            ids.extend(more.into_iter().map(|m| m.id));
+        }
+        let claimed = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!((claimed, ids.len()), (20, 20), "{name}: every message claimed, once");
+        assert!(store.claim_mail(now, lease, 50).await.unwrap().is_empty(), "{name}: leased");
+
+        store.defer_mail(&ids[0], at(&clock, Duration::from_secs(5))).await.unwrap();
+        store.remove_mail(&ids[1]).await.unwrap();
+        clock.advance(Duration::from_secs(5));
+        let again = store.claim_mail(clock.now(), lease, 50).await.unwrap();
+        assert_eq!(again.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), vec![ids[0].as_str()]);
+        assert_eq!(again[0].attempts, 2, "{name}: each claim counts a try");
+        clock.advance(lease);
+        let state = store.outbox_state().await.unwrap();
+        assert_eq!(state.waiting, 19, "{name}");
+        assert_eq!(store.claim_mail(clock.now(), lease, 50).await.unwrap().len(), 19, "{name}");
+    }
 }
 
 // ---- KeyStore -------------------------------------------------------------------------------

@@ -22,8 +22,8 @@ use crate::domain::{Email, Rate, SessionId, UserId};
 pub use crate::domain::{AttemptGate, LockoutPolicy, Timestamp};
 
 pub use records::{
-    NewSession, NewUser, Rotation, SessionCursor, SessionRecord, SigningKeyRecord, TokenHash,
-    UserRecord,
+    EmailTokenRecord, NewEmailToken, NewSession, NewUser, OutboxState, QueuedMail, Rotation,
+    SessionCursor, SessionRecord, SigningKeyRecord, TokenHash, TokenPurpose, UserRecord,
 };
 
 /// The cause of a store error, kept for the log.
@@ -82,6 +82,12 @@ pub trait UserStore: Send + Sync {
     async fn user_by_email(&self, email: &Email) -> Result<Option<UserRecord>, StoreError>;
     async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError>;
     async fn set_password_hash(&self, id: UserId, hash: &str) -> Result<(), StoreError>;
+    async fn set_email_verified(&self, id: UserId, verified: bool) -> Result<(), StoreError>;
+    /// Moves the account to `email`, verified; `Conflict` if another account has it.
+    async fn change_email(&self, id: UserId, email: &Email) -> Result<(), StoreError>;
+    /// Deletes the account with its devices, sessions and tokens (its audit events stay);
+    /// false if there was none.
+    async fn delete_user(&self, id: UserId) -> Result<bool, StoreError>;
     /// Remembers a device token (by its hash) as one this user logged in from at `now`, and
     /// forgets the user's devices beyond the `keep` most recently used. A device token of another
     /// user is left alone.
@@ -109,6 +115,51 @@ pub trait UserStore: Send + Sync {
         user: UserId,
         keep: Option<&TokenHash>,
     ) -> Result<u64, StoreError>;
+}
+
+/// Tokens sent by mail, and the outbox that sends them: a message is stored in the transaction
+/// that stores its token, and leaves the outbox only once it is delivered or given up.
+#[async_trait]
+pub trait MailStore: Send + Sync {
+    /// Stores `token` and queues `mail` in one transaction. With `void_older`, the user's unused
+    /// tokens of the same purpose stop working first.
+    async fn issue_token(
+        &self,
+        token: &NewEmailToken,
+        void_older: bool,
+        mail: &QueuedMail,
+    ) -> Result<(), StoreError>;
+    /// Queues a message that carries no token (a notice).
+    async fn queue_mail(&self, mail: &QueuedMail) -> Result<(), StoreError>;
+    /// The token with this hash, if it is for `purpose`, unused and unexpired; it stays usable.
+    async fn peek_token(
+        &self,
+        hash: &TokenHash,
+        purpose: TokenPurpose,
+        now: Timestamp,
+    ) -> Result<Option<EmailTokenRecord>, StoreError>;
+    /// Uses up the token, as `peek_token` finds it: of concurrent calls, exactly one gets it.
+    async fn spend_token(
+        &self,
+        hash: &TokenHash,
+        purpose: TokenPurpose,
+        now: Timestamp,
+    ) -> Result<Option<EmailTokenRecord>, StoreError>;
+    /// Deletes tokens that expired or were used more than `retention` ago.
+    async fn purge_tokens(&self, now: Timestamp, retention: Duration) -> Result<u64, StoreError>;
+    /// Claims up to `limit` messages that are due, oldest first, for `lease`: until the lease
+    /// ends no other caller claims them.
+    async fn claim_mail(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<QueuedMail>, StoreError>;
+    /// Removes a message: delivered, or given up.
+    async fn remove_mail(&self, id: &str) -> Result<(), StoreError>;
+    /// Releases a message that could not be delivered, to be tried again at `due`.
+    async fn defer_mail(&self, id: &str, due: Timestamp) -> Result<(), StoreError>;
+    async fn outbox_state(&self) -> Result<OutboxState, StoreError>;
 }
 
 /// Sessions and their refresh tokens.

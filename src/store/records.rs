@@ -30,6 +30,8 @@ pub struct UserRecord {
     pub password_hash: String,
     pub roles: Vec<Role>,
     pub created_at: Timestamp,
+    /// Whether a link sent to `email` has come back.
+    pub email_verified: bool,
 }
 
 impl fmt::Debug for UserRecord {
@@ -38,6 +40,7 @@ impl fmt::Debug for UserRecord {
             .field("id", &self.id)
             .field("email", &self.email)
             .field("roles", &self.roles)
+            .field("email_verified", &self.email_verified)
             .finish_non_exhaustive()
     }
 }
@@ -95,4 +98,69 @@ pub struct SigningKeyRecord {
     pub kid: String,
     pub private_key: Vec<u8>,
     pub created_at: Timestamp,
+}
+
+/// What a token sent by mail is for. A token answers only where it belongs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenPurpose {
+    /// Confirms that the account's address reaches its owner.
+    Verify,
+    /// Confirms a new address before the account switches to it.
+    ChangeEmail,
+    /// Lets the owner set a new password.
+    Reset,
+}
+
+impl TokenPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Verify => "verify",
+            Self::ChangeEmail => "change_email",
+            Self::Reset => "reset",
+        }
+    }
+}
+
+/// A token to store, by its hash, with the address it was sent to.
+#[derive(Debug)]
+pub struct NewEmailToken {
+    pub hash: TokenHash,
+    pub user: UserId,
+    pub purpose: TokenPurpose,
+    pub address: Email,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// A current token: whose it is and the address it was sent to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmailTokenRecord {
+    pub user: UserId,
+    pub address: Email,
+}
+
+/// A message in the outbox: sealed, so its token is not readable in the database.
+#[derive(Clone)]
+pub struct QueuedMail {
+    pub id: String,
+    pub created_at: Timestamp,
+    pub attempts: u32,
+    pub message: Vec<u8>,
+}
+
+impl fmt::Debug for QueuedMail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QueuedMail")
+            .field("id", &self.id)
+            .field("created_at", &self.created_at)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the outbox stands: messages waiting, and when the oldest was queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutboxState {
+    pub waiting: u64,
+    pub oldest: Option<Timestamp>,
 }

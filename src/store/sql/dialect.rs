@@ -20,6 +20,23 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
      PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;";
 
+/// The claim of due mail, split where PostgreSQL adds its row-lock clause (`$1` lease end, `$2`
+/// now, `$3` limit).
+macro_rules! claim_mail {
+    () => {
+        "UPDATE mail_outbox SET lease_until = $1, attempts = attempts + 1
+         WHERE id IN (SELECT id FROM mail_outbox
+                      WHERE due_at <= $2 AND (lease_until IS NULL OR lease_until <= $2)
+                      ORDER BY due_at LIMIT $3"
+    };
+}
+macro_rules! claim_mail_rest {
+    () => {
+        " AND (lease_until IS NULL OR lease_until <= $2)
+         RETURNING id, created_at, attempts, message"
+    };
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {
     Sqlite,
@@ -34,6 +51,18 @@ impl Dialect {
             Ok(Self::Postgres)
         } else {
             Err(StoreError::backend("connect", "the database URL is neither sqlite: nor postgres:"))
+        }
+    }
+
+    /// The statement that claims due mail. PostgreSQL skips rows another sender has locked, so
+    /// concurrent senders take different messages instead of waiting for and losing the same
+    /// ones; SQLite has one writer, which serialises the claims anyway.
+    pub(super) fn claim_mail(self) -> &'static str {
+        match self {
+            Self::Sqlite => concat!(claim_mail!(), ")", claim_mail_rest!()),
+            Self::Postgres => {
+                concat!(claim_mail!(), " FOR UPDATE SKIP LOCKED)", claim_mail_rest!())
+            }
         }
     }
 

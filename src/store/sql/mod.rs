@@ -18,6 +18,7 @@ mod audit;
 mod dialect;
 mod keys;
 mod lockouts;
+mod mail;
 mod sessions;
 mod users;
 

@@ -12,7 +12,7 @@ use crate::store::{SessionRecord, SigningKeyRecord, StoreError, TokenHash, UserR
 /// The columns of a `UserRow`, as a literal for `concat!`, so that no SQL is formatted per call.
 macro_rules! user_columns {
     () => {
-        "id, email, password_hash, roles, created_at"
+        "id, email, password_hash, roles, created_at, email_verified"
     };
 }
 
@@ -23,6 +23,7 @@ pub struct UserRow {
     password_hash: String,
     roles: String,
     created_at: i64,
+    email_verified: i64,
 }
 
 impl TryFrom<UserRow> for UserRecord {
@@ -35,6 +36,7 @@ impl TryFrom<UserRow> for UserRecord {
             password_hash: row.password_hash,
             roles: row.roles.split(',').filter_map(Role::parse).collect(),
             created_at: from_millis(row.created_at)?,
+            email_verified: row.email_verified != 0,
         })
     }
 }

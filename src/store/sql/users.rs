@@ -56,6 +56,37 @@ impl UserStore for SqlStore {
         Ok(())
     }
 
+    async fn set_email_verified(&self, id: UserId, verified: bool) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET email_verified = $1 WHERE id = $2")
+            .bind(i32::from(verified))
+            .bind(id.to_string())
+            .execute(&self.write)
+            .await
+            .map_err(failed("set email verified"))?;
+        Ok(())
+    }
+
+    async fn change_email(&self, id: UserId, email: &Email) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET email = $1, email_verified = 1 WHERE id = $2")
+            .bind(email.as_str())
+            .bind(id.to_string())
+            .execute(&self.write)
+            .await
+            .map_err(failed("change email"))?;
+        Ok(())
+    }
+
+    async fn delete_user(&self, id: UserId) -> Result<bool, StoreError> {
+        // Devices, sessions (with their refresh tokens) and mail tokens go with it (ON DELETE
+        // CASCADE); the audit trail keeps its events.
+        let done = sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&self.write)
+            .await
+            .map_err(failed("delete user"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn remember_device(
         &self,
         user: UserId,
