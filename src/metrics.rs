@@ -44,6 +44,18 @@ pub struct Metrics {
     refusals: IntCounterVec,
     hashes: IntCounter,
     hashes_waiting: IntGauge,
+    mail: MailMetrics,
+}
+
+/// The outbox: messages queued, sent and given up on this instance, and how the shared outbox
+/// stands (read from the database by every sender).
+#[derive(Clone)]
+pub struct MailMetrics {
+    pub queued: IntCounter,
+    pub sent: IntCounter,
+    pub failed: IntCounter,
+    pub waiting: IntGauge,
+    pub oldest_waiting_seconds: IntGauge,
 }
 
 impl Metrics {
@@ -75,6 +87,24 @@ impl Metrics {
         registry.register(Box::new(refusals.clone()))?;
         registry.register(Box::new(hashes.clone()))?;
         registry.register(Box::new(hashes_waiting.clone()))?;
+        let mail = MailMetrics {
+            queued: IntCounter::new("mail_queued_total", "Messages put in the outbox")?,
+            sent: IntCounter::new("mail_sent_total", "Messages delivered")?,
+            failed: IntCounter::new(
+                "mail_failed_total",
+                "Messages given up after MAIL_RETRY_FOR without a delivery",
+            )?,
+            waiting: IntGauge::new("mail_waiting", "Messages in the outbox")?,
+            oldest_waiting_seconds: IntGauge::new(
+                "mail_oldest_waiting_seconds",
+                "Age of the oldest message in the outbox (0 when empty)",
+            )?,
+        };
+        registry.register(Box::new(mail.queued.clone()))?;
+        registry.register(Box::new(mail.sent.clone()))?;
+        registry.register(Box::new(mail.failed.clone()))?;
+        registry.register(Box::new(mail.waiting.clone()))?;
+        registry.register(Box::new(mail.oldest_waiting_seconds.clone()))?;
         Ok(Self {
             registry,
             http_requests,
@@ -83,7 +113,12 @@ impl Metrics {
             refusals,
             hashes,
             hashes_waiting,
+            mail,
         })
+    }
+
+    pub fn mail(&self) -> &MailMetrics {
+        &self.mail
     }
 
     /// `route` must be a pattern of the router or [`UNMATCHED_ROUTE`]: a bounded set.

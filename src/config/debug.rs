@@ -66,6 +66,7 @@ impl fmt::Debug for Settings {
             request_timeout,
             max_connections,
             tls,
+            mail,
         } = self;
         f.debug_struct("Settings")
             .field("bind", bind)
@@ -104,6 +105,8 @@ impl fmt::Debug for Settings {
             .field("max_connections", max_connections)
             // Paths only: the key itself is never read into the settings.
             .field("tls", tls)
+            // Masks the SMTP credentials.
+            .field("mail", mail)
             .finish()
     }
 }

@@ -17,10 +17,12 @@ use crate::domain::PasswordPolicy;
 pub use crate::domain::Rate;
 
 mod debug;
+mod mail;
 mod master_key;
 mod parse;
 mod posture;
 
+pub use mail::{EmailVerification, MailSettings};
 use parse::{
     mask_url, parse_cidrs, parse_non_empty, parse_origins, parse_positive_duration,
     parse_socket_addr, parse_u32,
@@ -70,6 +72,15 @@ const VARIABLES: &[(&str, Option<&str>)] = &[
     ("MASTER_KEY", None),
     ("MASTER_KEY_FILE", None),
     ("MASTER_KEY_PREVIOUS", None),
+    ("SMTP_URL", None),
+    ("MAIL_FROM", Some("portcullis <no-reply@localhost>")),
+    ("VERIFY_EMAIL_URL", Some("http://localhost:8080/verify-email?token={token}")),
+    ("RESET_PASSWORD_URL", Some("http://localhost:8080/reset-password?token={token}")),
+    ("EMAIL_VERIFICATION", Some("optional")),
+    ("EMAIL_TOKEN_TTL", Some("24h")),
+    ("PASSWORD_RESET_TTL", Some("30m")),
+    ("MAIL_RETRY_FOR", Some("24h")),
+    ("MAIL_RETRY_MAX_DELAY", Some("5s")),
 ];
 
 /// A secret as `config check` shows it: its length only.
@@ -183,6 +194,7 @@ pub struct Settings {
     pub max_connections: usize,
     /// Native TLS; `None` serves plain HTTP (behind a TLS-terminating proxy).
     pub tls: Option<TlsFiles>,
+    pub mail: MailSettings,
 }
 
 impl Settings {
@@ -327,6 +339,7 @@ impl Settings {
                 _ => Err(format!("must be a whole number from 1 to {MAX_CONNECTIONS_CAP}")),
             })?,
             tls: tls_files(raw)?,
+            mail: mail::from_raw(raw)?,
             log_filter: raw.parse("LOG", |v| {
                 tracing_subscriber::EnvFilter::try_new(v)
                     .map(|_| v.to_owned())
@@ -410,7 +423,11 @@ impl Settings {
             ),
             ("TLS_KEY", self.tls.as_ref().map(|t| t.key.display().to_string()).unwrap_or_default()),
         ];
-        entries.into_iter().map(|(k, v)| (format!("{PREFIX}{k}"), v)).collect()
+        entries
+            .into_iter()
+            .chain(self.mail.describe())
+            .map(|(k, v)| (format!("{PREFIX}{k}"), v))
+            .collect()
     }
 }
 

@@ -10,21 +10,24 @@ use tokio::net::TcpListener;
 
 use crate::audit::Audit;
 use crate::auth::{
-    AccessTokenSettings, AccessTokens, AuthService, AuthSettings, AuthStores, Limits,
+    AccessTokenSettings, AccessTokens, AuthService, AuthSettings, AuthStores, Limits, MailFlows,
     PasswordHasher, SuccessorKey, keys, tokens,
 };
 use crate::config::{DatabaseUrl, Settings};
+use crate::domain::Sealer;
 use crate::domain::{Clock, FAILURE_MEMORY, LockoutPolicy, SystemClock};
 use crate::http::{
     AppState, HttpSettings, ServeSettings, Tls, TrustedProxies, metrics_router, router, serve,
 };
+use crate::mail::{Outbox, SenderSettings, Templates, Transport, spawn_sender};
 use crate::metrics::Metrics;
 use crate::store::memory::MemoryRateLimiter;
 use crate::store::redis::RedisStore;
 use crate::store::sealed::SealedKeys;
 use crate::store::sql::SqlStore;
 use crate::store::{
-    AuditStore, Health, KeyStore, LockoutStore, RateLimitStore, SessionStore, StoreError, UserStore,
+    AuditStore, Health, KeyStore, LockoutStore, MailStore, RateLimitStore, SessionStore,
+    StoreError, UserStore,
 };
 
 /// Why the service could not start.
@@ -51,6 +54,10 @@ pub struct Backends {
     pub limiter: Arc<dyn RateLimitStore>,
     pub lockouts: Arc<dyn LockoutStore>,
     pub health: Arc<dyn Health>,
+    /// Mail tokens and the outbox, in the database.
+    pub mail: Arc<dyn MailStore>,
+    /// Seals queued mail under the master key.
+    pub sealer: Sealer,
     /// Signs the audit chain's head: derived from the master key, if there is one.
     pub audit_head_key: Option<[u8; 32]>,
 }
@@ -62,6 +69,7 @@ pub async fn open_backends(settings: &Settings, migrate: bool) -> Result<Backend
     let mut backends = open_database(settings, migrate).await?;
     let sealer = files::sealer(settings)?;
     backends.audit_head_key = sealer.derive("audit head");
+    backends.sealer = sealer.clone();
     backends.keys = Arc::new(SealedKeys::new(backends.keys, sealer));
     match &settings.redis_url {
         None => Ok(backends),
@@ -113,7 +121,14 @@ impl Backends {
     /// shares them and the command line sees them.
     fn on_database<S>(store: Arc<S>) -> Self
     where
-        S: UserStore + SessionStore + KeyStore + AuditStore + LockoutStore + Health + 'static,
+        S: UserStore
+            + SessionStore
+            + KeyStore
+            + AuditStore
+            + LockoutStore
+            + MailStore
+            + Health
+            + 'static,
     {
         Self {
             users: store.clone(),
@@ -122,7 +137,9 @@ impl Backends {
             audit: store.clone(),
             limiter: Arc::new(MemoryRateLimiter::new()),
             lockouts: store.clone(),
+            mail: store.clone(),
             health: store,
+            sealer: Sealer::default(),
             audit_head_key: None,
         }
     }
@@ -156,6 +173,7 @@ pub async fn build_auth(
         lockouts: backends.lockouts.clone(),
         audit: Audit::new(backends.audit.clone(), metrics.clone())
             .with_head_key(backends.audit_head_key),
+        outbox: outbox(backends, metrics.clone(), clock.clone()),
         clock,
     };
     Ok(AuthService::new(
@@ -176,9 +194,45 @@ pub async fn build_auth(
             session_lifetime: settings.session_lifetime,
             max_sessions_per_user: settings.max_sessions_per_user,
             device_token_ttl: settings.device_token_ttl,
+            mail: MailFlows {
+                verification: settings.mail.verification,
+                email_token_ttl: settings.mail.email_token_ttl,
+                password_reset_ttl: settings.mail.password_reset_ttl,
+            },
         },
+        Templates::new(&settings.issuer, &settings.mail),
         metrics,
     ))
+}
+
+/// The outbox on the backends' database.
+fn outbox(backends: &Backends, metrics: Arc<Metrics>, clock: Arc<dyn Clock>) -> Outbox {
+    Outbox::new(backends.mail.clone(), backends.sealer.clone(), clock, metrics)
+}
+
+/// The mail sender of this instance, on the transport the settings name.
+fn spawn_mail_sender(
+    settings: &Settings,
+    backends: &Backends,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+) -> Result<tokio::task::JoinHandle<()>, StartupError> {
+    let config =
+        |message: String| StartupError::Config { variable: "PORTCULLIS_SMTP_URL", message };
+    let transport =
+        Transport::new(settings.mail.smtp_url.as_deref(), &settings.data_dir.join("mail"))
+            .map_err(config)?;
+    let from = settings.mail.from.parse().map_err(|_| StartupError::Config {
+        variable: "PORTCULLIS_MAIL_FROM",
+        message: "is not a mailbox".to_owned(),
+    })?;
+    let sender = SenderSettings {
+        from,
+        retry_for: settings.mail.retry_for,
+        retry_max_delay: settings.mail.retry_max_delay,
+    };
+    let outbox = outbox(backends, metrics.clone(), clock.clone());
+    Ok(spawn_sender(outbox, transport, sender, clock, metrics))
 }
 
 /// The lockout rule the settings describe.
@@ -246,7 +300,8 @@ impl Application {
         let mut tasks = vec![
             spawn_key_reload(auth.clone(), backends.keys.clone()),
             spawn_head_signing(auth.clone(), clock.clone()),
-            spawn_purge(&backends, &settings, clock),
+            spawn_purge(&backends, &settings, clock.clone()),
+            spawn_mail_sender(&settings, &backends, metrics.clone(), clock)?,
         ];
         if let Some(tls) = &tls {
             tasks.push(crate::http::tls::spawn_reload_on_sighup(tls.clone()));
@@ -352,8 +407,12 @@ fn spawn_purge(
     settings: &Settings,
     clock: Arc<dyn Clock>,
 ) -> tokio::task::JoinHandle<()> {
-    let (sessions, lockouts, users) =
-        (backends.sessions.clone(), backends.lockouts.clone(), backends.users.clone());
+    let (sessions, lockouts, users, mail) = (
+        backends.sessions.clone(),
+        backends.lockouts.clone(),
+        backends.users.clone(),
+        backends.mail.clone(),
+    );
     let policy = lockout_policy(settings);
     let device_ttl =
         chrono::Duration::from_std(settings.device_token_ttl).unwrap_or(chrono::Duration::MAX);
@@ -370,6 +429,13 @@ fn spawn_purge(
                 Ok(count) => tracing::info!(count, "purged old sessions"),
                 Err(error) => {
                     tracing::warn!(error = error.with_causes(), "could not purge old sessions")
+                }
+            }
+            match mail.purge_tokens(now, Duration::from_secs(86_400)).await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "purged old mail tokens"),
+                Err(error) => {
+                    tracing::warn!(error = error.with_causes(), "could not purge old mail tokens")
                 }
             }
             match users.purge_devices(now - device_ttl).await {

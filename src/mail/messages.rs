@@ -1,0 +1,110 @@
+//! The messages themselves. Links are built from the configured templates alone (never from a
+//! request's `Host` or forwarding headers), and a message holds no secret but its one token.
+
+use super::Message;
+use crate::config::MailSettings;
+
+pub struct Templates {
+    issuer: String,
+    verify_email_url: String,
+    reset_password_url: String,
+}
+
+impl Templates {
+    pub fn new(issuer: &str, mail: &MailSettings) -> Self {
+        Self {
+            issuer: issuer.to_owned(),
+            verify_email_url: mail.verify_email_url.clone(),
+            reset_password_url: mail.reset_password_url.clone(),
+        }
+    }
+
+    fn message(&self, to: &str, subject: &str, body: String) -> Message {
+        Message {
+            to: to.to_owned(),
+            subject: format!("{}: {subject}", self.issuer),
+            body: format!("{body}\n\n-- \nThis message was sent by {} to {to}.\n", self.issuer),
+        }
+    }
+
+    pub fn verify(&self, to: &str, token: &str) -> Message {
+        let link = self.verify_email_url.replace("{token}", token);
+        self.message(
+            to,
+            "confirm your email address",
+            format!(
+                "Please confirm that this address belongs to your {} account by opening this \
+                 link:\n\n{link}\n\nIf you did not create an account, ignore this message.",
+                self.issuer
+            ),
+        )
+    }
+
+    pub fn confirm_new_address(&self, to: &str, token: &str) -> Message {
+        let link = self.verify_email_url.replace("{token}", token);
+        self.message(
+            to,
+            "confirm your new email address",
+            format!(
+                "Someone asked to move a {} account to this address. To confirm, open this \
+                 link:\n\n{link}\n\nUntil then the account keeps its old address. If it was not \
+                 you, ignore this message.",
+                self.issuer
+            ),
+        )
+    }
+
+    pub fn reset(&self, to: &str, token: &str) -> Message {
+        let link = self.reset_password_url.replace("{token}", token);
+        self.message(
+            to,
+            "reset your password",
+            format!(
+                "Someone asked to reset the password of your {} account. To choose a new one, \
+                 open this link:\n\n{link}\n\nThe link works once and expires soon. If it was \
+                 not you, ignore this message: your password stays as it is.",
+                self.issuer
+            ),
+        )
+    }
+
+    pub fn password_changed(&self, to: &str) -> Message {
+        self.message(
+            to,
+            "your password was changed",
+            "The password of your account was just changed, and every other session was \
+             signed out. If it was not you, reset your password at once."
+                .to_owned(),
+        )
+    }
+
+    pub fn password_reset(&self, to: &str) -> Message {
+        self.message(
+            to,
+            "your password was reset",
+            "The password of your account was just reset with a link sent to this address, and \
+             every session was signed out. If it was not you, reset your password again and \
+             check your mailbox's security."
+                .to_owned(),
+        )
+    }
+
+    pub fn address_change_requested(&self, to: &str) -> Message {
+        self.message(
+            to,
+            "your email address is being changed",
+            "Someone signed in to your account asked to move it to another email address. It \
+             moves once the new address is confirmed. If it was not you, change your password \
+             at once."
+                .to_owned(),
+        )
+    }
+
+    pub fn account_deleted(&self, to: &str) -> Message {
+        self.message(
+            to,
+            "your account was deleted",
+            "Your account and its sessions were deleted at your request.".to_owned(),
+        )
+    }
+}
