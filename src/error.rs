@@ -285,6 +285,10 @@ impl From<AuthError> for ApiError {
             AuthError::InvalidToken => Self::new(ErrorCode::InvalidToken)
                 .detail("the refresh token is unknown, expired or revoked"),
             AuthError::TokenReused => Self::new(ErrorCode::TokenReused),
+            AuthError::InvalidMailToken => Self::new(ErrorCode::InvalidToken)
+                .detail("the link's token is unknown, expired, already used or not for this"),
+            AuthError::EmailNotVerified => Self::new(ErrorCode::EmailNotVerified)
+                .detail("confirm the address with the link sent to it, or ask for a new one"),
             AuthError::Unauthorized => Self::unauthorized(),
             AuthError::Forbidden => Self::new(ErrorCode::Forbidden),
             AuthError::InvalidQuery(detail) => {

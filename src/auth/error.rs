@@ -18,6 +18,13 @@ pub enum AuthError {
     /// A refresh token that is unknown, expired or revoked.
     #[error("invalid refresh token")]
     InvalidToken,
+    /// A token from a mail link that is unknown, expired, used, or meant for another endpoint.
+    #[error("invalid mail token")]
+    InvalidMailToken,
+    /// The right password for an account whose address is not verified yet, where
+    /// `EMAIL_VERIFICATION=required`.
+    #[error("email not verified")]
+    EmailNotVerified,
     /// A refresh token that was already rotated: its session is now revoked.
     #[error("refresh token reused")]
     TokenReused,

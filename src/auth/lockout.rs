@@ -22,7 +22,7 @@ pub(super) fn device_lock_key(user: UserId, device: &TokenHash) -> LockKey {
     LockKey::member(device_group(user), URL_SAFE_NO_PAD.encode(device.0))
 }
 
-fn device_group(user: UserId) -> String {
+pub(super) fn device_group(user: UserId) -> String {
     format!("device:{user}")
 }
 
@@ -86,7 +86,7 @@ impl AuthService {
         self.lift_locks(context, &attempted, user, by).await
     }
 
-    async fn lift_locks(
+    pub(super) async fn lift_locks(
         &self,
         context: &RequestContext,
         attempted: &str,

@@ -15,6 +15,7 @@ use super::limits::Account;
 use super::lockout::{device_lock_key, email_lock_key};
 use super::{AuthError, AuthService, RequestContext, TokenPair, tokens};
 use crate::audit::{AuditEvent, EventType, Outcome};
+use crate::config::EmailVerification;
 use crate::domain::{Email, Password, SessionId, UserId};
 use crate::store::{NewSession, TokenHash, UserRecord};
 
@@ -54,6 +55,11 @@ impl AuthService {
             return Err(AuthError::InvalidCredentials);
         };
         self.forgive(&lock_key).await?;
+        // Only after the right password, so that the answer reveals nothing to a guesser.
+        if self.settings.mail.verification == EmailVerification::Required && !user.email_verified {
+            self.record_failed_login(context, &attempted, Some(user), "email_not_verified").await?;
+            return Err(AuthError::EmailNotVerified);
+        }
         // A session that logged in with a known device token is bound to it, so that its later
         // credential checks are held by that device's lock, as this login was.
         let mut pair = self.open_session(context, user, device.clone()).await?;
@@ -90,7 +96,7 @@ impl AuthService {
     }
 
     /// The account for a login attempt; an invalid address simply has none.
-    async fn find_user(&self, email: &str) -> Result<Option<UserRecord>, AuthError> {
+    pub(super) async fn find_user(&self, email: &str) -> Result<Option<UserRecord>, AuthError> {
         match Email::parse(email) {
             Ok(email) => Ok(self.users.user_by_email(&email).await?),
             Err(_) => Ok(None),

@@ -1,4 +1,5 @@
-//! The use cases: register, login, refresh, logout, sessions, password change.
+//! The use cases: register, login, refresh, logout, sessions, password change, and the mail
+//! flows (verification, reset, email change, deletion).
 //!
 //! `AuthService` owns the policy and speaks only to the store traits; it knows nothing of HTTP.
 //! Each use case is one public method in its own file, built from small named steps.
@@ -12,6 +13,7 @@ mod limits;
 mod lockout;
 mod login;
 mod password;
+mod recovery;
 mod refresh;
 mod register;
 mod sessions;
@@ -24,9 +26,11 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::audit::Audit;
+use crate::config::EmailVerification;
 use crate::domain::{
     Clock, LockoutPolicy, PasswordPolicy, Rate, Role, SessionId, Timestamp, UserId,
 };
+use crate::mail::{Outbox, Templates};
 use crate::metrics::Metrics;
 use crate::store::{LockoutStore, RateLimitStore, SessionStore, UserStore};
 
@@ -63,6 +67,17 @@ pub struct AuthSettings {
     pub session_lifetime: Duration,
     /// A device token unused this long no longer spares its owner a lockout.
     pub device_token_ttl: Duration,
+    pub mail: MailFlows,
+}
+
+/// What the mail flows depend on.
+#[derive(Clone, Copy, Debug)]
+pub struct MailFlows {
+    pub verification: EmailVerification,
+    /// How long a verification or email-change link works.
+    pub email_token_ttl: Duration,
+    /// How long a reset link works.
+    pub password_reset_ttl: Duration,
 }
 
 /// The stores the use cases work on.
@@ -72,6 +87,8 @@ pub struct AuthStores {
     pub limiter: Arc<dyn RateLimitStore>,
     pub lockouts: Arc<dyn LockoutStore>,
     pub audit: Audit,
+    /// Where messages wait to be delivered.
+    pub outbox: Outbox,
     /// Where every use case reads the time.
     pub clock: Arc<dyn Clock>,
 }
@@ -83,6 +100,8 @@ pub struct AuthService {
     limiter: Arc<dyn RateLimitStore>,
     lockouts: Arc<dyn LockoutStore>,
     audit: Audit,
+    outbox: Outbox,
+    templates: Templates,
     clock: Arc<dyn Clock>,
     hasher: PasswordHasher,
     access: Arc<AccessTokens>,
@@ -125,15 +144,18 @@ impl AuthService {
         access: Arc<AccessTokens>,
         successors: SuccessorKey,
         settings: AuthSettings,
+        templates: Templates,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let AuthStores { users, sessions, limiter, lockouts, audit, clock } = stores;
+        let AuthStores { users, sessions, limiter, lockouts, audit, outbox, clock } = stores;
         Self {
             users,
             sessions,
             limiter,
             lockouts,
             audit,
+            outbox,
+            templates,
             clock,
             hasher,
             access,

@@ -1,7 +1,6 @@
 //! Password change.
 
 use super::limits::Account;
-use super::lockout::{device_lock_key, email_lock_key};
 use super::{AuthError, AuthService, Principal, RequestContext};
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::domain::Password;
@@ -20,31 +19,7 @@ impl AuthService {
     ) -> Result<(), AuthError> {
         self.limit_credential_request(context, Some(Account::User(principal.user))).await?;
         let user = self.users.user_by_id(principal.user).await?.ok_or(AuthError::Unauthorized)?;
-        // A session that logged in on a known device is held by that device's lock, as its
-        // login was, so a stranger who locked the email cannot block the owner's change.
-        let device = match &principal.device {
-            Some(device) if self.is_known_device(user.id, device).await? => Some(device),
-            _ => None,
-        };
-        let lock_key = match device {
-            Some(device) => device_lock_key(user.id, device),
-            None => email_lock_key(user.email.as_str()),
-        };
-        let locks = self.begin_attempt(&lock_key).await?;
-        if !self.check_password(Password::new(current), Some(&user)).await? {
-            let event =
-                AuditEvent::new(EventType::LoginFailed, Outcome::Failure, context, self.now())
-                    .user(user.id)
-                    .email(user.email.as_str())
-                    .detail("password_change_wrong_current_password");
-            self.audit.record(event).await?;
-            if locks {
-                let on_device = device.is_some();
-                self.record_lockout(context, user.email.as_str(), Some(user.id), on_device).await?;
-            }
-            return Err(AuthError::InvalidCredentials);
-        }
-        self.forgive(&lock_key).await?;
+        self.check_current_password(context, principal, &user, current, "password_change").await?;
         let new = Password::new(new);
         let violations = self.settings.password_policy.violations(&new, Some(&user.email));
         if !violations.is_empty() {
@@ -64,6 +39,6 @@ impl AuthService {
                     "{revoked} other sessions revoked, {forgotten} other devices forgotten"
                 ));
         self.audit.record(event).await?;
-        Ok(())
+        self.notify_password_changed(&user).await
     }
 }

@@ -3,6 +3,7 @@
 use super::limits::Account;
 use super::{AuthError, AuthService, RequestContext, UserView};
 use crate::audit::{AuditEvent, EventType, Outcome};
+use crate::config::EmailVerification;
 use crate::domain::{Email, Password, Role, UserId};
 use crate::store::{NewUser, StoreError};
 
@@ -60,11 +61,15 @@ impl AuthService {
             .user(user.id)
             .email(user.email.as_str());
         self.audit.record(event).await?;
+        if self.settings.mail.verification != EmailVerification::Off {
+            self.send_verification(user.id, &user.email).await?;
+        }
         Ok(UserView {
             id: user.id.to_string(),
             email: user.email.as_str().to_owned(),
             created_at: user.created_at,
             roles: user.roles,
+            email_verified: false,
         })
     }
 }

@@ -16,6 +16,7 @@ pub struct UserView {
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     pub roles: Vec<Role>,
+    pub email_verified: bool,
 }
 
 impl From<&UserRecord> for UserView {
@@ -25,6 +26,7 @@ impl From<&UserRecord> for UserView {
             email: user.email.as_str().to_owned(),
             created_at: user.created_at,
             roles: user.roles.clone(),
+            email_verified: user.email_verified,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! from the handler's `#[utoipa::path]`: the router and the OpenAPI document come from that one
 //! table, so a route cannot be served undocumented or documented unserved. Add routes there only.
 
+mod account;
 mod admin;
 mod client_ip;
 mod extract;
@@ -75,6 +76,12 @@ fn api_routes() -> Vec<UtoipaMethodRouter<AppState>> {
         routes!(routes::sessions),
         routes!(routes::revoke_session),
         routes!(routes::events),
+        routes!(account::verify_email),
+        routes!(account::resend_verification),
+        routes!(account::forgot_password),
+        routes!(account::reset_password),
+        routes!(account::change_email),
+        routes!(account::delete_account),
         routes!(admin::audit_trail),
         routes!(admin::unlock_user),
         routes!(admin::posture),

@@ -67,6 +67,7 @@ pub(crate) use problems;
     modifiers(&Components),
     tags(
         (name = "auth", description = "Accounts, tokens and sessions"),
+        (name = "account", description = "Address verification, password reset, email change, deletion"),
         (name = "admin", description = "Administration (role admin)"),
         (name = "operations", description = "Keys, health, metrics and this document"),
     ),

@@ -28,10 +28,16 @@ pub enum EventType {
     Unlock,
     SessionRevoked,
     RateLimited,
+    EmailVerified,
+    PasswordResetRequested,
+    PasswordReset,
+    EmailChangeRequested,
+    EmailChanged,
+    AccountDeleted,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 12] = [
+    pub const ALL: [EventType; 18] = [
         EventType::Registration,
         EventType::Login,
         EventType::LoginFailed,
@@ -44,6 +50,12 @@ impl EventType {
         EventType::Unlock,
         EventType::SessionRevoked,
         EventType::RateLimited,
+        EventType::EmailVerified,
+        EventType::PasswordResetRequested,
+        EventType::PasswordReset,
+        EventType::EmailChangeRequested,
+        EventType::EmailChanged,
+        EventType::AccountDeleted,
     ];
 
     pub fn parse(raw: &str) -> Option<Self> {
@@ -64,6 +76,12 @@ impl EventType {
             EventType::Unlock => "unlock",
             EventType::SessionRevoked => "session_revoked",
             EventType::RateLimited => "rate_limited",
+            EventType::EmailVerified => "email_verified",
+            EventType::PasswordResetRequested => "password_reset_requested",
+            EventType::PasswordReset => "password_reset",
+            EventType::EmailChangeRequested => "email_change_requested",
+            EventType::EmailChanged => "email_changed",
+            EventType::AccountDeleted => "account_deleted",
         }
     }
 }
