@@ -337,6 +337,19 @@ fn transport_to_stores(settings: &Settings, flag: &mut Flag<'_>) {
                 .to_owned(),
         );
     }
+    if let Some(url) = &settings.mail.smtp_url
+        && url.starts_with("smtp://")
+        && !host_of(url).is_none_or(is_loopback_host)
+    {
+        flag(
+            "smtp_plaintext",
+            "PORTCULLIS_SMTP_URL",
+            Severity::Medium,
+            "mail (reset links among it) leaves in clear over the network: use smtps:// or \
+             smtp+starttls://"
+                .to_owned(),
+        );
+    }
     if let DatabaseUrl::Postgres(url) = &settings.database_url
         && !host_of(url).is_none_or(is_loopback_host)
         && !["sslmode=require", "sslmode=verify-ca", "sslmode=verify-full"]

@@ -84,6 +84,10 @@ fn stores_reached_in_clear_are_flagged() {
     assert!(flags(&remote, "redis_plaintext"));
     assert!(!flags(&[("REDIS_URL", "rediss://cache.internal:6379")], "redis_plaintext"));
     assert!(!flags(&[("REDIS_URL", "redis://127.0.0.1:6379")], "redis_plaintext"));
+    let smtp = |url| flags(&[("SMTP_URL", url)], "smtp_plaintext");
+    assert!(smtp("smtp://relay.internal:25"));
+    assert!(!smtp("smtp://127.0.0.1:25") && !smtp("smtps://u:p@relay.internal:465"));
+    assert!(!smtp("smtp+starttls://u:p@relay.internal:587"));
     let cluster = |url| flags(&[("REDIS_URL", url)], "redis_plaintext");
     assert!(cluster("redis+cluster://127.0.0.1:7000,cache-2.internal:7001"));
     assert!(cluster("redis+cluster://user:pw@cache-1.internal:7000"));
