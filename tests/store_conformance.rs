@@ -1078,6 +1078,8 @@ async fn a_new_token_can_void_the_older_ones_of_its_purpose() {
         assert!(store.peek_token(&second.hash, TokenPurpose::Reset, now).await.unwrap().is_some());
         let other = store.peek_token(&verify.hash, TokenPurpose::Verify, now).await.unwrap();
         assert!(other.is_some(), "{name}: other purposes keep their tokens");
+        assert_eq!(store.void_tokens(user, TokenPurpose::Reset, now).await.unwrap(), 1, "{name}");
+        assert_eq!(store.peek_token(&second.hash, TokenPurpose::Reset, now).await.unwrap(), None);
     }
 }
 

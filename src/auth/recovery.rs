@@ -203,6 +203,8 @@ impl AuthService {
         self.users.set_password_hash(user.id, &password_hash).await?;
         self.users.set_email_verified(user.id, true).await?;
         let now = self.now();
+        // Any other reset link still in a mailbox stops working with this reset.
+        store.void_tokens(user.id, TokenPurpose::Reset, now).await?;
         let ended = self.sessions.revoke_sessions_of(user.id, None, now).await?;
         let forgotten = self.users.forget_devices(user.id, None).await?;
         self.lift_locks(context, user.email.as_str(), Some(user.id), "password reset").await?;

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::stream::{self, StreamExt};
 use lettre::message::Mailbox;
 
 use super::{Outbox, Transport};
@@ -16,6 +17,8 @@ use crate::store::QueuedMail;
 const LEASE: Duration = Duration::from_secs(60);
 /// Messages claimed at a time.
 const BATCH: u32 = 32;
+/// Deliveries in flight at once (the SMTP transport keeps a pool of connections).
+const DELIVERIES: usize = 8;
 /// How often the outbox is looked at when nothing wakes the sender earlier.
 const POLL: Duration = Duration::from_secs(1);
 /// The wait after a first failed try; it doubles with each try, up to the maximum.
@@ -58,9 +61,7 @@ impl Sender {
                 }
             };
             let full = claimed.len() == BATCH as usize;
-            for mail in claimed {
-                self.deliver(mail).await;
-            }
+            stream::iter(claimed).for_each_concurrent(DELIVERIES, |mail| self.deliver(mail)).await;
             self.observe().await;
             if !full {
                 tokio::select! {

@@ -1,6 +1,6 @@
 //! Delivery: SMTP through `lettre` (`smtp://` in clear for a local relay, `smtp+starttls://`,
-//! `smtps://`, with credentials from the URL), or, without `SMTP_URL`, one RFC 5322 file per
-//! message under `DATA_DIR/mail/`.
+//! `smtps://`, with credentials from the URL; connections are pooled and reused), or, without
+//! `SMTP_URL`, one RFC 5322 file per message under `DATA_DIR/mail/`.
 
 use std::path::Path;
 use std::time::Duration;

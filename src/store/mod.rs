@@ -145,6 +145,13 @@ pub trait MailStore: Send + Sync {
         purpose: TokenPurpose,
         now: Timestamp,
     ) -> Result<Option<EmailTokenRecord>, StoreError>;
+    /// Voids every unused token of `purpose` of the user; returns how many.
+    async fn void_tokens(
+        &self,
+        user: UserId,
+        purpose: TokenPurpose,
+        now: Timestamp,
+    ) -> Result<u64, StoreError>;
     /// Deletes tokens that expired or were used more than `retention` ago.
     async fn purge_tokens(&self, now: Timestamp, retention: Duration) -> Result<u64, StoreError>;
     /// Claims up to `limit` messages that are due, oldest first, for `lease`: until the lease

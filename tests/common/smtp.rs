@@ -73,13 +73,12 @@ impl SmtpSink {
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
+                let _ = stream.set_nodelay(true);
                 let (options, acceptor) = (options.clone(), acceptor.clone());
                 let (store, signal) = (store.clone(), signal.clone());
                 tokio::spawn(async move {
                     let mut state = State { options, acceptor, store, signal, user: None };
-                    if let Err(e) = state.serve(stream).await {
-                        eprintln!("SINK error: {e}");
-                    }
+                    let _ = state.serve(stream).await;
                 });
             }
         });
@@ -236,10 +235,7 @@ impl State {
                     reply(io, "221 bye").await?;
                     return Ok(End::Quit);
                 }
-                _ => {
-                    eprintln!("SINK unknown: {line}");
-                    reply(io, "502 not implemented").await?
-                }
+                _ => reply(io, "502 not implemented").await?,
             }
         }
     }
@@ -289,9 +285,9 @@ async fn reply<S: AsyncRead + AsyncWrite + Unpin>(
     io: &mut BufReader<S>,
     text: &str,
 ) -> std::io::Result<()> {
+    // One write per reply: a reply split in two writes waits on the client's delayed ACK.
     let stream = io.get_mut();
-    stream.write_all(text.as_bytes()).await?;
-    stream.write_all(b"\r\n").await?;
+    stream.write_all(format!("{text}\r\n").as_bytes()).await?;
     stream.flush().await
 }
 

@@ -154,6 +154,25 @@ impl MailStore for SqlStore {
         row.map(EmailTokenRecord::try_from).transpose()
     }
 
+    async fn void_tokens(
+        &self,
+        user: UserId,
+        purpose: TokenPurpose,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE email_tokens SET used_at = $1
+             WHERE user_id = $2 AND purpose = $3 AND used_at IS NULL",
+        )
+        .bind(millis(now))
+        .bind(user.to_string())
+        .bind(purpose.as_str())
+        .execute(&self.write)
+        .await
+        .map_err(failed("void mail tokens"))?;
+        Ok(done.rows_affected())
+    }
+
     async fn purge_tokens(&self, now: Timestamp, retention: Duration) -> Result<u64, StoreError> {
         let before = millis(now) - duration_millis(retention);
         let done = sqlx::query("DELETE FROM email_tokens WHERE expires_at < $1 OR used_at < $1")
