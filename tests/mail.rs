@@ -55,8 +55,9 @@ async fn registration_mails_a_link_that_verifies_the_address_once() -> TestResul
     let token = link_token(&mail.data, VERIFY).expect("a verification link");
     assert!(token.len() >= 43, "256 bits in base64url");
 
-    let verified =
-        ok_json(post(&app, "/v1/auth/verify-email", json!({"token": token})).await).await;
+    let response = post(&app, "/v1/auth/verify-email", json!({"token": token})).await;
+    let request_id = response.headers()["x-request-id"].to_str()?.to_owned();
+    let verified = ok_json(response).await;
     assert_eq!(verified["email_verified"], true);
     let pair = app.logged_in("vera@example.com", PASSWORD).await;
     let me = ok_json(app.get("/v1/auth/me", str_of(&pair, "access_token")).await).await;
@@ -64,9 +65,10 @@ async fn registration_mails_a_link_that_verifies_the_address_once() -> TestResul
     let again = post(&app, "/v1/auth/verify-email", json!({"token": token})).await;
     assert_problem(again, StatusCode::UNAUTHORIZED, "invalid_token").await;
     let events = ok_json(app.get("/v1/auth/events", str_of(&pair, "access_token")).await).await;
-    let types: Vec<&str> =
-        events["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
-    assert!(types.contains(&"email_verified"), "{types:?}");
+    let events = events["events"].as_array().unwrap();
+    let event = events.iter().find(|e| e["type"] == "email_verified");
+    let event = event.expect("an email_verified event");
+    assert_eq!(event["request_id"], request_id.as_str(), "the event names its request");
     Ok(())
 }
 
