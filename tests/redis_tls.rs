@@ -21,12 +21,7 @@ struct TlsRedis {
 
 impl TlsRedis {
     fn start(test: &str) -> Option<TlsRedis> {
-        let installed = Command::new("redis-server").arg("--version").output().is_ok();
-        let required = std::env::var_os("CI").is_some()
-            || std::env::var_os("PORTCULLIS_TEST_POSTGRES").is_some();
-        assert!(installed || !required, "{test}: redis-server required here");
-        if !installed {
-            eprintln!("SKIPPED {test}: redis-server is not installed");
+        if !common::redis_server_installed(test) {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();

@@ -115,6 +115,19 @@ impl AuthService {
         Err(AuthError::InvalidMailToken)
     }
 
+    /// The start of a request that mails a link to an address anyone can name: the login
+    /// budgets of the IP and of the attempted email, then the account, if there is one.
+    async fn mail_request_for(
+        &self,
+        context: &RequestContext,
+        email: &str,
+    ) -> Result<(String, Option<UserRecord>), AuthError> {
+        let attempted = Email::normalise_key(email);
+        self.limit_credential_request(context, Some(Account::Email(&attempted))).await?;
+        let user = self.find_user(email).await?;
+        Ok((attempted, user))
+    }
+
     /// `POST /v1/auth/verify-email/resend`: a new link for an unverified account.
     pub async fn resend_verification(
         &self,
@@ -122,9 +135,7 @@ impl AuthService {
         email: &str,
     ) -> Result<(), AuthError> {
         let started = Instant::now();
-        let attempted = Email::normalise_key(email);
-        self.limit_credential_request(context, Some(Account::Email(&attempted))).await?;
-        let user = self.find_user(email).await?;
+        let (_, user) = self.mail_request_for(context, email).await?;
         let wanted = self.settings.mail.verification != EmailVerification::Off;
         if let Some(user) = user.filter(|u| wanted && !u.email_verified) {
             self.send_verification(user.id, &user.email).await?;
@@ -141,9 +152,7 @@ impl AuthService {
         email: &str,
     ) -> Result<(), AuthError> {
         let started = Instant::now();
-        let attempted = Email::normalise_key(email);
-        self.limit_credential_request(context, Some(Account::Email(&attempted))).await?;
-        let user = self.find_user(email).await?;
+        let (attempted, user) = self.mail_request_for(context, email).await?;
         let mut event = AuditEvent::new(
             EventType::PasswordResetRequested,
             Outcome::Success,

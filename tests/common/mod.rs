@@ -246,6 +246,19 @@ pub fn cluster_for(test: &str) -> Option<String> {
     url
 }
 
+/// Whether `redis-server` is installed, for a test that starts servers of its own. Under the
+/// project's test script or in CI it must be; elsewhere its absence skips the test, and says so.
+pub fn redis_server_installed(test: &str) -> bool {
+    let installed = std::process::Command::new("redis-server").arg("--version").output().is_ok();
+    let required =
+        std::env::var_os("CI").is_some() || std::env::var_os("PORTCULLIS_TEST_POSTGRES").is_some();
+    assert!(installed || !required, "{test}: redis-server required here");
+    if !installed {
+        eprintln!("SKIPPED {test}: redis-server is not installed");
+    }
+    installed
+}
+
 /// Whether the test PostgreSQL server answers within two seconds.
 pub async fn postgres_answers() -> bool {
     let url = postgres_admin_url();
