@@ -203,14 +203,17 @@ mod tests {
 
     #[tokio::test]
     async fn past_the_queue_bound_a_check_is_refused_at_once() -> Result<(), AuthError> {
+        use futures::FutureExt as _;
         let hasher = PasswordHasher::new(small(), 1, metrics())?.with_max_waiting(1);
-        let checks = (0..3).map(|_| hasher.hash(Password::new("Correct#Horse1")));
-        let results = futures::future::join_all(checks).await;
-        let refused =
-            results.iter().filter(|r| matches!(r, Err(AuthError::Unavailable(_)))).count();
-        // One hashes, one waits for it, the third finds the queue full.
-        assert_eq!(refused, 1);
-        assert!(results[0].is_ok() && results[1].is_ok());
+        // The one slot is busy, so the first check takes the one queue place and waits...
+        let busy = hasher.permits.clone().try_acquire_owned().unwrap();
+        let mut waiting = Box::pin(hasher.hash(Password::new("Correct#Horse1")));
+        assert!((&mut waiting).now_or_never().is_none());
+        // ...and the next finds the queue full, at once.
+        let refused = hasher.hash(Password::new("Correct#Horse1")).await;
+        assert!(matches!(refused, Err(AuthError::Unavailable(_))), "{refused:?}");
+        drop(busy);
+        assert!(waiting.await.is_ok(), "the waiting check gets the slot");
         Ok(())
     }
 
