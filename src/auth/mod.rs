@@ -165,6 +165,12 @@ impl AuthService {
         }
     }
 
+    /// The outbox the use cases queue mail in: the sender of this instance works on the same one,
+    /// so a queued message wakes it at once.
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
     /// The audit trail, for the operator's command line.
     pub fn audit(&self) -> &Audit {
         &self.audit

@@ -64,8 +64,7 @@ pub fn refresh_token_owner(token: &str) -> Option<Option<UserId>> {
         return None;
     }
     let bytes = URL_SAFE_NO_PAD.decode(owner).ok()?;
-    let uuid = uuid::Uuid::from_slice(&bytes).ok()?;
-    UserId::parse(&uuid.hyphenated().to_string()).map(Some)
+    uuid::Uuid::from_slice(&bytes).ok().map(|id| Some(UserId::from_uuid(id)))
 }
 
 /// The stored form of a token.

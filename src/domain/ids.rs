@@ -20,6 +20,10 @@ macro_rules! id_type {
                 Uuid::parse_str(raw).ok().map(Self)
             }
 
+            pub fn from_uuid(id: Uuid) -> Self {
+                Self(id)
+            }
+
             pub fn as_uuid(&self) -> Uuid {
                 self.0
             }

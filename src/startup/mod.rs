@@ -173,7 +173,12 @@ pub async fn build_auth(
         lockouts: backends.lockouts.clone(),
         audit: Audit::new(backends.audit.clone(), metrics.clone())
             .with_head_key(backends.audit_head_key),
-        outbox: outbox(backends, metrics.clone(), clock.clone()),
+        outbox: Outbox::new(
+            backends.mail.clone(),
+            backends.sealer.clone(),
+            clock.clone(),
+            metrics.clone(),
+        ),
         clock,
     };
     Ok(AuthService::new(
@@ -205,15 +210,10 @@ pub async fn build_auth(
     ))
 }
 
-/// The outbox on the backends' database.
-fn outbox(backends: &Backends, metrics: Arc<Metrics>, clock: Arc<dyn Clock>) -> Outbox {
-    Outbox::new(backends.mail.clone(), backends.sealer.clone(), clock, metrics)
-}
-
 /// The mail sender of this instance, on the transport the settings name.
 fn spawn_mail_sender(
     settings: &Settings,
-    backends: &Backends,
+    outbox: Outbox,
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
 ) -> Result<tokio::task::JoinHandle<()>, StartupError> {
@@ -231,7 +231,6 @@ fn spawn_mail_sender(
         retry_for: settings.mail.retry_for,
         retry_max_delay: settings.mail.retry_max_delay,
     };
-    let outbox = outbox(backends, metrics.clone(), clock.clone());
     Ok(spawn_sender(outbox, transport, sender, clock, metrics))
 }
 
@@ -301,7 +300,7 @@ impl Application {
             spawn_key_reload(auth.clone(), backends.keys.clone()),
             spawn_head_signing(auth.clone(), clock.clone()),
             spawn_purge(&backends, &settings, clock.clone()),
-            spawn_mail_sender(&settings, &backends, metrics.clone(), clock)?,
+            spawn_mail_sender(&settings, auth.outbox().clone(), metrics.clone(), clock)?,
         ];
         if let Some(tls) = &tls {
             tasks.push(crate::http::tls::spawn_reload_on_sighup(tls.clone()));
