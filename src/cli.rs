@@ -67,6 +67,12 @@ pub enum UserCommand {
         #[arg(long)]
         email: String,
     },
+    /// Remove every second factor of an account (TOTP, recovery codes, passkeys), for a user who
+    /// lost them all; audited, and the owner gets a notice.
+    ResetMfa {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,6 +145,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             create_user(settings, &email, admin).await
         }
         Command::User(UserCommand::Unlock { email }) => unlock(settings, &email).await,
+        Command::User(UserCommand::ResetMfa { email }) => reset_mfa(settings, &email).await,
         Command::Audit(AuditCommand::Tail { follow, lines }) => tail(settings, follow, lines).await,
         Command::Audit(AuditCommand::Verify) => verify(settings).await,
         Command::Keys(KeysCommand::Rotate) => rotate_keys(settings).await,
@@ -204,6 +211,21 @@ async fn unlock(settings: Settings, email: &str) -> Result<(), Failure> {
         .await
         .map_err(|e| Failure::other(e.to_string()))?;
     println!("unlocked {}", crate::domain::Email::normalise_key(email));
+    Ok(())
+}
+
+async fn reset_mfa(settings: Settings, email: &str) -> Result<(), Failure> {
+    let backends = open_backends(&settings, true).await?;
+    let auth =
+        build_auth(&settings, &backends, new_metrics()?, std::sync::Arc::new(SystemClock)).await?;
+    let removed = auth
+        .reset_second_factors(&RequestContext::default(), email, "by the command line")
+        .await
+        .map_err(|error| match error {
+            AuthError::NotFound => Failure::other(format!("no account has the email {email:?}")),
+            other => Failure::other(other.to_string()),
+        })?;
+    println!("removed {removed} second factors of {}", crate::domain::Email::normalise_key(email));
     Ok(())
 }
 

@@ -181,6 +181,9 @@ pub struct ApiError {
     retry_after: Option<u64>,
     /// `RateLimit-Limit` of a 429.
     rate_limit: Option<u32>,
+    /// Extension members of the problem (RFC 9457 §3.2), such as the `mfa_token` of
+    /// `mfa_required`.
+    extensions: Option<Box<Map<String, Value>>>,
     internal_cause: Option<String>,
 }
 
@@ -203,6 +206,7 @@ impl ApiError {
             // Every 503, whoever builds it, tells clients to back off.
             retry_after: (code == ErrorCode::ServiceUnavailable).then_some(UNAVAILABLE_RETRY_AFTER),
             rate_limit: None,
+            extensions: None,
             internal_cause: None,
         }
     }
@@ -265,6 +269,9 @@ impl ApiError {
         if let Some(violations) = &self.violations {
             body.insert("violations".into(), json!(violations));
         }
+        if let Some(extensions) = &self.extensions {
+            body.extend(extensions.as_ref().clone());
+        }
         Problem(body)
     }
 }
@@ -285,6 +292,21 @@ impl From<AuthError> for ApiError {
             AuthError::InvalidToken => Self::new(ErrorCode::InvalidToken)
                 .detail("the refresh token is unknown, expired or revoked"),
             AuthError::TokenReused => Self::new(ErrorCode::TokenReused),
+            AuthError::MfaRequired { mfa_token } => {
+                let mut error = Self::new(ErrorCode::MfaRequired).detail(
+                    "the password is right; complete the login at /v1/auth/login/mfa with the \
+                     mfa_token and a code",
+                );
+                let mut members = Map::new();
+                members.insert("mfa_token".into(), json!(mfa_token.0));
+                members.insert("methods".into(), json!(crate::auth::MFA_METHODS));
+                error.extensions = Some(Box::new(members));
+                error
+            }
+            AuthError::InvalidMfaCode => Self::new(ErrorCode::InvalidMfaCode),
+            AuthError::InvalidChallenge(why) => Self::new(ErrorCode::InvalidChallenge)
+                .detail(format!("the passkey ceremony failed: {why}")),
+            AuthError::Conflict(why) => Self::new(ErrorCode::Conflict).detail(why),
             AuthError::InvalidMailToken => Self::new(ErrorCode::InvalidToken)
                 .detail("the link's token is unknown, expired, already used or not for this"),
             AuthError::EmailNotVerified => Self::new(ErrorCode::EmailNotVerified)

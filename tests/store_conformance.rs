@@ -17,14 +17,15 @@ use portcullis::audit::Audit;
 use portcullis::domain::audit::chain::HeadSignature;
 use portcullis::domain::audit::{AuditEvent, EventType, Outcome};
 use portcullis::domain::{
-    AttemptGate, Clock, Email, LockoutPolicy, ManualClock, Rate, RequestContext, Role, SessionId,
-    Timestamp, UserId,
+    Amr, AttemptGate, Clock, Email, LockoutPolicy, ManualClock, Rate, RequestContext, Role,
+    SessionId, Timestamp, UserId,
 };
 use portcullis::metrics::Metrics;
 use portcullis::store::{
-    AuditStore, KeyStore, LockKey, LockoutStore, MailStore, NewEmailToken, NewSession, NewUser,
-    QueuedMail, RateLimitStore, Rotation, SessionCursor, SessionStore, SigningKeyRecord,
-    StoreError, TokenHash, TokenPurpose, UserStore,
+    AuditStore, ChallengePurpose, ChallengeRecord, KeyStore, LockKey, LockoutStore, MailStore,
+    MfaStore, NewEmailToken, NewSession, NewUser, PasskeyRecord, QueuedMail, RateLimitStore,
+    Rotation, SessionCursor, SessionStore, SigningKeyRecord, StoreError, TokenHash, TokenPurpose,
+    UserStore,
 };
 
 mod backends {
@@ -184,6 +185,7 @@ async fn new_session(
         device: None,
         ip: Some("192.0.2.1".into()),
         user_agent: Some("conformance".into()),
+        amr: Amr::PASSWORD,
     };
     sessions.create_session(&session, 100).await.unwrap();
     id
@@ -252,13 +254,17 @@ async fn within_the_grace_the_same_successor_is_handed_out_and_after_it_the_sess
             .rotate_refresh_token(Some(user), &first, &second, clock.now(), expiry, grace)
             .await
             .unwrap();
-        assert_eq!(rotated, Rotation::Rotated { session, user }, "{name}");
+        assert_eq!(rotated, Rotation::Rotated { session, user, amr: Amr::PASSWORD }, "{name}");
         clock.advance(Duration::from_secs(9));
         let again = sessions
             .rotate_refresh_token(Some(user), &first, &second, clock.now(), expiry, grace)
             .await
             .unwrap();
-        assert_eq!(again, Rotation::Grace { session, user }, "{name}: within the grace");
+        assert_eq!(
+            again,
+            Rotation::Grace { session, user, amr: Amr::PASSWORD },
+            "{name}: within the grace"
+        );
         let other = random_token();
         let different = sessions
             .rotate_refresh_token(Some(user), &first, &other, clock.now(), expiry, grace)
@@ -432,10 +438,12 @@ async fn a_session_never_outlives_its_end_and_remembers_its_device() {
             device: Some(phone.clone()),
             ip: None,
             user_agent: None,
+            amr: Amr::passkey(true),
         };
         sessions.create_session(&session, 100).await.unwrap();
         let record = sessions.live_session(user, id, clock.now()).await.unwrap().unwrap();
         assert_eq!(record.device, Some(phone), "{name}");
+        assert_eq!(record.amr, Amr::passkey(true), "{name}: what the login proved");
         clock.advance(Duration::from_secs(50));
         let expiry = at(&clock, Duration::from_secs(60));
         let rotated = sessions.rotate_refresh_token(
@@ -501,7 +509,7 @@ async fn a_token_or_session_asked_for_under_another_owner_is_not_found() {
         let right = sessions.rotate_refresh_token(Some(user), &first, &second, now, expiry, zero);
         assert_eq!(
             right.await.unwrap(),
-            Rotation::Rotated { session, user },
+            Rotation::Rotated { session, user, amr: Amr::PASSWORD },
             "{name}: the wrong owner spent nothing and revoked nothing"
         );
     }
@@ -556,6 +564,7 @@ async fn past_the_cap_a_new_session_ends_the_oldest() {
                 device: None,
                 ip: None,
                 user_agent: None,
+                amr: Amr::PASSWORD_AND_TOTP,
             };
             ended += sessions.create_session(&session, 3).await.unwrap();
             ids.push(id);
@@ -809,6 +818,33 @@ async fn the_gate_locks_at_the_threshold_and_counts_afresh_after_the_lock() {
             None,
             "{name}"
         );
+    }
+}
+
+#[tokio::test]
+async fn a_released_attempt_keeps_the_failures_before_it_and_lifts_only_its_own_lock() {
+    for (name, store, _owner) in backends::lockouts().await {
+        let clock = ManualClock::new();
+        let key = &LockKey::subject("email:second-step@example.com");
+        let now = clock.now();
+        let gate = |store: Arc<dyn LockoutStore>| async move {
+            store.begin_attempt(key, POLICY, now).await.unwrap()
+        };
+        assert_eq!(gate(store.clone()).await, AttemptGate::Proceed { locks: false }, "{name}");
+        // A right password that still needs its second factor: counted, then taken back.
+        assert_eq!(gate(store.clone()).await, AttemptGate::Proceed { locks: false }, "{name}");
+        store.release_attempt(key, POLICY, now).await.unwrap();
+        assert_eq!(gate(store.clone()).await, AttemptGate::Proceed { locks: false }, "{name}");
+        // The third failure engages the lock in advance; taking it back lifts the lock again.
+        assert_eq!(gate(store.clone()).await, AttemptGate::Proceed { locks: true }, "{name}");
+        store.release_attempt(key, POLICY, now).await.unwrap();
+        assert_eq!(store.locked_for(key, now).await.unwrap(), None, "{name}: lifted");
+        assert_eq!(gate(store.clone()).await, AttemptGate::Proceed { locks: true }, "{name}");
+        assert!(store.locked_for(key, now).await.unwrap().is_some(), "{name}: a real failure");
+        // Taking back what was never counted changes nothing.
+        let other = &LockKey::member("device:x", "never-counted");
+        store.release_attempt(other, POLICY, now).await.unwrap();
+        assert_eq!(store.locked_for(other, now).await.unwrap(), None, "{name}");
     }
 }
 
@@ -1234,5 +1270,140 @@ async fn both_migration_folders_give_the_same_tables_and_columns() {
     assert!(columns.len() > 30, "{first}: {columns:?}");
     for (name, other) in &schemas[1..] {
         assert_eq!(other, columns, "{name} differs from {first}");
+    }
+}
+
+// ---- MfaStore --------------------------------------------------------------------------------
+
+fn passkey(user: UserId, credential_id: &[u8], clock: &ManualClock) -> PasskeyRecord {
+    PasskeyRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        user,
+        credential_id: credential_id.to_vec(),
+        name: "laptop".into(),
+        credential: "{}".into(),
+        sign_count: 0,
+        created_at: clock.now(),
+        last_used_at: None,
+    }
+}
+
+#[tokio::test]
+async fn a_totp_step_is_accepted_once_and_only_after_confirmation() {
+    for (name, store, _owner) in backends::sql().await {
+        let clock = ManualClock::new();
+        let user = new_user(store.as_ref(), &clock).await;
+        assert!(store.start_totp(user, b"sealed-1", clock.now()).await.unwrap(), "{name}");
+        assert!(store.start_totp(user, b"sealed-2", clock.now()).await.unwrap(), "{name}: again");
+        let pending = store.totp(user).await.unwrap().unwrap();
+        assert_eq!((pending.secret.as_slice(), pending.confirmed), (&b"sealed-2"[..], false));
+        assert!(!store.accept_totp_step(user, 10).await.unwrap(), "{name}: not confirmed yet");
+        let found = store.user_by_id(user).await.unwrap().unwrap();
+        assert!(!found.factors.totp, "{name}: a pending enrolment is no factor");
+        let codes = [random_token(), random_token()];
+        assert!(store.confirm_totp(user, 10, &codes, clock.now()).await.unwrap(), "{name}");
+        assert!(!store.confirm_totp(user, 11, &codes, clock.now()).await.unwrap(), "{name}");
+        assert!(!store.start_totp(user, b"sealed-3", clock.now()).await.unwrap(), "{name}");
+        assert!(store.user_by_id(user).await.unwrap().unwrap().factors.totp, "{name}");
+        assert!(!store.accept_totp_step(user, 10).await.unwrap(), "{name}: the confirm step");
+        assert!(!store.accept_totp_step(user, 9).await.unwrap(), "{name}: an earlier step");
+        let accepts = join_all((0..8).map(|_| store.accept_totp_step(user, 11))).await;
+        let won = accepts.into_iter().filter(|a| matches!(a, Ok(true))).count();
+        assert_eq!(won, 1, "{name}: of concurrent uses of one step exactly one wins");
+        assert!(store.remove_totp(user).await.unwrap(), "{name}");
+        assert!(store.totp(user).await.unwrap().is_none(), "{name}");
+        let code = store.use_recovery_code(user, &codes[0], clock.now()).await.unwrap();
+        assert!(!code, "{name}: the recovery codes went with it");
+        assert!(!store.remove_totp(user).await.unwrap(), "{name}: nothing left");
+    }
+}
+
+#[tokio::test]
+async fn a_recovery_code_is_used_once_and_replaced_codes_stop_working() {
+    for (name, store, _owner) in backends::sql().await {
+        let clock = ManualClock::new();
+        let (user, other) =
+            (new_user(store.as_ref(), &clock).await, new_user(store.as_ref(), &clock).await);
+        let codes = [random_token(), random_token()];
+        store.start_totp(user, b"s", clock.now()).await.unwrap();
+        store.confirm_totp(user, 1, &codes, clock.now()).await.unwrap();
+        let now = clock.now();
+        assert!(!store.use_recovery_code(other, &codes[0], now).await.unwrap(), "{name}: not hers");
+        let uses = join_all((0..8).map(|_| store.use_recovery_code(user, &codes[0], now))).await;
+        let won = uses.into_iter().filter(|u| matches!(u, Ok(true))).count();
+        assert_eq!(won, 1, "{name}: of concurrent uses exactly one wins");
+        let fresh = [random_token()];
+        store.replace_recovery_codes(user, &fresh).await.unwrap();
+        assert!(!store.use_recovery_code(user, &codes[1], now).await.unwrap(), "{name}: void");
+        assert!(store.use_recovery_code(user, &fresh[0], now).await.unwrap(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_passkey_belongs_to_one_user_and_its_counter_only_grows() {
+    for (name, store, _owner) in backends::sql().await {
+        let clock = ManualClock::new();
+        let (user, other) =
+            (new_user(store.as_ref(), &clock).await, new_user(store.as_ref(), &clock).await);
+        let key = passkey(user, b"credential-1", &clock);
+        store.add_passkey(&key).await.unwrap();
+        let taken = store.add_passkey(&passkey(other, b"credential-1", &clock)).await;
+        assert!(matches!(taken, Err(StoreError::Conflict)), "{name}: one credential, one owner");
+        let found = store.passkey_by_credential(b"credential-1").await.unwrap().unwrap();
+        assert_eq!((found.user, found.name.as_str()), (user, "laptop"), "{name}");
+        assert!(store.user_by_id(user).await.unwrap().unwrap().factors.passkeys, "{name}");
+        assert!(store.passkeys_of(other).await.unwrap().is_empty(), "{name}");
+
+        let now = clock.now();
+        assert!(store.record_passkey_use(&key.id, "{}", 0, now).await.unwrap(), "{name}: 0, 0");
+        assert!(store.record_passkey_use(&key.id, "{}", 5, now).await.unwrap(), "{name}");
+        assert!(!store.record_passkey_use(&key.id, "{}", 5, now).await.unwrap(), "{name}: same");
+        assert!(!store.record_passkey_use(&key.id, "{}", 4, now).await.unwrap(), "{name}: lower");
+        assert!(!store.record_passkey_use(&key.id, "{}", 0, now).await.unwrap(), "{name}: to 0");
+        let uses = join_all((0..8).map(|_| store.record_passkey_use(&key.id, "{}", 9, now))).await;
+        let won = uses.into_iter().filter(|u| matches!(u, Ok(true))).count();
+        assert_eq!(won, 1, "{name}: one counter value, one winner");
+        let used = store.passkeys_of(user).await.unwrap();
+        assert_eq!((used[0].sign_count, used[0].last_used_at), (9, Some(now)), "{name}");
+
+        assert!(!store.remove_passkey(other, &key.id).await.unwrap(), "{name}: not hers");
+        store.add_passkey(&passkey(user, b"credential-2", &clock)).await.unwrap();
+        store.start_totp(user, b"s", clock.now()).await.unwrap();
+        store.confirm_totp(user, 1, &[random_token()], clock.now()).await.unwrap();
+        assert!(store.remove_passkey(user, &key.id).await.unwrap(), "{name}");
+        assert_eq!(store.remove_factors(user).await.unwrap(), 2, "{name}: a passkey and TOTP");
+        let factors = store.user_by_id(user).await.unwrap().unwrap().factors;
+        assert!(!factors.totp && !factors.passkeys, "{name}: {factors:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_challenge_is_taken_once_for_its_purpose_only_and_expires() {
+    for (name, store, _owner) in backends::sql().await {
+        let clock = ManualClock::new();
+        let user = new_user(store.as_ref(), &clock).await;
+        let (id, late) = (random_token(), random_token());
+        let record = ChallengeRecord { user: Some(user), state: b"state".to_vec() };
+        let purpose = ChallengePurpose::MfaLogin;
+        store
+            .put_challenge(&id, purpose, &record, at(&clock, Duration::from_secs(300)))
+            .await
+            .unwrap();
+        store
+            .put_challenge(&late, purpose, &record, at(&clock, Duration::from_secs(1)))
+            .await
+            .unwrap();
+        let now = clock.now();
+        let other = store.take_challenge(&id, ChallengePurpose::PasskeyLogin, now).await.unwrap();
+        assert!(other.is_none(), "{name}: another purpose takes nothing");
+        let peeked = store.peek_challenge(&id, purpose, now).await.unwrap().unwrap();
+        assert_eq!((peeked.user, peeked.state.as_slice()), (Some(user), &b"state"[..]), "{name}");
+        let takes = join_all((0..8).map(|_| store.take_challenge(&id, purpose, now))).await;
+        let won = takes.into_iter().filter(|t| matches!(t, Ok(Some(_)))).count();
+        assert_eq!(won, 1, "{name}: of concurrent takes exactly one wins");
+        assert!(store.peek_challenge(&id, purpose, now).await.unwrap().is_none(), "{name}");
+        clock.advance(Duration::from_secs(1));
+        assert!(store.take_challenge(&late, purpose, clock.now()).await.unwrap().is_none());
+        assert_eq!(store.purge_challenges(clock.now()).await.unwrap(), 1, "{name}: purged");
     }
 }

@@ -25,6 +25,19 @@ pub enum AuthError {
     /// `EMAIL_VERIFICATION=required`.
     #[error("email not verified")]
     EmailNotVerified,
+    /// The password was right; the login needs its second factor, with this token.
+    #[error("a second factor is required")]
+    MfaRequired { mfa_token: MfaToken },
+    /// A wrong or missing TOTP or recovery code.
+    #[error("invalid second-factor code")]
+    InvalidMfaCode,
+    /// A WebAuthn ceremony that failed verification, or whose challenge is unknown, expired or
+    /// used; the message says which, for the log.
+    #[error("invalid challenge: {0}")]
+    InvalidChallenge(String),
+    /// An action the rules forbid in the current state; the message says why.
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// A refresh token that was already rotated: its session is now revoked.
     #[error("refresh token reused")]
     TokenReused,
@@ -58,5 +71,14 @@ impl From<StoreError> for AuthError {
             StoreError::Conflict => AuthError::Internal("unexpected conflict".to_owned()),
             StoreError::Backend { .. } => AuthError::Internal(error.with_causes()),
         }
+    }
+}
+
+/// The token of a login's second step: a credential for five minutes, so its `Debug` hides it.
+pub struct MfaToken(pub String);
+
+impl std::fmt::Debug for MfaToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MfaToken(..)")
     }
 }

@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 
 use super::AuthError;
 use crate::domain::Clock;
-use crate::domain::{Role, SessionId, UserId};
+use crate::domain::{Amr, Role, SessionId, UserId};
 use crate::store::{KeyStore, SigningKeyRecord, Timestamp};
 
 /// How often every instance re-reads the signing keys; a rotation is in use within this time.
@@ -47,6 +47,9 @@ pub struct AccessClaims {
     pub exp: i64,
     pub jti: String,
     pub roles: Vec<String>,
+    /// What the session's login proved (RFC 8176).
+    #[serde(default)]
+    pub amr: Vec<String>,
 }
 
 /// What a verified access token says.
@@ -157,6 +160,7 @@ impl AccessTokens {
         user: UserId,
         session: SessionId,
         roles: &[Role],
+        amr: Amr,
         now: Timestamp,
     ) -> Result<String, AuthError> {
         let ring = self.ring();
@@ -173,6 +177,7 @@ impl AccessTokens {
             exp: iat.saturating_add(i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX)),
             jti: uuid::Uuid::new_v4().to_string(),
             roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            amr: amr.names().into_iter().map(str::to_owned).collect(),
         };
         jsonwebtoken::encode(&header, &claims, &ring.signing_key)
             .map_err(|e| AuthError::Internal(format!("signing failed: {e}")))

@@ -56,24 +56,37 @@ impl AuthService {
             email: None,
         };
         self.take(context, ip).await?;
-        let account = match account {
-            None => return Ok(()),
-            Some(Account::Email(email)) => Budget {
+        match account {
+            None => Ok(()),
+            Some(account) => self.take_account_budget(context, account).await,
+        }
+    }
+
+    /// Takes one request from the account's budget alone (for a request whose account is known
+    /// only after its IP budget was taken).
+    pub(super) async fn take_account_budget(
+        &self,
+        context: &RequestContext,
+        account: Account<'_>,
+    ) -> Result<(), AuthError> {
+        let rate = self.settings.limits.account;
+        let budget = match account {
+            Account::Email(email) => Budget {
                 name: "account",
                 key: format!("account:{}", email_account_key(email)),
-                rate: limits.account,
+                rate,
                 user: None,
                 email: Some(email),
             },
-            Some(Account::User(user)) => Budget {
+            Account::User(user) => Budget {
                 name: "account",
                 key: format!("account:user:{user}"),
-                rate: limits.account,
+                rate,
                 user: Some(user),
                 email: None,
             },
         };
-        self.take(context, account).await
+        self.take(context, budget).await
     }
 
     /// Takes one request from the user's budget for reads.

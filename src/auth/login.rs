@@ -8,15 +8,16 @@
 //!    unknown email costs the same time as a wrong password; over-long passwords are refused
 //!    without hashing;
 //! 4. on failure: record it (and the lock, if this failure engaged one);
-//! 5. on success: forgive the counted attempt, re-hash if the parameters changed, open a session,
-//!    remember the device, record it.
+//! 5. on success: for an account with TOTP, take the counted attempt back and hand out the token
+//!    of the second step; otherwise forgive the counted attempt, open a session, remember the
+//!    device, record it. (A hash is upgraded in step 3 when the parameters changed.)
 
 use super::limits::Account;
 use super::lockout::{device_lock_key, email_lock_key};
-use super::{AuthError, AuthService, RequestContext, TokenPair, tokens};
+use super::{AuthError, AuthService, RequestContext, TokenPair, chrono_duration, tokens};
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::config::EmailVerification;
-use crate::domain::{Email, Password, SessionId, UserId};
+use crate::domain::{Amr, Email, Password, SessionId, UserId};
 use crate::store::{NewSession, TokenHash, UserRecord};
 
 impl AuthService {
@@ -54,24 +55,46 @@ impl AuthService {
             }
             return Err(AuthError::InvalidCredentials);
         };
-        self.forgive(&lock_key).await?;
         // Only after the right password, so that the answer reveals nothing to a guesser.
         if self.settings.mail.verification == EmailVerification::Required && !user.email_verified {
+            self.forgive(&lock_key).await?;
             self.record_failed_login(context, &attempted, Some(user), "email_not_verified").await?;
             return Err(AuthError::EmailNotVerified);
         }
-        // A session that logged in with a known device token is bound to it, so that its later
-        // credential checks are held by that device's lock, as this login was.
-        let mut pair = self.open_session(context, user, device.clone()).await?;
-        let device_token = match (device_token, device) {
+        // A device token never skips the second factor; the password alone completes nothing,
+        // so it does not clear the failures counted before it either.
+        if user.factors.totp {
+            let known = device.as_ref().and(device_token);
+            return Err(self.require_second_factor(user, &attempted, &lock_key, known).await?);
+        }
+        self.forgive(&lock_key).await?;
+        self.complete_login(context, user, device_token, device, Amr::PASSWORD, "password").await
+    }
+
+    /// The end of every successful login: a session bound to the device it logged in with (so
+    /// that its later credential checks are held by that device's lock, as this login was), the
+    /// device remembered, the event recorded. `device` is the hash of `device_token` when that
+    /// is a known device of this account.
+    pub(super) async fn complete_login(
+        &self,
+        context: &RequestContext,
+        user: &UserRecord,
+        device_token: Option<&str>,
+        device: Option<TokenHash>,
+        amr: Amr,
+        how: &str,
+    ) -> Result<TokenPair, AuthError> {
+        let device_token = match (device_token, &device) {
             (Some(token), Some(_)) => token.to_owned(),
             _ => tokens::random_token(),
         };
+        let mut pair = self.open_session(context, user, device, amr).await?;
         self.remember_device(user, &device_token).await?;
         pair.device_token = Some(device_token);
         let event = AuditEvent::new(EventType::Login, Outcome::Success, context, self.now())
             .user(user.id)
-            .email(user.email.as_str());
+            .email(user.email.as_str())
+            .detail(how);
         self.audit.record(event).await?;
         Ok(pair)
     }
@@ -104,7 +127,7 @@ impl AuthService {
     }
 
     /// The hash of the presented device token, if it is one this account logged in with.
-    async fn known_device(
+    pub(super) async fn known_device(
         &self,
         user: Option<&UserRecord>,
         presented: Option<&str>,
@@ -149,6 +172,7 @@ impl AuthService {
         context: &RequestContext,
         user: &UserRecord,
         device: Option<TokenHash>,
+        amr: Amr,
     ) -> Result<TokenPair, AuthError> {
         let now = self.now();
         let refresh_token = tokens::new_refresh_token(user.id);
@@ -162,6 +186,7 @@ impl AuthService {
             device,
             ip: context.ip.map(|ip| ip.to_string()),
             user_agent: context.user_agent.clone(),
+            amr,
         };
         let ended =
             self.sessions.create_session(&session, self.settings.max_sessions_per_user).await?;
@@ -171,7 +196,7 @@ impl AuthService {
                 .detail(format!("{ended} oldest sessions ended: over the session cap"));
             self.audit.record(event).await?;
         }
-        self.token_pair(user.id, session.id, &user.roles, refresh_token, now)
+        self.token_pair(user.id, session.id, &user.roles, amr, refresh_token, now)
     }
 
     /// Remembers the device token as one this user has just logged in from; only the most
@@ -181,9 +206,4 @@ impl AuthService {
         let keep = self.settings.max_sessions_per_user;
         Ok(self.users.remember_device(user.id, &hash, self.now(), keep).await?)
     }
-}
-
-/// A configured duration as a chrono one; durations too long for chrono mean "forever".
-fn chrono_duration(duration: std::time::Duration) -> chrono::Duration {
-    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
 }

@@ -1,5 +1,6 @@
-//! The use cases: register, login, refresh, logout, sessions, password change, and the mail
-//! flows (verification, reset, email change, deletion).
+//! The use cases: register, login, refresh, logout, sessions, password change, the mail flows
+//! (verification, reset, email change, deletion), and the second factors (TOTP, recovery codes,
+//! passkeys).
 //!
 //! `AuthService` owns the policy and speaks only to the store traits; it knows nothing of HTTP.
 //! Each use case is one public method in its own file, built from small named steps.
@@ -12,6 +13,8 @@ pub mod keys;
 mod limits;
 mod lockout;
 mod login;
+mod mfa;
+pub mod passkeys;
 mod password;
 mod recovery;
 mod refresh;
@@ -28,16 +31,18 @@ use serde::Serialize;
 use crate::audit::Audit;
 use crate::config::EmailVerification;
 use crate::domain::{
-    Clock, LockoutPolicy, PasswordPolicy, Rate, Role, SessionId, Timestamp, UserId,
+    Amr, Clock, LockoutPolicy, PasswordPolicy, Rate, Role, SessionId, Timestamp, UserId,
 };
 use crate::mail::{Outbox, Templates};
 use crate::metrics::Metrics;
 use crate::store::{LockoutStore, RateLimitStore, SessionStore, UserStore};
 
 pub use context::{Principal, RequestContext};
-pub use error::AuthError;
+pub use error::{AuthError, MfaToken};
 pub use hasher::PasswordHasher;
 pub use keys::{AccessTokenSettings, AccessTokens};
+pub use mfa::{MFA_METHODS, RecoveryCodes, SecondFactor, SecondFactors, TotpEnrolment};
+pub use passkeys::{PasskeyOptions, PasskeyView};
 pub use sessions::SessionPage;
 pub use tokens::SuccessorKey;
 pub use views::UserView;
@@ -91,6 +96,8 @@ pub struct AuthStores {
     pub outbox: Outbox,
     /// Where every use case reads the time.
     pub clock: Arc<dyn Clock>,
+    /// TOTP, recovery codes and passkeys, with the keys they rest on.
+    pub factors: SecondFactors,
 }
 
 /// Everything a use case needs, built once by `startup`.
@@ -106,6 +113,7 @@ pub struct AuthService {
     hasher: PasswordHasher,
     access: Arc<AccessTokens>,
     successors: SuccessorKey,
+    factors: SecondFactors,
     settings: AuthSettings,
     metrics: Arc<Metrics>,
 }
@@ -147,7 +155,8 @@ impl AuthService {
         templates: Templates,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let AuthStores { users, sessions, limiter, lockouts, audit, outbox, clock } = stores;
+        let AuthStores { users, sessions, limiter, lockouts, audit, outbox, clock, factors } =
+            stores;
         Self {
             users,
             sessions,
@@ -160,6 +169,7 @@ impl AuthService {
             hasher,
             access,
             successors,
+            factors,
             settings,
             metrics,
         }
@@ -191,11 +201,12 @@ impl AuthService {
         user: UserId,
         session: SessionId,
         roles: &[Role],
+        amr: Amr,
         refresh_token: String,
         now: Timestamp,
     ) -> Result<TokenPair, AuthError> {
         Ok(TokenPair {
-            access_token: self.access.issue(user, session, roles, now)?,
+            access_token: self.access.issue(user, session, roles, amr, now)?,
             refresh_token,
             token_type: "Bearer",
             expires_in: self.access.ttl().as_secs(),
@@ -209,6 +220,11 @@ impl AuthService {
             .map(|ttl| now + ttl)
             .map_err(|e| AuthError::Internal(e.to_string()))
     }
+}
+
+/// A configured duration as a chrono one; durations too long for chrono mean "forever".
+fn chrono_duration(duration: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::config::EmailVerification;
 use crate::domain::{Email, Password, UserId};
 use crate::mail::Message;
-use crate::store::{NewEmailToken, StoreError, TokenPurpose, UserRecord};
+use crate::store::{LockKey, NewEmailToken, StoreError, TokenPurpose, UserRecord};
 
 /// The least time `verify-email/resend` and `password/forgot` take, so that the work done for an
 /// existing account (a token and a message written) does not show in the response time.
@@ -63,7 +63,7 @@ impl AuthService {
     }
 
     /// Queues a notice (no token) to `address`.
-    async fn notify(&self, message: Message) -> Result<(), AuthError> {
+    pub(super) async fn notify(&self, message: Message) -> Result<(), AuthError> {
         self.outbox.queue(&message).await.map_err(internal)
     }
 
@@ -257,17 +257,19 @@ impl AuthService {
         Ok(self.audit.record(event).await?)
     }
 
-    /// `DELETE /v1/auth/me`: after the password, ends every session and deletes the account;
-    /// its email can register again, and its audit events stay.
+    /// `DELETE /v1/auth/me`: after the password (and, with TOTP on, a code), ends every session
+    /// and deletes the account with its factors; its email can register again, and its audit
+    /// events stay.
     pub async fn delete_account(
         &self,
         context: &RequestContext,
         principal: &Principal,
         password: &str,
+        code: Option<&str>,
     ) -> Result<(), AuthError> {
         self.limit_credential_request(context, Some(Account::User(principal.user))).await?;
         let user = self.users.user_by_id(principal.user).await?.ok_or(AuthError::Unauthorized)?;
-        self.check_current_password(context, principal, &user, password, "account_deletion")
+        self.check_password_and_code(context, principal, &user, password, code, "account_deletion")
             .await?;
         let ended = self.sessions.revoke_sessions_of(user.id, None, self.now()).await?;
         self.users.delete_user(user.id).await?;
@@ -292,14 +294,7 @@ impl AuthService {
         password: &str,
         what: &str,
     ) -> Result<(), AuthError> {
-        let device = match &principal.device {
-            Some(device) if self.is_known_device(user.id, device).await? => Some(device),
-            _ => None,
-        };
-        let lock_key = match device {
-            Some(device) => device_lock_key(user.id, device),
-            None => email_lock_key(user.email.as_str()),
-        };
+        let lock_key = self.session_lock_key(principal, user).await?;
         let locks = self.begin_attempt(&lock_key).await?;
         if !self.check_password(Password::new(password), Some(user)).await? {
             let event =
@@ -309,12 +304,28 @@ impl AuthService {
                     .detail(format!("{what}_wrong_current_password"));
             self.audit.record(event).await?;
             if locks {
-                let on_device = device.is_some();
+                let on_device = lock_key.member_name().is_some();
                 self.record_lockout(context, user.email.as_str(), Some(user.id), on_device).await?;
             }
             return Err(AuthError::InvalidCredentials);
         }
         self.forgive(&lock_key).await
+    }
+
+    /// The lock that holds a signed-in session's credential checks: its device's, if it logged
+    /// in on a known device (so a stranger who locked the email cannot block the owner), or else
+    /// the email's.
+    pub(super) async fn session_lock_key(
+        &self,
+        principal: &Principal,
+        user: &UserRecord,
+    ) -> Result<LockKey, AuthError> {
+        Ok(match &principal.device {
+            Some(device) if self.is_known_device(user.id, device).await? => {
+                device_lock_key(user.id, device)
+            }
+            _ => email_lock_key(user.email.as_str()),
+        })
     }
 
     /// Tells the owner that the password changed.

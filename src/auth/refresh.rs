@@ -2,7 +2,7 @@
 
 use super::{AuthError, AuthService, RequestContext, TokenPair, tokens};
 use crate::audit::{AuditEvent, EventType, Outcome};
-use crate::domain::{SessionId, UserId};
+use crate::domain::{Amr, SessionId, UserId};
 use crate::store::Rotation;
 
 impl AuthService {
@@ -30,13 +30,13 @@ impl AuthService {
             )
             .await?;
         match rotation {
-            Rotation::Rotated { session, user } => {
+            Rotation::Rotated { session, user, amr } => {
                 self.record_refresh(context, user, session, "rotated").await?;
-                self.pair_for_session(user, session, successor, now).await
+                self.pair_for_session(user, session, amr, successor, now).await
             }
-            Rotation::Grace { session, user } => {
+            Rotation::Grace { session, user, amr } => {
                 self.record_refresh(context, user, session, "reuse_grace").await?;
-                self.pair_for_session(user, session, successor, now).await
+                self.pair_for_session(user, session, amr, successor, now).await
             }
             Rotation::Reused { session, user } => {
                 let event =
@@ -54,12 +54,14 @@ impl AuthService {
         &self,
         user: UserId,
         session: SessionId,
+        amr: Amr,
         refresh_token: String,
         now: crate::store::Timestamp,
     ) -> Result<TokenPair, AuthError> {
-        // Roles are read afresh, so a role change shows in the next access token.
+        // Roles are read afresh, so a role change shows in the next access token; the methods
+        // are the session's, as its login proved them.
         let record = self.users.user_by_id(user).await?.ok_or(AuthError::InvalidToken)?;
-        self.token_pair(user, session, &record.roles, refresh_token, now)
+        self.token_pair(user, session, &record.roles, amr, refresh_token, now)
     }
 
     async fn record_refresh(

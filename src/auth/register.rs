@@ -70,6 +70,7 @@ impl AuthService {
             created_at: user.created_at,
             roles: user.roles,
             email_verified: false,
+            mfa: Vec::new(),
         })
     }
 }

@@ -17,6 +17,8 @@ pub struct UserView {
     pub created_at: Timestamp,
     pub roles: Vec<Role>,
     pub email_verified: bool,
+    /// The second factors in use: `totp`, `passkey`.
+    pub mfa: Vec<&'static str>,
 }
 
 impl From<&UserRecord> for UserView {
@@ -27,6 +29,10 @@ impl From<&UserRecord> for UserView {
             created_at: user.created_at,
             roles: user.roles.clone(),
             email_verified: user.email_verified,
+            mfa: [("totp", user.factors.totp), ("passkey", user.factors.passkeys)]
+                .into_iter()
+                .filter_map(|(name, on)| on.then_some(name))
+                .collect(),
         }
     }
 }

@@ -67,6 +67,7 @@ impl fmt::Debug for Settings {
             max_connections,
             tls,
             mail,
+            webauthn,
         } = self;
         f.debug_struct("Settings")
             .field("bind", bind)
@@ -107,6 +108,7 @@ impl fmt::Debug for Settings {
             .field("tls", tls)
             // Masks the SMTP credentials.
             .field("mail", mail)
+            .field("webauthn", webauthn)
             .finish()
     }
 }

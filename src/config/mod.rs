@@ -21,6 +21,7 @@ mod mail;
 mod master_key;
 mod parse;
 mod posture;
+mod webauthn;
 
 pub use mail::{EmailVerification, MailSettings};
 use parse::{
@@ -29,6 +30,7 @@ use parse::{
 };
 pub use parse::{parse_duration, parse_rate};
 pub use posture::{Finding, Posture, Severity, posture};
+pub use webauthn::WebauthnSettings;
 
 const PREFIX: &str = "PORTCULLIS_";
 
@@ -81,6 +83,9 @@ const VARIABLES: &[(&str, Option<&str>)] = &[
     ("PASSWORD_RESET_TTL", Some("30m")),
     ("MAIL_RETRY_FOR", Some("24h")),
     ("MAIL_RETRY_MAX_DELAY", Some("5s")),
+    ("WEBAUTHN_RP_ID", Some("localhost")),
+    ("WEBAUTHN_RP_NAME", Some("portcullis")),
+    ("WEBAUTHN_ORIGINS", Some("http://localhost:8080")),
 ];
 
 /// A secret as `config check` shows it: its length only.
@@ -195,6 +200,7 @@ pub struct Settings {
     /// Native TLS; `None` serves plain HTTP (behind a TLS-terminating proxy).
     pub tls: Option<TlsFiles>,
     pub mail: MailSettings,
+    pub webauthn: WebauthnSettings,
 }
 
 impl Settings {
@@ -340,6 +346,7 @@ impl Settings {
             })?,
             tls: tls_files(raw)?,
             mail: mail::from_raw(raw)?,
+            webauthn: webauthn::from_raw(raw)?,
             log_filter: raw.parse("LOG", |v| {
                 tracing_subscriber::EnvFilter::try_new(v)
                     .map(|_| v.to_owned())
@@ -426,6 +433,7 @@ impl Settings {
         entries
             .into_iter()
             .chain(self.mail.describe())
+            .chain(self.webauthn.describe())
             .map(|(k, v)| (format!("{PREFIX}{k}"), v))
             .collect()
     }

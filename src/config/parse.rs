@@ -60,7 +60,7 @@ pub(super) fn parse_socket_addr(value: &str) -> Result<SocketAddr, String> {
     value.parse().map_err(|_| "must be an address and port, like 127.0.0.1:8080".to_owned())
 }
 
-fn list(value: &str) -> impl Iterator<Item = &str> {
+pub(super) fn list(value: &str) -> impl Iterator<Item = &str> {
     value.split(',').map(str::trim).filter(|item| !item.is_empty())
 }
 

@@ -3,6 +3,7 @@
 //! Everything here can be checked with plain unit tests; the layers above turn untrusted input into
 //! these types once, at the edge, and rely on their invariants afterwards.
 
+mod amr;
 pub mod audit;
 mod blocklist;
 mod clock;
@@ -16,6 +17,7 @@ mod role;
 mod seal;
 mod text;
 
+pub use amr::Amr;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use context::RequestContext;
 pub use email::{Email, EmailError};

@@ -41,6 +41,8 @@ pub struct EmailChange {
 #[derive(Deserialize, ToSchema)]
 pub struct AccountDeletion {
     password: String,
+    /// With TOTP on: a TOTP code or a recovery code.
+    code: Option<String>,
 }
 
 /// The one body of a 202: the same whether or not anything was sent.
@@ -153,14 +155,16 @@ pub async fn change_email(
 }
 
 problems!(DeletionProblems: JSON_BODY, [
-    Unauthorized, InvalidCredentials, AccountLocked, RateLimited, ServiceUnavailable,
+    Unauthorized, InvalidCredentials, InvalidMfaCode, AccountLocked, RateLimited,
+    ServiceUnavailable,
 ]);
 
 /// DELETE /v1/auth/me: deletes the account after its password.
 #[utoipa::path(
     delete, path = "/v1/auth/me", tag = "account", summary = "Delete the account",
-    description = "Ends every session at once and deletes the account; its email can register \
-        again, and its audit events stay.",
+    description = "Ends every session at once and deletes the account with its factors; its \
+        email can register again, and its audit events stay. With TOTP on, code (a TOTP or \
+        recovery code) is needed too.",
     request_body = AccountDeletion,
     security(("bearer" = [])),
     responses((status = 204, description = "The account is deleted"), DeletionProblems),
@@ -171,6 +175,6 @@ pub async fn delete_account(
     Authenticated(principal): Authenticated,
     JsonBody(body): JsonBody<AccountDeletion>,
 ) -> Result<StatusCode, ApiError> {
-    auth.delete_account(&context, &principal, &body.password).await?;
+    auth.delete_account(&context, &principal, &body.password, body.code.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,6 +9,7 @@ mod account;
 mod admin;
 mod client_ip;
 mod extract;
+mod factors;
 mod middleware;
 pub mod openapi;
 mod operations;
@@ -82,6 +83,15 @@ fn api_routes() -> Vec<UtoipaMethodRouter<AppState>> {
         routes!(account::reset_password),
         routes!(account::change_email),
         routes!(account::delete_account),
+        routes!(factors::login_second_factor),
+        routes!(factors::start_totp, factors::disable_totp),
+        routes!(factors::confirm_totp),
+        routes!(factors::regenerate_recovery_codes),
+        routes!(factors::passkey_registration_options),
+        routes!(factors::add_passkey, factors::passkeys),
+        routes!(factors::remove_passkey),
+        routes!(factors::passkey_login_options),
+        routes!(factors::passkey_login),
         routes!(admin::audit_trail),
         routes!(admin::unlock_user),
         routes!(admin::posture),

@@ -68,6 +68,8 @@ pub(crate) use problems;
     tags(
         (name = "auth", description = "Accounts, tokens and sessions"),
         (name = "account", description = "Address verification, password reset, email change, deletion"),
+        (name = "mfa", description = "TOTP, recovery codes and the second step of a login"),
+        (name = "passkeys", description = "Passkeys (WebAuthn Level 3)"),
         (name = "admin", description = "Administration (role admin)"),
         (name = "operations", description = "Keys, health, metrics and this document"),
     ),

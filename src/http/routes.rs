@@ -109,7 +109,8 @@ pub async fn register(
 }
 
 problems!(LoginProblems: JSON_BODY, [
-    InvalidCredentials, AccountLocked, RateLimited, ServiceUnavailable,
+    InvalidCredentials, MfaRequired, EmailNotVerified, AccountLocked, RateLimited,
+    ServiceUnavailable,
 ]);
 
 /// POST /v1/auth/login: a token pair and a device token. Unknown email and wrong password answer
@@ -117,7 +118,9 @@ problems!(LoginProblems: JSON_BODY, [
 #[utoipa::path(
     post, path = "/v1/auth/login", tag = "auth", summary = "Log in",
     description = "Unknown email and wrong password answer the same. After LOCKOUT_THRESHOLD \
-        failures an email answers 423, unless the request carries this account's device_token.",
+        failures an email answers 423, unless the request carries this account's device_token. \
+        For an account with TOTP the right password answers 401 mfa_required with an mfa_token \
+        for /v1/auth/login/mfa.",
     request_body = Credentials,
     responses(
         (status = 200, description = "A token pair and a device token", body = TokenPair),

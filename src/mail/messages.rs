@@ -78,6 +78,30 @@ impl Templates {
         )
     }
 
+    /// A second factor was turned on, off, or removed (`what` says which).
+    pub fn mfa_changed(&self, to: &str, what: &str) -> Message {
+        self.message(
+            to,
+            "your sign-in factors changed",
+            format!(
+                "Two-step verification of your account was just {what}. If it was not you, \
+                 reset your password at once and sign in again to check your factors."
+            ),
+        )
+    }
+
+    /// A passkey was added to, or removed from, the account (`what` says which).
+    pub fn passkey_changed(&self, to: &str, what: &str) -> Message {
+        self.message(
+            to,
+            "your passkeys changed",
+            format!(
+                "A passkey was just {what} your account. If it was not you, reset your \
+                 password at once and remove the passkeys you do not know."
+            ),
+        )
+    }
+
     pub fn password_reset(&self, to: &str) -> Message {
         self.message(
             to,

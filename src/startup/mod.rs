@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use crate::audit::Audit;
 use crate::auth::{
     AccessTokenSettings, AccessTokens, AuthService, AuthSettings, AuthStores, Limits, MailFlows,
-    PasswordHasher, SuccessorKey, keys, tokens,
+    PasswordHasher, SecondFactors, SuccessorKey, keys, tokens,
 };
 use crate::config::{DatabaseUrl, Settings};
 use crate::domain::Sealer;
@@ -26,7 +26,7 @@ use crate::store::redis::RedisStore;
 use crate::store::sealed::SealedKeys;
 use crate::store::sql::SqlStore;
 use crate::store::{
-    AuditStore, Health, KeyStore, LockoutStore, MailStore, RateLimitStore, SessionStore,
+    AuditStore, Health, KeyStore, LockoutStore, MailStore, MfaStore, RateLimitStore, SessionStore,
     StoreError, UserStore,
 };
 
@@ -56,6 +56,8 @@ pub struct Backends {
     pub health: Arc<dyn Health>,
     /// Mail tokens and the outbox, in the database.
     pub mail: Arc<dyn MailStore>,
+    /// Second factors and ceremonies in progress, in the database.
+    pub mfa: Arc<dyn MfaStore>,
     /// Seals queued mail under the master key.
     pub sealer: Sealer,
     /// Signs the audit chain's head: derived from the master key, if there is one.
@@ -127,6 +129,7 @@ impl Backends {
             + AuditStore
             + LockoutStore
             + MailStore
+            + MfaStore
             + Health
             + 'static,
     {
@@ -138,6 +141,7 @@ impl Backends {
             limiter: Arc::new(MemoryRateLimiter::new()),
             lockouts: store.clone(),
             mail: store.clone(),
+            mfa: store.clone(),
             health: store,
             sealer: Sealer::default(),
             audit_head_key: None,
@@ -165,6 +169,15 @@ pub async fn build_auth(
     .await?;
     let successor_key =
         backends.keys.secret("refresh_successor_key", &tokens::random_bytes::<32>()).await?;
+    let factors_key =
+        backends.keys.secret("second_factor_key", &tokens::random_bytes::<32>()).await?;
+    let factors = SecondFactors {
+        store: backends.mfa.clone(),
+        sealer: backends.sealer.clone(),
+        key: secrecy::SecretSlice::from(factors_key),
+        webauthn: relying_party(settings),
+        issuer: settings.issuer.clone(),
+    };
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let stores = AuthStores {
         users: backends.users.clone(),
@@ -180,6 +193,7 @@ pub async fn build_auth(
             metrics.clone(),
         ),
         clock,
+        factors,
     };
     Ok(AuthService::new(
         stores,
@@ -208,6 +222,32 @@ pub async fn build_auth(
         Templates::new(&settings.issuer, &settings.mail),
         metrics,
     ))
+}
+
+/// Seals again, in the background, every TOTP secret still in clear or under the previous
+/// master key, so that a rotation completes without waiting for each user's next login.
+fn spawn_reseal(auth: Arc<AuthService>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        match auth.reseal_totp_secrets().await {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "sealed TOTP secrets under the current master key"),
+            Err(error) => tracing::warn!(%error, "could not seal TOTP secrets again"),
+        }
+    })
+}
+
+/// The passkey relying party the settings describe (checked when they were read). Subdomains
+/// and other ports are not allowed: the origins must be listed as they are.
+fn relying_party(settings: &Settings) -> webauthn_rs_core::WebauthnCore {
+    let rp = &settings.webauthn;
+    webauthn_rs_core::WebauthnCore::new_unsafe_experts_only(
+        &rp.rp_name,
+        &rp.rp_id,
+        rp.origins.clone(),
+        crate::auth::passkeys::CEREMONY_TTL,
+        Some(false),
+        Some(false),
+    )
 }
 
 /// The mail sender of this instance, on the transport the settings name.
@@ -297,6 +337,7 @@ impl Application {
         let auth =
             Arc::new(build_auth(&settings, &backends, metrics.clone(), clock.clone()).await?);
         let mut tasks = vec![
+            spawn_reseal(auth.clone()),
             spawn_key_reload(auth.clone(), backends.keys.clone()),
             spawn_head_signing(auth.clone(), clock.clone()),
             spawn_purge(&backends, &settings, clock.clone()),
@@ -406,11 +447,12 @@ fn spawn_purge(
     settings: &Settings,
     clock: Arc<dyn Clock>,
 ) -> tokio::task::JoinHandle<()> {
-    let (sessions, lockouts, users, mail) = (
+    let (sessions, lockouts, users, mail, mfa) = (
         backends.sessions.clone(),
         backends.lockouts.clone(),
         backends.users.clone(),
         backends.mail.clone(),
+        backends.mfa.clone(),
     );
     let policy = lockout_policy(settings);
     let device_ttl =
@@ -435,6 +477,13 @@ fn spawn_purge(
                 Ok(count) => tracing::info!(count, "purged old mail tokens"),
                 Err(error) => {
                     tracing::warn!(error = error.with_causes(), "could not purge old mail tokens")
+                }
+            }
+            match mfa.purge_challenges(now).await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "purged expired ceremonies"),
+                Err(error) => {
+                    tracing::warn!(error = error.with_causes(), "could not purge old ceremonies")
                 }
             }
             match users.purge_devices(now - device_ttl).await {

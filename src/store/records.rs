@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::Timestamp;
-use crate::domain::{Email, Role, SessionId, UserId};
+use crate::domain::{Amr, Email, Role, SessionId, UserId};
 
 /// SHA-256 of an opaque token. Only hashes are stored, so a leaked database cannot be replayed.
 #[derive(Clone, PartialEq, Eq)]
@@ -32,6 +32,15 @@ pub struct UserRecord {
     pub created_at: Timestamp,
     /// Whether a link sent to `email` has come back.
     pub email_verified: bool,
+    /// The second factors in use.
+    pub factors: Factors,
+}
+
+/// The second factors an account has: a confirmed TOTP, passkeys.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Factors {
+    pub totp: bool,
+    pub passkeys: bool,
 }
 
 impl fmt::Debug for UserRecord {
@@ -41,6 +50,7 @@ impl fmt::Debug for UserRecord {
             .field("email", &self.email)
             .field("roles", &self.roles)
             .field("email_verified", &self.email_verified)
+            .field("factors", &self.factors)
             .finish_non_exhaustive()
     }
 }
@@ -58,6 +68,8 @@ pub struct NewSession {
     pub device: Option<TokenHash>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// What the login proved; every access token of the session carries it.
+    pub amr: Amr,
 }
 
 #[derive(Clone, Debug)]
@@ -70,6 +82,7 @@ pub struct SessionRecord {
     pub device: Option<TokenHash>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    pub amr: Amr,
 }
 
 /// Where a page of a user's sessions ends: the last session's creation time and id.
@@ -82,10 +95,11 @@ pub struct SessionCursor {
 /// What became of a presented refresh token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rotation {
-    /// Exchanged: the successor is now the session's current token.
-    Rotated { session: SessionId, user: UserId },
+    /// Exchanged: the successor is now the session's current token. `amr` is what the
+    /// session's login proved, for the new access token.
+    Rotated { session: SessionId, user: UserId, amr: Amr },
     /// Rotated moments ago, within the reuse grace: the caller hands out the same successor.
-    Grace { session: SessionId, user: UserId },
+    Grace { session: SessionId, user: UserId, amr: Amr },
     /// Rotated before: the session is now revoked.
     Reused { session: SessionId, user: UserId },
     /// Unknown, expired, or its session is revoked.
@@ -163,4 +177,68 @@ impl fmt::Debug for QueuedMail {
 pub struct OutboxState {
     pub waiting: u64,
     pub oldest: Option<Timestamp>,
+}
+
+/// An account's TOTP factor as stored: its secret sealed, whether the enrolment is confirmed,
+/// and the last time step accepted.
+#[derive(Clone)]
+pub struct TotpRecord {
+    pub secret: Vec<u8>,
+    pub confirmed: bool,
+    pub last_step: i64,
+}
+
+impl fmt::Debug for TotpRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TotpRecord")
+            .field("confirmed", &self.confirmed)
+            .field("last_step", &self.last_step)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A passkey as stored. `credential` is the verified credential (public key, counter, flags) as
+/// JSON; nothing in it is secret.
+#[derive(Clone, Debug)]
+pub struct PasskeyRecord {
+    pub id: String,
+    pub user: UserId,
+    pub credential_id: Vec<u8>,
+    pub name: String,
+    pub credential: String,
+    pub sign_count: u32,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+}
+
+/// What a ceremony in progress is for; a challenge answers only where it belongs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChallengePurpose {
+    /// The second step of a login whose password was right.
+    MfaLogin,
+    PasskeyRegistration,
+    PasskeyLogin,
+}
+
+impl ChallengePurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MfaLogin => "mfa_login",
+            Self::PasskeyRegistration => "passkey_registration",
+            Self::PasskeyLogin => "passkey_login",
+        }
+    }
+}
+
+/// A ceremony in progress: whose it is, if known, and its state (sealed).
+#[derive(Clone)]
+pub struct ChallengeRecord {
+    pub user: Option<UserId>,
+    pub state: Vec<u8>,
+}
+
+impl fmt::Debug for ChallengeRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChallengeRecord").field("user", &self.user).finish_non_exhaustive()
+    }
 }

@@ -12,77 +12,60 @@ use super::{RequestContext, Timestamp, UserId, escape_controls};
 /// Longest attempted email kept in an event (RFC 5321 limits a path to 256 octets).
 const MAX_EMAIL_CHARS: usize = 256;
 
-/// The kinds of security event of the contract.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum EventType {
-    Registration,
-    Login,
-    LoginFailed,
-    Logout,
-    LogoutAll,
-    TokenRefresh,
-    TokenReused,
-    PasswordChange,
-    Lockout,
-    Unlock,
-    SessionRevoked,
-    RateLimited,
-    EmailVerified,
-    PasswordResetRequested,
-    PasswordReset,
-    EmailChangeRequested,
-    EmailChanged,
-    AccountDeleted,
+/// Declares `EventType` from one table: each row is a variant and its name in the trail.
+macro_rules! event_types {
+    ($($variant:ident = $name:literal,)+) => {
+        /// The kinds of security event of the contract.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum EventType {
+            $($variant,)+
+        }
+
+        impl EventType {
+            /// Every kind, in the order of the table.
+            pub const ALL: &'static [EventType] = &[$(EventType::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(EventType::$variant => $name,)+
+                }
+            }
+        }
+    };
+}
+
+event_types! {
+    Registration = "registration",
+    Login = "login",
+    LoginFailed = "login_failed",
+    Logout = "logout",
+    LogoutAll = "logout_all",
+    TokenRefresh = "token_refresh",
+    TokenReused = "token_reused",
+    PasswordChange = "password_change",
+    Lockout = "lockout",
+    Unlock = "unlock",
+    SessionRevoked = "session_revoked",
+    RateLimited = "rate_limited",
+    EmailVerified = "email_verified",
+    PasswordResetRequested = "password_reset_requested",
+    PasswordReset = "password_reset",
+    EmailChangeRequested = "email_change_requested",
+    EmailChanged = "email_changed",
+    AccountDeleted = "account_deleted",
+    MfaEnabled = "mfa_enabled",
+    MfaDisabled = "mfa_disabled",
+    MfaFailed = "mfa_failed",
+    RecoveryCodeUsed = "recovery_code_used",
+    RecoveryCodesRegenerated = "recovery_codes_regenerated",
+    PasskeyAdded = "passkey_added",
+    PasskeyRemoved = "passkey_removed",
 }
 
 impl EventType {
-    pub const ALL: [EventType; 18] = [
-        EventType::Registration,
-        EventType::Login,
-        EventType::LoginFailed,
-        EventType::Logout,
-        EventType::LogoutAll,
-        EventType::TokenRefresh,
-        EventType::TokenReused,
-        EventType::PasswordChange,
-        EventType::Lockout,
-        EventType::Unlock,
-        EventType::SessionRevoked,
-        EventType::RateLimited,
-        EventType::EmailVerified,
-        EventType::PasswordResetRequested,
-        EventType::PasswordReset,
-        EventType::EmailChangeRequested,
-        EventType::EmailChanged,
-        EventType::AccountDeleted,
-    ];
-
     pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|kind| kind.as_str() == raw)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventType::Registration => "registration",
-            EventType::Login => "login",
-            EventType::LoginFailed => "login_failed",
-            EventType::Logout => "logout",
-            EventType::LogoutAll => "logout_all",
-            EventType::TokenRefresh => "token_refresh",
-            EventType::TokenReused => "token_reused",
-            EventType::PasswordChange => "password_change",
-            EventType::Lockout => "lockout",
-            EventType::Unlock => "unlock",
-            EventType::SessionRevoked => "session_revoked",
-            EventType::RateLimited => "rate_limited",
-            EventType::EmailVerified => "email_verified",
-            EventType::PasswordResetRequested => "password_reset_requested",
-            EventType::PasswordReset => "password_reset",
-            EventType::EmailChangeRequested => "email_change_requested",
-            EventType::EmailChanged => "email_changed",
-            EventType::AccountDeleted => "account_deleted",
-        }
+        Self::ALL.iter().copied().find(|kind| kind.as_str() == raw)
     }
 }
 

@@ -77,6 +77,32 @@ return {'counted', ''}
     )
 });
 
+/// KEYS[1]: the counter. ARGV: now, threshold, most consecutive failures, memory
+/// (milliseconds). Takes one attempt back; the lock stays only if the counts without it still
+/// reach the threshold or the most consecutive failures. A lock lifted here that was permanent
+/// gets the expiry of an ordinary counter again.
+static RELEASE_ATTEMPT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local now, threshold = tonumber(ARGV[1]), tonumber(ARGV[2])
+local max, memory = tonumber(ARGV[3]), tonumber(ARGV[4])
+local h = redis.call('HMGET', KEYS[1], 'failures', 'consecutive', 'locked_until')
+local failures, consecutive = tonumber(h[1]), tonumber(h[2])
+if not failures then return 0 end
+failures = math.max(failures - 1, 0)
+consecutive = math.max((consecutive or 1) - 1, 0)
+redis.call('HSET', KEYS[1], 'failures', failures, 'consecutive', consecutive)
+if h[3] and failures < threshold and consecutive < max then
+  redis.call('HDEL', KEYS[1], 'locked_until')
+  if redis.call('PTTL', KEYS[1]) < 0 then
+    redis.call('PEXPIREAT', KEYS[1], string.format('%.0f', now + memory))
+  end
+end
+return 1
+",
+    )
+});
+
 impl RedisStore {
     fn lock_key(&self, key: &LockKey) -> String {
         match key.member_name() {
@@ -122,6 +148,24 @@ impl LockoutStore for RedisStore {
             }
             (_, until) => AttemptGate::Proceed { locks: until.is_some() },
         })
+    }
+
+    async fn release_attempt(
+        &self,
+        key: &LockKey,
+        policy: LockoutPolicy,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        RELEASE_ATTEMPT
+            .key(self.lock_key(key))
+            .arg(now.timestamp_millis())
+            .arg(policy.threshold)
+            .arg(policy.max_failures)
+            .arg(u64::try_from(policy.memory.as_millis()).unwrap_or(u64::MAX))
+            .invoke_async::<i64>(&mut self.connection())
+            .await
+            .map_err(failed("release attempt"))?;
+        Ok(())
     }
 
     async fn clear(&self, key: &LockKey) -> Result<(), StoreError> {

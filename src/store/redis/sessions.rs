@@ -22,7 +22,7 @@ use redis::Script;
 use serde::{Deserialize, Serialize};
 
 use super::{RedisStore, failed};
-use crate::domain::{SessionId, UserId};
+use crate::domain::{Amr, SessionId, UserId};
 use crate::store::codec::{from_millis, millis};
 use crate::store::{
     NewSession, Rotation, SessionCursor, SessionRecord, SessionStore, StoreError, Timestamp,
@@ -93,11 +93,11 @@ if not t[3] then
   s.last_used_at, s.expires_at = now, exp
   redis.call('HSET', KEYS[3], sid, cjson.encode(s))
   if redis.call('PTTL', KEYS[3]) < exp - now then redis.call('PEXPIREAT', KEYS[3], e) end
-  return {'rotated', sid}
+  return {'rotated', sid, s.amr or ''}
 end
 if now - tonumber(t[3]) < grace and t[4] == ARGV[4] then
   local n = redis.call('HMGET', KEYS[2], 'session', 'rotated_at')
-  if n[1] and not n[2] then return {'grace', sid} end
+  if n[1] and not n[2] then return {'grace', sid, s.amr or ''} end
 end
 redis.call('HDEL', KEYS[3], sid)
 return {'reused', sid}
@@ -149,6 +149,9 @@ struct StoredSession {
     ip: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     user_agent: Option<String>,
+    /// What the login proved, in its stored form; absent in sessions from before it was kept.
+    #[serde(default)]
+    amr: String,
 }
 
 impl StoredSession {
@@ -168,6 +171,7 @@ impl StoredSession {
             last_used_at: from_millis(self.last_used_at)?,
             ip: self.ip,
             user_agent: self.user_agent,
+            amr: Amr::from_column(&self.amr),
             device: self.device.map(|d| token_from_key(&d)).transpose()?,
         })
     }
@@ -229,6 +233,7 @@ impl SessionStore for RedisStore {
             device: session.device.as_ref().map(token_key),
             ip: session.ip.clone(),
             user_agent: session.user_agent.clone(),
+            amr: session.amr.to_column(),
         };
         let json =
             serde_json::to_string(&stored).map_err(|e| StoreError::backend("create session", e))?;
@@ -271,9 +276,10 @@ impl SessionStore for RedisStore {
         let reply: Vec<String> = self.script("rotate refresh token", &ROTATE, &keys, &args).await?;
         let session =
             || reply.get(1).and_then(|s| SessionId::parse(s)).ok_or_else(|| corrupt("id"));
+        let amr = Amr::from_column(reply.get(2).map_or("", String::as_str));
         Ok(match reply.first().map(String::as_str) {
-            Some("rotated") => Rotation::Rotated { session: session()?, user },
-            Some("grace") => Rotation::Grace { session: session()?, user },
+            Some("rotated") => Rotation::Rotated { session: session()?, user, amr },
+            Some("grace") => Rotation::Grace { session: session()?, user, amr },
             Some("reused") => Rotation::Reused { session: session()?, user },
             _ => Rotation::Invalid,
         })

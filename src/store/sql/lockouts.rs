@@ -74,6 +74,31 @@ impl LockoutStore for SqlStore {
         })
     }
 
+    /// Every `SET` expression sees the row as it was, so the lock is kept only if the counts
+    /// without this attempt still reach the threshold or the most consecutive failures.
+    async fn release_attempt(
+        &self,
+        key: &LockKey,
+        policy: LockoutPolicy,
+        _: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE lockouts SET
+                 failures = CASE WHEN failures > 0 THEN failures - 1 ELSE 0 END,
+                 consecutive = CASE WHEN consecutive > 0 THEN consecutive - 1 ELSE 0 END,
+                 locked_until = CASE WHEN failures - 1 >= $2 OR consecutive - 1 >= $3
+                                     THEN locked_until END
+             WHERE key = $1",
+        )
+        .bind(key.joined())
+        .bind(i64::from(policy.threshold))
+        .bind(i64::from(policy.max_failures))
+        .execute(&self.write)
+        .await
+        .map_err(failed("release attempt"))?;
+        Ok(())
+    }
+
     async fn clear(&self, key: &LockKey) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM lockouts WHERE key = $1")
             .bind(key.joined())

@@ -19,6 +19,7 @@ mod dialect;
 mod keys;
 mod lockouts;
 mod mail;
+mod mfa;
 mod sessions;
 mod users;
 

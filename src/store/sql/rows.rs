@@ -5,14 +5,17 @@ use sqlx::FromRow;
 
 use crate::domain::audit::chain::Link;
 use crate::domain::audit::{AuditEvent, EventType, Outcome};
-use crate::domain::{Email, Role, SessionId, UserId};
+use crate::domain::{Amr, Email, Role, SessionId, UserId};
 use crate::store::codec::{from_millis, parse_id};
-use crate::store::{SessionRecord, SigningKeyRecord, StoreError, TokenHash, UserRecord};
+use crate::store::{Factors, SessionRecord, SigningKeyRecord, StoreError, TokenHash, UserRecord};
 
 /// The columns of a `UserRow`, as a literal for `concat!`, so that no SQL is formatted per call.
 macro_rules! user_columns {
     () => {
-        "id, email, password_hash, roles, created_at, email_verified"
+        "id, email, password_hash, roles, created_at, email_verified,
+         (SELECT COUNT(*) FROM totp_factors t
+          WHERE t.user_id = users.id AND t.confirmed_at IS NOT NULL) AS totp,
+         (SELECT COUNT(*) FROM passkeys p WHERE p.user_id = users.id) AS passkeys"
     };
 }
 
@@ -24,6 +27,8 @@ pub struct UserRow {
     roles: String,
     created_at: i64,
     email_verified: i64,
+    totp: i64,
+    passkeys: i64,
 }
 
 impl TryFrom<UserRow> for UserRecord {
@@ -37,6 +42,7 @@ impl TryFrom<UserRow> for UserRecord {
             roles: row.roles.split(',').filter_map(Role::parse).collect(),
             created_at: from_millis(row.created_at)?,
             email_verified: row.email_verified != 0,
+            factors: Factors { totp: row.totp > 0, passkeys: row.passkeys > 0 },
         })
     }
 }
@@ -49,7 +55,7 @@ pub fn roles_column(roles: &[Role]) -> String {
 /// The columns of a `SessionRow`, from `sessions s`.
 macro_rules! session_columns {
     () => {
-        "s.id, s.user_id, s.created_at, s.last_used_at, s.ip, s.user_agent, s.device_hash"
+        "s.id, s.user_id, s.created_at, s.last_used_at, s.ip, s.user_agent, s.device_hash, s.amr"
     };
 }
 
@@ -62,6 +68,7 @@ pub struct SessionRow {
     ip: Option<String>,
     user_agent: Option<String>,
     device_hash: Option<Vec<u8>>,
+    amr: String,
 }
 
 impl TryFrom<SessionRow> for SessionRecord {
@@ -76,6 +83,7 @@ impl TryFrom<SessionRow> for SessionRecord {
             ip: row.ip,
             user_agent: row.user_agent,
             device: row.device_hash.map(|h| token_hash(&h)).transpose()?,
+            amr: Amr::from_column(&row.amr),
         })
     }
 }
@@ -93,6 +101,7 @@ pub fn token_hash(bytes: &[u8]) -> Result<TokenHash, StoreError> {
 pub struct RotationRow {
     pub session_id: String,
     pub user_id: String,
+    pub amr: String,
     pub rotated_at: Option<i64>,
     pub successor: Option<Vec<u8>>,
     pub revoked_at: Option<i64>,

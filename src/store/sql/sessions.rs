@@ -12,7 +12,7 @@ use async_trait::async_trait;
 
 use super::rows::{RotationRow, SessionRow};
 use super::{SqlStore, failed};
-use crate::domain::{SessionId, UserId};
+use crate::domain::{Amr, SessionId, UserId};
 use crate::store::codec::{duration_millis, millis, parse_id};
 use crate::store::{
     NewSession, Rotation, SessionCursor, SessionRecord, SessionStore, StoreError, Timestamp,
@@ -32,8 +32,8 @@ impl SessionStore for SqlStore {
         sqlx::query(
             "INSERT INTO sessions
                  (id, user_id, created_at, last_used_at, expires_at, ends_at, ip, user_agent,
-                  device_hash)
-             VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $8)",
+                  device_hash, amr)
+             VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(session.id.to_string())
         .bind(session.user_id.to_string())
@@ -43,6 +43,7 @@ impl SessionStore for SqlStore {
         .bind(&session.ip)
         .bind(&session.user_agent)
         .bind(session.device.as_ref().map(|d| d.0.to_vec()))
+        .bind(session.amr.to_column())
         .execute(&mut *tx)
         .await
         .map_err(&failed)?;
@@ -106,11 +107,11 @@ impl SessionStore for SqlStore {
 
         if let Some(session) = claimed {
             // Never past the session's absolute end, however often it is refreshed.
-            let (user, expires_at): (String, i64) = sqlx::query_as(
+            let (user, expires_at, amr): (String, i64, String) = sqlx::query_as(
                 "UPDATE sessions SET last_used_at = $1,
                      expires_at = CASE WHEN ends_at < $2 THEN ends_at ELSE $2 END
                  WHERE id = $3
-                 RETURNING user_id, expires_at",
+                 RETURNING user_id, expires_at, amr",
             )
             .bind(now_ms)
             .bind(millis(expires_at))
@@ -133,12 +134,13 @@ impl SessionStore for SqlStore {
             return Ok(Rotation::Rotated {
                 session: parse_id(&session, SessionId::parse)?,
                 user: parse_id(&user, UserId::parse)?,
+                amr: Amr::from_column(&amr),
             });
         }
 
         // Not claimable: find out why, still inside the write transaction.
         let row: Option<RotationRow> = sqlx::query_as(
-            "SELECT t.session_id, s.user_id, t.rotated_at, t.successor, s.revoked_at,
+            "SELECT t.session_id, s.user_id, s.amr, t.rotated_at, t.successor, s.revoked_at,
                     s.expires_at AS session_expires_at,
                     (SELECT CASE WHEN n.rotated_at IS NULL THEN 1 ELSE 0 END
                        FROM refresh_tokens n WHERE n.token_hash = t.successor)
@@ -167,7 +169,7 @@ impl SessionStore for SqlStore {
             && row.successor.as_deref() == Some(&successor.0[..])
             && row.successor_current == Some(1)
         {
-            return Ok(Rotation::Grace { session, user });
+            return Ok(Rotation::Grace { session, user, amr: Amr::from_column(&row.amr) });
         }
         sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now_ms)
