@@ -1405,5 +1405,9 @@ async fn a_challenge_is_taken_once_for_its_purpose_only_and_expires() {
         clock.advance(Duration::from_secs(1));
         assert!(store.take_challenge(&late, purpose, clock.now()).await.unwrap().is_none());
         assert_eq!(store.purge_challenges(clock.now()).await.unwrap(), 1, "{name}: purged");
+        let later = random_token();
+        store.put_challenge(&later, purpose, &record, at(&clock, DAY)).await.unwrap();
+        assert_eq!(store.drop_challenges(user).await.unwrap(), 1, "{name}: the user's dropped");
+        assert!(store.peek_challenge(&later, purpose, clock.now()).await.unwrap().is_none());
     }
 }

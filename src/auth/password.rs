@@ -32,6 +32,8 @@ impl AuthService {
         // Device tokens issued before the change no longer spare anyone a lockout, but the one
         // of the session that made the change.
         let forgotten = self.users.forget_devices(user.id, principal.device.as_ref()).await?;
+        // A second step begun with the old password does not complete.
+        self.factors.store.drop_challenges(user.id).await?;
         let event =
             AuditEvent::new(EventType::PasswordChange, Outcome::Success, context, self.now())
                 .user(user.id)

@@ -216,6 +216,7 @@ impl AuthService {
         store.void_tokens(user.id, TokenPurpose::Reset, now).await?;
         let ended = self.sessions.revoke_sessions_of(user.id, None, now).await?;
         let forgotten = self.users.forget_devices(user.id, None).await?;
+        self.factors.store.drop_challenges(user.id).await?;
         self.lift_locks(context, user.email.as_str(), Some(user.id), "password reset").await?;
         let event = AuditEvent::new(EventType::PasswordReset, Outcome::Success, context, now)
             .user(user.id)

@@ -266,6 +266,9 @@ pub trait MfaStore: Send + Sync {
         purpose: ChallengePurpose,
         now: Timestamp,
     ) -> Result<Option<ChallengeRecord>, StoreError>;
+    /// Deletes every ceremony in progress of the user (after a password change or reset, a
+    /// second step begun with the old password must not complete); returns how many.
+    async fn drop_challenges(&self, user: UserId) -> Result<u64, StoreError>;
     /// Deletes expired ceremonies; returns how many.
     async fn purge_challenges(&self, now: Timestamp) -> Result<u64, StoreError>;
 }

@@ -401,6 +401,15 @@ impl MfaStore for SqlStore {
         row.map(ChallengeRecord::try_from).transpose()
     }
 
+    async fn drop_challenges(&self, user: UserId) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM challenges WHERE user_id = $1")
+            .bind(user.to_string())
+            .execute(&self.write)
+            .await
+            .map_err(failed("drop challenges"))?;
+        Ok(done.rows_affected())
+    }
+
     async fn purge_challenges(&self, now: Timestamp) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM challenges WHERE expires_at <= $1")
             .bind(millis(now))
