@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use webauthn_rs_core::fake::{FakePasskeyDistribution, WebauthnFakeCredentialGenerator};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use webauthn_rs_core::proto::{
     AttestationConveyancePreference, AuthenticationState, Credential, PublicKeyCredential,
     RegisterPublicKeyCredential, RegistrationState, UserVerificationPolicy,
@@ -36,6 +36,9 @@ const MAX_PASSKEYS_PER_USER: usize = 20;
 /// The longest passkey name, in characters.
 const MAX_NAME_CHARS: usize = 64;
 const DEFAULT_NAME: &str = "passkey";
+/// Credential id lengths of common authenticators (Bitwarden, Apple, Windows Hello, Google,
+/// YubiKey), which decoys take after.
+const DECOY_LENGTHS: [usize; 5] = [16, 20, 32, 65, 64];
 
 /// A ceremony's options: the id to send back with its result, and `publicKey`, the WebAuthn
 /// Level 3 `PublicKeyCredentialCreationOptionsJSON` or `PublicKeyCredentialRequestOptionsJSON`.
@@ -267,19 +270,29 @@ impl AuthService {
         Ok((Some(user.id), credentials))
     }
 
-    /// Credential ids for an email with no passkeys: derived from it under a server key
-    /// (`webauthn-rs-core`'s generator, which draws counts and lengths like real passkeys'), so
-    /// every call answers the same.
+    /// Credential ids for an email with no passkeys: one or two, each of a length real passkeys
+    /// have, derived from the email under a server key, so every call answers the same and the
+    /// answer looks like an account's. (`webauthn-rs-core` has a generator, but it also answers
+    /// none or three, which a real account listing its passkeys never does here.)
     fn decoy_credentials(&self, attempted: &str) -> Result<Vec<serde_json::Value>, AuthError> {
-        let key = self.factors.keyed_hash("passkey decoys", &[]);
-        let generator = WebauthnFakeCredentialGenerator::<FakePasskeyDistribution>::new(&key.0)
-            .map_err(|e| AuthError::Internal(format!("decoy credentials: {e}")))?;
-        let ids = generator
-            .generate(attempted.as_bytes())
-            .map_err(|e| AuthError::Internal(format!("decoy credentials: {e}")))?;
-        ids.into_iter()
-            .map(|id| to_json(&id).map(|id| serde_json::json!({ "type": "public-key", "id": id })))
-            .collect()
+        let email = attempted.as_bytes();
+        let seed = self.factors.keyed_hash("passkey decoys", &[email]).0;
+        let count = 1 + usize::from(seed[0] & 1);
+        let ids = (0..count).map(|index| {
+            let length = DECOY_LENGTHS[usize::from(seed[1 + index]) % DECOY_LENGTHS.len()];
+            let mut id = Vec::with_capacity(length);
+            for block in 0u8.. {
+                if id.len() >= length {
+                    break;
+                }
+                let index = [index as u8, block];
+                id.extend(self.factors.keyed_hash("passkey decoy id", &[email, &index]).0);
+            }
+            id.truncate(length);
+            id
+        });
+        let encoded = ids.map(|id| base64::Engine::encode(&URL_SAFE_NO_PAD, id));
+        Ok(encoded.map(|id| serde_json::json!({ "type": "public-key", "id": id })).collect())
     }
 
     /// `POST /v1/auth/passkeys/login`: a verified assertion answers a token pair.

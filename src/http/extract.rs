@@ -61,6 +61,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T>
         if !is_json {
             return Err(ApiError::from_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
         }
+        // An optional body may also be sent as JSON `null`: no body either.
+        if bytes.trim_ascii() == b"null" {
+            return Ok(Self(None));
+        }
         decode_json_object(&bytes).map(|v| Self(Some(v)))
     }
 }
