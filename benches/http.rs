@@ -8,6 +8,11 @@
 //! scenario prints requests per second and the median and 99th-percentile latency.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "../tests/common/passkey.rs"]
+mod passkey;
+
+use std::future::Future;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use portcullis::config::Settings;
@@ -64,6 +69,25 @@ async fn main() {
     run("POST /v1/auth/login", &client, |c, i| {
         c.post(format!("{base}/v1/auth/login"))
             .json(&json!({ "email": format!("bench{i}@example.com"), "password": PASSWORD }))
+    })
+    .await;
+    // The same login with a second factor: a password and a TOTP code (two requests, one hash),
+    // and a passkey (two requests, no hash). A TOTP code works once per account and step, so
+    // each TOTP login is of an account of its own.
+    let totp = enrol_totp_accounts(&client, &base).await;
+    run_flows("login + TOTP", |i, round| {
+        let (client, base, totp) = (&client, &base, &totp);
+        async move {
+            let (email, secret) =
+                totp.get(i * TOTP_ROUNDS + round).filter(|_| round < TOTP_ROUNDS)?;
+            Some(login_with_totp(client, base, email, secret).await)
+        }
+    })
+    .await;
+    let passkeys = register_passkeys(&client, &base).await;
+    run_flows("login, passkey", |i, _| {
+        let (client, base, passkeys) = (&client, &base, &passkeys);
+        async move { Some(login_with_passkey(client, base, &passkeys[i]).await) }
     })
     .await;
     run("login, over budget", &client, |c, i| {
@@ -188,6 +212,126 @@ where
                         latencies.push(t.elapsed())
                     }
                     _ => errors += 1,
+                }
+            }
+            (latencies, errors)
+        }
+    }))
+    .await;
+    report(name, started.elapsed(), results);
+}
+
+/// TOTP logins each client makes (each of an account of its own).
+const TOTP_ROUNDS: usize = 8;
+/// Where the passkey ceremonies say they come from: the default `WEBAUTHN_ORIGINS`.
+const ORIGIN: &str = "http://localhost:8080";
+
+async fn post(client: &reqwest::Client, url: String, body: Value, bearer: Option<&str>) -> Value {
+    let mut request = client.post(url).json(&body);
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap().json().await.unwrap()
+}
+
+/// The TOTP code of this moment for a base32 secret, as an authenticator app computes it.
+fn totp_code(secret: &[u8], ahead_steps: u64) -> String {
+    let totp = totp_rs::TOTP::new_unchecked(totp_rs::Algorithm::SHA1, 6, 0, 30, secret.to_vec());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    totp.generate((now.as_secs() / 30 + ahead_steps).saturating_sub(1) * 30)
+}
+
+/// Accounts with TOTP on, `TOTP_ROUNDS` per client: (email, secret).
+async fn enrol_totp_accounts(client: &reqwest::Client, base: &str) -> Vec<(String, Vec<u8>)> {
+    let mut accounts = Vec::new();
+    for n in 0..CLIENTS * TOTP_ROUNDS {
+        let email = format!("totp{n}@example.com");
+        let credentials = json!({ "email": email, "password": PASSWORD });
+        post(client, format!("{base}/v1/auth/register"), credentials.clone(), None).await;
+        let pair = post(client, format!("{base}/v1/auth/login"), credentials, None).await;
+        let access = pair["access_token"].as_str().unwrap();
+        let body = json!({ "password": PASSWORD });
+        let enrolment = post(client, format!("{base}/v1/auth/mfa/totp"), body, Some(access)).await;
+        let secret = totp_rs::Secret::Encoded(enrolment["secret"].as_str().unwrap().to_owned())
+            .to_bytes()
+            .unwrap();
+        // The step before this one confirms, so that this one is still free for the login.
+        let body = json!({ "code": totp_code(&secret, 0) });
+        let url = format!("{base}/v1/auth/mfa/totp/confirm");
+        assert!(post(client, url, body, Some(access)).await["recovery_codes"].is_array());
+        accounts.push((email, secret));
+    }
+    accounts
+}
+
+async fn login_with_totp(client: &reqwest::Client, base: &str, email: &str, secret: &[u8]) -> bool {
+    let credentials = json!({ "email": email, "password": PASSWORD });
+    let first = post(client, format!("{base}/v1/auth/login"), credentials, None).await;
+    let Some(token) = first["mfa_token"].as_str() else { return false };
+    let body = json!({ "mfa_token": token, "code": totp_code(secret, 1) });
+    let pair = post(client, format!("{base}/v1/auth/login/mfa"), body, None).await;
+    pair["access_token"].is_string()
+}
+
+/// One account with one passkey per client, and the authenticator that holds it.
+async fn register_passkeys(
+    client: &reqwest::Client,
+    base: &str,
+) -> Vec<Mutex<passkey::Authenticator>> {
+    let mut all = Vec::new();
+    for i in 0..CLIENTS {
+        let credentials =
+            json!({ "email": format!("passkey{i}@example.com"), "password": PASSWORD });
+        post(client, format!("{base}/v1/auth/register"), credentials.clone(), None).await;
+        let pair = post(client, format!("{base}/v1/auth/login"), credentials, None).await;
+        let access = pair["access_token"].as_str().unwrap();
+        let url = format!("{base}/v1/auth/passkeys/register/options");
+        let options = post(client, url, json!({}), Some(access)).await;
+        let mut authenticator = passkey::Authenticator::new();
+        let credential = authenticator.register(&options["publicKey"], ORIGIN);
+        let body = json!({ "challenge_id": options["challenge_id"], "credential": credential });
+        let added = post(client, format!("{base}/v1/auth/passkeys"), body, Some(access)).await;
+        assert!(added["id"].is_string(), "{added}");
+        all.push(Mutex::new(authenticator));
+    }
+    all
+}
+
+async fn login_with_passkey(
+    client: &reqwest::Client,
+    base: &str,
+    authenticator: &Mutex<passkey::Authenticator>,
+) -> bool {
+    let options = post(client, format!("{base}/v1/auth/passkeys/login/options"), json!({}), None);
+    let options = options.await;
+    let assertion = authenticator.lock().unwrap().assert(&options["publicKey"], ORIGIN);
+    let body = json!({ "challenge_id": options["challenge_id"], "credential": assertion });
+    let pair = post(client, format!("{base}/v1/auth/passkeys/login"), body, None).await;
+    pair["access_token"].is_string()
+}
+
+/// Like `run`, for a flow of several requests: `flow(client, round)` answers whether it
+/// succeeded, or `None` once that client has nothing more to do.
+async fn run_flows<F, Fut>(name: &str, flow: F)
+where
+    F: Fn(usize, usize) -> Fut + Sync,
+    Fut: Future<Output = Option<bool>>,
+{
+    let deadline = Instant::now() + DURATION;
+    let started = Instant::now();
+    let results = futures::future::join_all((0..CLIENTS).map(|i| {
+        let flow = &flow;
+        async move {
+            let (mut latencies, mut errors) = (Vec::new(), 0usize);
+            for round in 0.. {
+                if Instant::now() >= deadline {
+                    break;
+                }
+                let t = Instant::now();
+                match flow(i, round).await {
+                    None => break,
+                    Some(true) => latencies.push(t.elapsed()),
+                    Some(false) => errors += 1,
                 }
             }
             (latencies, errors)
