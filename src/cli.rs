@@ -67,6 +67,27 @@ pub enum UserCommand {
         #[arg(long)]
         email: String,
     },
+    /// Print accounts as JSON lines (the admin user object), newest first.
+    List {
+        /// Only accounts whose (normalised) email starts with this.
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// Disable an account: its sessions end at once and its logins are refused.
+    Disable {
+        #[arg(long)]
+        email: String,
+    },
+    /// Enable a disabled account again.
+    Enable {
+        #[arg(long)]
+        email: String,
+    },
+    /// Delete an account, its factors and sessions (its audit events stay).
+    Delete {
+        #[arg(long)]
+        email: String,
+    },
     /// Remove every second factor of an account (TOTP, recovery codes, passkeys), for a user who
     /// lost them all; audited, and the owner gets a notice.
     ResetMfa {
@@ -146,6 +167,16 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::User(UserCommand::Unlock { email }) => unlock(settings, &email).await,
         Command::User(UserCommand::ResetMfa { email }) => reset_mfa(settings, &email).await,
+        Command::User(UserCommand::List { email }) => list_users(settings, email.as_deref()).await,
+        Command::User(UserCommand::Disable { email }) => {
+            administer(settings, &email, Administration::Disable).await
+        }
+        Command::User(UserCommand::Enable { email }) => {
+            administer(settings, &email, Administration::Enable).await
+        }
+        Command::User(UserCommand::Delete { email }) => {
+            administer(settings, &email, Administration::Delete).await
+        }
         Command::Audit(AuditCommand::Tail { follow, lines }) => tail(settings, follow, lines).await,
         Command::Audit(AuditCommand::Verify) => verify(settings).await,
         Command::Keys(KeysCommand::Rotate) => rotate_keys(settings).await,
@@ -211,6 +242,64 @@ async fn unlock(settings: Settings, email: &str) -> Result<(), Failure> {
         .await
         .map_err(|e| Failure::other(e.to_string()))?;
     println!("unlocked {}", crate::domain::Email::normalise_key(email));
+    Ok(())
+}
+
+/// What `user disable / enable / delete` does.
+#[derive(Clone, Copy)]
+enum Administration {
+    Disable,
+    Enable,
+    Delete,
+}
+
+/// The service as the account commands use it: migrated, on the configured backends.
+async fn auth_for_commands(settings: &Settings) -> Result<crate::auth::AuthService, Failure> {
+    let backends = open_backends(settings, true).await?;
+    Ok(build_auth(settings, &backends, new_metrics()?, std::sync::Arc::new(SystemClock)).await?)
+}
+
+async fn list_users(settings: Settings, prefix: Option<&str>) -> Result<(), Failure> {
+    let auth = auth_for_commands(&settings).await?;
+    let other = |e: AuthError| Failure::other(e.to_string());
+    let mut cursor = None;
+    loop {
+        let page = auth.list_users(prefix, cursor.as_deref(), Some(200)).await.map_err(other)?;
+        for user in &page.users {
+            let line = serde_json::to_string(user).map_err(|e| Failure::other(e.to_string()))?;
+            println!("{line}");
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(()),
+        }
+    }
+}
+
+async fn administer(settings: Settings, email: &str, what: Administration) -> Result<(), Failure> {
+    let auth = auth_for_commands(&settings).await?;
+    let failure = |error: AuthError| match error {
+        AuthError::NotFound => Failure::other(format!("no account has the email {email:?}")),
+        other => Failure::other(other.to_string()),
+    };
+    let user = auth.user_by_email(email).await.map_err(failure)?;
+    let context = RequestContext::default();
+    let actor = crate::auth::Actor::CommandLine;
+    let (change, done) = match what {
+        Administration::Disable => {
+            (crate::auth::AccountChange { disabled: Some(true), ..Default::default() }, "disabled")
+        }
+        Administration::Enable => {
+            (crate::auth::AccountChange { disabled: Some(false), ..Default::default() }, "enabled")
+        }
+        Administration::Delete => {
+            auth.admin_delete_user(&context, actor, user.id).await.map_err(failure)?;
+            println!("deleted {}", user.email.as_str());
+            return Ok(());
+        }
+    };
+    auth.update_user(&context, actor, user.id, change).await.map_err(failure)?;
+    println!("{done} {}", user.email.as_str());
     Ok(())
 }
 

@@ -307,6 +307,7 @@ impl From<AuthError> for ApiError {
             AuthError::InvalidChallenge(why) => Self::new(ErrorCode::InvalidChallenge)
                 .detail(format!("the passkey ceremony failed: {why}")),
             AuthError::Conflict(why) => Self::new(ErrorCode::Conflict).detail(why),
+            AuthError::AccountDisabled => Self::new(ErrorCode::AccountDisabled),
             AuthError::InvalidMailToken => Self::new(ErrorCode::InvalidToken)
                 .detail("the link's token is unknown, expired, already used or not for this"),
             AuthError::EmailNotVerified => Self::new(ErrorCode::EmailNotVerified)

@@ -35,6 +35,9 @@ pub enum AuthError {
     /// used; the message says which, for the log.
     #[error("invalid challenge: {0}")]
     InvalidChallenge(String),
+    /// The right credential for an account an admin disabled.
+    #[error("account disabled")]
+    AccountDisabled,
     /// An action the rules forbid in the current state; the message says why.
     #[error("conflict: {0}")]
     Conflict(String),

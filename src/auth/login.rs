@@ -56,6 +56,10 @@ impl AuthService {
             return Err(AuthError::InvalidCredentials);
         };
         // Only after the right password, so that the answer reveals nothing to a guesser.
+        if user.disabled {
+            self.forgive(&lock_key).await?;
+            self.refuse_if_disabled(context, user).await?;
+        }
         if self.settings.mail.verification == EmailVerification::Required && !user.email_verified {
             self.forgive(&lock_key).await?;
             self.record_failed_login(context, &attempted, Some(user), "email_not_verified").await?;
@@ -89,6 +93,13 @@ impl AuthService {
             _ => tokens::random_token(),
         };
         let mut pair = self.open_session(context, user, device, amr).await?;
+        // A disable that raced this login has set its flag before ending the sessions: either
+        // it ended this one, or the flag shows here.
+        if self.users.user_by_id(user.id).await?.is_none_or(|now| now.disabled) {
+            self.sessions.revoke_sessions_of(user.id, None, self.now()).await?;
+            return Err(AuthError::AccountDisabled);
+        }
+        self.users.record_login(user.id, self.now()).await?;
         self.remember_device(user, &device_token).await?;
         pair.device_token = Some(device_token);
         let event = AuditEvent::new(EventType::Login, Outcome::Success, context, self.now())
@@ -109,7 +120,10 @@ impl AuthService {
         if password.is_over_length_cap() {
             return Ok(false);
         }
-        let verified = self.hasher.verify(password, user.map(|u| u.password_hash.clone())).await?;
+        // An account without a password is checked against the dummy hash, like no account.
+        let stored =
+            user.map(|u| u.password_hash.clone()).filter(|h| h != super::register::NO_PASSWORD);
+        let verified = self.hasher.verify(password, stored).await?;
         if let (Some(user), Some(hash)) = (user, &verified.upgraded_hash)
             && let Err(error) = self.users.set_password_hash(user.id, hash).await
         {

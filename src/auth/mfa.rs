@@ -249,7 +249,8 @@ impl AuthService {
             .await?;
         let Some((Some(user_id), pending)) = found else { return Err(AuthError::InvalidToken) };
         self.take_account_budget(context, Account::Email(&pending.attempted)).await?;
-        let user = self.users.user_by_id(user_id).await?.ok_or(AuthError::InvalidToken)?;
+        let user = self.users.user_by_id(user_id).await?;
+        let user = user.filter(|u| !u.disabled).ok_or(AuthError::InvalidToken)?;
         let device = pending.device_token.as_deref().map(tokens::hash_token);
         let lock_key = match &device {
             Some(device) => device_lock_key(user.id, device),

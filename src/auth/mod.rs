@@ -5,6 +5,7 @@
 //! `AuthService` owns the policy and speaks only to the store traits; it knows nothing of HTTP.
 //! Each use case is one public method in its own file, built from small named steps.
 
+mod admin;
 mod context;
 mod error;
 mod events;
@@ -37,6 +38,7 @@ use crate::mail::{Outbox, Templates};
 use crate::metrics::Metrics;
 use crate::store::{LockoutStore, RateLimitStore, SessionStore, UserStore};
 
+pub use admin::{AccountChange, Actor, AdminUserPage, AdminUserView, MAX_USERS_PAGE};
 pub use context::{Principal, RequestContext};
 pub use error::{AuthError, MfaToken};
 pub use hasher::PasswordHasher;

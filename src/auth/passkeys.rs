@@ -15,8 +15,8 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
 use webauthn_rs_core::proto::{
     AttestationConveyancePreference, AuthenticationState, Credential, PublicKeyCredential,
     RegisterPublicKeyCredential, RegistrationState, UserVerificationPolicy,
@@ -321,6 +321,7 @@ impl AuthService {
                 return Err(error);
             }
         };
+        self.refuse_if_disabled(context, &user).await?;
         let device = self.known_device(Some(&user), device_token).await?;
         let amr = Amr::passkey(verified);
         self.complete_login(context, &user, device_token, device, amr, "passkey").await

@@ -83,7 +83,7 @@ impl AuthService {
         if let Some(found) = store.spend_token(&hash, TokenPurpose::Verify, self.now()).await? {
             let user = self.users.user_by_id(found.user).await?;
             // A link sent to an address the account has since left proves nothing.
-            let Some(user) = user.filter(|u| u.email == found.address) else {
+            let Some(user) = user.filter(|u| u.email == found.address && !u.disabled) else {
                 return Err(AuthError::InvalidMailToken);
             };
             self.users.set_email_verified(user.id, true).await?;
@@ -96,8 +96,8 @@ impl AuthService {
         }
         if let Some(found) = store.spend_token(&hash, TokenPurpose::ChangeEmail, self.now()).await?
         {
-            let user =
-                self.users.user_by_id(found.user).await?.ok_or(AuthError::InvalidMailToken)?;
+            let user = self.users.user_by_id(found.user).await?;
+            let user = user.filter(|u| !u.disabled).ok_or(AuthError::InvalidMailToken)?;
             match self.users.change_email(user.id, &found.address).await {
                 Ok(()) => {}
                 Err(StoreError::Conflict) => return Err(AuthError::EmailTaken),
@@ -196,7 +196,7 @@ impl AuthService {
         let found = store.peek_token(&hash, TokenPurpose::Reset, self.now()).await?;
         let found = found.ok_or(AuthError::InvalidMailToken)?;
         let user = self.users.user_by_id(found.user).await?;
-        let Some(user) = user.filter(|u| u.email == found.address) else {
+        let Some(user) = user.filter(|u| u.email == found.address && !u.disabled) else {
             return Err(AuthError::InvalidMailToken);
         };
         // The policy before the token is spent: a refused password leaves the link usable.

@@ -60,7 +60,8 @@ impl AuthService {
     ) -> Result<TokenPair, AuthError> {
         // Roles are read afresh, so a role change shows in the next access token; the methods
         // are the session's, as its login proved them.
-        let record = self.users.user_by_id(user).await?.ok_or(AuthError::InvalidToken)?;
+        let record = self.users.user_by_id(user).await?;
+        let record = record.filter(|u| !u.disabled).ok_or(AuthError::InvalidToken)?;
         self.token_pair(user, session, &record.roles, amr, refresh_token, now)
     }
 

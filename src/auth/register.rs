@@ -5,6 +5,7 @@ use super::{AuthError, AuthService, RequestContext, UserView};
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::config::EmailVerification;
 use crate::domain::{Email, Password, Role, UserId};
+use crate::store::{Factors, UserRecord};
 use crate::store::{NewUser, StoreError};
 
 impl AuthService {
@@ -32,45 +33,69 @@ impl AuthService {
         password: &str,
         roles: Vec<Role>,
     ) -> Result<UserView, AuthError> {
+        let user = self.insert_account(context, email, Some(password), roles, None).await?;
+        Ok(UserView::from(&user))
+    }
+
+    /// Creates an account: with a password (checked against the policy before any hashing), or
+    /// without one, when it can log in only after a password reset. `actor` is the admin who
+    /// creates it, if one does; the event is then `user_created`.
+    pub(super) async fn insert_account(
+        &self,
+        context: &RequestContext,
+        email: &str,
+        password: Option<&str>,
+        roles: Vec<Role>,
+        actor: Option<UserId>,
+    ) -> Result<UserRecord, AuthError> {
         let email = Email::parse(email)?;
-        let password = Password::new(password);
-        let violations = self.settings.password_policy.violations(&password, Some(&email));
-        if !violations.is_empty() {
-            return Err(AuthError::PasswordPolicy(violations));
-        }
-        let user = NewUser {
-            id: UserId::new(),
-            email,
-            password_hash: self.hasher.hash(password).await?,
-            roles,
-            created_at: self.now(),
+        let password_hash = match password {
+            Some(password) => {
+                let password = Password::new(password);
+                let violations = self.settings.password_policy.violations(&password, Some(&email));
+                if !violations.is_empty() {
+                    return Err(AuthError::PasswordPolicy(violations));
+                }
+                self.hasher.hash(password).await?
+            }
+            None => NO_PASSWORD.to_owned(),
+        };
+        let user =
+            NewUser { id: UserId::new(), email, password_hash, roles, created_at: self.now() };
+        let kind = if actor.is_some() { EventType::UserCreated } else { EventType::Registration };
+        let event = |outcome| {
+            let mut event =
+                AuditEvent::new(kind, outcome, context, self.now()).email(user.email.as_str());
+            event.actor_id = actor;
+            event
         };
         match self.users.insert_user(&user).await {
             Ok(()) => {}
             Err(StoreError::Conflict) => {
-                let event =
-                    AuditEvent::new(EventType::Registration, Outcome::Failure, context, self.now())
-                        .email(user.email.as_str())
-                        .detail("email_taken");
-                self.audit.record(event).await?;
+                self.audit.record(event(Outcome::Failure).detail("email_taken")).await?;
                 return Err(AuthError::EmailTaken);
             }
             Err(other) => return Err(other.into()),
         }
-        let event = AuditEvent::new(EventType::Registration, Outcome::Success, context, self.now())
-            .user(user.id)
-            .email(user.email.as_str());
-        self.audit.record(event).await?;
+        self.audit.record(event(Outcome::Success).user(user.id)).await?;
         if self.settings.mail.verification != EmailVerification::Off {
             self.send_verification(user.id, &user.email).await?;
         }
-        Ok(UserView {
-            id: user.id.to_string(),
-            email: user.email.as_str().to_owned(),
-            created_at: user.created_at,
-            roles: user.roles,
+        let NewUser { id, email, password_hash, roles, created_at } = user;
+        Ok(UserRecord {
+            id,
+            email,
+            password_hash,
+            roles,
+            created_at,
             email_verified: false,
-            mfa: Vec::new(),
+            factors: Factors::default(),
+            disabled: false,
+            last_login_at: None,
         })
     }
 }
+
+/// The stored hash of an account created without a password: not a PHC string, so it never
+/// verifies; a login against it costs the dummy hash, like an unknown email.
+pub(super) const NO_PASSWORD: &str = "!";

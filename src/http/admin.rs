@@ -6,10 +6,15 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 
-use super::extract::{Authenticated, Context};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::extract::{Authenticated, Context, JsonBody};
 use super::openapi::problems;
 use crate::audit::query::{AuditQuery, Page};
-use crate::auth::AuthService;
+use crate::auth::{
+    AccountChange, Actor, AdminUserPage, AdminUserView, AuthError, AuthService, MAX_USERS_PAGE,
+};
 use crate::config::Posture;
 use crate::domain::UserId;
 use crate::error::ApiError;
@@ -81,4 +86,194 @@ pub async fn posture(
     auth.limit_read(&context, &principal).await?;
     auth.require_admin(&principal).await?;
     Ok(Json(Posture::clone(&posture)))
+}
+
+/// The paging parameters of the accounts list.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UsersQuery {
+    /// A literal prefix of the normalised (lower-case) email.
+    email: Option<String>,
+    /// Accounts per page.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200, default = 50)]
+    limit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// A new account: without `password` it can log in only after a password reset.
+#[derive(Deserialize, ToSchema)]
+pub struct NewUserByAdmin {
+    email: String,
+    password: Option<String>,
+    /// Role names; `user` is always kept.
+    roles: Option<Vec<String>>,
+}
+
+/// What to change; absent members stay as they are.
+#[derive(Deserialize, ToSchema)]
+pub struct UserChange {
+    /// Replaces the roles; `user` is always kept.
+    roles: Option<Vec<String>>,
+    /// `true` ends every session of the account at once.
+    disabled: Option<bool>,
+    email_verified: Option<bool>,
+}
+
+problems!(UsersProblems: [
+    MalformedRequest, Unauthorized, Forbidden, ValidationFailed, RateLimited, ServiceUnavailable,
+]);
+
+/// GET /v1/admin/users: accounts, newest first, in pages; `email` filters by prefix.
+#[utoipa::path(
+    get, path = "/v1/admin/users", tag = "admin", summary = "List accounts (role admin)",
+    params(UsersQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "A page of accounts", body = AdminUserPage), UsersProblems),
+)]
+pub async fn users(
+    State(auth): State<Arc<AuthService>>,
+    Context(context): Context,
+    Authenticated(principal): Authenticated,
+    Query(query): Query<UsersQuery>,
+) -> Result<Json<AdminUserPage>, ApiError> {
+    auth.limit_read(&context, &principal).await?;
+    auth.require_admin(&principal).await?;
+    let limit = match query.limit.as_deref().map(str::parse::<u32>) {
+        None => None,
+        Some(Ok(limit)) if (1..=MAX_USERS_PAGE).contains(&limit) => Some(limit),
+        Some(_) => {
+            let message = format!("limit must be between 1 and {MAX_USERS_PAGE}");
+            return Err(AuthError::InvalidQuery(message).into());
+        }
+    };
+    let page = auth.list_users(query.email.as_deref(), query.cursor.as_deref(), limit).await?;
+    Ok(Json(page))
+}
+
+problems!(CreateUserProblems: JSON_BODY, [
+    Unauthorized, Forbidden, ValidationFailed, PasswordPolicy, EmailTaken, RateLimited,
+    ServiceUnavailable,
+]);
+
+/// POST /v1/admin/users: creates an account.
+#[utoipa::path(
+    post, path = "/v1/admin/users", tag = "admin", summary = "Create an account (role admin)",
+    request_body = NewUserByAdmin,
+    security(("bearer" = [])),
+    responses((status = 201, description = "The account", body = AdminUserView), CreateUserProblems),
+)]
+pub async fn create_user(
+    State(auth): State<Arc<AuthService>>,
+    Context(context): Context,
+    Authenticated(principal): Authenticated,
+    JsonBody(body): JsonBody<NewUserByAdmin>,
+) -> Result<(StatusCode, Json<AdminUserView>), ApiError> {
+    auth.limit_read(&context, &principal).await?;
+    auth.require_admin(&principal).await?;
+    let roles = body.roles.unwrap_or_default();
+    let password = body.password.as_deref();
+    let user = auth.admin_create_user(&context, &principal, &body.email, password, &roles).await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+problems!(UserProblems: [Unauthorized, Forbidden, NotFound, RateLimited, ServiceUnavailable]);
+
+/// GET /v1/admin/users/{id}: one account.
+#[utoipa::path(
+    get, path = "/v1/admin/users/{id}", tag = "admin", summary = "One account (role admin)",
+    params(("id" = uuid::Uuid, Path, description = "The account's id")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The account", body = AdminUserView), UserProblems),
+)]
+pub async fn user(
+    State(auth): State<Arc<AuthService>>,
+    Context(context): Context,
+    Authenticated(principal): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<AdminUserView>, ApiError> {
+    auth.limit_read(&context, &principal).await?;
+    auth.require_admin(&principal).await?;
+    let id = UserId::parse(&id).ok_or_else(ApiError::not_found)?;
+    Ok(Json(auth.admin_user(id).await?))
+}
+
+problems!(UpdateUserProblems: JSON_BODY, [
+    Unauthorized, Forbidden, NotFound, Conflict, ValidationFailed, RateLimited,
+    ServiceUnavailable,
+]);
+
+/// PATCH /v1/admin/users/{id}: roles, disabled, email verified.
+#[utoipa::path(
+    patch, path = "/v1/admin/users/{id}", tag = "admin", summary = "Change an account (role admin)",
+    description = "Disabling ends every session of the account at once. An admin cannot remove \
+        its own admin role or disable itself (409).",
+    params(("id" = uuid::Uuid, Path, description = "The account's id")),
+    request_body = UserChange,
+    security(("bearer" = [])),
+    responses((status = 200, description = "The account", body = AdminUserView), UpdateUserProblems),
+)]
+pub async fn update_user(
+    State(auth): State<Arc<AuthService>>,
+    Context(context): Context,
+    Authenticated(principal): Authenticated,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<UserChange>,
+) -> Result<Json<AdminUserView>, ApiError> {
+    auth.limit_read(&context, &principal).await?;
+    auth.require_admin(&principal).await?;
+    let id = UserId::parse(&id).ok_or_else(ApiError::not_found)?;
+    let change = AccountChange {
+        roles: body.roles,
+        disabled: body.disabled,
+        email_verified: body.email_verified,
+    };
+    Ok(Json(auth.update_user(&context, Actor::Admin(principal.user), id, change).await?))
+}
+
+problems!(DeleteUserProblems: [
+    Unauthorized, Forbidden, NotFound, Conflict, RateLimited, ServiceUnavailable,
+]);
+
+/// DELETE /v1/admin/users/{id}: deletes an account, as `DELETE /v1/auth/me` does.
+#[utoipa::path(
+    delete, path = "/v1/admin/users/{id}", tag = "admin", summary = "Delete an account (role admin)",
+    description = "Every session ends at once; the email can register again; the audit events \
+        stay. An admin cannot delete itself (409).",
+    params(("id" = uuid::Uuid, Path, description = "The account's id")),
+    security(("bearer" = [])),
+    responses((status = 204, description = "The account is deleted"), DeleteUserProblems),
+)]
+pub async fn delete_user(
+    State(auth): State<Arc<AuthService>>,
+    Context(context): Context,
+    Authenticated(principal): Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    auth.limit_read(&context, &principal).await?;
+    auth.require_admin(&principal).await?;
+    let id = UserId::parse(&id).ok_or_else(ApiError::not_found)?;
+    auth.admin_delete_user(&context, Actor::Admin(principal.user), id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// DELETE /v1/admin/users/{id}/sessions: ends every session of an account at once.
+#[utoipa::path(
+    delete, path = "/v1/admin/users/{id}/sessions", tag = "admin",
+    summary = "End every session of an account (role admin)",
+    params(("id" = uuid::Uuid, Path, description = "The account's id")),
+    security(("bearer" = [])),
+    responses((status = 204, description = "Every session has ended"), UserProblems),
+)]
+pub async fn end_user_sessions(
+    State(auth): State<Arc<AuthService>>,
+    Context(context): Context,
+    Authenticated(principal): Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    auth.limit_read(&context, &principal).await?;
+    auth.require_admin(&principal).await?;
+    let id = UserId::parse(&id).ok_or_else(ApiError::not_found)?;
+    auth.admin_end_sessions(&context, Actor::Admin(principal.user), id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

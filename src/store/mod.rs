@@ -17,14 +17,14 @@ use std::time::Duration;
 
 use crate::domain::audit::chain::{HeadSignature, Link};
 use crate::domain::audit::{AuditEvent, AuditFilter};
-use crate::domain::{Email, Rate, SessionId, UserId};
+use crate::domain::{Email, Rate, Role, SessionId, UserId};
 
 pub use crate::domain::{AttemptGate, LockoutPolicy, Timestamp};
 
 pub use records::{
     ChallengePurpose, ChallengeRecord, EmailTokenRecord, Factors, NewEmailToken, NewSession,
     NewUser, OutboxState, PasskeyRecord, QueuedMail, Rotation, SessionCursor, SessionRecord,
-    SigningKeyRecord, TokenHash, TokenPurpose, TotpRecord, UserRecord,
+    SigningKeyRecord, TokenHash, TokenPurpose, TotpRecord, UserCursor, UserRecord,
 };
 
 /// The cause of a store error, kept for the log.
@@ -84,6 +84,20 @@ pub trait UserStore: Send + Sync {
     async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError>;
     async fn set_password_hash(&self, id: UserId, hash: &str) -> Result<(), StoreError>;
     async fn set_email_verified(&self, id: UserId, verified: bool) -> Result<(), StoreError>;
+    /// Up to `limit` accounts, newest first (creation time, then id), after `after`; with
+    /// `prefix`, only those whose (normalised) email starts with it.
+    async fn list_users(
+        &self,
+        prefix: Option<&str>,
+        after: Option<&UserCursor>,
+        limit: u32,
+    ) -> Result<Vec<UserRecord>, StoreError>;
+    /// Disables or enables the account; false if there is none.
+    async fn set_disabled(&self, id: UserId, disabled: bool) -> Result<bool, StoreError>;
+    /// Replaces the account's roles; false if there is none.
+    async fn set_roles(&self, id: UserId, roles: &[Role]) -> Result<bool, StoreError>;
+    /// Records a completed login.
+    async fn record_login(&self, id: UserId, at: Timestamp) -> Result<(), StoreError>;
     /// Moves the account to `email`, verified; `Conflict` if another account has it.
     async fn change_email(&self, id: UserId, email: &Email) -> Result<(), StoreError>;
     /// Deletes the account with its devices, sessions and tokens (its audit events stay);

@@ -34,6 +34,16 @@ pub struct UserRecord {
     pub email_verified: bool,
     /// The second factors in use.
     pub factors: Factors,
+    /// Refused at login, by an admin.
+    pub disabled: bool,
+    pub last_login_at: Option<Timestamp>,
+}
+
+/// Where a page of accounts ends: the last account's creation time and id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UserCursor {
+    pub created_at: Timestamp,
+    pub id: UserId,
 }
 
 /// The second factors an account has: a confirmed TOTP, passkeys.
@@ -51,6 +61,7 @@ impl fmt::Debug for UserRecord {
             .field("roles", &self.roles)
             .field("email_verified", &self.email_verified)
             .field("factors", &self.factors)
+            .field("disabled", &self.disabled)
             .finish_non_exhaustive()
     }
 }

@@ -16,9 +16,10 @@ use super::AuditEvent;
 pub const GENESIS: [u8; 32] = [0; 32];
 
 /// The exact bytes that are hashed for an event: a JSON array of its fields in a fixed order,
-/// times in milliseconds, so that the same event always gives the same bytes.
+/// times in milliseconds, so that the same event always gives the same bytes. The actor, added
+/// later, is appended only when there is one, so events written before it hash as they did.
 fn canonical(event: &AuditEvent) -> Vec<u8> {
-    let fields = serde_json::json!([
+    let mut fields = serde_json::json!([
         event.id.to_string(),
         event.kind.as_str(),
         event.at.timestamp_millis(),
@@ -30,6 +31,9 @@ fn canonical(event: &AuditEvent) -> Vec<u8> {
         event.outcome.as_str(),
         event.detail,
     ]);
+    if let (Some(actor), Some(fields)) = (event.actor_id, fields.as_array_mut()) {
+        fields.push(serde_json::json!(actor.to_string()));
+    }
     fields.to_string().into_bytes()
 }
 
@@ -193,6 +197,16 @@ mod tests {
             verifier.check(link);
         }
         verifier.finish(head_seq, head)
+    }
+
+    #[test]
+    fn an_actor_is_hashed_and_an_event_without_one_hashes_as_before() {
+        let plain = event("unlock");
+        let before = String::from_utf8(canonical(&plain)).unwrap_or_default();
+        assert!(before.ends_with(r#","success","unlock"]"#), "{before}");
+        let mut acted = plain.clone();
+        acted.actor_id = Some(crate::domain::UserId::new());
+        assert_ne!(link(&GENESIS, 1, &plain), link(&GENESIS, 1, &acted));
     }
 
     #[test]

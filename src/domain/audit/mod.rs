@@ -61,6 +61,10 @@ event_types! {
     RecoveryCodesRegenerated = "recovery_codes_regenerated",
     PasskeyAdded = "passkey_added",
     PasskeyRemoved = "passkey_removed",
+    UserCreated = "user_created",
+    UserUpdated = "user_updated",
+    UserDeleted = "user_deleted",
+    SessionsRevoked = "sessions_revoked",
 }
 
 impl EventType {
@@ -113,6 +117,8 @@ pub struct AuditEvent {
     pub request_id: Option<String>,
     pub outcome: Outcome,
     pub detail: Option<String>,
+    /// The admin whose action caused the event; `user_id` is then the account acted on.
+    pub actor_id: Option<UserId>,
 }
 
 impl AuditEvent {
@@ -128,7 +134,14 @@ impl AuditEvent {
             request_id: context.request_id.as_deref().map(escaped),
             outcome,
             detail: None,
+            actor_id: None,
         }
+    }
+
+    /// The admin who acted.
+    pub fn actor(mut self, actor: UserId) -> Self {
+        self.actor_id = Some(actor);
+        self
     }
 
     pub fn user(mut self, user: UserId) -> Self {

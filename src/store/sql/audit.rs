@@ -29,8 +29,8 @@ impl AuditStore for SqlStore {
         sqlx::query(
             "INSERT INTO audit_events
                  (id, type, at, user_id, email, ip, user_agent, request_id, outcome, detail,
-                  chain_seq, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                  chain_seq, prev_hash, hash, actor_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(event.id.to_string())
         .bind(event.kind.as_str())
@@ -45,6 +45,7 @@ impl AuditStore for SqlStore {
         .bind(seq)
         .bind(&previous[..])
         .bind(&hash[..])
+        .bind(event.actor_id.map(|a| a.to_string()))
         .execute(&mut *tx)
         .await
         .map_err(&failed)?;

@@ -12,7 +12,7 @@ use crate::store::{Factors, SessionRecord, SigningKeyRecord, StoreError, TokenHa
 /// The columns of a `UserRow`, as a literal for `concat!`, so that no SQL is formatted per call.
 macro_rules! user_columns {
     () => {
-        "id, email, password_hash, roles, created_at, email_verified,
+        "id, email, password_hash, roles, created_at, email_verified, disabled, last_login_at,
          (SELECT COUNT(*) FROM totp_factors t
           WHERE t.user_id = users.id AND t.confirmed_at IS NOT NULL) AS totp,
          (SELECT COUNT(*) FROM passkeys p WHERE p.user_id = users.id) AS passkeys"
@@ -27,6 +27,8 @@ pub struct UserRow {
     roles: String,
     created_at: i64,
     email_verified: i64,
+    disabled: i64,
+    last_login_at: Option<i64>,
     totp: i64,
     passkeys: i64,
 }
@@ -43,6 +45,8 @@ impl TryFrom<UserRow> for UserRecord {
             created_at: from_millis(row.created_at)?,
             email_verified: row.email_verified != 0,
             factors: Factors { totp: row.totp > 0, passkeys: row.passkeys > 0 },
+            disabled: row.disabled != 0,
+            last_login_at: row.last_login_at.map(from_millis).transpose()?,
         })
     }
 }
@@ -139,7 +143,7 @@ pub struct LockoutRow {
 macro_rules! audit_columns {
     () => {
         "id, type, at, user_id, email, ip, user_agent, request_id, outcome, detail, chain_seq, \
-         prev_hash, hash"
+         prev_hash, hash, actor_id"
     };
 }
 
@@ -159,6 +163,7 @@ pub struct AuditRow {
     chain_seq: Option<i64>,
     prev_hash: Option<Vec<u8>>,
     hash: Option<Vec<u8>>,
+    actor_id: Option<String>,
 }
 
 fn corrupt(what: &'static str) -> StoreError {
@@ -183,6 +188,10 @@ impl TryFrom<AuditRow> for Link {
             request_id: row.request_id,
             outcome: Outcome::parse(&row.outcome).ok_or_else(|| corrupt("outcome"))?,
             detail: row.detail,
+            actor_id: row
+                .actor_id
+                .map(|a| UserId::parse(&a).ok_or_else(|| corrupt("actor id")))
+                .transpose()?,
         };
         Ok(Link { seq: row.chain_seq, prev_hash: row.prev_hash, hash: row.hash, event })
     }

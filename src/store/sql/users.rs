@@ -4,9 +4,9 @@ use async_trait::async_trait;
 
 use super::rows::{UserRow, roles_column};
 use super::{SqlStore, failed};
-use crate::domain::{Email, UserId};
+use crate::domain::{Email, Role, UserId};
 use crate::store::codec::millis;
-use crate::store::{NewUser, StoreError, Timestamp, TokenHash, UserRecord, UserStore};
+use crate::store::{NewUser, StoreError, Timestamp, TokenHash, UserCursor, UserRecord, UserStore};
 
 #[async_trait]
 impl UserStore for SqlStore {
@@ -63,6 +63,76 @@ impl UserStore for SqlStore {
             .execute(&self.write)
             .await
             .map_err(failed("set email verified"))?;
+        Ok(())
+    }
+
+    async fn list_users(
+        &self,
+        prefix: Option<&str>,
+        after: Option<&UserCursor>,
+        limit: u32,
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        // Two statements, not one with `$1 IS NULL OR …`, so that PostgreSQL plans each on its
+        // own: newest first along `users_newest`, or a prefix range along the email index
+        // (emails compare byte-wise on both databases). The row comparison is the cursor.
+        const ALL: &str = concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE (created_at, id) < ($1, $2)
+              ORDER BY created_at DESC, id DESC LIMIT $3"
+        );
+        const PREFIXED: &str = concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE (created_at, id) < ($1, $2)
+                AND email >= $4 AND email < $5 AND substr(email, 1, length($4)) = $4
+              ORDER BY created_at DESC, id DESC LIMIT $3"
+        );
+        let (before, before_id) = match after {
+            Some(cursor) => (millis(cursor.created_at), cursor.id.to_string()),
+            None => (i64::MAX, String::new()),
+        };
+        let query = match prefix {
+            Some(prefix) => sqlx::query_as(PREFIXED)
+                .bind(before)
+                .bind(before_id)
+                .bind(i64::from(limit))
+                .bind(prefix.to_owned())
+                // Above every address that starts with the prefix, in byte order.
+                .bind(format!("{prefix}\u{10FFFF}")),
+            None => sqlx::query_as(ALL).bind(before).bind(before_id).bind(i64::from(limit)),
+        };
+        let rows: Vec<UserRow> = query.fetch_all(&self.read).await.map_err(failed("list users"))?;
+        rows.into_iter().map(UserRecord::try_from).collect()
+    }
+
+    async fn set_disabled(&self, id: UserId, disabled: bool) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
+            .bind(i32::from(disabled))
+            .bind(id.to_string())
+            .execute(&self.write)
+            .await
+            .map_err(failed("set disabled"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_roles(&self, id: UserId, roles: &[Role]) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE users SET roles = $1 WHERE id = $2")
+            .bind(roles_column(roles))
+            .bind(id.to_string())
+            .execute(&self.write)
+            .await
+            .map_err(failed("set roles"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn record_login(&self, id: UserId, at: Timestamp) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET last_login_at = $1 WHERE id = $2")
+            .bind(millis(at))
+            .bind(id.to_string())
+            .execute(&self.write)
+            .await
+            .map_err(failed("record login"))?;
         Ok(())
     }
 

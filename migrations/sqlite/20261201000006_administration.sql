@@ -1,0 +1,8 @@
+-- Account administration: a disabled flag, the last login, the admin behind an event, and an
+-- index for the newest-first listing. (Emails compare byte-wise here already, as BINARY text,
+-- so the unique index on `email` also serves prefix ranges.)
+ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN last_login_at INTEGER;
+CREATE INDEX users_newest ON users (created_at DESC, id DESC);
+
+ALTER TABLE audit_events ADD COLUMN actor_id TEXT;
