@@ -68,6 +68,11 @@ impl fmt::Debug for Settings {
             tls,
             mail,
             webauthn,
+            client_id,
+            key_publish_ahead,
+            key_rotate_every,
+            refresh_cookie,
+            client_ip_header,
         } = self;
         f.debug_struct("Settings")
             .field("bind", bind)
@@ -109,6 +114,11 @@ impl fmt::Debug for Settings {
             // Masks the SMTP credentials.
             .field("mail", mail)
             .field("webauthn", webauthn)
+            .field("client_id", client_id)
+            .field("key_publish_ahead", key_publish_ahead)
+            .field("key_rotate_every", key_rotate_every)
+            .field("refresh_cookie", refresh_cookie)
+            .field("client_ip_header", client_ip_header)
             .finish()
     }
 }

@@ -69,6 +69,11 @@ const VARIABLES: &[(&str, Option<&str>)] = &[
     ("REQUEST_TIMEOUT", Some("30s")),
     ("REDIS_PREFIX", Some("portcullis:")),
     ("MAX_CONNECTIONS", Some("10000")),
+    ("CLIENT_ID", Some("portcullis")),
+    ("KEY_PUBLISH_AHEAD", Some("15m")),
+    ("KEY_ROTATE_EVERY", None),
+    ("REFRESH_COOKIE", Some("off")),
+    ("CLIENT_IP_HEADER", Some("x-forwarded-for")),
     ("TLS_CERT", None),
     ("TLS_KEY", None),
     ("MASTER_KEY", None),
@@ -125,6 +130,27 @@ pub struct Argon2Settings {
     pub memory_kib: u32,
     pub iterations: u32,
     pub parallelism: u32,
+}
+
+/// The header a trusted proxy names the client in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientIpHeader {
+    /// `X-Forwarded-For`: the right-most address that is not a trusted proxy.
+    XForwardedFor,
+    /// `Forwarded` (RFC 7239): its `for=` parameters, read the same way.
+    Forwarded,
+    /// `X-Real-IP`: one address, set by the proxy.
+    XRealIp,
+}
+
+impl ClientIpHeader {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::XForwardedFor => "x-forwarded-for",
+            Self::Forwarded => "forwarded",
+            Self::XRealIp => "x-real-ip",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,6 +227,16 @@ pub struct Settings {
     pub tls: Option<TlsFiles>,
     pub mail: MailSettings,
     pub webauthn: WebauthnSettings,
+    /// The `client_id` claim of access tokens (RFC 9068).
+    pub client_id: String,
+    /// How long a new signing key is published before it signs.
+    pub key_publish_ahead: Duration,
+    /// Scheduled key rotation; `None`: only `keys rotate` rotates.
+    pub key_rotate_every: Option<Duration>,
+    /// The refresh token also travels in an `HttpOnly` cookie.
+    pub refresh_cookie: bool,
+    /// The header read from a trusted proxy.
+    pub client_ip_header: ClientIpHeader,
 }
 
 impl Settings {
@@ -340,6 +376,27 @@ impl Settings {
                 _ => Err("must be json or pretty".to_owned()),
             })?,
             request_timeout: raw.parse("REQUEST_TIMEOUT", parse_positive_duration)?,
+            client_id: raw.parse("CLIENT_ID", parse_non_empty)?,
+            key_publish_ahead: raw.parse("KEY_PUBLISH_AHEAD", parse_duration)?,
+            key_rotate_every: raw
+                .optional("KEY_ROTATE_EVERY")
+                .map(|v| {
+                    parse_positive_duration(v).map_err(|m| ConfigError::new("KEY_ROTATE_EVERY", m))
+                })
+                .transpose()?,
+            refresh_cookie: raw.parse("REFRESH_COOKIE", |v| match v {
+                "on" => Ok(true),
+                "off" => Ok(false),
+                _ => Err("must be on or off".to_owned()),
+            })?,
+            client_ip_header: raw.parse("CLIENT_IP_HEADER", |v| {
+                match v.to_ascii_lowercase().as_str() {
+                    "x-forwarded-for" => Ok(ClientIpHeader::XForwardedFor),
+                    "forwarded" => Ok(ClientIpHeader::Forwarded),
+                    "x-real-ip" => Ok(ClientIpHeader::XRealIp),
+                    _ => Err("must be x-forwarded-for, forwarded or x-real-ip".to_owned()),
+                }
+            })?,
             max_connections: raw.parse("MAX_CONNECTIONS", |v| match v.parse::<usize>() {
                 Ok(n) if (1..=MAX_CONNECTIONS_CAP).contains(&n) => Ok(n),
                 _ => Err(format!("must be a whole number from 1 to {MAX_CONNECTIONS_CAP}")),
@@ -424,6 +481,11 @@ impl Settings {
             ("REQUEST_TIMEOUT", secs(self.request_timeout)),
             ("REDIS_PREFIX", self.redis_prefix.clone()),
             ("MAX_CONNECTIONS", self.max_connections.to_string()),
+            ("CLIENT_ID", self.client_id.clone()),
+            ("KEY_PUBLISH_AHEAD", secs(self.key_publish_ahead)),
+            ("KEY_ROTATE_EVERY", self.key_rotate_every.map(secs).unwrap_or_default()),
+            ("REFRESH_COOKIE", if self.refresh_cookie { "on" } else { "off" }.to_owned()),
+            ("CLIENT_IP_HEADER", self.client_ip_header.as_str().to_owned()),
             (
                 "TLS_CERT",
                 self.tls.as_ref().map(|t| t.cert.display().to_string()).unwrap_or_default(),
