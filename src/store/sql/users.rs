@@ -73,8 +73,10 @@ impl UserStore for SqlStore {
         limit: u32,
     ) -> Result<Vec<UserRecord>, StoreError> {
         // Two statements, not one with `$1 IS NULL OR …`, so that PostgreSQL plans each on its
-        // own: newest first along `users_newest`, or a prefix range along the email index
-        // (emails compare byte-wise on both databases). The row comparison is the cursor.
+        // own: newest first along `users_newest`, or a prefix range along the email index.
+        // Emails compare by code point on both databases (byte-wise "C" on PostgreSQL, BINARY
+        // on SQLite), so `prefix <= email < prefix_end(prefix)` is exactly "starts with", and
+        // a range the planner estimates from its histogram. The row comparison is the cursor.
         const ALL: &str = concat!(
             "SELECT ",
             user_columns!(),
@@ -85,7 +87,7 @@ impl UserStore for SqlStore {
             "SELECT ",
             user_columns!(),
             " FROM users WHERE (created_at, id) < ($1, $2)
-                AND email >= $4 AND email < $5 AND substr(email, 1, length($4)) = $4
+                AND email >= $4 AND email < $5
               ORDER BY created_at DESC, id DESC LIMIT $3"
         );
         let (before, before_id) = match after {
@@ -98,8 +100,8 @@ impl UserStore for SqlStore {
                 .bind(before_id)
                 .bind(i64::from(limit))
                 .bind(prefix.to_owned())
-                // Above every address that starts with the prefix, in byte order.
-                .bind(format!("{prefix}\u{10FFFF}")),
+                // Only a prefix of U+10FFFF alone has no end; the bound above it is as good.
+                .bind(prefix_end(prefix).unwrap_or_else(|| format!("{prefix}\u{10FFFF}"))),
             None => sqlx::query_as(ALL).bind(before).bind(before_id).bind(i64::from(limit)),
         };
         let rows: Vec<UserRow> = query.fetch_all(&self.read).await.map_err(failed("list users"))?;
@@ -234,5 +236,40 @@ impl UserStore for SqlStore {
         .await
         .map_err(failed("forget devices"))?;
         Ok(done.rows_affected())
+    }
+}
+
+/// The least string above every string that starts with `prefix` in code point order (which is
+/// byte order in UTF-8): the prefix with its last character incremented, such as `ada` → `adb`.
+/// A bound the planner estimates from its histogram, where a bound of `prefix || U+10FFFF` looks
+/// like a rare value and misleads it. `None` when no such string exists.
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = (u32::from(last) + 1..=0x10FFFF).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn the_end_of_a_prefix_is_its_last_character_incremented() {
+        assert_eq!(prefix_end("ada").as_deref(), Some("adb"));
+        assert_eq!(prefix_end("user1").as_deref(), Some("user2"));
+        assert_eq!(prefix_end("a\u{D7FF}").as_deref(), Some("a\u{E000}"), "past the surrogates");
+        assert_eq!(prefix_end("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_end("\u{10FFFF}"), None);
+        for (prefix, inside) in [("ada", "ada@example.com"), ("é", "éa"), ("a-", "a-\u{10FFFF}")]
+        {
+            let end = prefix_end(prefix).unwrap_or_default();
+            assert!(inside < end.as_str() && inside >= prefix, "{prefix} {inside} {end}");
+        }
     }
 }
