@@ -142,6 +142,11 @@ fn at(clock: &ManualClock, ahead: Duration) -> Timestamp {
     clock.now() + chrono::Duration::from_std(ahead).unwrap()
 }
 
+/// A time as the stores keep it: to the millisecond.
+fn in_millis(time: Timestamp) -> Timestamp {
+    chrono::DateTime::from_timestamp_millis(time.timestamp_millis()).unwrap()
+}
+
 fn token(byte: u8) -> TokenHash {
     TokenHash([byte; 32])
 }
@@ -248,13 +253,18 @@ async fn within_the_grace_the_same_successor_is_handed_out_and_after_it_the_sess
         let user = new_user(users.as_ref(), &clock).await;
         let (first, second) = (random_token(), random_token());
         let session = new_session(sessions.as_ref(), &clock, user, &first, DAY).await;
+        let login_at = in_millis(clock.now());
         let grace = Duration::from_secs(10);
         let expiry = at(&clock, DAY);
         let rotated = sessions
             .rotate_refresh_token(Some(user), &first, &second, clock.now(), expiry, grace)
             .await
             .unwrap();
-        assert_eq!(rotated, Rotation::Rotated { session, user, amr: Amr::PASSWORD }, "{name}");
+        assert_eq!(
+            rotated,
+            Rotation::Rotated { session, user, amr: Amr::PASSWORD, login_at },
+            "{name}"
+        );
         clock.advance(Duration::from_secs(9));
         let again = sessions
             .rotate_refresh_token(Some(user), &first, &second, clock.now(), expiry, grace)
@@ -262,7 +272,7 @@ async fn within_the_grace_the_same_successor_is_handed_out_and_after_it_the_sess
             .unwrap();
         assert_eq!(
             again,
-            Rotation::Grace { session, user, amr: Amr::PASSWORD },
+            Rotation::Grace { session, user, amr: Amr::PASSWORD, login_at },
             "{name}: within the grace"
         );
         let other = random_token();
@@ -499,6 +509,7 @@ async fn a_token_or_session_asked_for_under_another_owner_is_not_found() {
             (new_user(users.as_ref(), &clock).await, new_user(users.as_ref(), &clock).await);
         let (first, second) = (random_token(), random_token());
         let session = new_session(sessions.as_ref(), &clock, user, &first, DAY).await;
+        let login_at = in_millis(clock.now());
         let (now, expiry, zero) = (clock.now(), at(&clock, DAY), Duration::ZERO);
         let wrong =
             sessions.rotate_refresh_token(Some(stranger), &first, &second, now, expiry, zero);
@@ -509,7 +520,7 @@ async fn a_token_or_session_asked_for_under_another_owner_is_not_found() {
         let right = sessions.rotate_refresh_token(Some(user), &first, &second, now, expiry, zero);
         assert_eq!(
             right.await.unwrap(),
-            Rotation::Rotated { session, user, amr: Amr::PASSWORD },
+            Rotation::Rotated { session, user, amr: Amr::PASSWORD, login_at },
             "{name}: the wrong owner spent nothing and revoked nothing"
         );
     }
@@ -1171,6 +1182,7 @@ async fn instances_starting_together_agree_on_one_first_key_and_one_secret() {
                     kid: format!("kid-{i}"),
                     private_key: vec![i; 32],
                     created_at: now,
+                    signs_at: now,
                 };
                 store.insert_first_signing_key(&key).await.unwrap();
             }
@@ -1193,6 +1205,7 @@ async fn instances_starting_together_agree_on_one_first_key_and_one_secret() {
             kid: "kid-later".into(),
             private_key: vec![7; 32],
             created_at: now + chrono::Duration::seconds(1),
+            signs_at: now + chrono::Duration::seconds(1),
         };
         store.insert_signing_key(&later).await.unwrap();
         let keys = store.signing_keys().await.unwrap();

@@ -2,7 +2,11 @@
 //!
 //! EdDSA (Ed25519) by default: signing keys are generated once, kept in the database, and shared
 //! by every instance on it; the ring is reloaded periodically so that `keys rotate` reaches every
-//! instance. HS256 when a secret is configured. Verification pins the algorithm (RFC 8725 §3.1),
+//! instance. A new key is published in the JWKS `KEY_PUBLISH_AHEAD` before it signs, so that
+//! verifiers caching the JWKS (PyJWT, jose, gateways) know it before its first token; an old key
+//! stays published until the last token it signed has expired, and its private key is then
+//! deleted. `KEY_ROTATE_EVERY` rotates on a schedule through the same path. HS256 when a secret
+//! is configured. Verification pins the algorithm (RFC 8725 §3.1),
 //! requires `typ: at+jwt` (RFC 9068 §2.1) and a known `kid`, and checks `iss`, `aud`, `exp`, `nbf`
 //! and that `iat` is not in the future.
 
@@ -50,6 +54,12 @@ pub struct AccessClaims {
     /// What the session's login proved (RFC 8176).
     #[serde(default)]
     pub amr: Vec<String>,
+    /// RFC 9068 §2.2.
+    #[serde(default)]
+    pub client_id: String,
+    /// When the session's login happened (OpenID Connect Core §2).
+    #[serde(default)]
+    pub auth_time: i64,
 }
 
 /// What a verified access token says.
@@ -65,6 +75,8 @@ struct Ring {
     signing_key: EncodingKey,
     verifying: HashMap<String, DecodingKey>,
     jwks: Vec<serde_json::Value>,
+    /// Keys no live token can have been signed with: to delete.
+    expired: Vec<String>,
 }
 
 enum Mode {
@@ -77,6 +89,9 @@ pub struct AccessTokens {
     mode: Mode,
     issuer: String,
     audience: String,
+    client_id: String,
+    publish_ahead: Duration,
+    rotate_every: Option<Duration>,
     ttl: Duration,
     validation: Validation,
     ring: RwLock<Arc<Ring>>,
@@ -86,20 +101,29 @@ pub struct AccessTokenSettings {
     pub secret: Option<SecretSlice<u8>>,
     pub issuer: String,
     pub audience: String,
+    pub client_id: String,
     pub ttl: Duration,
     pub leeway: Duration,
+    /// How long a new key is published before it signs.
+    pub publish_ahead: Duration,
+    /// Scheduled rotation, if any.
+    pub rotate_every: Option<Duration>,
 }
 
 /// The HS256 secret signs tokens: whoever reads it can mint any token, so it is never printed.
 impl std::fmt::Debug for AccessTokenSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let Self { secret, issuer, audience, ttl, leeway } = self;
+        let Self { secret, issuer, audience, client_id, ttl, leeway, publish_ahead, rotate_every } =
+            self;
         f.debug_struct("AccessTokenSettings")
             .field("secret", &secret.as_ref().map(|_| format_args!("[REDACTED]")))
             .field("issuer", issuer)
             .field("audience", audience)
+            .field("client_id", client_id)
             .field("ttl", ttl)
             .field("leeway", leeway)
+            .field("publish_ahead", publish_ahead)
+            .field("rotate_every", rotate_every)
             .finish()
     }
 }
@@ -122,24 +146,81 @@ impl AccessTokens {
         // RFC 7519 §4.1.5: a token must not be accepted before its `nbf` (within the leeway).
         validation.validate_nbf = true;
         if matches!(mode, Mode::EdDsa) {
-            store.insert_first_signing_key(&new_signing_key()).await?;
+            store.insert_first_signing_key(&new_signing_key(Duration::ZERO)).await?;
         }
         let ring = build_ring(&mode, store, settings.ttl + settings.leeway).await?;
         Ok(Self {
             mode,
             issuer: settings.issuer,
             audience: settings.audience,
+            client_id: settings.client_id,
+            publish_ahead: settings.publish_ahead,
+            rotate_every: settings.rotate_every,
             ttl: settings.ttl,
             validation,
             ring: RwLock::new(Arc::new(ring)),
         })
     }
 
-    /// Re-reads the signing keys, picking up rotations made by the CLI or other instances.
+    /// Re-reads the signing keys, picking up rotations made by the CLI or other instances,
+    /// rotates when the schedule says so, and deletes the keys no live token can need.
     pub async fn reload(&self, store: &dyn KeyStore) -> Result<(), AuthError> {
+        if matches!(self.mode, Mode::EdDsa) {
+            self.rotate_on_schedule(store).await?;
+        }
         let ring = build_ring(&self.mode, store, self.ttl + self.validation_leeway()).await?;
+        for kid in &ring.expired {
+            store.delete_signing_key(kid).await?;
+            tracing::info!(%kid, "deleted a signing key no live token can need");
+        }
         *self.ring.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(ring);
         Ok(())
+    }
+
+    /// With `KEY_ROTATE_EVERY`, a new key once the newest is that old. Every instance derives
+    /// the same key from one secret named after the key it replaces (the first instance to ask
+    /// creates it), so instances rotating together store one key, not one each.
+    async fn rotate_on_schedule(&self, store: &dyn KeyStore) -> Result<(), AuthError> {
+        let Some(every) = self.rotate_every else { return Ok(()) };
+        let keys = store.signing_keys().await?;
+        let Some(newest) = keys.first() else { return Ok(()) };
+        let now = crate::domain::SystemClock.now();
+        if newest.created_at + super::chrono_duration(every) > now {
+            return Ok(());
+        }
+        let slot = format!("scheduled key after {}", newest.kid);
+        let seed = store.secret(&slot, &super::tokens::random_bytes::<32>()).await?;
+        let seed: [u8; 32] = seed
+            .as_slice()
+            .try_into()
+            .map_err(|_| AuthError::Internal("malformed scheduled key seed".to_owned()))?;
+        let key = signing_key_from_seed(seed, self.publish_ahead);
+        match store.insert_signing_key(&key).await {
+            Ok(()) => {
+                tracing::info!(kid = %key.kid, "scheduled key rotation: a new key is published")
+            }
+            // Another instance stored the same key first.
+            Err(crate::store::StoreError::Conflict) => {}
+            Err(other) => return Err(other.into()),
+        }
+        Ok(())
+    }
+
+    /// How long a new key is published before it signs (`KEY_PUBLISH_AHEAD`).
+    pub fn publish_ahead(&self) -> Duration {
+        self.publish_ahead
+    }
+
+    /// The algorithm that signs, as JOSE names it.
+    pub fn algorithm(&self) -> &'static str {
+        match self.mode {
+            Mode::EdDsa => "EdDSA",
+            Mode::Hs256(_) => "HS256",
+        }
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
     }
 
     fn validation_leeway(&self) -> Duration {
@@ -161,6 +242,7 @@ impl AccessTokens {
         session: SessionId,
         roles: &[Role],
         amr: Amr,
+        auth_time: Timestamp,
         now: Timestamp,
     ) -> Result<String, AuthError> {
         let ring = self.ring();
@@ -178,6 +260,8 @@ impl AccessTokens {
             jti: uuid::Uuid::new_v4().to_string(),
             roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
             amr: amr.names().into_iter().map(str::to_owned).collect(),
+            client_id: self.client_id.clone(),
+            auth_time: auth_time.timestamp(),
         };
         jsonwebtoken::encode(&header, &claims, &ring.signing_key)
             .map_err(|e| AuthError::Internal(format!("signing failed: {e}")))
@@ -221,14 +305,20 @@ impl AccessTokens {
     }
 }
 
-/// A new Ed25519 signing key, its `kid` the RFC 7638 thumbprint of its public key.
-pub fn new_signing_key() -> SigningKeyRecord {
-    let seed = super::tokens::random_bytes::<32>();
+/// A new Ed25519 signing key that signs `publish_ahead` from now, its `kid` the RFC 7638
+/// thumbprint of its public key.
+pub fn new_signing_key(publish_ahead: Duration) -> SigningKeyRecord {
+    signing_key_from_seed(super::tokens::random_bytes::<32>(), publish_ahead)
+}
+
+fn signing_key_from_seed(seed: [u8; 32], publish_ahead: Duration) -> SigningKeyRecord {
     let public = SigningKey::from_bytes(&seed).verifying_key().to_bytes();
+    let created_at = crate::domain::SystemClock.now();
     SigningKeyRecord {
         kid: thumbprint(&public),
         private_key: seed.to_vec(),
-        created_at: crate::domain::SystemClock.now(),
+        created_at,
+        signs_at: created_at + super::chrono_duration(publish_ahead),
     }
 }
 
@@ -268,47 +358,69 @@ fn hs256_ring(secret: &SecretSlice<u8>) -> Result<Ring, AuthError> {
         signing_key,
         verifying: HashMap::from([(kid, decoding)]),
         jwks: Vec::new(),
+        expired: Vec::new(),
     })
 }
 
-/// The newest key signs. An older key keeps verifying until every token it may have signed has
-/// expired: its successor's age must exceed a token lifetime plus one reload interval.
+/// The newest key whose time has come signs; a key whose time has not come is published (and
+/// verifies) already. An older key keeps verifying until every token it may have signed has
+/// expired: the key that took over from it must have signed for longer than a token lifetime
+/// plus one reload interval. Past that it is expired, and deleted.
 fn eddsa_ring(keys: &[SigningKeyRecord], token_lifetime: Duration) -> Result<Ring, AuthError> {
-    let newest = keys.first().ok_or_else(|| AuthError::Internal("no signing key".to_owned()))?;
     let now = crate::domain::SystemClock.now();
     let keep_for = chrono::Duration::from_std(token_lifetime + RELOAD_INTERVAL)
         .map_err(|e| AuthError::Internal(e.to_string()))?;
+    // Newest signing time first; a key whose time has not come is only published.
+    let mut keys: Vec<&SigningKeyRecord> = keys.iter().collect();
+    keys.sort_by_key(|k| std::cmp::Reverse((k.signs_at, k.created_at)));
+    let (upcoming, signed): (Vec<_>, Vec<_>) = keys.into_iter().partition(|k| k.signs_at > now);
+    // Without any key whose time has come (a clock set back), the one due first signs.
+    let (signer, older) = match signed.split_first() {
+        Some((signer, older)) => (*signer, older.to_vec()),
+        None => {
+            let first = upcoming.last().copied();
+            (first.ok_or_else(|| AuthError::Internal("no signing key".to_owned()))?, Vec::new())
+        }
+    };
     let mut verifying = HashMap::new();
     let mut jwks = Vec::new();
-    let mut signing_key = None;
-    for (index, key) in keys.iter().enumerate() {
-        let still_needed = index == 0 || keys[index - 1].created_at + keep_for > now;
-        if !still_needed {
-            break;
-        }
+    let mut publish = |key: &SigningKeyRecord| -> Result<SigningKey, AuthError> {
         let seed: [u8; 32] =
             key.private_key.as_slice().try_into().map_err(|_| {
                 AuthError::Internal(format!("signing key {} is malformed", key.kid))
             })?;
         let signer = SigningKey::from_bytes(&seed);
         let public = signer.verifying_key().to_bytes();
-        if index == 0 {
-            let der = signer
-                .to_pkcs8_der()
-                .map_err(|e| AuthError::Internal(format!("encoding signing key: {e}")))?;
-            signing_key = Some(EncodingKey::from_ed_der(der.as_bytes()));
-        }
         verifying.insert(key.kid.clone(), DecodingKey::from_ed_der(&public));
         jwks.push(serde_json::json!({
             "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
             "kid": key.kid, "x": public_jwk_x(&public),
         }));
+        Ok(signer)
+    };
+    for key in upcoming.iter().filter(|k| k.kid != signer.kid) {
+        publish(key)?;
     }
+    let signing = publish(signer)?;
+    let mut expired = Vec::new();
+    let mut took_over = signer.signs_at;
+    for key in older {
+        if took_over + keep_for > now {
+            publish(key)?;
+        } else {
+            expired.push(key.kid.clone());
+        }
+        took_over = key.signs_at;
+    }
+    let der = signing
+        .to_pkcs8_der()
+        .map_err(|e| AuthError::Internal(format!("encoding signing key: {e}")))?;
     Ok(Ring {
-        signing_kid: newest.kid.clone(),
-        signing_key: signing_key.ok_or_else(|| AuthError::Internal("no signing key".to_owned()))?,
+        signing_kid: signer.kid.clone(),
+        signing_key: EncodingKey::from_ed_der(der.as_bytes()),
         verifying,
         jwks,
+        expired,
     })
 }
 
@@ -322,8 +434,11 @@ mod tests {
             secret: Some(SecretSlice::from(b"hs256-secret-of-at-least-32-bytes!".to_vec())),
             issuer: "portcullis".to_owned(),
             audience: "portcullis".to_owned(),
+            client_id: "portcullis".to_owned(),
             ttl: Duration::from_secs(900),
             leeway: Duration::ZERO,
+            publish_ahead: Duration::from_secs(900),
+            rotate_every: None,
         };
         let text = format!("{settings:?}");
         assert!(!text.contains("hs256-secret") && !text.contains("104"), "{text}");

@@ -210,7 +210,7 @@ impl AuthService {
                 .detail(format!("{ended} oldest sessions ended: over the session cap"));
             self.audit.record(event).await?;
         }
-        self.token_pair(user.id, session.id, &user.roles, amr, refresh_token, now)
+        self.token_pair(user.id, session.id, &user.roles, (amr, now), refresh_token, now)
     }
 
     /// Remembers the device token as one this user has just logged in from; only the most

@@ -203,12 +203,12 @@ impl AuthService {
         user: UserId,
         session: SessionId,
         roles: &[Role],
-        amr: Amr,
+        (amr, login_at): (Amr, Timestamp),
         refresh_token: String,
         now: Timestamp,
     ) -> Result<TokenPair, AuthError> {
         Ok(TokenPair {
-            access_token: self.access.issue(user, session, roles, amr, now)?,
+            access_token: self.access.issue(user, session, roles, amr, login_at, now)?,
             refresh_token,
             token_type: "Bearer",
             expires_in: self.access.ttl().as_secs(),

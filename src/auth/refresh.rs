@@ -30,13 +30,13 @@ impl AuthService {
             )
             .await?;
         match rotation {
-            Rotation::Rotated { session, user, amr } => {
+            Rotation::Rotated { session, user, amr, login_at } => {
                 self.record_refresh(context, user, session, "rotated").await?;
-                self.pair_for_session(user, session, amr, successor, now).await
+                self.pair_for_session(user, session, (amr, login_at), successor, now).await
             }
-            Rotation::Grace { session, user, amr } => {
+            Rotation::Grace { session, user, amr, login_at } => {
                 self.record_refresh(context, user, session, "reuse_grace").await?;
-                self.pair_for_session(user, session, amr, successor, now).await
+                self.pair_for_session(user, session, (amr, login_at), successor, now).await
             }
             Rotation::Reused { session, user } => {
                 let event =
@@ -54,7 +54,7 @@ impl AuthService {
         &self,
         user: UserId,
         session: SessionId,
-        amr: Amr,
+        (amr, login_at): (Amr, crate::store::Timestamp),
         refresh_token: String,
         now: crate::store::Timestamp,
     ) -> Result<TokenPair, AuthError> {
@@ -62,7 +62,7 @@ impl AuthService {
         // are the session's, as its login proved them.
         let record = self.users.user_by_id(user).await?;
         let record = record.filter(|u| !u.disabled).ok_or(AuthError::InvalidToken)?;
-        self.token_pair(user, session, &record.roles, amr, refresh_token, now)
+        self.token_pair(user, session, &record.roles, (amr, login_at), refresh_token, now)
     }
 
     async fn record_refresh(

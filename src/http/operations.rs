@@ -25,14 +25,64 @@ pub struct Status {
 
 problems!(NoProblems: []);
 
-/// GET /.well-known/jwks.json: the public keys that may still verify a live token.
+/// `Cache-Control` of the JWKS and the discovery document: public, for a third of
+/// `KEY_PUBLISH_AHEAD`, so that a verifier caching them has seen a new key well before it signs.
+fn key_cache(auth: &AuthService) -> [(header::HeaderName, String); 1] {
+    let max_age = auth.access_tokens().publish_ahead().as_secs() / 3;
+    [(header::CACHE_CONTROL, format!("public, max-age={max_age}"))]
+}
+
+/// GET /.well-known/jwks.json: the public keys that may still verify a live token, and the next
+/// key before it signs.
 #[utoipa::path(
     get, path = "/.well-known/jwks.json", tag = "operations",
     summary = "Public keys that verify access tokens",
+    description = "Every key that may still verify a live token, and the next key from \
+        KEY_PUBLISH_AHEAD before it signs. Cache-Control: public, max-age of a third of that lead.",
     responses((status = 200, description = "A JWK set (RFC 7517)", body = Object), NoProblems),
 )]
-pub async fn jwks(State(auth): State<Arc<AuthService>>) -> Json<serde_json::Value> {
-    Json(auth.access_tokens().jwks())
+pub async fn jwks(State(auth): State<Arc<AuthService>>) -> impl IntoResponse {
+    (key_cache(&auth), Json(auth.access_tokens().jwks()))
+}
+
+/// GET /.well-known/openid-configuration: where verifiers find the keys (OpenID Connect
+/// Discovery 1.0, RFC 8414), for consumers configured with an issuer URL.
+#[utoipa::path(
+    get, path = "/.well-known/openid-configuration", tag = "operations",
+    summary = "Discovery document: issuer, JWKS location, signing algorithm, endpoints",
+    description = "URLs are built from ISSUER, which should be this service's public URL; they \
+        are never taken from the request.",
+    responses((status = 200, description = "The discovery document", body = Object), NoProblems),
+)]
+pub async fn discovery(State(auth): State<Arc<AuthService>>) -> impl IntoResponse {
+    let tokens = auth.access_tokens();
+    let issuer = tokens.issuer();
+    let base = issuer.trim_end_matches('/');
+    let url = |path: &str| format!("{base}{path}");
+    let document = serde_json::json!({
+        "issuer": issuer,
+        "jwks_uri": url("/.well-known/jwks.json"),
+        "id_token_signing_alg_values_supported": [tokens.algorithm()],
+        "subject_types_supported": ["public"],
+        "claims_supported": [
+            "iss", "aud", "sub", "sid", "iat", "exp", "jti", "roles", "amr", "client_id",
+            "auth_time",
+        ],
+        "service_documentation": url("/openapi.json"),
+        // This is not an OAuth authorization server (no authorize or token endpoint of RFC
+        // 6749), so its own endpoints go under a name of their own.
+        "portcullis_endpoints": {
+            "register": url("/v1/auth/register"),
+            "login": url("/v1/auth/login"),
+            "refresh": url("/v1/auth/refresh"),
+            "logout": url("/v1/auth/logout"),
+            "me": url("/v1/auth/me"),
+            "second_factor": url("/v1/auth/login/mfa"),
+            "passkey_login_options": url("/v1/auth/passkeys/login/options"),
+            "passkey_login": url("/v1/auth/passkeys/login"),
+        },
+    });
+    (key_cache(&auth), Json(document))
 }
 
 /// GET /metrics: Prometheus text format.

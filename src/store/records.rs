@@ -107,10 +107,10 @@ pub struct SessionCursor {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rotation {
     /// Exchanged: the successor is now the session's current token. `amr` is what the
-    /// session's login proved, for the new access token.
-    Rotated { session: SessionId, user: UserId, amr: Amr },
+    /// session's login proved and `login_at` when, for the new access token.
+    Rotated { session: SessionId, user: UserId, amr: Amr, login_at: Timestamp },
     /// Rotated moments ago, within the reuse grace: the caller hands out the same successor.
-    Grace { session: SessionId, user: UserId, amr: Amr },
+    Grace { session: SessionId, user: UserId, amr: Amr, login_at: Timestamp },
     /// Rotated before: the session is now revoked.
     Reused { session: SessionId, user: UserId },
     /// Unknown, expired, or its session is revoked.
@@ -123,6 +123,8 @@ pub struct SigningKeyRecord {
     pub kid: String,
     pub private_key: Vec<u8>,
     pub created_at: Timestamp,
+    /// When it starts to sign; until then it is only published.
+    pub signs_at: Timestamp,
 }
 
 /// What a token sent by mail is for. A token answers only where it belongs.

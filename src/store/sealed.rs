@@ -65,6 +65,10 @@ impl KeyStore for SealedKeys {
         self.inner.insert_signing_key(&SigningKeyRecord { private_key, ..key.clone() }).await
     }
 
+    async fn delete_signing_key(&self, kid: &str) -> Result<(), StoreError> {
+        self.inner.delete_signing_key(kid).await
+    }
+
     async fn replace_signing_key(&self, kid: &str, private_key: &[u8]) -> Result<(), StoreError> {
         let sealed = self.seal(&key_context(kid), private_key)?;
         self.inner.replace_signing_key(kid, &sealed).await

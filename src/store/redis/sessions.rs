@@ -93,11 +93,11 @@ if not t[3] then
   s.last_used_at, s.expires_at = now, exp
   redis.call('HSET', KEYS[3], sid, cjson.encode(s))
   if redis.call('PTTL', KEYS[3]) < exp - now then redis.call('PEXPIREAT', KEYS[3], e) end
-  return {'rotated', sid, s.amr or ''}
+  return {'rotated', sid, s.amr or '', string.format('%.0f', s.created_at)}
 end
 if now - tonumber(t[3]) < grace and t[4] == ARGV[4] then
   local n = redis.call('HMGET', KEYS[2], 'session', 'rotated_at')
-  if n[1] and not n[2] then return {'grace', sid, s.amr or ''} end
+  if n[1] and not n[2] then return {'grace', sid, s.amr or '', string.format('%.0f', s.created_at)} end
 end
 redis.call('HDEL', KEYS[3], sid)
 return {'reused', sid}
@@ -277,9 +277,17 @@ impl SessionStore for RedisStore {
         let session =
             || reply.get(1).and_then(|s| SessionId::parse(s)).ok_or_else(|| corrupt("id"));
         let amr = Amr::from_column(reply.get(2).map_or("", String::as_str));
+        let login_at = || {
+            let millis = reply.get(3).and_then(|m| m.parse::<i64>().ok());
+            millis.ok_or_else(|| corrupt("session")).and_then(from_millis)
+        };
         Ok(match reply.first().map(String::as_str) {
-            Some("rotated") => Rotation::Rotated { session: session()?, user, amr },
-            Some("grace") => Rotation::Grace { session: session()?, user, amr },
+            Some("rotated") => {
+                Rotation::Rotated { session: session()?, user, amr, login_at: login_at()? }
+            }
+            Some("grace") => {
+                Rotation::Grace { session: session()?, user, amr, login_at: login_at()? }
+            }
             Some("reused") => Rotation::Reused { session: session()?, user },
             _ => Rotation::Invalid,
         })

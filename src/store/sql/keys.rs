@@ -11,8 +11,8 @@ use crate::store::{KeyStore, SigningKeyRecord, StoreError};
 impl KeyStore for SqlStore {
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
         let rows: Vec<SigningKeyRow> = sqlx::query_as(
-            "SELECT kid, private_key, created_at FROM signing_keys
-             ORDER BY created_at DESC, kid DESC",
+            "SELECT kid, private_key, created_at, COALESCE(signs_at, created_at) AS signs_at
+             FROM signing_keys ORDER BY created_at DESC, kid DESC",
         )
         .fetch_all(&self.read)
         .await
@@ -39,12 +39,13 @@ impl KeyStore for SqlStore {
             == 1;
         if won {
             sqlx::query(
-                "INSERT INTO signing_keys (kid, private_key, created_at)
-                 SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM signing_keys)",
+                "INSERT INTO signing_keys (kid, private_key, created_at, signs_at)
+                 SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM signing_keys)",
             )
             .bind(&key.kid)
             .bind(&key.private_key)
             .bind(millis(key.created_at))
+            .bind(millis(key.signs_at))
             .execute(&mut *tx)
             .await
             .map_err(&failed)?;
@@ -53,13 +54,26 @@ impl KeyStore for SqlStore {
     }
 
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO signing_keys (kid, private_key, created_at) VALUES ($1, $2, $3)")
-            .bind(&key.kid)
-            .bind(&key.private_key)
-            .bind(millis(key.created_at))
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, private_key, created_at, signs_at)
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&key.kid)
+        .bind(&key.private_key)
+        .bind(millis(key.created_at))
+        .bind(millis(key.signs_at))
+        .execute(&self.write)
+        .await
+        .map_err(failed("insert signing key"))?;
+        Ok(())
+    }
+
+    async fn delete_signing_key(&self, kid: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM signing_keys WHERE kid = $1")
+            .bind(kid)
             .execute(&self.write)
             .await
-            .map_err(failed("insert signing key"))?;
+            .map_err(failed("delete signing key"))?;
         Ok(())
     }
 

@@ -106,6 +106,7 @@ pub struct RotationRow {
     pub session_id: String,
     pub user_id: String,
     pub amr: String,
+    pub login_at: i64,
     pub rotated_at: Option<i64>,
     pub successor: Option<Vec<u8>>,
     pub revoked_at: Option<i64>,
@@ -119,6 +120,7 @@ pub struct SigningKeyRow {
     kid: String,
     private_key: Vec<u8>,
     created_at: i64,
+    signs_at: i64,
 }
 
 impl TryFrom<SigningKeyRow> for SigningKeyRecord {
@@ -129,6 +131,7 @@ impl TryFrom<SigningKeyRow> for SigningKeyRecord {
             kid: row.kid,
             private_key: row.private_key,
             created_at: from_millis(row.created_at)?,
+            signs_at: from_millis(row.signs_at)?,
         })
     }
 }

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use super::rows::{RotationRow, SessionRow};
 use super::{SqlStore, failed};
 use crate::domain::{Amr, SessionId, UserId};
-use crate::store::codec::{duration_millis, millis, parse_id};
+use crate::store::codec::{duration_millis, from_millis, millis, parse_id};
 use crate::store::{
     NewSession, Rotation, SessionCursor, SessionRecord, SessionStore, StoreError, Timestamp,
     TokenHash,
@@ -107,11 +107,11 @@ impl SessionStore for SqlStore {
 
         if let Some(session) = claimed {
             // Never past the session's absolute end, however often it is refreshed.
-            let (user, expires_at, amr): (String, i64, String) = sqlx::query_as(
+            let (user, expires_at, amr, login_at): (String, i64, String, i64) = sqlx::query_as(
                 "UPDATE sessions SET last_used_at = $1,
                      expires_at = CASE WHEN ends_at < $2 THEN ends_at ELSE $2 END
                  WHERE id = $3
-                 RETURNING user_id, expires_at, amr",
+                 RETURNING user_id, expires_at, amr, created_at",
             )
             .bind(now_ms)
             .bind(millis(expires_at))
@@ -135,12 +135,13 @@ impl SessionStore for SqlStore {
                 session: parse_id(&session, SessionId::parse)?,
                 user: parse_id(&user, UserId::parse)?,
                 amr: Amr::from_column(&amr),
+                login_at: from_millis(login_at)?,
             });
         }
 
         // Not claimable: find out why, still inside the write transaction.
         let row: Option<RotationRow> = sqlx::query_as(
-            "SELECT t.session_id, s.user_id, s.amr, t.rotated_at, t.successor, s.revoked_at,
+            "SELECT t.session_id, s.user_id, s.amr, s.created_at AS login_at, t.rotated_at, t.successor, s.revoked_at,
                     s.expires_at AS session_expires_at,
                     (SELECT CASE WHEN n.rotated_at IS NULL THEN 1 ELSE 0 END
                        FROM refresh_tokens n WHERE n.token_hash = t.successor)
@@ -169,7 +170,8 @@ impl SessionStore for SqlStore {
             && row.successor.as_deref() == Some(&successor.0[..])
             && row.successor_current == Some(1)
         {
-            return Ok(Rotation::Grace { session, user, amr: Amr::from_column(&row.amr) });
+            let (amr, login_at) = (Amr::from_column(&row.amr), from_millis(row.login_at)?);
+            return Ok(Rotation::Grace { session, user, amr, login_at });
         }
         sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now_ms)
