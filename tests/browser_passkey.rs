@@ -9,8 +9,12 @@
 //! back `credential.toJSON()`, with no glue code: this is the check that the server speaks the
 //! WebAuthn Level 3 JSON forms a browser produces and consumes.
 //!
+//! A second test runs cookie mode (`REFRESH_COOKIE=on`) in the same browser: log in, then
+//! refresh and log out with the `HttpOnly` cookie alone, and a refresh without
+//! `X-Requested-With` refused.
+//!
 //! Without Chromium, Node or `tests/browser/node_modules/playwright-core` (`npm ci --prefix
-//! tests/browser`) the test is skipped, except under CI, where it fails.
+//! tests/browser`) the tests are skipped, except under CI, where they fail.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -362,4 +366,85 @@ async fn chromium_registers_a_passkey_and_logs_in_with_it_using_the_level3_json_
     assert_eq!(stored.len(), 1, "{shown}");
     assert_eq!(stored[0]["rpId"], "localhost", "{shown}");
     assert_eq!(stored[0]["isResidentCredential"], true, "{shown}");
+}
+
+/// The page of the cookie-mode test: log in, then refresh and log out with the cookie alone,
+/// the way a browser app that keeps no refresh token in JavaScript does. It records into the
+/// same globals the driver waits for.
+const COOKIE_SCRIPT: &str = r#"
+const out = { steps: {} };
+window.__passkey = out;
+async function call(name, path, init) {
+  try {
+    const response = await fetch(config.api + path, { credentials: "include", ...init });
+    const body = await response.json().catch(() => null);
+    out.steps[name] = { status: response.status, body };
+    return body;
+  } catch (error) {
+    out.steps[name] = { error: String(error) };
+    return null;
+  }
+}
+const post = (body, headers = {}) => ({
+  method: "POST",
+  headers: { "content-type": "application/json", ...headers },
+  body: JSON.stringify(body),
+});
+const withCookie = { method: "POST", headers: { "x-requested-with": "fetch" } };
+(async () => {
+  const account = { email: config.email, password: config.password };
+  await call("register", "/v1/auth/register", post(account));
+  const pair = await call("login", "/v1/auth/login", post(account));
+  out.pageCookies = document.cookie;
+  const first = await call("refresh", "/v1/auth/refresh", withCookie);
+  out.rotated = !!(first && pair && first.refresh_token !== pair.refresh_token);
+  await call("refreshWithoutHeader", "/v1/auth/refresh", { method: "POST" });
+  const second = await call("refreshAgain", "/v1/auth/refresh", withCookie);
+  out.rotatedAgain = !!(second && first && second.refresh_token !== first.refresh_token);
+  await call("logout", "/v1/auth/logout", withCookie);
+  await call("afterLogout", "/v1/auth/refresh", withCookie);
+})().finally(() => { window.__passkeyDone = true; });
+"#;
+
+#[tokio::test]
+async fn chromium_refreshes_and_logs_out_with_the_http_only_refresh_cookie() {
+    let missing = missing_tools();
+    if !missing.is_empty() {
+        assert!(std::env::var_os("CI").is_none(), "missing under CI: {}", missing.join(", "));
+        eprintln!("SKIPPED browser cookie test: missing {}", missing.join(", "));
+        return;
+    }
+    let page_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let page_origin = format!("http://localhost:{}", page_listener.local_addr().unwrap().port());
+    let app = common::spawn_with(&[
+        ("PORTCULLIS_CORS_ORIGINS", page_origin.as_str()),
+        ("PORTCULLIS_REFRESH_COOKIE", "on"),
+    ])
+    .await;
+    // The API at localhost too: same site as the page, so the SameSite=Strict cookie travels.
+    let api = format!("http://localhost:{}", app.address.port());
+    let config = json!({ "api": api, "email": "cookie@example.com", "password": common::PASSWORD });
+    let html = format!(
+        "<!doctype html><html><head><meta charset=utf-8><title>cookie</title></head>\
+         <body><script>const config = {config};\n{COOKIE_SCRIPT}</script></body></html>"
+    );
+    let _page = serve_page(page_listener, html);
+    let report = run_driver(&format!("{page_origin}/")).await;
+    let result = &report["result"];
+    let shown = format!("{report:#}");
+    for (name, status) in [
+        ("register", 201),
+        ("login", 200),
+        ("refresh", 200),
+        ("refreshWithoutHeader", 403),
+        ("refreshAgain", 200),
+        ("logout", 204),
+        ("afterLogout", 401),
+    ] {
+        assert_eq!(step(result, name)["status"], status, "{name}: {shown}");
+    }
+    assert_eq!(result["pageCookies"], "", "the page's script reads no cookie: {shown}");
+    assert_eq!(result["rotated"], true, "{shown}");
+    assert_eq!(result["rotatedAgain"], true, "the cookie followed the rotation: {shown}");
+    assert_eq!(step(result, "afterLogout")["body"]["code"], "invalid_token", "{shown}");
 }

@@ -6,9 +6,11 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::cookie::{CookiePolicy, pair_response};
 use super::extract::{Authenticated, Context, JsonBody, OptionalJsonBody};
 use super::openapi::problems;
 use crate::auth::{
@@ -90,15 +92,17 @@ problems!(SecondStepProblems: JSON_BODY, [
 )]
 pub async fn login_second_factor(
     State(auth): State<Arc<AuthService>>,
+    State(cookie): State<Option<Arc<CookiePolicy>>>,
     Context(context): Context,
     JsonBody(body): JsonBody<SecondStep>,
-) -> Result<Json<TokenPair>, ApiError> {
+) -> Result<Response, ApiError> {
     let factor = match (&body.code, &body.recovery_code) {
         (Some(code), None) => SecondFactor::Totp(code),
         (None, Some(code)) => SecondFactor::RecoveryCode(code),
         _ => return Err(ApiError::malformed("give either code or recovery_code")),
     };
-    Ok(Json(auth.login_second_factor(&context, &body.mfa_token, factor).await?))
+    let pair = auth.login_second_factor(&context, &body.mfa_token, factor).await?;
+    Ok(pair_response(&cookie, pair))
 }
 
 problems!(StartTotpProblems: JSON_BODY, [
@@ -316,9 +320,11 @@ problems!(PasskeyLoginProblems: JSON_BODY, [InvalidChallenge, RateLimited, Servi
 )]
 pub async fn passkey_login(
     State(auth): State<Arc<AuthService>>,
+    State(cookie): State<Option<Arc<CookiePolicy>>>,
     Context(context): Context,
     JsonBody(body): JsonBody<PasskeyAssertion>,
-) -> Result<Json<TokenPair>, ApiError> {
+) -> Result<Response, ApiError> {
     let device = body.device_token.as_deref();
-    Ok(Json(auth.passkey_login(&context, &body.challenge_id, body.credential, device).await?))
+    let pair = auth.passkey_login(&context, &body.challenge_id, body.credential, device).await?;
+    Ok(pair_response(&cookie, pair))
 }

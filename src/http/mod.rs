@@ -8,6 +8,7 @@
 mod account;
 mod admin;
 mod client_ip;
+pub mod cookie;
 mod extract;
 mod factors;
 mod middleware;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The posture report, computed once at start from the settings.
     pub posture: Arc<Posture>,
+    /// With `REFRESH_COOKIE=on`: the refresh cookie's rules.
+    pub cookie: Option<Arc<cookie::CookiePolicy>>,
 }
 
 /// How the HTTP edge behaves.
@@ -99,6 +102,7 @@ fn api_routes() -> Vec<UtoipaMethodRouter<AppState>> {
         routes!(admin::end_user_sessions),
         routes!(admin::posture),
         routes!(operations::jwks),
+        routes!(operations::discovery),
         routes!(operations::healthz),
         routes!(operations::readyz),
         routes!(operations::openapi),
@@ -157,7 +161,7 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
         .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(axum::middleware::from_fn(middleware::header_limit))
         .layer(axum::middleware::from_fn(middleware::problem_details));
-    let routes = with_cors(routes, &settings.cors_origins);
+    let routes = with_cors(routes, &settings.cors_origins, state.cookie.is_some());
     let metrics = state.metrics.clone();
     routes
         .layer(axum::middleware::from_fn(middleware::security_headers))
@@ -174,7 +178,7 @@ pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
 
 /// CORS for the configured origins only (none by default). A request from any other origin,
 /// preflight included, gets no CORS header at all.
-fn with_cors(routes: Router<AppState>, origins: &[String]) -> Router<AppState> {
+fn with_cors(routes: Router<AppState>, origins: &[String], cookie: bool) -> Router<AppState> {
     let allowed: Vec<HeaderValue> =
         origins.iter().filter_map(|origin| HeaderValue::from_str(origin).ok()).collect();
     if allowed.is_empty() {
@@ -182,7 +186,9 @@ fn with_cors(routes: Router<AppState>, origins: &[String]) -> Router<AppState> {
     }
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(allowed.clone()))
-        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+        // The refresh cookie travels only on credentialed requests.
+        .allow_credentials(cookie)
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,

@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::cookie::{CookiePolicy, pair_response};
 use super::extract::{Authenticated, Context, JsonBody, MaybeAuthenticated, OptionalJsonBody};
 use super::openapi::problems;
 use crate::audit::query::{AuditQuery, Page};
@@ -129,11 +130,13 @@ problems!(LoginProblems: JSON_BODY, [
 )]
 pub async fn login(
     State(auth): State<Arc<AuthService>>,
+    State(cookie): State<Option<Arc<CookiePolicy>>>,
     Context(context): Context,
     JsonBody(body): JsonBody<Credentials>,
-) -> Result<Json<TokenPair>, ApiError> {
+) -> Result<Response, ApiError> {
     let device = body.device_token.as_deref();
-    Ok(Json(auth.login(&context, &body.email, &body.password, device).await?))
+    let pair = auth.login(&context, &body.email, &body.password, device).await?;
+    Ok(pair_response(&cookie, pair))
 }
 
 problems!(RefreshProblems: JSON_BODY, [InvalidToken, TokenReused, RateLimited, ServiceUnavailable]);
@@ -142,16 +145,26 @@ problems!(RefreshProblems: JSON_BODY, [InvalidToken, TokenReused, RateLimited, S
 /// session.
 #[utoipa::path(
     post, path = "/v1/auth/refresh", tag = "auth", summary = "Rotate a refresh token",
-    description = "A rotated token presented again answers token_reused and revokes its session.",
-    request_body = RefreshRequest,
+    description = "A rotated token presented again answers token_reused and revokes its session. \
+        With REFRESH_COOKIE=on a request without a body uses the refresh cookie, from an origin \
+        in CORS_ORIGINS with X-Requested-With (403 otherwise).",
+    request_body(content = Option<RefreshRequest>),
     responses((status = 200, description = "A new token pair", body = TokenPair), RefreshProblems),
 )]
 pub async fn refresh(
     State(auth): State<Arc<AuthService>>,
+    State(cookie): State<Option<Arc<CookiePolicy>>>,
     Context(context): Context,
-    JsonBody(body): JsonBody<RefreshRequest>,
-) -> Result<Json<TokenPair>, ApiError> {
-    Ok(Json(auth.refresh(&context, &body.refresh_token).await?))
+    headers: HeaderMap,
+    OptionalJsonBody(body): OptionalJsonBody<RefreshRequest>,
+) -> Result<Response, ApiError> {
+    let token = match (body, &cookie) {
+        (Some(body), _) => body.refresh_token,
+        (None, Some(policy)) => policy.token(&headers)?.ok_or(AuthError::InvalidToken)?,
+        (None, None) => return Err(ApiError::malformed("a JSON body is required")),
+    };
+    let pair = auth.refresh(&context, &token).await?;
+    Ok(pair_response(&cookie, pair))
 }
 
 problems!(LogoutProblems: JSON_BODY, [Unauthorized, InvalidToken, RateLimited, ServiceUnavailable]);
@@ -167,13 +180,22 @@ problems!(LogoutProblems: JSON_BODY, [Unauthorized, InvalidToken, RateLimited, S
 )]
 pub async fn logout(
     State(auth): State<Arc<AuthService>>,
+    State(cookie): State<Option<Arc<CookiePolicy>>>,
     Context(context): Context,
+    headers: HeaderMap,
     MaybeAuthenticated(principal): MaybeAuthenticated,
     OptionalJsonBody(body): OptionalJsonBody<LogoutRequest>,
-) -> Result<StatusCode, ApiError> {
-    let refresh_token = body.and_then(|b| b.refresh_token);
+) -> Result<Response, ApiError> {
+    let mut refresh_token = body.and_then(|b| b.refresh_token);
+    if let (None, None, Some(policy)) = (&principal, &refresh_token, &cookie) {
+        refresh_token = policy.token(&headers)?;
+    }
     auth.logout(&context, principal.as_ref(), refresh_token.as_deref()).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    for clear in cookie.as_ref().map(|p| p.clear()).unwrap_or_default() {
+        response.headers_mut().append(axum::http::header::SET_COOKIE, clear);
+    }
+    Ok(response)
 }
 
 problems!(LogoutAllProblems: [Unauthorized, RateLimited, ServiceUnavailable]);
@@ -257,7 +279,9 @@ pub async fn sessions(
             return Err(AuthError::InvalidQuery(message).into());
         }
     };
-    let page = auth.sessions(&context, &principal, query.cursor.as_deref(), limit).await?;
+    // An empty cursor (`cursor=`) is the first page, as if it were absent.
+    let cursor = query.cursor.as_deref().filter(|c| !c.is_empty());
+    let page = auth.sessions(&context, &principal, cursor, limit).await?;
     let sessions = page
         .sessions
         .into_iter()
