@@ -10,9 +10,10 @@ use axum::http::{StatusCode, header, request::Parts};
 use ipnet::IpNet;
 use serde::de::DeserializeOwned;
 
-use super::client_ip::client_ip;
+use super::client_ip::client_ip_from;
 use super::middleware::RequestId;
 use crate::auth::{AuthService, Principal, RequestContext};
+use crate::config::ClientIpHeader;
 use crate::domain::escape_controls;
 use crate::error::ApiError;
 
@@ -102,9 +103,19 @@ fn describe_json_error(error: serde_json::Error) -> ApiError {
 /// The request's client IP, user agent and request id.
 pub struct Context(pub RequestContext);
 
-/// The networks whose `X-Forwarded-For` is believed.
-#[derive(Clone, Debug, Default)]
-pub struct TrustedProxies(pub Arc<Vec<IpNet>>);
+/// The networks whose client-address header is believed, and which header that is
+/// (`CLIENT_IP_HEADER`); the other headers are never read.
+#[derive(Clone, Debug)]
+pub struct TrustedProxies {
+    pub networks: Arc<Vec<IpNet>>,
+    pub header: ClientIpHeader,
+}
+
+impl Default for TrustedProxies {
+    fn default() -> Self {
+        Self { networks: Arc::default(), header: ClientIpHeader::XForwardedFor }
+    }
+}
 
 impl<S> FromRequestParts<S> for Context
 where
@@ -115,16 +126,18 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let trusted = TrustedProxies::from_ref(state);
-        let forwarded: Vec<&str> = parts
+        // A line that is not visible ASCII stays in its place as a non-address, so that the walk
+        // stops there rather than reading past it.
+        let values: Vec<&str> = parts
             .headers
-            .get_all("x-forwarded-for")
+            .get_all(trusted.header.as_str())
             .iter()
-            .filter_map(|v| v.to_str().ok())
+            .map(|v| v.to_str().unwrap_or_default())
             .collect();
         let ip = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| client_ip(info.0.ip(), &forwarded, &trusted.0));
+            .map(|info| client_ip_from(trusted.header, info.0.ip(), &values, &trusted.networks));
         // Read as UTF-8 (invalid bytes replaced) rather than refused when not plain ASCII, so
         // that an odd user agent is recorded, escaped, instead of silently dropped; it is also
         // shown back in the session list, so it is escaped here once for every use.

@@ -102,8 +102,9 @@ pub fn posture(settings: &Settings) -> Posture {
             "PORTCULLIS_TRUSTED_PROXIES",
             Severity::Medium,
             format!(
-                "{net} trusts X-Forwarded-For from much of the Internet, so clients can pick the \
-                 IP their budgets are counted against: list only your proxies' addresses"
+                "{net} trusts {} from much of the Internet, so clients can pick the IP their \
+                 budgets are counted against: list only your proxies' addresses",
+                settings.client_ip_header.as_str()
             ),
         );
     }
