@@ -71,18 +71,24 @@ impl AuthService {
         self.lift_locks(context, record.email.as_str(), Some(user), by).await
     }
 
-    /// Lifts the lock of an email, whether or not it has an account.
+    /// Lifts the lock of an email, whether or not it has an account. An address that is not an
+    /// email is `InvalidEmail`; one that has neither an account nor a lock now is `NotFound`,
+    /// and nothing is recorded for either.
     pub async fn unlock_email(
         &self,
         context: &RequestContext,
         email: &str,
         by: &str,
     ) -> Result<(), AuthError> {
+        let parsed = Email::parse(email)?;
         let attempted = Email::normalise_key(email);
-        let user = match Email::parse(email) {
-            Ok(email) => self.users.user_by_email(&email).await?.map(|u| u.id),
-            Err(_) => None,
-        };
+        let user = self.users.user_by_email(&parsed).await?.map(|u| u.id);
+        if user.is_none() {
+            let locked = self.lockouts.locked_for(&email_lock_key(&attempted), self.now()).await?;
+            if locked.is_none() {
+                return Err(AuthError::NotFound);
+            }
+        }
         self.lift_locks(context, &attempted, user, by).await
     }
 

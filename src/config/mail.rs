@@ -4,8 +4,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::parse::{mask_url, parse_positive_duration};
-use super::{ConfigError, Raw};
+use super::parse::{format_duration, mask_url, parse_positive_duration};
+use super::{ConfigError, Raw, Shown, shown_url};
 
 /// Whether registration asks the owner to confirm the address, and whether login waits for it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,14 +120,14 @@ fn link_template(value: &str) -> Result<String, String> {
 }
 
 impl MailSettings {
-    pub(super) fn describe(&self) -> Vec<(&'static str, String)> {
-        let secs = |d: Duration| format!("{}s", d.as_secs());
+    pub(super) fn describe(&self) -> Vec<(&'static str, Shown)> {
+        let secs = |d: Duration| Shown::Value(format_duration(d));
         vec![
-            ("SMTP_URL", self.smtp_url.as_deref().map(mask_url).unwrap_or_default()),
-            ("MAIL_FROM", self.from.clone()),
-            ("VERIFY_EMAIL_URL", self.verify_email_url.clone()),
-            ("RESET_PASSWORD_URL", self.reset_password_url.clone()),
-            ("EMAIL_VERIFICATION", self.verification.as_str().to_owned()),
+            ("SMTP_URL", shown_url(self.smtp_url.as_deref())),
+            ("MAIL_FROM", Shown::Value(self.from.clone())),
+            ("VERIFY_EMAIL_URL", Shown::Value(self.verify_email_url.clone())),
+            ("RESET_PASSWORD_URL", Shown::Value(self.reset_password_url.clone())),
+            ("EMAIL_VERIFICATION", Shown::Value(self.verification.as_str().to_owned())),
             ("EMAIL_TOKEN_TTL", secs(self.email_token_ttl)),
             ("PASSWORD_RESET_TTL", secs(self.password_reset_ttl)),
             ("MAIL_RETRY_FOR", secs(self.retry_for)),

@@ -25,8 +25,8 @@ mod webauthn;
 
 pub use mail::{EmailVerification, MailSettings};
 use parse::{
-    mask_url, parse_cidrs, parse_non_empty, parse_origins, parse_positive_duration,
-    parse_socket_addr, parse_u32,
+    format_duration, format_rate, mask_url, nearest, parse_cidrs, parse_non_empty, parse_origins,
+    parse_positive_duration, parse_socket_addr, parse_u32,
 };
 pub use parse::{parse_duration, parse_rate};
 pub use posture::{Finding, Posture, Severity, posture};
@@ -64,7 +64,8 @@ const VARIABLES: &[(&str, Option<&str>)] = &[
     ("JWT_LEEWAY", Some("0s")),
     ("PASSWORD_POLICY", Some("composition")),
     ("METRICS_BIND", None),
-    ("LOG_FORMAT", Some("json")),
+    // Unset: `pretty` when standard error is a terminal, `json` otherwise (see `from_raw`).
+    ("LOG_FORMAT", None),
     ("LOG", Some("info")),
     ("REQUEST_TIMEOUT", Some("30s")),
     ("REDIS_PREFIX", Some("portcullis:")),
@@ -93,12 +94,42 @@ const VARIABLES: &[(&str, Option<&str>)] = &[
     ("WEBAUTHN_ORIGINS", Some("http://localhost:8080")),
 ];
 
+/// How `config check` shows one setting. Every `Value` reads back as the same setting, so the
+/// output, less its comments, is configuration the program accepts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Shown {
+    /// The value as the parser reads it; empty for unset.
+    Value(String),
+    /// What cannot be shown as it is (a secret, a URL with its password hidden): printed as a
+    /// comment, to be set again by hand.
+    Masked(String),
+    /// Unset, with what is used instead: an empty value after a comment that says it.
+    Default(String),
+}
+
 /// A secret as `config check` shows it: its length only.
-fn masked(secret: &Option<SecretSlice<u8>>) -> String {
-    secret
-        .as_ref()
-        .map(|s| format!("<{} bytes, masked>", s.expose_secret().len()))
-        .unwrap_or_default()
+fn masked(secret: &Option<SecretSlice<u8>>) -> Shown {
+    match secret {
+        Some(s) => Shown::Masked(format!("<{} bytes, masked>", s.expose_secret().len())),
+        None => Shown::Value(String::new()),
+    }
+}
+
+/// A URL as `config check` shows it: as it is, unless it holds a password.
+fn shown_url(url: Option<&str>) -> Shown {
+    match url {
+        Some(url) if mask_url(url) != url => Shown::Masked(mask_url(url)),
+        Some(url) => Shown::Value(url.to_owned()),
+        None => Shown::Value(String::new()),
+    }
+}
+
+/// "is not a known setting", with the nearest known name when there is one within a typo.
+fn unknown_setting(name: &str, spelled: impl Fn(&str) -> String) -> String {
+    match nearest(name, VARIABLES.iter().map(|(known, _)| *known)) {
+        Some(known) => format!("is not a known setting; did you mean {}?", spelled(known)),
+        None => "is not a known setting".to_owned(),
+    }
 }
 
 /// A configuration error: which variable, and what is wrong with it.
@@ -254,7 +285,8 @@ impl Settings {
                 continue;
             };
             if !VARIABLES.iter().any(|(known, _)| *known == name) {
-                return Err(ConfigError::new(name, "is not a known setting"));
+                let message = unknown_setting(name, |known| format!("{PREFIX}{known}"));
+                return Err(ConfigError::new(name, message));
             }
             raw.insert(name.to_owned(), value);
         }
@@ -370,11 +402,16 @@ impl Settings {
                 .map(parse_socket_addr)
                 .transpose()
                 .map_err(|message| ConfigError::new("METRICS_BIND", message))?,
-            log_format: raw.parse("LOG_FORMAT", |v| match v {
-                "json" => Ok(LogFormat::Json),
-                "pretty" => Ok(LogFormat::Pretty),
-                _ => Err("must be json or pretty".to_owned()),
-            })?,
+            // Unset, the format suits where the log goes: a person at a terminal, or a collector.
+            log_format: match raw.optional("LOG_FORMAT") {
+                None if std::io::IsTerminal::is_terminal(&std::io::stderr()) => LogFormat::Pretty,
+                None => LogFormat::Json,
+                Some(_) => raw.parse("LOG_FORMAT", |v| match v {
+                    "json" => Ok(LogFormat::Json),
+                    "pretty" => Ok(LogFormat::Pretty),
+                    _ => Err("must be json or pretty".to_owned()),
+                })?,
+            },
             request_timeout: raw.parse("REQUEST_TIMEOUT", parse_positive_duration)?,
             client_id: raw.parse("CLIENT_ID", parse_non_empty)?,
             key_publish_ahead: raw.parse("KEY_PUBLISH_AHEAD", parse_duration)?,
@@ -412,35 +449,42 @@ impl Settings {
         })
     }
 
-    /// The settings as `config check` prints them: every variable, secrets masked.
-    pub fn describe(&self) -> BTreeMap<String, String> {
-        let rate = |r: Rate| format!("{}/{}s", r.count, r.period.as_secs());
-        let secs = |d: Duration| format!("{}s", d.as_secs());
+    /// The settings as `config check` prints them: every variable, in the forms the parsers
+    /// read back (`30/min`, `15m`), secrets masked.
+    pub fn describe(&self) -> BTreeMap<String, Shown> {
+        let rate = format_rate;
+        let secs = format_duration;
         let join = |items: Vec<String>| items.join(",");
-        let entries = [
-            ("BIND", self.bind.to_string()),
+        let shown = [
             (
                 "DATABASE_URL",
                 match &self.database_url {
-                    DatabaseUrl::Embedded(path) => path.display().to_string(),
-                    DatabaseUrl::Sqlite(url) | DatabaseUrl::Postgres(url) => mask_url(url),
+                    DatabaseUrl::Embedded(path) => {
+                        Shown::Default(format!("the embedded SQLite file {}", path.display()))
+                    }
+                    DatabaseUrl::Sqlite(url) | DatabaseUrl::Postgres(url) => shown_url(Some(url)),
                 },
             ),
-            ("REDIS_URL", self.redis_url.as_deref().map(mask_url).unwrap_or_default()),
-            ("DATA_DIR", self.data_dir.display().to_string()),
+            ("REDIS_URL", shown_url(self.redis_url.as_deref())),
+            ("JWT_SECRET", masked(&self.jwt_secret)),
+            // A key read from `MASTER_KEY_FILE` is set by that variable, not this one.
             (
-                "JWT_SECRET",
-                self.jwt_secret
-                    .as_ref()
-                    .map(|s| format!("<{} bytes, masked>", s.expose_secret().len()))
-                    .unwrap_or_default(),
+                "MASTER_KEY",
+                if self.master_key_file.is_some() {
+                    Shown::Value(String::new())
+                } else {
+                    masked(&self.master_key)
+                },
             ),
-            ("MASTER_KEY", masked(&self.master_key)),
+            ("MASTER_KEY_PREVIOUS", masked(&self.master_key_previous)),
+        ];
+        let entries = [
+            ("BIND", self.bind.to_string()),
+            ("DATA_DIR", self.data_dir.display().to_string()),
             (
                 "MASTER_KEY_FILE",
                 self.master_key_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
             ),
-            ("MASTER_KEY_PREVIOUS", masked(&self.master_key_previous)),
             ("ISSUER", self.issuer.clone()),
             ("AUDIENCE", self.audience.clone()),
             ("ACCESS_TOKEN_TTL", secs(self.access_token_ttl)),
@@ -494,8 +538,10 @@ impl Settings {
         ];
         entries
             .into_iter()
+            .map(|(k, v)| (k, Shown::Value(v)))
+            .chain(shown)
             .chain(self.mail.describe())
-            .chain(self.webauthn.describe())
+            .chain(self.webauthn.describe().into_iter().map(|(k, v)| (k, Shown::Value(v))))
             .map(|(k, v)| (format!("{PREFIX}{k}"), v))
             .collect()
     }
@@ -538,7 +584,8 @@ fn read_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
     for (key, value) in table {
         let name = key.to_uppercase();
         if !VARIABLES.iter().any(|(known, _)| *known == name) {
-            return Err(file_error(format!("{key} is not a known setting")));
+            let message = unknown_setting(&name, str::to_lowercase);
+            return Err(file_error(format!("{key} {message}")));
         }
         let text = match value {
             toml::Value::String(s) => s,

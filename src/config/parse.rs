@@ -48,6 +48,59 @@ pub fn parse_rate(value: &str) -> Result<Rate, String> {
     Ok(Rate { count, period })
 }
 
+/// A duration as `parse_duration` reads it back: in its largest whole unit (`15m`, `14d`, `90s`).
+pub(super) fn format_duration(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    match seconds {
+        0 => "0s".to_owned(),
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// A rate as `parse_rate` reads it back (`30/min`). `parse_rate` makes only these three periods;
+/// any other is shown in seconds, which no parser accepts, rather than as a different rate.
+pub(super) fn format_rate(rate: Rate) -> String {
+    match rate.period.as_secs() {
+        1 => format!("{}/s", rate.count),
+        60 => format!("{}/min", rate.count),
+        3_600 => format!("{}/h", rate.count),
+        other => format!("{}/{other}s", rate.count),
+    }
+}
+
+/// The known name nearest to `name` (ignoring case), if it is within a typo of it: for the "did
+/// you mean" of an unknown setting.
+pub(super) fn nearest<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let name = name.to_ascii_uppercase();
+    // One edit per 4 characters, at least 1 and at most 3: `LOG` suggests nothing for `TLS`.
+    let limit = (name.chars().count() / 4).clamp(1, 3);
+    known
+        .into_iter()
+        .map(|candidate| (edit_distance(&name, &candidate.to_ascii_uppercase()), candidate))
+        .filter(|(distance, _)| *distance <= limit)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+/// The Levenshtein distance, in characters. A dozen lines over some fifty short names: not worth
+/// a dependency for (`strsim` is in the tree only as clap's private detail, not an API of ours).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
 pub(super) fn parse_u32(value: &str) -> Result<u32, String> {
     value.parse().map_err(|_| "must be a whole number".to_owned())
 }
@@ -116,4 +169,38 @@ pub(super) fn mask_url(url: &str) -> String {
         None => rest,
     };
     format!("{scheme}://{rest}")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{
+        Rate, edit_distance, format_duration, format_rate, nearest, parse_duration, parse_rate,
+    };
+
+    #[test]
+    fn durations_and_rates_are_formatted_as_they_parse() {
+        for text in ["0s", "90s", "15m", "2h", "14d", "25h", "3601s"] {
+            let duration = parse_duration(text).unwrap_or_default();
+            assert_eq!(format_duration(duration), text);
+        }
+        assert_eq!(format_duration(Duration::from_secs(900)), "15m");
+        for text in ["30/min", "5/s", "1000/h"] {
+            let rate = parse_rate(text).unwrap_or(Rate { count: 0, period: Duration::ZERO });
+            assert_eq!(format_rate(rate), text);
+        }
+    }
+
+    #[test]
+    fn a_typo_finds_the_nearest_name() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        let known = ["LOCKOUT_THRESHOLD", "LOCKOUT_WINDOW", "LOG", "TLS_KEY"];
+        assert_eq!(nearest("LOCKOUT_TRESHOLD", known), Some("LOCKOUT_THRESHOLD"));
+        assert_eq!(nearest("lockout_window", known), Some("LOCKOUT_WINDOW"));
+        assert_eq!(nearest("LOGS", known), Some("LOG"));
+        assert_eq!(nearest("FROBNICATE", known), None);
+        assert_eq!(nearest("TLS", known), None);
+    }
 }
