@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use tokio::io::AsyncBufReadExt;
 
 use crate::auth::{AuthError, RequestContext, keys};
-use crate::config::{DatabaseUrl, LogFormat, Settings};
+use crate::config::{DatabaseUrl, LogFormat, Settings, Shown};
 use crate::domain::Role;
 use crate::domain::SystemClock;
 use crate::startup::{Application, Backends, StartupError, build_auth, new_metrics, open_backends};
@@ -145,6 +145,8 @@ impl From<StartupError> for Failure {
     fn from(error: StartupError) -> Self {
         match error {
             StartupError::Config { .. } => Self::usage(error.to_string()),
+            // The cause too: "backend error" alone says nothing of what to fix.
+            StartupError::Store(store) => Self::other(format!("storage: {}", store.with_causes())),
             other => Self::other(other.to_string()),
         }
     }
@@ -181,19 +183,25 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Audit(AuditCommand::Verify) => verify(settings).await,
         Command::Keys(KeysCommand::Rotate) => rotate_keys(settings).await,
         Command::Config(ConfigCommand::Check) => {
-            for (name, value) in settings.describe() {
-                println!("{name}={value}");
+            // Every line that is not a `# ` comment reads back as the same setting, so the
+            // output can be kept as an environment file.
+            for (name, shown) in settings.describe() {
+                match shown {
+                    Shown::Value(value) => println!("{name}={value}"),
+                    Shown::Masked(value) => println!("# {name}={value}"),
+                    Shown::Default(instead) => println!("# {name}: unset, {instead}\n{name}="),
+                }
             }
             for finding in crate::config::posture(&settings).findings {
                 println!(
-                    "posture: {} {}: {} [{}]",
+                    "# posture: {} {}: {} [{}]",
                     finding.severity.as_str(),
                     finding.variable,
                     finding.message,
                     finding.id
                 );
             }
-            println!("configuration is valid");
+            println!("# configuration is valid");
             Ok(())
         }
     }
@@ -202,7 +210,17 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
 async fn serve(settings: Settings, migrate: bool) -> Result<(), Failure> {
     let application = Application::build(settings, migrate).await?;
     let address = application.local_addr().map_err(|e| Failure::other(e.to_string()))?;
-    tracing::info!(%address, "portcullis is listening");
+    let summary = application.summary();
+    tracing::info!(
+        %address,
+        version = env!("CARGO_PKG_VERSION"),
+        database = %summary.database,
+        session_store = %summary.session_store,
+        data_dir = %summary.data_dir,
+        migrations_applied = summary.migrations_applied,
+        signing_key_generated = summary.signing_key_generated,
+        "portcullis is listening"
+    );
     application.run(shutdown_signal()).await.map_err(|e| Failure::other(e.to_string()))
 }
 
@@ -238,9 +256,17 @@ async fn unlock(settings: Settings, email: &str) -> Result<(), Failure> {
     let backends = open_backends(&settings, true).await?;
     let auth =
         build_auth(&settings, &backends, new_metrics()?, std::sync::Arc::new(SystemClock)).await?;
-    auth.unlock_email(&RequestContext::default(), email, "command line")
-        .await
-        .map_err(|e| Failure::other(e.to_string()))?;
+    auth.unlock_email(&RequestContext::default(), email, "command line").await.map_err(
+        |error| match error {
+            AuthError::InvalidEmail(reason) => {
+                Failure::other(format!("{email:?} is not an email address: {reason}"))
+            }
+            AuthError::NotFound => {
+                Failure::other(format!("no account or lock has the email {email:?}; nothing done"))
+            }
+            other => Failure::other(other.to_string()),
+        },
+    )?;
     println!("unlocked {}", crate::domain::Email::normalise_key(email));
     Ok(())
 }
@@ -386,8 +412,15 @@ async fn verify(settings: Settings) -> Result<(), Failure> {
     }
 }
 
-/// One line from standard input, its trailing newline stripped.
+/// The password of a new user. From a terminal: asked on standard error, typed twice without
+/// echo, a mismatch refused. Otherwise one line from standard input, its trailing newline
+/// stripped.
 async fn read_password_line() -> Result<String, Failure> {
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return tokio::task::spawn_blocking(prompt_password_twice)
+            .await
+            .map_err(|e| Failure::other(format!("cannot read the password: {e}")))?;
+    }
     let mut line = String::new();
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
     stdin.read_line(&mut line).await.map_err(|e| {
@@ -398,6 +431,24 @@ async fn read_password_line() -> Result<String, Failure> {
     Ok(trimmed.to_owned())
 }
 
+/// Reads the password twice from the terminal on standard input, without echo, prompting on
+/// standard error (standard output stays for the created user).
+fn prompt_password_twice() -> Result<String, Failure> {
+    let ask = |prompt: &str| {
+        let config = rpassword::ConfigBuilder::new().output_writer(std::io::stderr());
+        // The terminal that is standard input, not whichever one controls the process.
+        #[cfg(unix)]
+        let config = config.input_file_path("/dev/stdin");
+        rpassword::prompt_password_with_config(prompt, config.build())
+            .map_err(|e| Failure::other(format!("cannot read the password from the terminal: {e}")))
+    };
+    let password = ask("Password: ")?;
+    if ask("Password (again): ")? != password {
+        return Err(Failure::other("the passwords do not match; no user was created"));
+    }
+    Ok(password)
+}
+
 async fn rotate_keys(settings: Settings) -> Result<(), Failure> {
     if settings.jwt_secret.is_some() {
         return Err(Failure::usage(
@@ -406,12 +457,13 @@ async fn rotate_keys(settings: Settings) -> Result<(), Failure> {
         ));
     }
     let backends = open_backends(&settings, true).await?;
-    let key = keys::new_signing_key();
+    let key = keys::new_signing_key(settings.key_publish_ahead);
     backends.keys.insert_signing_key(&key).await.map_err(|e| Failure::other(e.to_string()))?;
     println!(
-        "new signing key {} in use by every instance within {} s",
+        "new signing key {}: in the JWKS of every instance within {} s, signing from {}",
         key.kid,
-        keys::RELOAD_INTERVAL.as_secs()
+        keys::RELOAD_INTERVAL.as_secs(),
+        key.signs_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     );
     Ok(())
 }

@@ -67,9 +67,11 @@ impl AuditQuery {
                 .filter(|n| (1..=MAX_LIMIT).contains(n))
                 .ok_or_else(|| format!("limit must be between 1 and {MAX_LIMIT}"))?,
         };
+        // An empty cursor (`cursor=`) is the first page, as if it were absent.
         let before = self
             .cursor
             .as_deref()
+            .filter(|c| !c.is_empty())
             .map(|c| {
                 decode_cursor(c).ok_or_else(|| "cursor is not one this server gave".to_owned())
             })

@@ -147,7 +147,9 @@ pub async fn users(
             return Err(AuthError::InvalidQuery(message).into());
         }
     };
-    let page = auth.list_users(query.email.as_deref(), query.cursor.as_deref(), limit).await?;
+    // An empty cursor (`cursor=`) is the first page, as if it were absent.
+    let cursor = query.cursor.as_deref().filter(|c| !c.is_empty());
+    let page = auth.list_users(query.email.as_deref(), cursor, limit).await?;
     Ok(Json(page))
 }
 

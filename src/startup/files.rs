@@ -16,14 +16,93 @@ use crate::domain::{MasterKey, Sealer};
 /// The name of the generated master key in the data directory.
 pub const MASTER_KEY_FILE: &str = "master.key";
 
-/// Creates the data directory, readable by this user only.
+/// Creates the data directory, readable by this user only; one that exists already is made so
+/// (0700) too, since the service is about to keep private keys and password hashes in it.
 pub fn create_data_dir(path: &Path) -> Result<(), StartupError> {
+    let failed = |error: std::io::Error| StartupError::Setting {
+        variable: "PORTCULLIS_DATA_DIR",
+        message: format!("{}: {error}", path.display()),
+    };
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(path)?;
+    builder.create(path).map_err(failed)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).map_err(failed)?.permissions().mode();
+        if mode & 0o077 != 0
+            && let Err(error) =
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+        {
+            // A directory of someone else's that this user may write to: say so, and go on.
+            tracing::warn!(path = %path.display(), %error, "the data directory stays readable by others");
+        }
+    }
     Ok(())
+}
+
+/// Creates the embedded database's file (0600) if it is missing, before SQLite opens it: SQLite
+/// gives its WAL and shared-memory files the database file's mode, so none of them is ever
+/// readable by others, not even for a moment.
+///
+/// A file that exists is left alone, never opened: closing any descriptor of a database file
+/// drops every POSIX lock this process holds on it, SQLite's own included, and another
+/// connection of this process (a second instance, in the tests) may hold some.
+pub fn create_database_file(database: &Path) -> Result<(), StartupError> {
+    if database.exists() {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(database).map_err(|error| StartupError::Setting {
+        variable: "PORTCULLIS_DATA_DIR",
+        message: format!("{}: {error}", database.display()),
+    })?;
+    Ok(())
+}
+
+/// The start's exclusive lock on an SQLite database, released when dropped: instances and
+/// commands starting on one file open and migrate it one after another (sqlx's migration lock
+/// does nothing on SQLite, and two migrators at once fail with "table ... already exists").
+pub struct DatabaseLock {
+    _file: std::fs::File,
+}
+
+/// Waits for the lock of the SQLite database at `database`: the file `DATABASE.lock` beside it
+/// (0600, never deleted, so that every process locks the same file). Blocking: call it off the
+/// runtime's threads. `variable` names the setting that chose the file, for the error.
+pub fn lock_database(
+    database: &Path,
+    variable: &'static str,
+) -> Result<DatabaseLock, StartupError> {
+    let mut path = database.as_os_str().to_owned();
+    path.push(".lock");
+    let path = std::path::PathBuf::from(path);
+    let failed = |error: std::io::Error| StartupError::Setting {
+        variable,
+        message: format!("cannot lock {}: {error}", path.display()),
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(&path).map_err(failed)?;
+    file.lock().map_err(failed)?;
+    Ok(DatabaseLock { _file: file })
+}
+
+/// The file an explicit `sqlite:` URL names, if it names one (not an in-memory database).
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    use std::str::FromStr;
+    if url.contains(":memory:") || url.contains("mode=memory") {
+        return None;
+    }
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
+    Some(options.get_filename().to_path_buf())
 }
 
 /// Makes the embedded database's files (and its WAL and shared-memory files) 0600.

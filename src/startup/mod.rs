@@ -1,6 +1,9 @@
 //! Builds the application from `Settings`: the one place that chooses backends.
 
 mod files;
+mod summary;
+
+pub use summary::StartSummary;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,6 +39,10 @@ pub enum StartupError {
     /// The configuration asks for something this build cannot do (exit status 2).
     #[error("{variable}: {message}")]
     Config { variable: &'static str, message: String },
+    /// A valid setting that could not be acted on (exit status 1): a database that refuses, an
+    /// address in use. The message is the backend's own words, without secrets.
+    #[error("{variable}: {message}")]
+    Setting { variable: &'static str, message: String },
     #[error("storage: {0}")]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -62,6 +69,8 @@ pub struct Backends {
     pub sealer: Sealer,
     /// Signs the audit chain's head: derived from the master key, if there is one.
     pub audit_head_key: Option<[u8; 32]>,
+    /// How many database migrations opening these backends applied.
+    pub migrations_applied: usize,
 }
 
 /// Opens the backends the settings name, applying migrations first when `migrate` is set: the
@@ -76,7 +85,19 @@ pub async fn open_backends(settings: &Settings, migrate: bool) -> Result<Backend
     match &settings.redis_url {
         None => Ok(backends),
         Some(url) => {
-            let redis = Arc::new(RedisStore::connect(url, &settings.redis_prefix)?);
+            // Only a URL the client cannot use fails here: a Redis that is down does not stop
+            // the start (the service answers 503 until it is there).
+            let redis = RedisStore::connect(url, &settings.redis_prefix).map_err(|error| {
+                StartupError::Setting {
+                    variable: "PORTCULLIS_REDIS_URL",
+                    message: format!(
+                        "{}: {}",
+                        summary::redis(url),
+                        without_password(url, &root_cause(&error))
+                    ),
+                }
+            })?;
+            let redis = Arc::new(redis);
             Ok(Backends {
                 sessions: redis.clone(),
                 limiter: redis.clone(),
@@ -101,20 +122,128 @@ impl Health for AllOf {
     }
 }
 
+/// Opens the database and, with `migrate`, applies its migrations. On SQLite both happen under
+/// a lock file beside the database, so that instances starting at the same moment on one file
+/// take turns (PostgreSQL's instances take turns on the migrator's advisory lock).
 async fn open_database(settings: &Settings, migrate: bool) -> Result<Backends, StartupError> {
-    let store = match &settings.database_url {
+    let url = &settings.database_url;
+    let sqlite_file = match url {
         DatabaseUrl::Embedded(path) => {
             files::create_data_dir(&settings.data_dir)?;
-            let store = SqlStore::open_file(path).await?;
+            Some((path.clone(), "PORTCULLIS_DATA_DIR"))
+        }
+        DatabaseUrl::Sqlite(url) => files::sqlite_file(url).map(|f| (f, "PORTCULLIS_DATABASE_URL")),
+        DatabaseUrl::Postgres(_) => None,
+    };
+    let lock = match sqlite_file {
+        Some((path, variable)) => {
+            let lock = tokio::task::spawn_blocking(move || files::lock_database(&path, variable))
+                .await
+                .map_err(|e| StartupError::Io(std::io::Error::other(e)))??;
+            Some(lock)
+        }
+        None => None,
+    };
+    let store = match url {
+        DatabaseUrl::Embedded(path) => {
+            files::create_database_file(path)?;
+            let store = SqlStore::open_file(path).await;
             files::restrict_database_files(path);
             store
         }
-        DatabaseUrl::Sqlite(url) | DatabaseUrl::Postgres(url) => SqlStore::connect(url).await?,
-    };
-    if migrate {
-        store.migrate().await?;
+        DatabaseUrl::Sqlite(url) | DatabaseUrl::Postgres(url) => SqlStore::connect(url).await,
     }
-    Ok(Backends::on_database(Arc::new(store)))
+    .map_err(|error| database_failed(url, "", &error))?;
+    let migrations_applied = if migrate {
+        store.migrate().await.map_err(|error| database_failed(url, "migrate: ", &error))?
+    } else {
+        0
+    };
+    drop(lock);
+    Ok(Backends { migrations_applied, ..Backends::on_database(Arc::new(store)) })
+}
+
+/// A database error at start as one line: the variable that names the database, then
+/// PostgreSQL's own message (`database "x" does not exist`), or the backend and what went wrong
+/// reaching it; never the password of the URL.
+fn database_failed(url: &DatabaseUrl, operation: &str, error: &StoreError) -> StartupError {
+    let (variable, backend, text) = match url {
+        DatabaseUrl::Embedded(path) => {
+            ("PORTCULLIS_DATA_DIR", format!("SQLite at {}", path.display()), "")
+        }
+        DatabaseUrl::Sqlite(url) => ("PORTCULLIS_DATABASE_URL", format!("SQLite at {url}"), ""),
+        DatabaseUrl::Postgres(url) => (
+            "PORTCULLIS_DATABASE_URL",
+            format!("PostgreSQL at {}", summary::postgres_address(url)),
+            url.as_str(),
+        ),
+    };
+    let said_by_server = matches!(url, DatabaseUrl::Postgres(_))
+        && std::error::Error::source(error)
+            .and_then(|cause| cause.downcast_ref::<sqlx::Error>())
+            .is_some_and(|cause| matches!(cause, sqlx::Error::Database(_)));
+    let timed_out = std::error::Error::source(error)
+        .and_then(|cause| cause.downcast_ref::<sqlx::Error>())
+        .is_some_and(|cause| matches!(cause, sqlx::Error::PoolTimedOut));
+    let cause = if timed_out {
+        // The pool keeps no reason: the server refused, or did not answer in time.
+        "no connection within the timeout (is the server up, at that address?)".to_owned()
+    } else {
+        root_cause(error)
+    };
+    let message = if said_by_server {
+        format!("{operation}{cause}")
+    } else {
+        format!("{backend}: {operation}{cause}")
+    };
+    StartupError::Setting { variable, message: without_password(text, &message) }
+}
+
+/// The innermost cause of `error`: the driver's or the server's own words.
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut innermost = error;
+    while let Some(cause) = innermost.source() {
+        innermost = cause;
+    }
+    innermost.to_string()
+}
+
+/// `message` with the password of `url` masked, in case a driver quoted it.
+fn without_password(url: &str, message: &str) -> String {
+    let password = url::Url::parse(url).ok().and_then(|u| u.password().map(str::to_owned));
+    match password {
+        Some(password) if !password.is_empty() => {
+            let decoded = url::form_urlencoded::parse(format!("p={password}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
+            let mut message = message.replace(&password, "********");
+            if !decoded.is_empty() {
+                message = message.replace(&decoded, "********");
+            }
+            message
+        }
+        _ => message.to_owned(),
+    }
+}
+
+/// "Address in use" and its kin at start, naming the variable and the address.
+fn listen_failed(
+    variable: &'static str,
+    address: SocketAddr,
+    error: std::io::Error,
+) -> StartupError {
+    let message = match error.kind() {
+        std::io::ErrorKind::AddrInUse => format!("{address} is already in use"),
+        std::io::ErrorKind::AddrNotAvailable => {
+            format!("{address} is not an address of this machine")
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            format!("{address}: permission denied (ports below 1024 need privileges)")
+        }
+        _ => format!("cannot listen on {address}: {error}"),
+    };
+    StartupError::Setting { variable, message }
 }
 
 impl Backends {
@@ -145,6 +274,7 @@ impl Backends {
             health: store,
             sealer: Sealer::default(),
             audit_head_key: None,
+            migrations_applied: 0,
         }
     }
 }
@@ -161,8 +291,11 @@ pub async fn build_auth(
             secret: settings.jwt_secret.clone(),
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
+            client_id: settings.client_id.clone(),
             ttl: settings.access_token_ttl,
             leeway: settings.jwt_leeway,
+            publish_ahead: settings.key_publish_ahead,
+            rotate_every: settings.key_rotate_every,
         },
         backends.keys.as_ref(),
     )
@@ -302,6 +435,8 @@ pub struct Application {
     tls: Option<Arc<Tls>>,
     serve: ServeSettings,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// What this start chose and did, for the line that says it listens.
+    summary: StartSummary,
 }
 
 impl Application {
@@ -334,8 +469,17 @@ impl Application {
             );
         }
         let metrics = new_metrics()?;
+        // No signing key before the service is built, one after: this start generated it.
+        let signing_keys = || async { backends.keys.signing_keys().await.map(|k| k.len()).ok() };
+        let keys_before = signing_keys().await;
         let auth =
             Arc::new(build_auth(&settings, &backends, metrics.clone(), clock.clone()).await?);
+        let summary = StartSummary {
+            migrations_applied: backends.migrations_applied,
+            signing_key_generated: keys_before == Some(0)
+                && signing_keys().await.is_some_and(|n| n > 0),
+            ..StartSummary::of(&settings)
+        };
         let mut tasks = vec![
             spawn_reseal(auth.clone()),
             spawn_key_reload(auth.clone(), backends.keys.clone()),
@@ -346,13 +490,22 @@ impl Application {
         if let Some(tls) = &tls {
             tasks.push(crate::http::tls::spawn_reload_on_sighup(tls.clone()));
         }
-        let proxies = TrustedProxies(Arc::new(settings.trusted_proxies.clone()));
+        let proxies = TrustedProxies {
+            networks: Arc::new(settings.trusted_proxies.clone()),
+            header: settings.client_ip_header,
+        };
         let state = AppState {
             auth,
             health: backends.health.clone(),
             proxies,
             metrics: metrics.clone(),
             posture: Arc::new(crate::config::posture(&settings)),
+            cookie: settings.refresh_cookie.then(|| {
+                Arc::new(crate::http::cookie::CookiePolicy {
+                    origins: settings.cors_origins.clone(),
+                    max_age: settings.refresh_token_ttl.as_secs(),
+                })
+            }),
         };
         let http = HttpSettings {
             cors_origins: settings.cors_origins.clone(),
@@ -360,9 +513,16 @@ impl Application {
             metrics_on_main_listener: settings.metrics_bind.is_none(),
         };
         let app = router(state, &http);
-        let listener = TcpListener::bind(settings.bind).await?;
+        let listener = TcpListener::bind(settings.bind)
+            .await
+            .map_err(|e| listen_failed("PORTCULLIS_BIND", settings.bind, e))?;
         let metrics = match settings.metrics_bind {
-            Some(address) => Some((TcpListener::bind(address).await?, metrics_router(metrics))),
+            Some(address) => {
+                let listener = TcpListener::bind(address)
+                    .await
+                    .map_err(|e| listen_failed("PORTCULLIS_METRICS_BIND", address, e))?;
+                Some((listener, metrics_router(metrics)))
+            }
             None => None,
         };
         let serve = ServeSettings {
@@ -371,7 +531,12 @@ impl Application {
             // A request in flight has REQUEST_TIMEOUT to finish anyway; waiting longer helps no one.
             drain_timeout: settings.request_timeout,
         };
-        Ok(Self { listener, app, metrics, tls, serve, tasks })
+        Ok(Self { listener, app, metrics, tls, serve, tasks, summary })
+    }
+
+    /// What this start chose and did: backends, data directory, migrations, a generated key.
+    pub fn summary(&self) -> &StartSummary {
+        &self.summary
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {

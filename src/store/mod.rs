@@ -470,6 +470,8 @@ pub trait KeyStore: Send + Sync {
     async fn insert_first_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
     /// Stores a new signing key, which becomes the newest.
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
+    /// Deletes a signing key no token it signed can still be live with.
+    async fn delete_signing_key(&self, kid: &str) -> Result<(), StoreError>;
     /// Replaces the stored private key of `kid` (to seal it again under a new master key).
     async fn replace_signing_key(&self, kid: &str, private_key: &[u8]) -> Result<(), StoreError>;
     /// The secret called `name`, created from `candidate` if it does not exist yet; every caller

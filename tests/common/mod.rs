@@ -227,7 +227,23 @@ pub async fn servers_answer(test: &str, postgres: bool, redis: bool) -> bool {
     }
     assert!(missing.is_empty() || !required, "{test}: {missing:?} required here but not answering");
     if !missing.is_empty() {
-        eprintln!("SKIPPED {test}: {} does not answer", missing.join(" and "));
+        let verb = if missing.len() == 1 { "does" } else { "do" };
+        let mut enable = Vec::new();
+        if missing.contains(&"PostgreSQL") {
+            enable.push(
+                "start PostgreSQL on 127.0.0.1:5432 (user postgres) or set \
+                 PORTCULLIS_TEST_POSTGRES to an admin URL",
+            );
+        }
+        if missing.contains(&"Redis") {
+            enable.push("start Redis on 127.0.0.1:6379 or set PORTCULLIS_TEST_REDIS");
+        }
+        eprintln!(
+            "SKIPPED {test}: {} {verb} not answer; to run it, {}, or run scripts/test (which \
+             starts them)",
+            missing.join(" and "),
+            enable.join(", and ")
+        );
     }
     missing.is_empty()
 }
@@ -241,7 +257,10 @@ pub fn cluster_for(test: &str) -> Option<String> {
     let url = redis_cluster_url();
     assert!(url.is_some() || !required, "{test}: PORTCULLIS_TEST_REDIS_CLUSTER required here");
     if url.is_none() {
-        eprintln!("SKIPPED {test}: no Redis Cluster (PORTCULLIS_TEST_REDIS_CLUSTER)");
+        eprintln!(
+            "SKIPPED {test}: no Redis Cluster; to run it, set PORTCULLIS_TEST_REDIS_CLUSTER to \
+             its seed nodes (redis+cluster://HOST:PORT,...), or run scripts/test (which starts one)"
+        );
     }
     url
 }
@@ -254,7 +273,10 @@ pub fn redis_server_installed(test: &str) -> bool {
         std::env::var_os("CI").is_some() || std::env::var_os("PORTCULLIS_TEST_POSTGRES").is_some();
     assert!(installed || !required, "{test}: redis-server required here");
     if !installed {
-        eprintln!("SKIPPED {test}: redis-server is not installed");
+        eprintln!(
+            "SKIPPED {test}: redis-server is not installed; to run it, install Redis \
+             (apt-get install redis-server)"
+        );
     }
     installed
 }
@@ -347,6 +369,10 @@ async fn spawn_in_with_clock(
     clock: std::sync::Arc<dyn portcullis::domain::Clock>,
 ) -> TestApp {
     let settings = settings_for(storage, vars);
+    // `PORTCULLIS_TEST_LOG=debug` (any filter) shows the servers' logs, for a failing test.
+    if let Ok(filter) = std::env::var("PORTCULLIS_TEST_LOG") {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    }
     let application = Application::build_with_clock(settings, true, clock).await.unwrap();
     let address = application.local_addr().unwrap();
     let metrics_address = application.metrics_addr();

@@ -14,11 +14,15 @@ use crate::store::StoreError;
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 
-/// Applied to every SQLite connection. WAL, so readers never block the writer; a busy timeout,
-/// so other processes on the same file (a second instance, the command line) wait instead of
-/// failing with "database is locked"; foreign keys, which SQLite leaves off by default.
-const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;";
+/// Applied to every SQLite connection, the busy timeout first: other processes on the same file
+/// (a second instance, the command line) make it wait instead of failing with "database is
+/// locked"; foreign keys, which SQLite leaves off by default. Then WAL (see `enable_wal`), so
+/// readers never block the writer.
+const SQLITE_PRAGMAS: &str =
+    "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
+
+/// How long a connection tries to switch a busy database to WAL before it gives up.
+const WAL_PATIENCE: Duration = Duration::from_secs(10);
 
 /// The claim of due mail, split where PostgreSQL adds its row-lock clause (`$1` lease end, `$2`
 /// now, `$3` limit).
@@ -114,9 +118,31 @@ fn sqlite_pool(connections: u32) -> AnyPoolOptions {
         .after_connect(|connection, _| {
             Box::pin(async move {
                 connection.execute(SQLITE_PRAGMAS).await?;
-                Ok(())
+                enable_wal(connection).await
             })
         })
+}
+
+/// Switches the database to WAL (a no-op once it is). The switch takes an exclusive lock that
+/// SQLite does not wait for, whatever the busy timeout, so while another process holds the file
+/// (an instance starting at the same moment) it is tried again, for up to `WAL_PATIENCE`.
+async fn enable_wal(connection: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    let deadline = tokio::time::Instant::now() + WAL_PATIENCE;
+    loop {
+        match connection.execute("PRAGMA journal_mode = WAL").await {
+            Err(sqlx::Error::Database(error))
+                if is_busy(error.as_ref()) && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            outcome => return outcome.map(|_| ()),
+        }
+    }
+}
+
+/// SQLITE_BUSY or SQLITE_LOCKED, extended codes included (their low byte is the primary code).
+pub(super) fn is_busy(error: &dyn sqlx::error::DatabaseError) -> bool {
+    error.code().and_then(|c| c.parse::<i32>().ok()).is_some_and(|c| matches!(c & 0xff, 5 | 6))
 }
 
 /// The `sqlite:` URL of a file, created if missing, with the path percent-encoded so that any

@@ -52,14 +52,25 @@ impl SqlStore {
         Dialect::Sqlite.open(&dialect::sqlite_url(path)).await
     }
 
-    /// Applies the migrations of this database. PostgreSQL instances starting together
-    /// serialise on the migrator's advisory lock.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
+    /// Applies the migrations of this database; returns how many it applied. PostgreSQL
+    /// instances starting together serialise on the migrator's advisory lock; on SQLite, where
+    /// that lock does nothing, the caller serialises them (the start holds a lock file).
+    pub async fn migrate(&self) -> Result<usize, StoreError> {
+        let before = self.applied_migrations().await;
         self.dialect
             .migrator()
             .run(&self.write)
             .await
-            .map_err(|e| StoreError::backend("migrate", e))
+            .map_err(|e| StoreError::backend("migrate", e))?;
+        Ok(self.applied_migrations().await.saturating_sub(before))
+    }
+
+    /// How many migrations the database records as applied (none before its first migration).
+    async fn applied_migrations(&self) -> usize {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.write)
+            .await
+            .map_or(0, |count| usize::try_from(count).unwrap_or(0))
     }
 
     pub fn dialect(&self) -> Dialect {
