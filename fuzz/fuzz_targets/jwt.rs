@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use libfuzzer_sys::fuzz_target;
 use portcullis::auth::{AccessTokenSettings, AccessTokens};
-use portcullis::domain::{Role, SessionId, UserId};
+use portcullis::domain::{Amr, Role, SessionId, UserId};
 use portcullis::store::{KeyStore, SigningKeyRecord, StoreError};
 
 /// One fixed signing key, as the database would hold it.
@@ -21,12 +21,16 @@ impl KeyStore for FixedKey {
             kid: "fuzz".to_owned(),
             private_key: vec![7; 32],
             created_at: chrono::Utc::now(),
+            signs_at: chrono::Utc::now(),
         }])
     }
     async fn insert_first_signing_key(&self, _: &SigningKeyRecord) -> Result<(), StoreError> {
         Ok(())
     }
     async fn insert_signing_key(&self, _: &SigningKeyRecord) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn delete_signing_key(&self, _: &str) -> Result<(), StoreError> {
         Ok(())
     }
     async fn replace_signing_key(&self, _: &str, _: &[u8]) -> Result<(), StoreError> {
@@ -46,16 +50,20 @@ fn tokens() -> Option<&'static (AccessTokens, String)> {
     TOKENS
         .get_or_init(|| {
             let runtime = tokio::runtime::Builder::new_current_thread().build().ok()?;
+            let now = chrono::Utc::now();
             let settings = AccessTokenSettings {
                 secret: None,
                 issuer: "portcullis".to_owned(),
                 audience: "portcullis".to_owned(),
+                client_id: "portcullis".to_owned(),
                 ttl: Duration::from_secs(3600),
                 leeway: Duration::from_secs(0),
+                publish_ahead: Duration::ZERO,
+                rotate_every: None,
             };
             let tokens = runtime.block_on(AccessTokens::load(settings, &FixedKey)).ok()?;
             let issued = tokens
-                .issue(UserId::new(), SessionId::new(), &[Role::User], chrono::Utc::now())
+                .issue(UserId::new(), SessionId::new(), &[Role::User], Amr::PASSWORD, now, now)
                 .ok()?;
             Some((tokens, issued))
         })
