@@ -17,11 +17,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::smtp::{SinkOptions, SmtpSink, link_token};
+use common::totp::{base32_decode, code_at};
 use common::{
     PASSWORD, TestApp, TestResult, assert_problem, create_admin, ok_json, spawn, spawn_in,
     spawn_with, spawn_with_clock, str_of,
 };
-use hmac::{Hmac, Mac};
 use portcullis::domain::{Clock, ManualClock};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
@@ -325,44 +325,11 @@ fn text(bytes: &[u8]) -> String {
 
 // TOTP (RFC 6238, SHA-1, 6 digits, 30 s), computed from the server's manual clock.
 
-fn hotp(secret: &[u8], counter: u64) -> String {
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret).unwrap();
-    mac.update(&counter.to_be_bytes());
-    let digest = mac.finalize().into_bytes();
-    let offset = usize::from(digest[19] & 0x0f);
-    let binary = u32::from_be_bytes([
-        digest[offset] & 0x7f,
-        digest[offset + 1],
-        digest[offset + 2],
-        digest[offset + 3],
-    ]);
-    format!("{:06}", binary % 1_000_000)
-}
-
-fn base32_decode(text: &str) -> Vec<u8> {
-    let (mut bits, mut count, mut out) = (0u32, 0u32, Vec::new());
-    for c in text.bytes() {
-        let value = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'2'..=b'7' => c - b'2' + 26,
-            _ => panic!("not base32: {text}"),
-        };
-        bits = (bits << 5) | u32::from(value);
-        count += 5;
-        if count >= 8 {
-            count -= 8;
-            out.push(u8::try_from(bits >> count).unwrap());
-            bits &= (1 << count) - 1;
-        }
-    }
-    out
-}
-
 /// The code of the clock's current step, after moving the clock one step on (so that no code
 /// is ever presented twice for one step).
 fn next_code(secret: &[u8], clock: &ManualClock) -> String {
     clock.advance(Duration::from_secs(30));
-    hotp(secret, u64::try_from(clock.now().timestamp().div_euclid(30)).unwrap())
+    code_at(secret, clock.now().timestamp())
 }
 
 /// Turns TOTP on for the signed-in user of `access`; returns the secret.
@@ -370,7 +337,7 @@ async fn enable_totp(app: &TestApp, clock: &ManualClock, access: &str) -> Vec<u8
     let body = json!({"password": PASSWORD});
     let enrolment = call(app, Method::POST, "/v1/auth/mfa/totp", Some(access), Some(body)).await;
     let enrolment = ok_json(enrolment).await;
-    let secret = base32_decode(str_of(&enrolment, "secret"));
+    let secret = base32_decode(str_of(&enrolment, "secret")).unwrap();
     let body = json!({"code": next_code(&secret, clock)});
     let confirm = call(app, Method::POST, "/v1/auth/mfa/totp/confirm", Some(access), Some(body));
     ok_json(confirm.await).await;

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use common::smtp::{Received, SinkOptions, SmtpSink, link_token};
+use common::totp::{base32_decode, hotp};
 use common::{PASSWORD, TestApp, TestResult, assert_problem, ok_json, spawn_with_clock, str_of};
-use hmac::{Hmac, Mac};
 use portcullis::domain::{Clock, ManualClock};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
@@ -31,42 +31,7 @@ const WAIT: Duration = Duration::from_secs(10);
 const STEP: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------------------------------------
-// A TOTP authenticator of our own (RFC 6238 over RFC 4226).
-
-/// The RFC 4226 HOTP value of `counter`, 6 digits, HMAC-SHA-1.
-fn hotp(secret: &[u8], counter: u64) -> String {
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret).unwrap();
-    mac.update(&counter.to_be_bytes());
-    let digest = mac.finalize().into_bytes();
-    let offset = usize::from(digest[19] & 0x0f);
-    let binary = u32::from_be_bytes([
-        digest[offset] & 0x7f,
-        digest[offset + 1],
-        digest[offset + 2],
-        digest[offset + 3],
-    ]);
-    format!("{:06}", binary % 1_000_000)
-}
-
-/// RFC 4648 base32 (upper case, no padding); `None` for any other character.
-fn base32_decode(text: &str) -> Option<Vec<u8>> {
-    let (mut bits, mut count, mut out) = (0u32, 0u32, Vec::new());
-    for c in text.bytes() {
-        let value = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'2'..=b'7' => c - b'2' + 26,
-            _ => return None,
-        };
-        bits = (bits << 5) | u32::from(value);
-        count += 5;
-        if count >= 8 {
-            count -= 8;
-            out.push((bits >> count) as u8);
-            bits &= (1 << count) - 1;
-        }
-    }
-    Some(out)
-}
+// A TOTP authenticator of our own (RFC 6238 over RFC 4226, in tests/common/totp.rs).
 
 fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
+use common::totp::{base32_decode, code_at};
 use common::{PASSWORD, TestApp, TestResult, assert_problem, ok_json, spawn_with, str_of};
 use passkey::{Authenticator, Tamper, b64, unb64};
 use portcullis::domain::ManualClock;
@@ -899,7 +900,6 @@ async fn a_lockout_does_not_hold_a_passkey_login() -> TestResult {
 /// The RFC 6238 code of a base32 secret now: HMAC-SHA1, 30 s steps, 6 digits, unless the
 /// otpauth URI says otherwise.
 fn totp_code(secret: &str, uri: &str) -> String {
-    use hmac::{Hmac, Mac};
     let parameter = |name: &str| {
         uri.split(['?', '&'])
             .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
@@ -909,41 +909,19 @@ fn totp_code(secret: &str, uri: &str) -> String {
     let period: u64 = parameter("period").map_or(30, |p| p.parse().unwrap());
     let algorithm = parameter("algorithm").unwrap_or_else(|| "SHA1".into());
     assert_eq!(algorithm.to_uppercase(), "SHA1", "{uri}");
-    let key = base32_decode(secret);
-    let step =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
-            / period;
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(&key).unwrap();
-    mac.update(&step.to_be_bytes());
-    let hash = mac.finalize().into_bytes();
-    let offset = usize::from(hash[19] & 0x0f);
-    let value = u32::from_be_bytes(hash[offset..offset + 4].try_into().unwrap()) & 0x7fff_ffff;
-    format!("{:0width$}", value % 10u32.pow(digits), width = digits as usize)
-}
-
-/// RFC 4648 base32, without padding, case-insensitive.
-fn base32_decode(text: &str) -> Vec<u8> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let (mut out, mut buffer, mut bits) = (Vec::new(), 0u32, 0u32);
-    for c in text.trim_end_matches('=').bytes().filter(|c| *c != b' ') {
-        let value = ALPHABET.iter().position(|a| *a == c.to_ascii_uppercase()).expect("base32");
-        buffer = (buffer << 5) | value as u32;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-            buffer &= (1 << bits) - 1;
-        }
-    }
-    out
+    assert_eq!((digits, period), (6, 30), "{uri}");
+    let key = base32_decode(secret).expect("a base32 secret");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    code_at(&key, i64::try_from(now.as_secs()).unwrap())
 }
 
 #[test]
 fn the_totp_helper_matches_rfc_6238() {
     // RFC 4648's test vector, and the secret of RFC 6238's SHA-1 vectors.
-    assert_eq!(base32_decode("MZXW6YTBOI"), b"foobar");
-    assert_eq!(base32_decode("MZXW6YTB"), b"fooba");
-    assert_eq!(base32_decode("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"), b"12345678901234567890");
+    assert_eq!(base32_decode("MZXW6YTBOI").unwrap(), b"foobar");
+    assert_eq!(base32_decode("MZXW6YTB").unwrap(), b"fooba");
+    let secret = base32_decode("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ").unwrap();
+    assert_eq!(secret, b"12345678901234567890");
 }
 
 #[tokio::test]

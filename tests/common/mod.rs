@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod smtp;
+pub mod totp;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
