@@ -8,11 +8,10 @@
 //! keep one. An admin cannot lock itself out: no self-demotion, self-disable or self-delete.
 //! Every action is recorded with the admin as `actor_id` and the account as `user_id`.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 
 use super::lockout::{device_group, email_lock_key};
+use super::paging::{decode_cursor, encode_cursor};
 use super::{AuthError, AuthService, Principal, RequestContext, UserView};
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::domain::{Email, Role, Timestamp, UserId};
@@ -99,23 +98,6 @@ impl Actor {
     }
 }
 
-fn encode_cursor(created_at: Timestamp, id: UserId) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}:{id}", created_at.timestamp_millis()))
-}
-
-fn decode_cursor(raw: &str) -> Result<UserCursor, AuthError> {
-    let invalid = || AuthError::InvalidQuery("cursor is not one this server gave".to_owned());
-    let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
-    let text = std::str::from_utf8(&bytes).map_err(|_| invalid())?;
-    let (millis, id) = text.split_once(':').ok_or_else(invalid)?;
-    let created_at = millis
-        .parse::<i64>()
-        .ok()
-        .and_then(chrono::DateTime::from_timestamp_millis)
-        .ok_or_else(invalid)?;
-    Ok(UserCursor { created_at, id: UserId::parse(id).ok_or_else(invalid)? })
-}
-
 /// The roles an admin asked for, by name; `user` is always kept.
 fn parse_roles(names: &[String]) -> Result<Vec<Role>, AuthError> {
     let mut roles = vec![Role::User];
@@ -163,7 +145,10 @@ impl AuthService {
             Some(raw) => Some(Email::normalise_key(raw)).filter(|p| !p.is_empty()),
             None => None,
         };
-        let after = cursor.map(decode_cursor).transpose()?;
+        let after = cursor
+            .map(|raw| decode_cursor(raw, UserId::parse))
+            .transpose()?
+            .map(|(created_at, id)| UserCursor { created_at, id });
         let limit = limit.unwrap_or(DEFAULT_USERS_PAGE).clamp(1, MAX_USERS_PAGE);
         let mut users = self.users.list_users(prefix.as_deref(), after.as_ref(), limit + 1).await?;
         let more = users.len() > limit as usize;
@@ -331,10 +316,14 @@ mod tests {
     fn user_cursors_round_trip_and_junk_is_refused() {
         let now = chrono::DateTime::from_timestamp_millis(1_700_000_000_123).unwrap_or_default();
         let id = UserId::new();
-        let cursor = decode_cursor(&encode_cursor(now, id)).ok();
-        assert_eq!(cursor, Some(UserCursor { created_at: now, id }));
-        for junk in ["", "junk", &URL_SAFE_NO_PAD.encode("12:not-a-uuid")] {
-            assert!(decode_cursor(junk).is_err(), "{junk}");
+        let cursor = decode_cursor(&encode_cursor(now, id), UserId::parse).ok();
+        assert_eq!(cursor, Some((now, id)));
+        let bad_id = base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            "12:not-a-uuid",
+        );
+        for junk in ["", "junk", &bad_id] {
+            assert!(decode_cursor(junk, UserId::parse).is_err(), "{junk}");
         }
     }
 

@@ -15,6 +15,7 @@ mod limits;
 mod lockout;
 mod login;
 mod mfa;
+mod paging;
 pub mod passkeys;
 mod password;
 mod recovery;

@@ -3,13 +3,11 @@
 //! Revocation is immediate: every authenticated request checks that the token's session is still
 //! live in the session store, so the next request after a logout answers 401.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
 use super::limits::Account;
+use super::paging::{decode_cursor, encode_cursor};
 use super::{AuthError, AuthService, Principal, RequestContext, UserView, tokens};
 use crate::audit::{AuditEvent, EventType, Outcome};
-use crate::domain::{SessionId, Timestamp};
+use crate::domain::SessionId;
 use crate::store::{SessionCursor, SessionRecord};
 
 /// Sessions in a page when the client does not say.
@@ -22,24 +20,6 @@ pub const MAX_SESSIONS_PAGE: u32 = 200;
 pub struct SessionPage {
     pub sessions: Vec<SessionRecord>,
     pub next_cursor: Option<String>,
-}
-
-/// The cursor after a session: its creation time and id, opaque to the client.
-fn encode_cursor(created_at: Timestamp, id: SessionId) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}:{id}", created_at.timestamp_millis()))
-}
-
-fn decode_cursor(raw: &str) -> Result<SessionCursor, AuthError> {
-    let invalid = || AuthError::InvalidQuery("cursor is not valid".to_owned());
-    let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
-    let text = std::str::from_utf8(&bytes).map_err(|_| invalid())?;
-    let (millis, id) = text.split_once(':').ok_or_else(invalid)?;
-    let created_at = millis
-        .parse::<i64>()
-        .ok()
-        .and_then(chrono::DateTime::from_timestamp_millis)
-        .ok_or_else(invalid)?;
-    Ok(SessionCursor { created_at, id: SessionId::parse(id).ok_or_else(invalid)? })
 }
 
 impl AuthService {
@@ -133,7 +113,10 @@ impl AuthService {
         limit: Option<u32>,
     ) -> Result<SessionPage, AuthError> {
         self.limit_read(context, principal).await?;
-        let after = cursor.map(decode_cursor).transpose()?;
+        let after = cursor
+            .map(|raw| decode_cursor(raw, SessionId::parse))
+            .transpose()?
+            .map(|(created_at, id)| SessionCursor { created_at, id });
         let limit = limit.unwrap_or(DEFAULT_SESSIONS_PAGE).clamp(1, MAX_SESSIONS_PAGE);
         let mut sessions = self
             .sessions
