@@ -8,12 +8,18 @@
 //! left to wait seconds while holding a connection. A check cancelled while it waits (its client
 //! gone, its request timed out) gives its queue place back; a hash already running keeps its slot
 //! until it ends, even when its caller is gone, so the number in flight never exceeds the slots.
+//!
+//! The hashing itself is `argon2-rust`: bit-exact with the reference implementation and the
+//! RustCrypto crate (hashes are the same PHC strings either way; a test checks both directions),
+//! with the fill dispatched at run time to AVX-512, AVX2 or SSE2. Each slot keeps one Argon2
+//! workspace, wiped after every hash, so a hash reuses its slot's memory instead of mapping and
+//! faulting in 19 MiB afresh: the memory held is exactly the slots times the configured cost.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2_rust::params::{Memory, TagLen};
+use argon2_rust::{Algorithm, Argon2, Params, Version};
 use tokio::sync::Semaphore;
 
 use super::AuthError;
@@ -34,7 +40,10 @@ pub struct Verified {
 const MAX_WAITING_PER_SLOT: usize = 64;
 
 pub struct PasswordHasher {
-    params: Params,
+    argon2: Argon2,
+    /// The workspaces of the slots, taken by a hash for as long as it runs. There are never more
+    /// than the slots, since a hash takes one only while it holds a permit.
+    workspaces: Arc<Mutex<Vec<argon2_rust::Hasher>>>,
     permits: Arc<Semaphore>,
     waiting: AtomicUsize,
     max_waiting: usize,
@@ -50,14 +59,20 @@ impl PasswordHasher {
         max_in_flight: usize,
         metrics: Arc<Metrics>,
     ) -> Result<Self, AuthError> {
-        let params =
-            Params::new(settings.memory_kib, settings.iterations, settings.parallelism, None)
-                .map_err(|e| AuthError::Internal(format!("argon2 parameters: {e}")))?;
+        let params = Params::builder()
+            .memory(Memory::kib(u64::from(settings.memory_kib)))
+            .passes(settings.iterations)
+            .lanes(settings.parallelism)
+            .tag_len(TagLen::bytes(32))
+            .build()
+            .map_err(|e| AuthError::Internal(format!("argon2 parameters: {e}")))?;
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let dummy = Password::new(&crate::auth::tokens::random_token());
-        let dummy_hash = hash_blocking(&params, &dummy)?;
+        let dummy_hash = hash_with(&mut argon2.hasher(), &dummy)?;
         let slots = max_in_flight.max(1);
         Ok(Self {
-            params,
+            argon2,
+            workspaces: Arc::new(Mutex::new(Vec::with_capacity(slots))),
             permits: Arc::new(Semaphore::new(slots)),
             waiting: AtomicUsize::new(0),
             max_waiting: slots * MAX_WAITING_PER_SLOT,
@@ -74,8 +89,7 @@ impl PasswordHasher {
 
     /// Hashes a password with a fresh salt.
     pub async fn hash(&self, password: Password) -> Result<String, AuthError> {
-        let params = self.params.clone();
-        self.run(move || hash_blocking(&params, &password)).await?
+        self.run(move |workspace| hash_with(workspace, &password)).await?
     }
 
     /// Verifies `password` against `stored`, or against the dummy hash when there is no account.
@@ -85,26 +99,35 @@ impl PasswordHasher {
         password: Password,
         stored: Option<String>,
     ) -> Result<Verified, AuthError> {
-        let params = self.params.clone();
         let exists = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy_hash.clone());
-        self.run(move || {
-            let parsed = PasswordHash::new(&stored)
+        let configured = self.argon2;
+        self.run(move |workspace| {
+            let found = argon2_rust::decode_phc(&stored)
                 .map_err(|e| AuthError::Internal(format!("stored hash unreadable: {e}")))?;
-            let matches =
-                argon2(&params).verify_password(password.expose().as_bytes(), &parsed).is_ok();
-            let same_cost = |p: Params| {
-                (p.m_cost(), p.t_cost(), p.p_cost())
-                    == (params.m_cost(), params.t_cost(), params.p_cost())
+            let matches = match workspace.verify_encoded_bounded(
+                &stored,
+                password.expose().as_bytes(),
+                found.algorithm,
+                &CEILING,
+            ) {
+                Ok(()) => true,
+                Err(argon2_rust::Error::VerifyMismatch) => false,
+                Err(e) => return Err(AuthError::Internal(format!("stored hash unusable: {e}"))),
             };
-            let needs_rehash = !Params::try_from(&parsed).is_ok_and(same_cost)
-                || parsed.algorithm.as_str() != "argon2id";
+            let same_cost =
+                (found.params.memory_kib(), found.params.passes(), found.params.lanes())
+                    == (
+                        configured.params().memory_kib(),
+                        configured.params().passes(),
+                        configured.params().lanes(),
+                    );
+            let needs_rehash = !same_cost
+                || found.algorithm != Algorithm::Argon2id
+                || found.version != Version::V0x13;
             let matches = matches && exists;
-            let upgraded_hash = if matches && needs_rehash {
-                Some(hash_blocking(&params, &password)?)
-            } else {
-                None
-            };
+            let upgraded_hash =
+                if matches && needs_rehash { Some(hash_with(workspace, &password)?) } else { None };
             Ok(Verified { matches, upgraded_hash })
         })
         .await?
@@ -115,7 +138,7 @@ impl PasswordHasher {
     /// out) keeps its slot until it really ends and the bound on hashes in flight holds.
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> T + Send + 'static,
+        work: impl FnOnce(&mut argon2_rust::Hasher) -> T + Send + 'static,
     ) -> Result<T, AuthError> {
         let closed = |_| AuthError::Internal("hasher closed".to_owned());
         let permit = match self.permits.clone().try_acquire_owned() {
@@ -131,9 +154,17 @@ impl PasswordHasher {
             }
         };
         self.metrics.hash_started();
+        let (workspaces, argon2) = (self.workspaces.clone(), self.argon2);
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            work()
+            let taken = workspaces.lock().ok().and_then(|mut free| free.pop());
+            let mut workspace = taken.unwrap_or_else(|| argon2.hasher());
+            workspace.set_argon2(argon2);
+            let done = work(&mut workspace);
+            if let Ok(mut free) = workspaces.lock() {
+                free.push(workspace);
+            }
+            done
         })
         .await
         .map_err(|e| AuthError::Internal(format!("hashing task failed: {e}")))
@@ -163,17 +194,25 @@ impl Drop for QueuePlace<'_> {
     }
 }
 
-fn argon2(params: &Params) -> Argon2<'static> {
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
-}
+/// The largest stored hash a verification runs: 256 MiB, 16 passes, 8 lanes on one thread. A
+/// hash is a string from the database (or an import), and its parameters decide the memory and
+/// threads a verification takes; past these it is refused rather than run.
+const CEILING: Params = Params::builder()
+    .memory(Memory::mib(256))
+    .passes(16)
+    .lanes(8)
+    .threads(1)
+    .tag_len(TagLen::bytes(64))
+    .build_or_panic();
 
-fn hash_blocking(params: &Params, password: &Password) -> Result<String, AuthError> {
+fn hash_with(
+    workspace: &mut argon2_rust::Hasher,
+    password: &Password,
+) -> Result<String, AuthError> {
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).map_err(|e| AuthError::Internal(format!("no randomness: {e}")))?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| AuthError::Internal(e.to_string()))?;
-    argon2(params)
+    workspace
         .hash_password(password.expose().as_bytes(), &salt)
-        .map(|hash| hash.to_string())
         .map_err(|e| AuthError::Internal(format!("hashing failed: {e}")))
 }
 
@@ -244,7 +283,7 @@ mod tests {
         let work = |started: Option<tokio::sync::oneshot::Sender<()>>,
                     gate: Option<std::sync::mpsc::Receiver<()>>| {
             let (running, most) = (running.clone(), most.clone());
-            move || {
+            move |_: &mut argon2_rust::Hasher| {
                 most.fetch_max(running.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
                 if let Some(started) = started {
                     let _ = started.send(());
@@ -267,6 +306,72 @@ mod tests {
         second.await?;
         assert_eq!(most.load(Ordering::SeqCst), 1, "more hashes in flight than slots");
         assert_eq!(hasher.permits.available_permits(), 1);
+        Ok(())
+    }
+
+    /// The PHC strings of this crate and of the RustCrypto `argon2` crate are the same format and
+    /// the same hashes: each verifies what the other wrote, so hashes stored before the change of
+    /// implementation keep working, and a move back would too.
+    #[tokio::test]
+    async fn hashes_verify_across_implementations() -> Result<(), AuthError> {
+        use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _};
+        let hasher = PasswordHasher::new(small(), 1, metrics())?;
+        let ours = hasher.hash(Password::new("Correct#Horse1")).await?;
+        let parsed = PasswordHash::new(&ours).map_err(|e| AuthError::Internal(e.to_string()))?;
+        let theirs = argon2::Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(1024, 1, 1, None)
+                .map_err(|e| AuthError::Internal(e.to_string()))?,
+        );
+        assert!(theirs.verify_password(b"Correct#Horse1", &parsed).is_ok());
+        assert!(theirs.verify_password(b"Correct#Horse2", &parsed).is_err());
+
+        let salt = argon2::password_hash::SaltString::encode_b64(b"sixteen byte salt")
+            .map_err(|e| AuthError::Internal(e.to_string()))?;
+        let stored = theirs
+            .hash_password(b"Correct#Horse1", &salt)
+            .map_err(|e| AuthError::Internal(e.to_string()))?
+            .to_string();
+        let right = hasher.verify(Password::new("Correct#Horse1"), Some(stored.clone())).await?;
+        assert_eq!(right, Verified { matches: true, upgraded_hash: None });
+        assert!(
+            !hasher.verify(Password::new("Correct#Horse2"), Some(stored.clone())).await?.matches
+        );
+        // Bit for bit: the same password and salt give the same string in both.
+        let mut workspace = hasher.argon2.hasher();
+        let same = workspace
+            .hash_password(b"Correct#Horse1", b"sixteen byte salt")
+            .map_err(|e| AuthError::Internal(e.to_string()))?;
+        assert_eq!(same, stored);
+        Ok(())
+    }
+
+    /// A stored hash whose cost is past the ceiling is refused, not run: its parameters are data.
+    #[tokio::test]
+    async fn a_hash_past_the_ceiling_is_not_run() -> Result<(), AuthError> {
+        let hasher = PasswordHasher::new(small(), 1, metrics())?;
+        let huge = "$argon2id$v=19$m=4194304,t=1,p=1$c2l4dGVlbiBieXRlIHNhbHQ$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        let refused = hasher.verify(Password::new("Correct#Horse1"), Some(huge.into())).await;
+        assert!(matches!(refused, Err(AuthError::Internal(_))), "{refused:?}");
+        Ok(())
+    }
+
+    /// The workspaces are the slots' and no more, however many hashes ran.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn workspaces_are_kept_per_slot() -> Result<(), AuthError> {
+        let hasher = Arc::new(PasswordHasher::new(small(), 2, metrics())?);
+        let hashes: Vec<_> = (0..8)
+            .map(|_| {
+                let hasher = hasher.clone();
+                tokio::spawn(async move { hasher.hash(Password::new("Correct#Horse1")).await })
+            })
+            .collect();
+        for hash in hashes {
+            hash.await.map_err(|e| AuthError::Internal(e.to_string()))??;
+        }
+        let kept = hasher.workspaces.lock().map(|w| w.len()).unwrap_or_default();
+        assert!((1..=2).contains(&kept), "{kept} workspaces for 2 slots");
         Ok(())
     }
 
