@@ -63,7 +63,7 @@ async fn run(label: &str, instances: &[Arc<SqlStore>]) {
                     )
                     .user(user);
                     let start = Instant::now();
-                    store.append(&event).await.unwrap();
+                    store.append(std::slice::from_ref(&event)).await.unwrap();
                     latencies.push(start.elapsed());
                 }
                 latencies

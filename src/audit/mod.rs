@@ -4,10 +4,19 @@
 //! structured log line, so an operator sees it even before querying the trail. A request succeeds
 //! only if its event was written: when the trail cannot be written the request answers 503 (the
 //! action itself may have happened; every action of the API is safe to retry).
+//!
+//! Events are written in batches by one writer task per instance: a request hands its event to
+//! the writer and waits until the batch that holds it is committed, so durability is what it
+//! was with one append per event (no request succeeds before its event is stored), but the
+//! chain's head, which every instance's appends queue on, is taken once per batch. While one
+//! batch is written the next one gathers, so batches grow with the load by themselves, and a
+//! lone event is written at once.
 
 pub mod query;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::Timestamp;
 use crate::metrics::Metrics;
@@ -18,6 +27,18 @@ pub use crate::domain::audit::{AuditEvent, AuditFilter, EventType, Outcome, chai
 /// How often the chain's head is signed, when a master key is configured.
 pub const HEAD_SIGN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// The most events one batch carries.
+const MAX_BATCH: usize = 256;
+
+/// Events waiting for the writer; past this, `record` waits for room (backpressure).
+const QUEUE: usize = 4096;
+
+/// An event handed to the writer, and where to say whether its batch was committed.
+struct Pending {
+    event: AuditEvent,
+    written: oneshot::Sender<Result<(), String>>,
+}
+
 /// Writes events to the trail.
 #[derive(Clone)]
 pub struct Audit {
@@ -25,11 +46,13 @@ pub struct Audit {
     metrics: Arc<Metrics>,
     /// Signs the chain's head; derived from the master key, never stored.
     head_key: Option<[u8; 32]>,
+    /// The writer task's queue, started by the first event, on the runtime that records it.
+    writer: Arc<OnceLock<mpsc::Sender<Pending>>>,
 }
 
 impl Audit {
     pub fn new(store: Arc<dyn AuditStore>, metrics: Arc<Metrics>) -> Self {
-        Self { store, metrics, head_key: None }
+        Self { store, metrics, head_key: None, writer: Arc::new(OnceLock::new()) }
     }
 
     /// Signs the chain's head with `key` (see `sign_head`), and checks the signatures.
@@ -67,20 +90,26 @@ impl Audit {
             detail = event.detail.as_deref(),
             "security event"
         );
-        if let Err(error) = self.store.append(&event).await {
-            tracing::error!(
-                event_id = %event.id,
-                error = error.with_causes(),
-                "could not write the audit event; the request fails"
-            );
+        let (written, outcome) = oneshot::channel();
+        let pending = Pending { event, written };
+        let queued = self.writer().send(pending).await;
+        let result = match queued {
+            Ok(()) => outcome.await.unwrap_or_else(|_| Err("the audit writer stopped".to_owned())),
+            Err(_) => Err("the audit writer stopped".to_owned()),
+        };
+        result.map_err(|cause| {
             self.metrics.refusal("audit_unavailable");
             // Whatever broke, the trail is a backend the request needs: 503, not 500.
-            return Err(match error {
-                StoreError::Unavailable { .. } => error,
-                other => StoreError::unavailable("append audit event", other),
-            });
-        }
-        Ok(())
+            StoreError::unavailable("append audit event", cause)
+        })
+    }
+
+    fn writer(&self) -> &mpsc::Sender<Pending> {
+        self.writer.get_or_init(|| {
+            let (queue, pending) = mpsc::channel(QUEUE);
+            tokio::spawn(write_batches(self.store.clone(), pending));
+            queue
+        })
     }
 
     /// One page of events matching `filter`, newest first.
@@ -166,5 +195,33 @@ impl Audit {
     /// The chain's last position.
     pub async fn last_position(&self) -> Result<i64, StoreError> {
         Ok(self.store.head().await?.0)
+    }
+}
+
+/// The writer: takes what has queued (up to `MAX_BATCH`), appends it in one batch, tells each
+/// waiting request the outcome, and goes on until every `Audit` handle is gone.
+async fn write_batches(store: Arc<dyn AuditStore>, mut queue: mpsc::Receiver<Pending>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut events = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let mut waiting = Vec::with_capacity(batch.len());
+        for Pending { event, written } in batch.drain(..) {
+            events.push(event);
+            waiting.push(written);
+        }
+        let outcome = store.append(&events).await.map_err(|error| {
+            tracing::error!(
+                events = events.len(),
+                first_event_id = ?events.first().map(|e| e.id),
+                error = error.with_causes(),
+                "could not write audit events; their requests fail"
+            );
+            error.with_causes()
+        });
+        events.clear();
+        for written in waiting {
+            // A request that has gone away no longer waits; its event is written all the same.
+            let _ = written.send(outcome.clone());
+        }
     }
 }

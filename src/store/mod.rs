@@ -484,9 +484,10 @@ pub trait KeyStore: Send + Sync {
 /// The append-only, hash-chained audit trail.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
-    /// Appends `event` as the next link of the chain. Appends are serialised on the chain's
-    /// head, so concurrent writers never fork it.
-    async fn append(&self, event: &AuditEvent) -> Result<(), StoreError>;
+    /// Appends `events` as the next links of the chain, in order, all or none. Appends are
+    /// serialised on the chain's head, so concurrent writers never fork it; a batch takes the
+    /// head once for all of its events.
+    async fn append(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
     /// Events matching `filter`, newest first, each with its chain position.
     async fn query(&self, filter: &AuditFilter) -> Result<Vec<(i64, AuditEvent)>, StoreError>;
     /// Up to `limit` links after position `after`, in chain order.

@@ -1,8 +1,11 @@
 //! `AuditStore` on SQL: an append-only, hash-chained table.
 //!
 //! Each append takes the chain's head row first (`UPDATE ... RETURNING`), which holds SQLite's
-//! write lock or PostgreSQL's row lock until commit: concurrent appends queue there, one link at
-//! a time, so the chain never forks.
+//! write lock or PostgreSQL's row lock until commit: concurrent appends queue there, so the chain
+//! never forks. An append is a batch: it moves the head past all of its events at once and
+//! inserts them in multi-row statements, so the head is taken once per batch, not per event.
+
+use std::sync::LazyLock;
 
 use async_trait::async_trait;
 
@@ -13,44 +16,92 @@ use crate::domain::audit::{AuditEvent, AuditFilter};
 use crate::store::codec::{from_millis, millis};
 use crate::store::{AuditStore, StoreError};
 
+/// The rows one insert statement carries. A batch is written in the fewest statements of these
+/// sizes, so there are only four statements to prepare and cache on each connection.
+const INSERT_ROWS: [usize; 4] = [1, 4, 16, 64];
+
+/// The columns of one event, in the order `append` binds them.
+const COLUMNS: usize = 14;
+
+/// The insert statements, one per size of `INSERT_ROWS`, written once.
+static INSERTS: LazyLock<[String; 4]> = LazyLock::new(|| INSERT_ROWS.map(insert_rows));
+
+fn insert_rows(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO audit_events
+             (id, type, at, user_id, email, ip, user_agent, request_id, outcome, detail,
+              chain_seq, prev_hash, hash, actor_id)
+         VALUES ",
+    );
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..COLUMNS {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", row * COLUMNS + column + 1));
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+fn insert_statement(rows: usize) -> &'static str {
+    let index = INSERT_ROWS.iter().position(|&n| n == rows).unwrap_or(0);
+    &INSERTS[index]
+}
+
 #[async_trait]
 impl AuditStore for SqlStore {
-    async fn append(&self, event: &AuditEvent) -> Result<(), StoreError> {
+    async fn append(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
         let failed = failed("append audit event");
+        let count = i64::try_from(events.len())
+            .map_err(|_| StoreError::backend("append audit event", "batch too large"))?;
         let mut tx = self.write.begin().await.map_err(&failed)?;
-        let (seq, previous): (i64, Vec<u8>) =
-            sqlx::query_as("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+        let (last, previous): (i64, Vec<u8>) =
+            sqlx::query_as("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
+                .bind(count)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(&failed)?;
-        let previous = <[u8; 32]>::try_from(previous.as_slice())
+        let mut previous = <[u8; 32]>::try_from(previous.as_slice())
             .map_err(|_| StoreError::backend("append audit event", "malformed chain head"))?;
-        let hash = chain::link(&previous, seq, event);
-        sqlx::query(
-            "INSERT INTO audit_events
-                 (id, type, at, user_id, email, ip, user_agent, request_id, outcome, detail,
-                  chain_seq, prev_hash, hash, actor_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        )
-        .bind(event.id.to_string())
-        .bind(event.kind.as_str())
-        .bind(millis(event.at))
-        .bind(event.user_id.map(|u| u.to_string()))
-        .bind(&event.email)
-        .bind(&event.ip)
-        .bind(&event.user_agent)
-        .bind(&event.request_id)
-        .bind(event.outcome.as_str())
-        .bind(&event.detail)
-        .bind(seq)
-        .bind(&previous[..])
-        .bind(&hash[..])
-        .bind(event.actor_id.map(|a| a.to_string()))
-        .execute(&mut *tx)
-        .await
-        .map_err(&failed)?;
+        let mut links = Vec::with_capacity(events.len());
+        for (seq, event) in (last - count + 1..).zip(events) {
+            let hash = chain::link(&previous, seq, event);
+            links.push((seq, previous, hash, event));
+            previous = hash;
+        }
+        let mut rest = &links[..];
+        while !rest.is_empty() {
+            let rows = INSERT_ROWS.iter().copied().rev().find(|&n| n <= rest.len()).unwrap_or(1);
+            let (now, later) = rest.split_at(rows);
+            let mut insert = sqlx::query(insert_statement(rows));
+            for (seq, prev, hash, event) in now {
+                insert = insert
+                    .bind(event.id.to_string())
+                    .bind(event.kind.as_str())
+                    .bind(millis(event.at))
+                    .bind(event.user_id.map(|u| u.to_string()))
+                    .bind(&event.email)
+                    .bind(&event.ip)
+                    .bind(&event.user_agent)
+                    .bind(&event.request_id)
+                    .bind(event.outcome.as_str())
+                    .bind(&event.detail)
+                    .bind(*seq)
+                    .bind(&prev[..])
+                    .bind(&hash[..])
+                    .bind(event.actor_id.map(|a| a.to_string()));
+            }
+            insert.execute(&mut *tx).await.map_err(&failed)?;
+            rest = later;
+        }
         sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-            .bind(&hash[..])
+            .bind(&previous[..])
             .execute(&mut *tx)
             .await
             .map_err(&failed)?;
