@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
-use sqlx::{ConnectOptions, Executor};
+use sqlx::{ConnectOptions, Connection, Executor};
 
 use super::SqlStore;
 use crate::store::StoreError;
@@ -20,6 +20,12 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 /// readers never block the writer.
 const SQLITE_PRAGMAS: &str =
     "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
+
+/// A PostgreSQL connection idle for longer is tested before use. sqlx already tests each one as
+/// it comes back to the pool, so one in use moments ago is known to work: testing it again on
+/// every acquire, as sqlx does by default, would add a round trip to every statement. One that
+/// broke since (the server restarted) fails its statement (503) and is then dropped.
+const TEST_IDLE_AFTER: Duration = Duration::from_millis(250);
 
 /// How long a connection tries to switch a busy database to WAL before it gives up.
 const WAL_PATIENCE: Duration = Duration::from_secs(10);
@@ -90,7 +96,15 @@ impl Dialect {
                 let pool = AnyPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(3))
-                    .test_before_acquire(true)
+                    .test_before_acquire(false)
+                    .before_acquire(|connection, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for > TEST_IDLE_AFTER {
+                                connection.ping().await?;
+                            }
+                            Ok(true)
+                        })
+                    })
                     .connect(&with_application_name(url))
                     .await
                     .map_err(failed)?;
@@ -111,10 +125,13 @@ impl Dialect {
     }
 }
 
+/// A file of this process cannot go away as a server can, so its connections are not tested
+/// before use: each test is a message to the connection's thread and back.
 fn sqlite_pool(connections: u32) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(connections)
         .acquire_timeout(Duration::from_secs(10))
+        .test_before_acquire(false)
         .after_connect(|connection, _| {
             Box::pin(async move {
                 connection.execute(SQLITE_PRAGMAS).await?;
