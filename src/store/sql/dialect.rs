@@ -8,7 +8,10 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
 use sqlx::{ConnectOptions, Connection, Executor};
 
+use std::sync::Arc;
+
 use super::SqlStore;
+use super::hot::HotReads;
 use crate::store::StoreError;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -25,7 +28,10 @@ const SQLITE_PRAGMAS: &str =
 /// it comes back to the pool, so one in use moments ago is known to work: testing it again on
 /// every acquire, as sqlx does by default, would add a round trip to every statement. One that
 /// broke since (the server restarted) fails its statement (503) and is then dropped.
-const TEST_IDLE_AFTER: Duration = Duration::from_millis(250);
+pub(super) const TEST_IDLE_AFTER: Duration = Duration::from_millis(250);
+
+/// Connections of their own for the reads of every authenticated request (see `hot`).
+const HOT_READS: usize = 4;
 
 /// How long a connection tries to switch a busy database to WAL before it gives up.
 const WAL_PATIENCE: Duration = Duration::from_secs(10);
@@ -108,7 +114,8 @@ impl Dialect {
                     .connect(&with_application_name(url))
                     .await
                     .map_err(failed)?;
-                Ok(SqlStore { read: pool.clone(), write: pool, dialect: self })
+                let hot = Arc::new(HotReads::new(pool.clone(), HOT_READS));
+                Ok(SqlStore { read: pool.clone(), write: pool, hot, dialect: self })
             }
             Self::Sqlite => {
                 // Like the embedded default, an explicit SQLite URL creates its file if missing.
@@ -119,7 +126,8 @@ impl Dialect {
                 };
                 let write = sqlite_pool(1).connect(&url).await.map_err(&failed)?;
                 let read = sqlite_pool(8).min_connections(1).connect(&url).await.map_err(failed)?;
-                Ok(SqlStore { read, write, dialect: self })
+                let hot = Arc::new(HotReads::new(read.clone(), HOT_READS));
+                Ok(SqlStore { read, write, hot, dialect: self })
             }
         }
     }

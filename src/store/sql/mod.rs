@@ -16,6 +16,7 @@
 mod rows;
 mod audit;
 mod dialect;
+mod hot;
 mod keys;
 mod lockouts;
 mod mail;
@@ -38,6 +39,8 @@ pub struct SqlStore {
     /// Writes: the same pool on PostgreSQL; one connection on SQLite, so that writers queue in
     /// order in this process instead of polling SQLite's lock.
     write: AnyPool,
+    /// The reads of every authenticated request, on connections of their own.
+    hot: std::sync::Arc<hot::HotReads>,
     dialect: Dialect,
 }
 

@@ -195,13 +195,16 @@ impl SessionStore for SqlStore {
             " FROM sessions s WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2
                AND s.user_id = $3"
         );
+        let failed = failed("read session");
+        let mut hot = self.hot.get().await.map_err(&failed)?;
         let row: Option<SessionRow> = sqlx::query_as(SQL)
             .bind(id.to_string())
             .bind(millis(now))
             .bind(user.to_string())
-            .fetch_optional(&self.read)
+            .fetch_optional(hot.connection().map_err(&failed)?)
             .await
-            .map_err(failed("read session"))?;
+            .map_err(failed)?;
+        hot.keep();
         row.map(SessionRecord::try_from).transpose()
     }
 

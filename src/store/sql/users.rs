@@ -38,11 +38,14 @@ impl UserStore for SqlStore {
 
     async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
         const SQL: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
+        let failed = failed("read user by id");
+        let mut hot = self.hot.get().await.map_err(&failed)?;
         let row: Option<UserRow> = sqlx::query_as(SQL)
             .bind(id.to_string())
-            .fetch_optional(&self.read)
+            .fetch_optional(hot.connection().map_err(&failed)?)
             .await
-            .map_err(failed("read user by id"))?;
+            .map_err(failed)?;
+        hot.keep();
         row.map(UserRecord::try_from).transpose()
     }
 

@@ -1,0 +1,68 @@
+//! Connections held outside the pool for the reads that every authenticated request makes (its
+//! session and its account).
+//!
+//! sqlx's pool tests every connection as it comes back, with a round trip (a message to the
+//! connection's thread and back on SQLite, a `Sync` to the server on PostgreSQL), and no option
+//! turns that off: a one-statement read costs two round trips. These connections are taken from
+//! the pool once and detached from it, so a read costs one. A connection is kept only after a
+//! statement succeeded on it; one that failed, or whose caller went away mid-statement, is
+//! dropped and replaced from the pool, so a broken connection is never used twice. One left idle
+//! for a while is tested before use, as the pool's are.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use sqlx::{AnyConnection, AnyPool, Connection};
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+use super::dialect::TEST_IDLE_AFTER;
+
+pub(super) struct HotReads {
+    pool: AnyPool,
+    idle: Mutex<Vec<(AnyConnection, Instant)>>,
+    slots: Semaphore,
+}
+
+impl HotReads {
+    /// At most `size` connections, taken from `pool` as they are first needed.
+    pub(super) fn new(pool: AnyPool, size: usize) -> Self {
+        Self { pool, idle: Mutex::new(Vec::with_capacity(size)), slots: Semaphore::new(size) }
+    }
+
+    /// A connection for one read, waiting for a free one when all are in use.
+    pub(super) async fn get(&self) -> Result<Hot<'_>, sqlx::Error> {
+        let permit = self.slots.acquire().await.map_err(|_| sqlx::Error::PoolClosed)?;
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let connection = match idle {
+            Some((mut connection, since)) => {
+                if since.elapsed() > TEST_IDLE_AFTER && connection.ping().await.is_err() {
+                    self.pool.acquire().await?.detach()
+                } else {
+                    connection
+                }
+            }
+            None => self.pool.acquire().await?.detach(),
+        };
+        Ok(Hot { reads: self, connection: Some(connection), _permit: permit })
+    }
+}
+
+/// A connection in use; dropped with it unless `keep` gives it back.
+pub(super) struct Hot<'a> {
+    reads: &'a HotReads,
+    connection: Option<AnyConnection>,
+    _permit: SemaphorePermit<'a>,
+}
+
+impl Hot<'_> {
+    pub(super) fn connection(&mut self) -> Result<&mut AnyConnection, sqlx::Error> {
+        self.connection.as_mut().ok_or(sqlx::Error::PoolClosed)
+    }
+
+    /// Gives the connection back for the next read: only after its statement succeeded.
+    pub(super) fn keep(mut self) {
+        if let (Some(connection), Ok(mut idle)) = (self.connection.take(), self.reads.idle.lock()) {
+            idle.push((connection, Instant::now()));
+        }
+    }
+}
