@@ -1,9 +1,12 @@
 //! Argon2id password hashing, off the async threads and bounded.
 //!
-//! Each hash takes tens of milliseconds of CPU and ~19 MiB of memory (OWASP Password Storage Cheat
-//! Sheet parameters), so it runs on the blocking pool behind a semaphore: a flood of logins waits
-//! for a permit instead of occupying every worker thread, and token refreshes and authenticated
-//! requests, which never hash, keep being served. The queue is bounded too: past
+//! Each hash takes milliseconds of CPU and ~19 MiB of memory (OWASP Password Storage Cheat Sheet
+//! parameters), so it runs on threads of its own, one per slot, behind a semaphore: a flood of
+//! logins waits for a permit instead of occupying every worker thread, and token refreshes and
+//! authenticated requests, which never hash, keep being served. The hashing threads run at a
+//! lower CPU priority (nice 10) than the threads that answer requests: when both want the CPU,
+//! as in a login flood, a request that needs no hash is answered first, and the hashes take
+//! what is left, which on an idle machine is everything. The queue is bounded too: past
 //! `MAX_WAITING_PER_SLOT` waiting checks per slot, a check is refused at once (503) rather than
 //! left to wait seconds while holding a connection. A check cancelled while it waits (its client
 //! gone, its request timed out) gives its queue place back; a hash already running keeps its slot
@@ -41,6 +44,8 @@ const MAX_WAITING_PER_SLOT: usize = 64;
 
 pub struct PasswordHasher {
     argon2: Argon2,
+    /// The hashing threads' queue of work; never longer than the slots, as work takes a permit.
+    jobs: std::sync::mpsc::Sender<Job>,
     /// The workspaces of the slots, taken by a hash for as long as it runs. There are never more
     /// than the slots, since a hash takes one only while it holds a permit.
     workspaces: Arc<Mutex<Vec<argon2_rust::Hasher>>>,
@@ -72,6 +77,7 @@ impl PasswordHasher {
         let slots = max_in_flight.max(1);
         Ok(Self {
             argon2,
+            jobs: start_hashing_threads(slots)?,
             workspaces: Arc::new(Mutex::new(Vec::with_capacity(slots))),
             permits: Arc::new(Semaphore::new(slots)),
             waiting: AtomicUsize::new(0),
@@ -79,6 +85,14 @@ impl PasswordHasher {
             metrics,
             dummy_hash,
         })
+    }
+
+    /// Whether a check would be taken now (a free slot, or a place in the queue): asked before
+    /// any other work of a request that hashes, so that in a flood the excess is refused at
+    /// once instead of after its lookups. The check itself may still find the queue full.
+    pub fn has_room(&self) -> bool {
+        self.permits.available_permits() > 0
+            || self.waiting.load(Ordering::SeqCst) < self.max_waiting
     }
 
     /// The same hasher with another bound on waiting checks.
@@ -155,19 +169,22 @@ impl PasswordHasher {
         };
         self.metrics.hash_started();
         let (workspaces, argon2) = (self.workspaces.clone(), self.argon2);
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        let job = Box::new(move || {
             let taken = workspaces.lock().ok().and_then(|mut free| free.pop());
             let mut workspace = taken.unwrap_or_else(|| argon2.hasher());
             workspace.set_argon2(argon2);
-            let done = work(&mut workspace);
+            let result = work(&mut workspace);
             if let Ok(mut free) = workspaces.lock() {
                 free.push(workspace);
             }
-            done
-        })
-        .await
-        .map_err(|e| AuthError::Internal(format!("hashing task failed: {e}")))
+            // The slot is free before the caller hears of it. The caller may have gone away;
+            // the slot was held until here all the same.
+            drop(permit);
+            let _ = done.send(result);
+        });
+        self.jobs.send(job).map_err(|_| AuthError::Internal("hashing threads gone".to_owned()))?;
+        outcome.await.map_err(|_| AuthError::Internal("a hash failed".to_owned()))
     }
 
     /// A place in the queue of checks waiting for a slot, or `None` when the queue is full.
@@ -191,6 +208,47 @@ impl Drop for QueuePlace<'_> {
     fn drop(&mut self) {
         self.hasher.waiting.fetch_sub(1, Ordering::SeqCst);
         self.hasher.metrics.hashes_waiting().dec();
+    }
+}
+
+/// Work for a hashing thread.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The nice value of the hashing threads: below the request threads' 0, so that requests which
+/// need no hash are scheduled first when the CPU is short.
+const HASHING_NICE: i32 = 10;
+
+/// Starts one hashing thread per slot, fed by one queue. The threads end when the hasher (the
+/// queue's sender) is dropped. A job that panics ends only itself: its caller gets an error.
+fn start_hashing_threads(count: usize) -> Result<std::sync::mpsc::Sender<Job>, AuthError> {
+    let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+    let queue = Arc::new(Mutex::new(queue));
+    for index in 0..count {
+        let queue = queue.clone();
+        std::thread::Builder::new()
+            .name(format!("portcullis-hash-{index}"))
+            .spawn(move || {
+                lower_priority();
+                loop {
+                    let next = match queue.lock() {
+                        Ok(queue) => queue.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(job) = next else { return };
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                }
+            })
+            .map_err(|e| AuthError::Internal(format!("could not start a hashing thread: {e}")))?;
+    }
+    Ok(jobs)
+}
+
+/// Lowers this thread's CPU priority to `HASHING_NICE` (on Linux, `setpriority` on a thread id
+/// applies to that thread alone). Where it is refused, hashing just runs at the usual priority.
+fn lower_priority() {
+    let thread = rustix::thread::gettid();
+    if let Err(error) = rustix::process::setpriority_process(Some(thread), HASHING_NICE) {
+        tracing::debug!(%error, "hashing threads keep the default CPU priority");
     }
 }
 
@@ -372,6 +430,22 @@ mod tests {
         }
         let kept = hasher.workspaces.lock().map(|w| w.len()).unwrap_or_default();
         assert!((1..=2).contains(&kept), "{kept} workspaces for 2 slots");
+        Ok(())
+    }
+
+    /// Hashes run on threads of their own at a lower priority than the request threads.
+    #[tokio::test]
+    async fn hashes_run_at_a_lower_priority() -> Result<(), AuthError> {
+        let hasher = PasswordHasher::new(small(), 1, metrics())?;
+        let (nice, name) = hasher
+            .run(|_| {
+                let me = rustix::thread::gettid();
+                let nice = rustix::process::getpriority_process(Some(me)).unwrap_or(0);
+                (nice, std::thread::current().name().map(str::to_owned))
+            })
+            .await?;
+        assert_eq!(nice, HASHING_NICE);
+        assert_eq!(name.as_deref(), Some("portcullis-hash-0"));
         Ok(())
     }
 
