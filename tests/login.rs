@@ -172,3 +172,35 @@ async fn refreshes_are_served_during_a_login_flood() -> TestResult {
     assert_eq!(app.metric(waiting).await, 0.0, "every queued check left the queue");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_hashing_queue_a_flood_is_refused_at_once_with_retry_after() -> TestResult {
+    // More logins at once than the hashing slots and their queue hold: the excess is refused
+    // with 503 and `Retry-After` before any lookup, and every other attempt is checked as usual.
+    let app = common::spawn_with(&[
+        ("PORTCULLIS_ARGON2_MEMORY_KIB", "19456"),
+        ("PORTCULLIS_ARGON2_ITERATIONS", "2"),
+    ])
+    .await;
+    let attempts = (0..400).map(|i| {
+        let body = json!({"email": format!("victim{i}@example.com"), "password": "Guess-Pass-99"});
+        app.client.post(app.url("/v1/auth/login")).json(&body).send()
+    });
+    let responses = futures::future::join_all(attempts).await;
+    let (mut refused, mut checked) = (0, 0);
+    for response in responses {
+        let response = response?;
+        match response.status() {
+            StatusCode::UNAUTHORIZED => checked += 1,
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert_eq!(response.headers()["retry-after"], "1");
+                refused += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(refused > 0, "the queue never filled: the test proves nothing");
+    assert!(checked > 0, "nothing was checked");
+    assert!(app.metric("portcullis_refusals_total{reason=\"hashing_queue_full\"}").await > 0.0);
+    Ok(())
+}

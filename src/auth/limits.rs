@@ -40,6 +40,17 @@ struct Budget<'a> {
 }
 
 impl AuthService {
+    /// Refuses at once (503, `Retry-After`) a request that would hash when the hasher has no
+    /// room for one more check, before its lookups: in a login flood the excess then costs a
+    /// budget and this test, and the hashes go to the requests already waiting.
+    pub(super) fn admit_password_check(&self) -> Result<(), AuthError> {
+        if self.hasher.has_room() {
+            return Ok(());
+        }
+        self.metrics.refusal("hashing_queue_full");
+        Err(AuthError::Unavailable("too many password checks waiting".into()))
+    }
+
     /// Takes one request from the client's IP budget and, when the request names one, from the
     /// account's budget.
     pub(super) async fn limit_credential_request(

@@ -30,6 +30,7 @@ impl AuthService {
     ) -> Result<TokenPair, AuthError> {
         let attempted = Email::normalise_key(email);
         self.limit_credential_request(context, Some(Account::Email(&attempted))).await?;
+        self.admit_password_check()?;
         let user = self.find_user(email).await?;
         let device = self.known_device(user.as_ref(), device_token).await?;
         let lock_key = match (&user, &device) {

@@ -51,6 +51,7 @@ impl AuthService {
         let email = Email::parse(email)?;
         let password_hash = match password {
             Some(password) => {
+                self.admit_password_check()?;
                 let password = Password::new(password);
                 let violations = self.settings.password_policy.violations(&password, Some(&email));
                 if !violations.is_empty() {
