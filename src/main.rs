@@ -4,6 +4,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc: a request allocates and frees many small buffers (headers, JSON, statements), and
+/// glibc's allocator spent about a tenth of the CPU of a bare request in profiles.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = portcullis::cli::Cli::parse();
