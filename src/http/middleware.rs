@@ -1,5 +1,7 @@
-//! Middleware: request ids and request logging, security headers, problem-details rendering,
-//! the CORS guard, and the panic handler.
+//! Middleware: request ids, request logging, metrics and security headers (one layer, `frame`),
+//! problem-details rendering with the header-block limit (one layer, `problem_details`), the
+//! CORS guard, and the panic handler. Each `from_fn` layer boxes a future and clones the service
+//! below it on every request, so what always runs together is one layer.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -22,14 +24,19 @@ static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
 
-/// Gives every request a fresh id, echoes it on the response, and logs the request once when it
-/// completes.
+/// Frames every request: gives it a fresh id and echoes it on the response, logs it once when it
+/// completes, counts and times it by method, route pattern and status, and sets the security
+/// headers on its response.
 ///
 /// The id is always made here, never taken from the client: audit events carry it as the key of
 /// the request that caused them, and a client-chosen id could repeat or point at another
 /// request. A well-formed `X-Request-Id` of the client is only logged, as `client_request_id`,
 /// for tracing across services.
-pub async fn request_id(mut request: Request, next: Next) -> Response {
+pub async fn frame(
+    axum::extract::State(metrics): axum::extract::State<Arc<Metrics>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let id = uuid::Uuid::new_v4().to_string();
     let client_id = request
         .headers()
@@ -46,12 +53,20 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
         // The path is the client's: escaped, as every untrusted text in a log (CWE-117).
         path = %escape_controls(request.uri().path()),
     );
+    // Cheap clones (a `Method` of the standard set is a tag, a `MatchedPath` an `Arc<str>`):
+    // the labels are resolved to a bounded set in `Metrics`, not copied into new strings here.
+    let method = request.method().clone();
+    let route = request.extensions().get::<axum::extract::MatchedPath>().cloned();
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let route = route.as_ref().map_or(UNMATCHED_ROUTE, |path| path.as_str());
+    metrics.observe_request(&method, route, response.status(), elapsed.as_secs_f64());
+    set_security_headers(response.headers_mut());
     span.in_scope(|| {
         tracing::info!(
             status = response.status().as_u16(),
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
             "request completed"
         );
     });
@@ -68,27 +83,15 @@ fn is_acceptable_request_id(id: &str) -> bool {
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-/// Counts and times every request by method, route pattern and status.
-pub async fn track(
-    axum::extract::State(metrics): axum::extract::State<Arc<Metrics>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    // Cheap clones (a `Method` of the standard set is a tag, a `MatchedPath` an `Arc<str>`):
-    // the labels are resolved to a bounded set in `Metrics`, not copied into new strings here.
-    let method = request.method().clone();
-    let route = request.extensions().get::<axum::extract::MatchedPath>().cloned();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let route = route.as_ref().map_or(UNMATCHED_ROUTE, |path| path.as_str());
-    metrics.observe_request(&method, route, response.status(), started.elapsed().as_secs_f64());
+/// The contract's security headers alone, for the listener that serves only `/metrics`.
+pub async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    set_security_headers(response.headers_mut());
     response
 }
 
 /// The contract's security headers, on every response (OWASP HTTP Headers Cheat Sheet).
-pub async fn security_headers(request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
-    let headers = response.headers_mut();
+fn set_security_headers(headers: &mut axum::http::HeaderMap) {
     let fixed: [(HeaderName, &'static str); 6] = [
         (header::STRICT_TRANSPORT_SECURITY, "max-age=63072000; includeSubDomains"),
         (header::X_FRAME_OPTIONS, "DENY"),
@@ -108,14 +111,20 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    response
 }
 
 /// Renders every error response as problem details with the request id, and logs the hidden
-/// cause of a 5xx once, with the request id, here.
+/// cause of a 5xx once, with the request id, here. A request head over `MAX_HEADER_BLOCK` is
+/// answered 431 (RFC 6585 §5) before any handler runs: hyper parses heads up to
+/// `serve::HARD_HEADER_LIMIT` and refuses larger ones itself; this is what gives the contract's
+/// answer to the ones in between.
 pub async fn problem_details(request: Request, next: Next) -> Response {
     let request_id = request.extensions().get::<crate::http::middleware::RequestId>().cloned();
-    let response = next.run(request).await;
+    let response = if head_len(&request) > MAX_HEADER_BLOCK {
+        ApiError::new(ErrorCode::HeaderTooLarge).into_response()
+    } else {
+        next.run(request).await
+    };
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
@@ -153,16 +162,6 @@ pub async fn problem_details(request: Request, next: Next) -> Response {
 
 /// The largest request head answered normally: the request line and the header fields, 64 KiB.
 pub const MAX_HEADER_BLOCK: usize = 64 * 1024;
-
-/// Answers 431 problem details (RFC 6585 §5) for a request head over `MAX_HEADER_BLOCK`, before
-/// any handler runs. Hyper parses heads up to `serve::HARD_HEADER_LIMIT` and refuses larger
-/// ones itself; this layer is what gives the contract's answer to the ones in between.
-pub async fn header_limit(request: Request, next: Next) -> Response {
-    if head_len(&request) > MAX_HEADER_BLOCK {
-        return ApiError::new(ErrorCode::HeaderTooLarge).into_response();
-    }
-    next.run(request).await
-}
 
 /// The size of the request head as HTTP/1.1 sends it: `METHOD SP target SP HTTP/1.1 CRLF`, then
 /// `name: value CRLF` per field, then the empty line.
@@ -237,7 +236,7 @@ mod tests {
             .route("/boom", get(boom))
             .layer(CatchPanicLayer::custom(panic_response))
             .layer(axum::middleware::from_fn(problem_details))
-            .layer(axum::middleware::from_fn(request_id));
+            .layer(axum::middleware::from_fn_with_state(Arc::new(Metrics::new().unwrap()), frame));
         let request = Request::builder().uri("/boom").body(Body::empty()).unwrap();
         let response = app.oneshot(request).await.unwrap();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);

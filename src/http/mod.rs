@@ -159,15 +159,10 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
             settings.request_timeout,
         ))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
-        .layer(axum::middleware::from_fn(middleware::header_limit))
         .layer(axum::middleware::from_fn(middleware::problem_details));
     let routes = with_cors(routes, &settings.cors_origins, state.cookie.is_some());
     let metrics = state.metrics.clone();
-    routes
-        .layer(axum::middleware::from_fn(middleware::security_headers))
-        .layer(axum::middleware::from_fn_with_state(metrics, middleware::track))
-        .layer(axum::middleware::from_fn(middleware::request_id))
-        .with_state(state)
+    routes.layer(axum::middleware::from_fn_with_state(metrics, middleware::frame)).with_state(state)
 }
 
 /// `/metrics` alone, for `METRICS_BIND`: a listener only operators reach.

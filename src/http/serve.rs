@@ -36,7 +36,7 @@ use tower::ServiceExt;
 use super::tls::Tls;
 
 /// The largest request head hyper parses at all: past it hyper itself answers a bare 431 and
-/// closes. Between the contract's 64 KiB and this, the `header_limit` middleware answers 431
+/// closes. Between the contract's 64 KiB and this, the `problem_details` middleware answers 431
 /// problem details, so the common oversize case gets the contract's body; the read buffer per
 /// connection stays bounded by the same figure.
 pub const HARD_HEADER_LIMIT: usize = 128 * 1024;
