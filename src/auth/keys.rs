@@ -521,13 +521,7 @@ mod tests {
     fn access_token_settings_debug_reveals_no_secret() {
         let settings = AccessTokenSettings {
             secret: Some(SecretSlice::from(b"hs256-secret-of-at-least-32-bytes!".to_vec())),
-            issuer: "portcullis".to_owned(),
-            audience: "portcullis".to_owned(),
-            client_id: "portcullis".to_owned(),
-            ttl: Duration::from_secs(900),
-            leeway: Duration::ZERO,
-            publish_ahead: Duration::from_secs(900),
-            rotate_every: None,
+            ..settings()
         };
         let text = format!("{settings:?}");
         assert!(!text.contains("hs256-secret") && !text.contains("104"), "{text}");
