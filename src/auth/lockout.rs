@@ -40,6 +40,25 @@ impl AuthService {
         }
     }
 
+    /// Checks `password` for an attempt that `begin_attempt` counted on `key`. When no check was
+    /// made (the hasher had no room, a store failed), the counted attempt is given back, so that
+    /// requests refused with 503 never count as failed logins.
+    pub(super) async fn check_counted_password(
+        &self,
+        key: &LockKey,
+        password: crate::domain::Password,
+        user: Option<&crate::store::UserRecord>,
+    ) -> Result<bool, AuthError> {
+        let checked = self.check_password(password, user).await;
+        if checked.is_err()
+            && let Err(error) =
+                self.lockouts.release_attempt(key, self.settings.lockout, self.now()).await
+        {
+            tracing::warn!(error = error.with_causes(), "an attempt not checked stays counted");
+        }
+        checked
+    }
+
     /// Forgets the failures of `key` after a successful check.
     pub(super) async fn forgive(&self, key: &LockKey) -> Result<(), AuthError> {
         Ok(self.lockouts.clear(key).await?)

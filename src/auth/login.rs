@@ -44,7 +44,8 @@ impl AuthService {
                 return Err(error);
             }
         };
-        let matches = self.check_password(Password::new(password), user.as_ref()).await?;
+        let matches =
+            self.check_counted_password(&lock_key, Password::new(password), user.as_ref()).await?;
         // Failures against an existing account carry its id, so its owner sees them in their
         // own events; the response is the same either way.
         let Some(user) = user.as_ref().filter(|_| matches) else {

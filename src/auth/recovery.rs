@@ -297,7 +297,7 @@ impl AuthService {
     ) -> Result<(), AuthError> {
         let lock_key = self.session_lock_key(principal, user).await?;
         let locks = self.begin_attempt(&lock_key).await?;
-        if !self.check_password(Password::new(password), Some(user)).await? {
+        if !self.check_counted_password(&lock_key, Password::new(password), Some(user)).await? {
             let event =
                 AuditEvent::new(EventType::LoginFailed, Outcome::Failure, context, self.now())
                     .user(user.id)
