@@ -1,0 +1,2 @@
+-- R0 and other plain GETs: the request wrk was given on its command line, statuses counted by
+-- common.lua's response().
