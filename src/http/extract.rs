@@ -146,7 +146,7 @@ where
                 String::from_utf8_lossy(v.as_bytes()).chars().take(MAX_USER_AGENT).collect();
             escape_controls(&ua).into_owned()
         });
-        let request_id = parts.extensions.get::<RequestId>().map(|id| id.0.clone());
+        let request_id = parts.extensions.get::<RequestId>().map(|id| id.0.to_string());
         Ok(Self(RequestContext { ip, user_agent, request_id }))
     }
 }

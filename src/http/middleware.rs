@@ -20,9 +20,10 @@ use crate::metrics::{Metrics, UNMATCHED_ROUTE};
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The id of the request, in its extensions for extractors and handlers.
+/// The id of the request, in its extensions for extractors and handlers; shared, since every
+/// request reads it again on the way out.
 #[derive(Clone, Debug)]
-pub struct RequestId(pub String);
+pub struct RequestId(pub Arc<str>);
 
 /// Frames every request: gives it a fresh id and echoes it on the response, logs it once when it
 /// completes, counts and times it by method, route pattern and status, and sets the security
@@ -44,7 +45,7 @@ pub async fn frame(
         .and_then(|v| v.to_str().ok())
         .filter(|v| is_acceptable_request_id(v))
         .map(str::to_owned);
-    request.extensions_mut().insert(RequestId(id.clone()));
+    request.extensions_mut().insert(RequestId(Arc::from(id.as_str())));
     let span = tracing::info_span!(
         "request",
         request_id = %id,
@@ -152,7 +153,7 @@ pub async fn problem_details(request: Request, next: Next) -> Response {
     if let Some(InternalCause(cause)) = parts.extensions.remove::<InternalCause>() {
         tracing::error!(status = status.as_u16(), cause = %cause, "request failed");
     }
-    let body = render(&problem, request_id.as_ref().map(|id| id.0.as_str()));
+    let body = render(&problem, request_id.as_ref().map(|id| &*id.0));
     parts
         .headers
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
