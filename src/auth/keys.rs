@@ -191,12 +191,12 @@ impl AccessTokens {
             store.delete_signing_key(kid).await?;
             tracing::info!(%kid, "deleted a signing key no live token can need");
         }
+        let ring = Arc::new(ring);
         let old = std::mem::replace(
             &mut *self.ring.write().unwrap_or_else(|e| e.into_inner()),
-            Arc::new(ring),
+            ring.clone(),
         );
-        let current = self.ring();
-        if old.verifying.keys().any(|kid| !current.verifying.contains_key(kid)) {
+        if old.verifying.keys().any(|kid| !ring.verifying.contains_key(kid)) {
             self.verified.clear();
         }
         Ok(())
