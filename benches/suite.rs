@@ -1448,40 +1448,22 @@ async fn login(client: &reqwest::Client, base: &str, email: &str) -> Result<(Str
 }
 
 async fn me(client: &reqwest::Client, base: &str, access: &str) -> Result<()> {
-    let response = client
-        .get(format!("{base}/v1/auth/me"))
-        .bearer_auth(access)
-        .send()
-        .await
-        .context("GET /me")?;
-    let status = response.status();
-    if status != 200 {
-        return Err(format!(
-            "GET /me answered {status}: {}",
-            response.text().await.unwrap_or_default()
-        )
-        .into());
-    }
-    response.bytes().await.context("GET /me body")?;
-    Ok(())
+    expect_ok(client.get(format!("{base}/v1/auth/me")).bearer_auth(access), "GET /me").await
 }
 
 async fn refresh_once(client: &reqwest::Client, base: &str, token: &str) -> Result<()> {
     let body = json!({ "refresh_token": token });
-    let response = client
-        .post(format!("{base}/v1/auth/refresh"))
-        .json(&body)
-        .send()
-        .await
-        .context("refresh")?;
+    expect_ok(client.post(format!("{base}/v1/auth/refresh")).json(&body), "refresh").await
+}
+
+/// Sends `request`, which must answer 200, and reads its body to the end.
+async fn expect_ok(request: reqwest::RequestBuilder, what: &str) -> Result<()> {
+    let response = request.send().await.context(what)?;
     let status = response.status();
     if status != 200 {
-        return Err(format!(
-            "refresh answered {status}: {}",
-            response.text().await.unwrap_or_default()
-        )
-        .into());
+        let body = response.text().await.unwrap_or_default();
+        return Err(format!("{what} answered {status}: {body}").into());
     }
-    response.bytes().await.context("refresh body")?;
+    response.bytes().await.context(format!("{what} body"))?;
     Ok(())
 }
