@@ -55,6 +55,7 @@ impl fmt::Debug for Settings {
             rate_limit_ip,
             rate_limit_account,
             rate_limit_reads,
+            rate_limit_mail,
             cors_origins,
             trusted_proxies,
             argon2,
@@ -65,6 +66,8 @@ impl fmt::Debug for Settings {
             log_filter,
             request_timeout,
             max_connections,
+            max_connections_per_ip,
+            header_timeout,
             tls,
             mail,
             webauthn,
@@ -99,6 +102,7 @@ impl fmt::Debug for Settings {
             .field("rate_limit_ip", rate_limit_ip)
             .field("rate_limit_account", rate_limit_account)
             .field("rate_limit_reads", rate_limit_reads)
+            .field("rate_limit_mail", rate_limit_mail)
             .field("cors_origins", cors_origins)
             .field("trusted_proxies", trusted_proxies)
             .field("argon2", argon2)
@@ -109,6 +113,8 @@ impl fmt::Debug for Settings {
             .field("log_filter", log_filter)
             .field("request_timeout", request_timeout)
             .field("max_connections", max_connections)
+            .field("max_connections_per_ip", max_connections_per_ip)
+            .field("header_timeout", header_timeout)
             // Paths only: the key itself is never read into the settings.
             .field("tls", tls)
             // Masks the SMTP credentials.

@@ -70,6 +70,9 @@ const VARIABLES: &[(&str, Option<&str>)] = &[
     ("REQUEST_TIMEOUT", Some("30s")),
     ("REDIS_PREFIX", Some("portcullis:")),
     ("MAX_CONNECTIONS", Some("10000")),
+    ("MAX_CONNECTIONS_PER_IP", Some("256")),
+    ("HEADER_TIMEOUT", Some("10s")),
+    ("RATE_LIMIT_MAIL", Some("5/h")),
     ("CLIENT_ID", Some("portcullis")),
     ("KEY_PUBLISH_AHEAD", Some("15m")),
     ("KEY_ROTATE_EVERY", None),
@@ -239,6 +242,8 @@ pub struct Settings {
     pub rate_limit_ip: Rate,
     pub rate_limit_account: Rate,
     pub rate_limit_reads: Rate,
+    /// Per account: the mail that forgot-password and resend-verification may cause.
+    pub rate_limit_mail: Rate,
     pub cors_origins: Vec<String>,
     pub trusted_proxies: Vec<IpNet>,
     pub argon2: Argon2Settings,
@@ -254,6 +259,10 @@ pub struct Settings {
     /// Connections served at once; past it the listener stops accepting, so more wait in the
     /// kernel's listen queue instead of taking file descriptors.
     pub max_connections: usize,
+    /// Connections from one client IP served at once; one more is closed at once.
+    pub max_connections_per_ip: usize,
+    /// A request's head must arrive within this (and a TLS handshake too).
+    pub header_timeout: Duration,
     /// Native TLS; `None` serves plain HTTP (behind a TLS-terminating proxy).
     pub tls: Option<TlsFiles>,
     pub mail: MailSettings,
@@ -388,6 +397,7 @@ impl Settings {
             rate_limit_ip: raw.parse("RATE_LIMIT_IP", parse_rate)?,
             rate_limit_account: raw.parse("RATE_LIMIT_ACCOUNT", parse_rate)?,
             rate_limit_reads: raw.parse("RATE_LIMIT_READS", parse_rate)?,
+            rate_limit_mail: raw.parse("RATE_LIMIT_MAIL", parse_rate)?,
             cors_origins: raw.parse("CORS_ORIGINS", parse_origins)?,
             trusted_proxies: raw.parse("TRUSTED_PROXIES", parse_cidrs)?,
             argon2,
@@ -438,6 +448,13 @@ impl Settings {
                 Ok(n) if (1..=MAX_CONNECTIONS_CAP).contains(&n) => Ok(n),
                 _ => Err(format!("must be a whole number from 1 to {MAX_CONNECTIONS_CAP}")),
             })?,
+            max_connections_per_ip: raw.parse("MAX_CONNECTIONS_PER_IP", |v| {
+                match v.parse::<usize>() {
+                    Ok(n) if (1..=MAX_CONNECTIONS_CAP).contains(&n) => Ok(n),
+                    _ => Err(format!("must be a whole number from 1 to {MAX_CONNECTIONS_CAP}")),
+                }
+            })?,
+            header_timeout: raw.parse("HEADER_TIMEOUT", parse_positive_duration)?,
             tls: tls_files(raw)?,
             mail: mail::from_raw(raw)?,
             webauthn: webauthn::from_raw(raw)?,
@@ -500,6 +517,7 @@ impl Settings {
             ("RATE_LIMIT_IP", rate(self.rate_limit_ip)),
             ("RATE_LIMIT_ACCOUNT", rate(self.rate_limit_account)),
             ("RATE_LIMIT_READS", rate(self.rate_limit_reads)),
+            ("RATE_LIMIT_MAIL", rate(self.rate_limit_mail)),
             ("CORS_ORIGINS", self.cors_origins.join(",")),
             ("TRUSTED_PROXIES", join(self.trusted_proxies.iter().map(|n| n.to_string()).collect())),
             ("ARGON2_MEMORY_KIB", self.argon2.memory_kib.to_string()),
@@ -525,6 +543,8 @@ impl Settings {
             ("REQUEST_TIMEOUT", secs(self.request_timeout)),
             ("REDIS_PREFIX", self.redis_prefix.clone()),
             ("MAX_CONNECTIONS", self.max_connections.to_string()),
+            ("MAX_CONNECTIONS_PER_IP", self.max_connections_per_ip.to_string()),
+            ("HEADER_TIMEOUT", secs(self.header_timeout)),
             ("CLIENT_ID", self.client_id.clone()),
             ("KEY_PUBLISH_AHEAD", secs(self.key_publish_ahead)),
             ("KEY_ROTATE_EVERY", self.key_rotate_every.map(secs).unwrap_or_default()),
