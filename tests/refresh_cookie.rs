@@ -21,7 +21,7 @@ fn set_cookies(response: &reqwest::Response) -> Vec<String> {
 fn cookie_token(cookies: &[String]) -> String {
     let first = cookies.first().expect("a Set-Cookie");
     let value = first.split(';').next().unwrap();
-    value.strip_prefix("portcullis_refresh=").unwrap().to_owned()
+    value.strip_prefix("__Secure-portcullis_refresh=").unwrap().to_owned()
 }
 
 async fn with_cookie(
@@ -34,7 +34,7 @@ async fn with_cookie(
     let mut request = app
         .client
         .post(app.url(path))
-        .header("cookie", format!("theme=dark; portcullis_refresh={token}"));
+        .header("cookie", format!("theme=dark; __Secure-portcullis_refresh={token}"));
     if let Some(origin) = origin {
         request = request.header("origin", origin);
     }
@@ -102,7 +102,9 @@ async fn logout_with_the_cookie_ends_the_session_and_clears_the_cookie() -> Test
     let cleared = set_cookies(&out);
     assert_eq!(cleared.len(), 2);
     assert!(
-        cleared.iter().all(|c| c.starts_with("portcullis_refresh=;") && c.contains("Max-Age=0"))
+        cleared
+            .iter()
+            .all(|c| c.starts_with("__Secure-portcullis_refresh=;") && c.contains("Max-Age=0"))
     );
     let me = app.get("/v1/auth/me", str_of(&pair, "access_token")).await;
     assert_problem(me, StatusCode::UNAUTHORIZED, "unauthorized").await;
@@ -123,5 +125,69 @@ async fn without_cookie_mode_no_cookie_is_set_or_read() -> TestResult {
         with_cookie(&app, "/v1/auth/refresh", str_of(&pair, "refresh_token"), Some(ORIGIN), true)
             .await;
     assert_problem(ignored, StatusCode::BAD_REQUEST, "malformed_request").await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_request_carrying_the_refresh_cookie_twice_is_refused() -> TestResult {
+    let app =
+        spawn_with(&[("PORTCULLIS_REFRESH_COOKIE", "on"), ("PORTCULLIS_CORS_ORIGINS", ORIGIN)])
+            .await;
+    app.register("twice@example.com", common::PASSWORD).await;
+    let login = app.login("twice@example.com", common::PASSWORD).await;
+    let cookies = set_cookies(&login);
+    assert!(cookies[0].starts_with("__Secure-portcullis_refresh="), "{cookies:?}");
+    let token = cookie_token(&cookies);
+    // One planted beside the real one (another path, or a subdomain's): not guessed at.
+    for header in [
+        format!("__Secure-portcullis_refresh={token}; __Secure-portcullis_refresh={token}"),
+        format!("__Secure-portcullis_refresh=planted; __Secure-portcullis_refresh={token}"),
+    ] {
+        for path in ["/v1/auth/refresh", "/v1/auth/logout"] {
+            let response = app
+                .client
+                .post(app.url(path))
+                .header("cookie", &header)
+                .header("origin", ORIGIN)
+                .header("x-requested-with", "fetch")
+                .send()
+                .await?;
+            assert_problem(response, StatusCode::FORBIDDEN, "forbidden").await;
+        }
+    }
+    // The session is untouched: the cookie alone still refreshes it.
+    let refreshed = with_cookie(&app, "/v1/auth/refresh", &token, Some(ORIGIN), true).await;
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_json_body_without_a_refresh_token_uses_the_cookie() -> TestResult {
+    let app =
+        spawn_with(&[("PORTCULLIS_REFRESH_COOKIE", "on"), ("PORTCULLIS_CORS_ORIGINS", ORIGIN)])
+            .await;
+    app.register("empty@example.com", common::PASSWORD).await;
+    let login = app.login("empty@example.com", common::PASSWORD).await;
+    let token = cookie_token(&set_cookies(&login));
+    let with_body = |path: &'static str, token: String, body: &'static str| {
+        app.client
+            .post(app.url(path))
+            .header("cookie", format!("__Secure-portcullis_refresh={token}"))
+            .header("origin", ORIGIN)
+            .header("x-requested-with", "fetch")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let refreshed = with_body("/v1/auth/refresh", token, "{}").await?;
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    let token = cookie_token(&set_cookies(&refreshed));
+    let refreshed = with_body("/v1/auth/refresh", token, r#"{"other":1}"#).await?;
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    let token = cookie_token(&set_cookies(&refreshed));
+    let logged_out = with_body("/v1/auth/logout", token.clone(), "{}").await?;
+    assert_eq!(logged_out.status(), StatusCode::NO_CONTENT);
+    let after = with_cookie(&app, "/v1/auth/refresh", &token, Some(ORIGIN), true).await;
+    assert_eq!(after.status(), StatusCode::UNAUTHORIZED, "the session ended");
     Ok(())
 }

@@ -9,6 +9,11 @@
 //! CSRF Prevention Cheat Sheet: custom request headers, and verifying the origin). Rotation and
 //! reuse detection are the same as for a token in the body: the cookie carries the same token.
 //!
+//! The cookie's name carries the `__Secure-` prefix, so a browser accepts it only from a secure
+//! origin over HTTPS: a man in the middle on plain HTTP, or a sibling subdomain, cannot plant a
+//! cookie of that name. A request that carries the name more than once (one planted beside the
+//! real one, for another path) is refused with 403 rather than guessed at.
+//!
 //! The `Cookie` header is parsed here: only one name is read, and a full cookie crate would add
 //! jars, signing and encryption that this does not need.
 
@@ -21,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use crate::auth::{TokenPair, tokens};
 use crate::error::{ApiError, ErrorCode};
 
-pub const NAME: &str = "portcullis_refresh";
+pub const NAME: &str = "__Secure-portcullis_refresh";
 const PATHS: [&str; 2] = ["/v1/auth/refresh", "/v1/auth/logout"];
 /// The longest `Cookie` header looked at, and the most cookies in it.
 const MAX_COOKIES: usize = 64;
@@ -61,7 +66,7 @@ impl CookiePolicy {
     /// The refresh token of the cookie, if the request sent one; `Forbidden` if it did from an
     /// origin not listed or without `X-Requested-With`.
     pub fn token(&self, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-        let Some(token) = cookie_value(headers) else { return Ok(None) };
+        let Some(token) = cookie_value(headers)? else { return Ok(None) };
         let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
         let listed = origin.is_some_and(|o| self.origins.iter().any(|allowed| allowed == o));
         if !listed || !headers.contains_key("x-requested-with") {
@@ -84,18 +89,24 @@ pub fn pair_response(policy: &Option<Arc<CookiePolicy>>, pair: TokenPair) -> Res
     response
 }
 
-/// The value of the refresh cookie, when it has the shape of a refresh token.
-fn cookie_value(headers: &HeaderMap) -> Option<String> {
-    headers
+/// The value of the refresh cookie, when it has the shape of a refresh token; `Forbidden` when
+/// the request carries the cookie more than once.
+fn cookie_value(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let mut values = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .take(MAX_COOKIES)
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == NAME)
-        .map(|(_, value)| value.trim().to_owned())
-        .filter(|value| tokens::refresh_token_owner(value).is_some())
+        .filter(|(name, _)| *name == NAME)
+        .map(|(_, value)| value.trim());
+    let Some(first) = values.next() else { return Ok(None) };
+    if values.next().is_some() {
+        return Err(ApiError::new(ErrorCode::Forbidden)
+            .detail("the refresh cookie was sent more than once"));
+    }
+    Ok(Some(first.to_owned()).filter(|value| tokens::refresh_token_owner(value).is_some()))
 }
 
 #[cfg(test)]
@@ -120,7 +131,7 @@ mod tests {
         assert_eq!(cookies.len(), 2);
         for (cookie, path) in cookies.iter().zip(PATHS) {
             let text = cookie.to_str().unwrap_or_default();
-            assert!(text.starts_with("portcullis_refresh=abc; "), "{text}");
+            assert!(text.starts_with("__Secure-portcullis_refresh=abc; "), "{text}");
             for part in
                 ["HttpOnly", "Secure", "SameSite=Strict", "Max-Age=60", &format!("Path={path}")]
             {

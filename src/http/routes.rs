@@ -35,9 +35,11 @@ pub struct Credentials {
     device_token: Option<String>,
 }
 
+/// In cookie mode the token may be left out (or the body sent empty): the cookie carries it.
 #[derive(Deserialize, ToSchema)]
 pub struct RefreshRequest {
-    refresh_token: String,
+    #[schema(required = true)]
+    refresh_token: Option<String>,
 }
 
 /// Without a bearer token, the refresh token names the session to end.
@@ -158,10 +160,10 @@ pub async fn refresh(
     headers: HeaderMap,
     OptionalJsonBody(body): OptionalJsonBody<RefreshRequest>,
 ) -> Result<Response, ApiError> {
-    let token = match (body, &cookie) {
-        (Some(body), _) => body.refresh_token,
+    let token = match (body.and_then(|b| b.refresh_token), &cookie) {
+        (Some(token), _) => token,
         (None, Some(policy)) => policy.token(&headers)?.ok_or(AuthError::InvalidToken)?,
-        (None, None) => return Err(ApiError::malformed("a JSON body is required")),
+        (None, None) => return Err(ApiError::malformed("missing field `refresh_token`")),
     };
     let pair = auth.refresh(&context, &token).await?;
     Ok(pair_response(&cookie, pair))
