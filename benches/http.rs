@@ -286,7 +286,7 @@ async fn register_passkeys(
         let pair = post(client, format!("{base}/v1/auth/login"), credentials, None).await;
         let access = pair["access_token"].as_str().unwrap();
         let url = format!("{base}/v1/auth/passkeys/register/options");
-        let options = post(client, url, json!({}), Some(access)).await;
+        let options = post(client, url, json!({ "password": PASSWORD }), Some(access)).await;
         let mut authenticator = passkey::Authenticator::new();
         let credential = authenticator.register(&options["publicKey"], ORIGIN);
         let body = json!({ "challenge_id": options["challenge_id"], "credential": credential });

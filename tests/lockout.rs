@@ -166,7 +166,13 @@ async fn wrong_current_passwords_on_password_change_count_as_failed_logins() -> 
             .await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
-    assert_eq!(app.login("ivy@example.com", PASSWORD).await.status(), StatusCode::LOCKED);
+    // The session is held by the lock of the device its login handed out: a stolen access
+    // token gets no more guesses than the threshold, and the owner's other devices go on.
+    let right = json!({ "current_password": PASSWORD, "new_password": "Brand-New-Pass-9" });
+    let access = str_of(&pair, "access_token");
+    let locked = app.request(Method::POST, "/v1/auth/password", Some(access), Some(right)).await;
+    assert_eq!(locked.status(), StatusCode::LOCKED);
+    assert_eq!(app.login("ivy@example.com", PASSWORD).await.status(), StatusCode::OK);
     Ok(())
 }
 
@@ -291,5 +297,23 @@ async fn consecutive_failures_past_the_maximum_lock_until_an_unlock() -> TestRes
     assert_problem(locked, StatusCode::LOCKED, "account_locked").await;
     assert_eq!(common::run_cli(&app, &["user", "unlock", "--email", "frank@example.com"]), Some(0));
     assert_eq!(app.login("frank@example.com", PASSWORD).await.status(), StatusCode::OK);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_password_change_keeps_the_device_of_the_session_that_made_it() -> TestResult {
+    let app = spawn_with(&[]).await;
+    // A first login on this laptop: it presents no device token, and is handed one.
+    let laptop = app.signed_in("keep@example.com").await;
+    let phone: Value = common::ok_json(app.login("keep@example.com", PASSWORD).await).await;
+    let new = "Another-Horse-43";
+    assert_eq!(change_password(&app, &laptop, PASSWORD, new).await, StatusCode::NO_CONTENT);
+    fail_times(&app, "keep@example.com", 5).await;
+    let from_laptop =
+        login_with_device(&app, "keep@example.com", new, str_of(&laptop, "device_token")).await;
+    assert_eq!(from_laptop.status(), StatusCode::OK, "the laptop made the change");
+    let from_phone =
+        login_with_device(&app, "keep@example.com", new, str_of(&phone, "device_token")).await;
+    assert_eq!(from_phone.status(), StatusCode::LOCKED, "the phone's token was voided");
     Ok(())
 }

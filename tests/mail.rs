@@ -223,16 +223,44 @@ async fn forgot_and_resend_answer_alike_for_known_and_unknown_emails() -> TestRe
 }
 
 #[tokio::test]
-async fn forgot_takes_from_the_login_budgets() -> TestResult {
-    let (app, _sink) = app_with_sink(&[("PORTCULLIS_RATE_LIMIT_ACCOUNT", "2/min")]).await;
-    for _ in 0..2 {
+async fn asking_for_someones_mail_never_spends_their_login_budget() -> TestResult {
+    let vars = [
+        ("PORTCULLIS_RATE_LIMIT_ACCOUNT", "2/min"),
+        ("PORTCULLIS_TRUSTED_PROXIES", "127.0.0.1/32"),
+    ];
+    let (app, _sink) = app_with_sink(&vars).await;
+    app.register("b@example.com", PASSWORD).await;
+    // Many requests for the owner's mail, from many addresses, each within its IP budget.
+    for n in 0..8 {
+        for path in ["/v1/auth/password/forgot", "/v1/auth/verify-email/resend"] {
+            let request = app
+                .client
+                .post(app.url(path))
+                .header("x-forwarded-for", format!("198.51.100.{n}"))
+                .json(&json!({"email": "b@example.com"}));
+            assert_eq!(request.send().await?.status(), StatusCode::ACCEPTED);
+        }
+    }
+    assert_eq!(app.login("b@example.com", PASSWORD).await.status(), StatusCode::OK);
+    Ok(())
+}
+
+#[tokio::test]
+async fn past_the_mail_budget_forgot_answers_the_same_and_sends_nothing() -> TestResult {
+    let vars = [("PORTCULLIS_RATE_LIMIT_MAIL", "2/h"), ("PORTCULLIS_EMAIL_VERIFICATION", "off")];
+    let (app, sink) = app_with_sink(&vars).await;
+    app.register("b@example.com", PASSWORD).await;
+    for _ in 0..4 {
         let accepted = post(&app, "/v1/auth/password/forgot", json!({"email": "b@example.com"}));
         assert_eq!(accepted.await.status(), StatusCode::ACCEPTED);
     }
-    let refused = post(&app, "/v1/auth/password/forgot", json!({"email": "b@example.com"})).await;
-    assert_problem(refused, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
-    let login = app.login("b@example.com", PASSWORD).await;
-    assert_eq!(login.status(), StatusCode::TOO_MANY_REQUESTS, "one budget for both");
+    mail_to(&sink, "b@example.com", 2).await;
+    // The outbox is empty once the two are delivered: the other two queued nothing.
+    let db = app.storage.db().await;
+    let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mail_outbox").fetch_one(&db).await?;
+    let tokens: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM email_tokens").fetch_one(&db).await?;
+    assert_eq!((queued, tokens), (0, 2));
     Ok(())
 }
 
@@ -458,5 +486,217 @@ async fn a_message_is_given_up_after_mail_retry_for_with_a_metric() -> TestResul
     let db = app.storage.db().await;
     let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mail_outbox").fetch_one(&db).await?;
     assert_eq!(left, 0, "a message given up leaves the outbox");
+    Ok(())
+}
+
+/// Asks for an email change of the signed-in user to `new`; returns the confirmation token.
+async fn pending_email_change(app: &TestApp, sink: &SmtpSink, access: &str, new: &str) -> String {
+    let body = json!({"new_email": new, "password": PASSWORD});
+    let asked = app.request(Method::POST, "/v1/auth/email", Some(access), Some(body)).await;
+    assert_eq!(asked.status(), StatusCode::ACCEPTED);
+    let mails = mail_to(sink, new, 1).await;
+    link_token(&mails.last().unwrap().data, VERIFY).expect("a confirmation link")
+}
+
+#[tokio::test]
+async fn a_pending_email_change_dies_when_the_owner_takes_the_account_back() -> TestResult {
+    let (app, sink) = app_with_sink(&[("PORTCULLIS_EMAIL_VERIFICATION", "off")]).await;
+    // Each way the owner can take the account back, against a link an attacker who knew the
+    // password asked for first.
+    for (n, action) in ["password change", "logout-all", "reset", "totp"].iter().enumerate() {
+        let owner = format!("owner{n}@example.com");
+        let attacker = format!("attacker{n}@example.net");
+        let pair = app.signed_in(&owner).await;
+        let access = str_of(&pair, "access_token").to_owned();
+        let token = pending_email_change(&app, &sink, &access, &attacker).await;
+        match *action {
+            "password change" => {
+                let body = json!({"current_password": PASSWORD, "new_password": "Taken-Back-99"});
+                let changed =
+                    app.request(Method::POST, "/v1/auth/password", Some(&access), Some(body)).await;
+                assert_eq!(changed.status(), StatusCode::NO_CONTENT);
+            }
+            "logout-all" => {
+                let done =
+                    app.request(Method::POST, "/v1/auth/logout-all", Some(&access), None).await;
+                assert_eq!(done.status(), StatusCode::NO_CONTENT);
+            }
+            "reset" => {
+                post(&app, "/v1/auth/password/forgot", json!({"email": owner})).await;
+                let mails = mail_to(&sink, &owner, 2).await;
+                let reset = mails.iter().find_map(|m| link_token(&m.data, RESET)).unwrap();
+                let body = json!({"token": reset, "new_password": "Taken-Back-99"});
+                let done = post(&app, "/v1/auth/password/reset", body).await;
+                assert_eq!(done.status(), StatusCode::NO_CONTENT);
+            }
+            _ => {
+                let body = json!({"password": PASSWORD});
+                let started =
+                    app.request(Method::POST, "/v1/auth/mfa/totp", Some(&access), Some(body));
+                let started = ok_json(started.await).await;
+                let secret =
+                    common::totp::base32_decode(str_of(&started, "secret")).expect("base32");
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+                let code = common::totp::code_at(&secret, i64::try_from(now.as_secs())?);
+                let body = json!({"code": code});
+                let confirmed = app
+                    .request(Method::POST, "/v1/auth/mfa/totp/confirm", Some(&access), Some(body))
+                    .await;
+                ok_json(confirmed).await;
+            }
+        }
+        let used = post(&app, "/v1/auth/verify-email", json!({"token": token})).await;
+        assert_problem(used, StatusCode::UNAUTHORIZED, "invalid_token").await;
+        // The account stays at the owner's address.
+        let login = app.login(&attacker, PASSWORD).await;
+        assert_eq!(login.status(), StatusCode::UNAUTHORIZED, "{action}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_pending_reset_link_dies_with_a_password_change() -> TestResult {
+    let (app, sink) = app_with_sink(&[("PORTCULLIS_EMAIL_VERIFICATION", "off")]).await;
+    let pair = app.signed_in("rita@example.com").await;
+    post(&app, "/v1/auth/password/forgot", json!({"email": "rita@example.com"})).await;
+    let mails = mail_to(&sink, "rita@example.com", 1).await;
+    let reset = link_token(&mails[0].data, RESET).expect("a reset link");
+    let body = json!({"current_password": PASSWORD, "new_password": "Taken-Back-99"});
+    let access = str_of(&pair, "access_token");
+    let changed = app.request(Method::POST, "/v1/auth/password", Some(access), Some(body)).await;
+    assert_eq!(changed.status(), StatusCode::NO_CONTENT);
+    let body = json!({"token": reset, "new_password": "Attacker-Chose-1"});
+    let used = post(&app, "/v1/auth/password/reset", body).await;
+    assert_problem(used, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    assert_eq!(app.login("rita@example.com", "Taken-Back-99").await.status(), StatusCode::OK);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_reset_that_first_proves_the_address_removes_the_factors_added_before_it() -> TestResult {
+    let (app, sink) = app_with_sink(&[]).await;
+    // The attacker registers the victim's address and adds TOTP; it stays unverified.
+    let pair = app.signed_in("victim@example.com").await;
+    let access = str_of(&pair, "access_token").to_owned();
+    let started = app
+        .request(
+            Method::POST,
+            "/v1/auth/mfa/totp",
+            Some(&access),
+            Some(json!({"password": PASSWORD})),
+        )
+        .await;
+    let started = ok_json(started).await;
+    let secret = common::totp::base32_decode(str_of(&started, "secret")).expect("base32");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    let code = common::totp::code_at(&secret, i64::try_from(now.as_secs())?);
+    let confirmed = app
+        .request(
+            Method::POST,
+            "/v1/auth/mfa/totp/confirm",
+            Some(&access),
+            Some(json!({"code": code})),
+        )
+        .await;
+    ok_json(confirmed).await;
+    let attackers_device = str_of(&pair, "device_token").to_owned();
+
+    // The victim resets the password through the mail and signs in with the password alone.
+    post(&app, "/v1/auth/password/forgot", json!({"email": "victim@example.com"})).await;
+    // The verification link, the TOTP notice, the reset link.
+    let mails = mail_to(&sink, "victim@example.com", 3).await;
+    let reset = mails.iter().find_map(|m| link_token(&m.data, RESET)).expect("a reset link");
+    let first_reset = reset.clone();
+    let body = json!({"token": reset, "new_password": "Owners-Own-Horse-77"});
+    assert_eq!(post(&app, "/v1/auth/password/reset", body).await.status(), StatusCode::NO_CONTENT);
+    let signed_in = app.logged_in("victim@example.com", "Owners-Own-Horse-77").await;
+    let me = ok_json(app.get("/v1/auth/me", str_of(&signed_in, "access_token")).await).await;
+    assert_eq!(me["mfa"], json!([]), "{me}");
+    assert_eq!(me["email_verified"], true);
+    // The attacker's device token no longer spares a lockout: it is forgotten.
+    let db = app.storage.db().await;
+    let devices: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM devices WHERE token_hash = $1")
+        .bind(portcullis_token_hash(&attackers_device))
+        .fetch_one(&db)
+        .await?;
+    assert_eq!(devices, 0);
+    let notices = mail_to(&sink, "victim@example.com", 4).await;
+    let notice = notices.iter().find(|m| m.data.contains("your password was reset")).unwrap();
+    assert!(notice.data.contains("first proof"), "{}", notice.data);
+
+    // A reset of a verified account keeps its factors.
+    let access = str_of(&signed_in, "access_token").to_owned();
+    let started = app
+        .request(
+            Method::POST,
+            "/v1/auth/mfa/totp",
+            Some(&access),
+            Some(json!({"password": "Owners-Own-Horse-77"})),
+        )
+        .await;
+    let started = ok_json(started).await;
+    let secret = common::totp::base32_decode(str_of(&started, "secret")).expect("base32");
+    let code = common::totp::code_at(&secret, i64::try_from(now.as_secs())? + 30);
+    let confirmed = app
+        .request(
+            Method::POST,
+            "/v1/auth/mfa/totp/confirm",
+            Some(&access),
+            Some(json!({"code": code})),
+        )
+        .await;
+    ok_json(confirmed).await;
+    post(&app, "/v1/auth/password/forgot", json!({"email": "victim@example.com"})).await;
+    let mails = mail_to(&sink, "victim@example.com", 6).await;
+    let reset = mails
+        .iter()
+        .filter_map(|m| link_token(&m.data, RESET))
+        .find(|token| *token != first_reset)
+        .expect("a second reset link");
+    let body = json!({"token": reset, "new_password": "Owners-Next-Horse-78"});
+    assert_eq!(post(&app, "/v1/auth/password/reset", body).await.status(), StatusCode::NO_CONTENT);
+    let login = app.login("victim@example.com", "Owners-Next-Horse-78").await;
+    assert_problem(login, StatusCode::UNAUTHORIZED, "mfa_required").await;
+    Ok(())
+}
+
+/// The hash under which the store keeps a token: SHA-256 of its text.
+fn portcullis_token_hash(token: &str) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).to_vec()
+}
+
+#[tokio::test]
+async fn new_recovery_codes_send_a_notice() -> TestResult {
+    let (app, sink) = app_with_sink(&[("PORTCULLIS_EMAIL_VERIFICATION", "off")]).await;
+    let pair = app.signed_in("nora@example.com").await;
+    let access = str_of(&pair, "access_token").to_owned();
+    let started = app
+        .request(
+            Method::POST,
+            "/v1/auth/mfa/totp",
+            Some(&access),
+            Some(json!({"password": PASSWORD})),
+        )
+        .await;
+    let started = ok_json(started).await;
+    let secret = common::totp::base32_decode(str_of(&started, "secret")).expect("base32");
+    let now = i64::try_from(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs(),
+    )?;
+    let confirm = json!({"code": common::totp::code_at(&secret, now)});
+    let confirmed =
+        app.request(Method::POST, "/v1/auth/mfa/totp/confirm", Some(&access), Some(confirm)).await;
+    ok_json(confirmed).await;
+    let body = json!({"password": PASSWORD, "code": common::totp::code_at(&secret, now + 30)});
+    let codes =
+        app.request(Method::POST, "/v1/auth/mfa/recovery-codes", Some(&access), Some(body)).await;
+    ok_json(codes).await;
+    let mails = mail_to(&sink, "nora@example.com", 2).await;
+    assert!(
+        mails.iter().any(|m| m.data.contains("recovery codes were replaced")),
+        "{:?}",
+        mails.iter().map(|m| &m.data).collect::<Vec<_>>()
+    );
     Ok(())
 }

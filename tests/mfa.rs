@@ -854,3 +854,52 @@ async fn the_command_line_resets_a_users_mfa() -> TestResult {
     assert_eq!(unknown, Some(1));
     Ok(())
 }
+
+#[tokio::test]
+async fn a_wrong_code_at_a_factor_change_counts_toward_the_lockout() -> TestResult {
+    let (app, clock) = start(&[("PORTCULLIS_LOCKOUT_THRESHOLD", "3")]).await;
+    for (n, (method, path)) in [
+        (Method::DELETE, "/v1/auth/mfa/totp"),
+        (Method::POST, "/v1/auth/mfa/recovery-codes"),
+        (Method::DELETE, "/v1/auth/me"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let email = format!("guess{n}@example.com");
+        let (pair, mut authenticator, _) = with_totp(&app, &clock, &email).await;
+        let access = str_of(&pair, "access_token");
+        // The right password with a wrong code, three times: the password clears nothing.
+        for _ in 0..3 {
+            let body = json!({"password": PASSWORD, "code": authenticator.wrong()});
+            assert_invalid_code(call(&app, method.clone(), path, access, body).await).await;
+        }
+        let body = json!({"password": PASSWORD, "code": authenticator.code()});
+        let locked = call(&app, method.clone(), path, access, body).await;
+        assert!(locked.headers().contains_key("retry-after"), "{path}");
+        assert_problem(locked, StatusCode::LOCKED, "account_locked").await;
+        assert_eq!(factors(&app, access).await, json!(["totp"]), "{path}: nothing changed");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn only_a_right_password_and_code_clear_the_count_at_a_factor_change() -> TestResult {
+    let (app, clock) = start(&[("PORTCULLIS_LOCKOUT_THRESHOLD", "3")]).await;
+    let (pair, mut authenticator, _) = with_totp(&app, &clock, "clear@example.com").await;
+    let access = str_of(&pair, "access_token");
+    for _ in 0..2 {
+        let body = json!({"password": PASSWORD, "code": authenticator.wrong()});
+        let path = "/v1/auth/mfa/recovery-codes";
+        assert_invalid_code(call(&app, Method::POST, path, access, body).await).await;
+    }
+    // Both right: the count is cleared, so two more wrong codes do not lock.
+    ok_json(regenerate(&app, access, PASSWORD, &authenticator.code()).await).await;
+    for _ in 0..2 {
+        let body = json!({"password": PASSWORD, "code": authenticator.wrong()});
+        let path = "/v1/auth/mfa/recovery-codes";
+        assert_invalid_code(call(&app, Method::POST, path, access, body).await).await;
+    }
+    ok_json(regenerate(&app, access, PASSWORD, &authenticator.code()).await).await;
+    Ok(())
+}

@@ -958,3 +958,141 @@ async fn a_passkey_login_asks_no_second_factor_of_an_account_with_totp() -> Test
     assert!(logged_in.get("mfa_token").is_none(), "{logged_in}");
     Ok(())
 }
+
+/// Turns TOTP on for the signed-in user at `clock`'s time; returns the base32 secret.
+async fn turn_totp_on(app: &TestApp, token: &str, clock: &ManualClock) -> Vec<u8> {
+    let body = json!({"password": PASSWORD});
+    let enrol = app.request(Method::POST, "/v1/auth/mfa/totp", Some(token), Some(body)).await;
+    let enrol = ok_json(enrol).await;
+    let secret = base32_decode(str_of(&enrol, "secret")).expect("a base32 secret");
+    let code = code_at(&secret, clock_seconds(clock));
+    let body = json!({"code": code});
+    let confirm =
+        app.request(Method::POST, "/v1/auth/mfa/totp/confirm", Some(token), Some(body)).await;
+    ok_json(confirm).await;
+    secret
+}
+
+fn clock_seconds(clock: &ManualClock) -> i64 {
+    use portcullis::domain::Clock;
+    clock.now().timestamp()
+}
+
+async fn options_with(app: &TestApp, token: &str, body: Option<Value>) -> Response {
+    app.request(Method::POST, "/v1/auth/passkeys/register/options", Some(token), body).await
+}
+
+#[tokio::test]
+async fn a_stolen_access_token_cannot_add_or_remove_a_passkey_without_the_password() -> TestResult {
+    let clock = Arc::new(ManualClock::new());
+    let app = common::spawn_with_clock(&RP, clock.clone()).await;
+    let mut authenticator = Authenticator::new();
+    let (pair, created) = user_with_passkey(&app, "alice@example.com", &mut authenticator).await;
+    let path = format!("/v1/auth/passkeys/{}", str_of(&created, "id"));
+
+    // Six minutes on, the access token still works, but no longer stands in for the password.
+    clock.advance(Duration::from_secs(6 * 60));
+    ok_json(app.get("/v1/auth/me", token(&pair)).await).await;
+    let response = options_with(&app, token(&pair), None).await;
+    assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    let response = app.request(Method::DELETE, &path, Some(token(&pair)), None).await;
+    assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    let wrong = json!({"password": "Not-The-Password-1"});
+    let response = options_with(&app, token(&pair), Some(wrong.clone())).await;
+    assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    let response = app.request(Method::DELETE, &path, Some(token(&pair)), Some(wrong)).await;
+    assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    assert_eq!(passkeys(&app, token(&pair)).await.len(), 1, "nothing was removed");
+
+    // With the password, both go through.
+    let proof = json!({"password": PASSWORD});
+    let options = ok_json(options_with(&app, token(&pair), Some(proof.clone())).await).await;
+    let credential = Authenticator::new().register(&options["publicKey"], ORIGIN);
+    let added = post_passkey(&app, token(&pair), &options["challenge_id"], credential, None).await;
+    assert_eq!(added.status(), StatusCode::CREATED);
+    let response = app.request(Method::DELETE, &path, Some(token(&pair)), Some(proof)).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(passkeys(&app, token(&pair)).await.len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_session_older_than_the_accounts_totp_needs_a_code_to_add_a_passkey() -> TestResult {
+    let clock = Arc::new(ManualClock::new());
+    let app = common::spawn_with_clock(&RP, clock.clone()).await;
+    let pair = app.signed_in("alice@example.com").await;
+    let secret = turn_totp_on(&app, token(&pair), &clock).await;
+
+    // Signed in a moment ago, but with the password alone: TOTP came after.
+    let response = options_with(&app, token(&pair), None).await;
+    assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    let password_only = json!({"password": PASSWORD});
+    let response = options_with(&app, token(&pair), Some(password_only)).await;
+    assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_mfa_code").await;
+    clock.advance(Duration::from_secs(30));
+    let code = code_at(&secret, clock_seconds(&clock));
+    let proof = json!({"password": PASSWORD, "code": code});
+    ok_json(options_with(&app, token(&pair), Some(proof)).await).await;
+
+    // A sign-in that included the code stands in for both, for five minutes.
+    let first = app.login("alice@example.com", PASSWORD).await;
+    let mfa_token = ok_or_mfa_token(first).await;
+    clock.advance(Duration::from_secs(30));
+    let code = code_at(&secret, clock_seconds(&clock));
+    let body = json!({"mfa_token": mfa_token, "code": code});
+    let full = ok_json(app.post("/v1/auth/login/mfa", body).await).await;
+    ok_json(options_with(&app, token(&full), None).await).await;
+    clock.advance(Duration::from_secs(5 * 60 + 1));
+    let response = options_with(&app, token(&full), None).await;
+    assert_problem(response, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    Ok(())
+}
+
+/// The `mfa_token` of a login answered `mfa_required`.
+async fn ok_or_mfa_token(response: Response) -> String {
+    let problem = assert_problem(response, StatusCode::UNAUTHORIZED, "mfa_required").await;
+    str_of(&problem, "mfa_token").to_owned()
+}
+
+#[tokio::test]
+async fn an_assertion_made_in_a_cross_origin_frame_is_refused() -> TestResult {
+    let app = app().await;
+    let mut authenticator = Authenticator::new();
+    user_with_passkey(&app, "alice@example.com", &mut authenticator).await;
+    let tamper = Tamper { cross_origin: true, ..Tamper::default() };
+    assert_refused(tampered_login(&app, &mut authenticator, &tamper).await).await;
+    // The same authenticator, in the top-level page, still signs in.
+    assert_eq!(discoverable_login(&app, &mut authenticator).await.status(), StatusCode::OK);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_assertion_without_user_verification_signs_in_without_mfa() -> TestResult {
+    let app = app().await;
+    // Registered with user verification; this time the user only touched the key.
+    let mut authenticator = Authenticator::new();
+    user_with_passkey(&app, "alice@example.com", &mut authenticator).await;
+    authenticator.user_verification = false;
+    let logged_in = ok_json(discoverable_login(&app, &mut authenticator).await).await;
+    assert_eq!(claims(token(&logged_in))["amr"], json!(["hwk", "user"]));
+    authenticator.user_verification = true;
+    let logged_in = ok_json(discoverable_login(&app, &mut authenticator).await).await;
+    assert_eq!(claims(token(&logged_in))["amr"], json!(["hwk", "user", "mfa"]));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_passkey_name_with_bidirectional_or_invisible_characters_is_refused() -> TestResult {
+    let app = app().await;
+    let pair = app.signed_in("alice@example.com").await;
+    for name in ["work\u{202E}yek", "lap\u{200B}top", "\u{2066}phone\u{2069}", "key\u{FEFF}"] {
+        let options = register_options(&app, token(&pair)).await;
+        let credential = Authenticator::new().register(&options["publicKey"], ORIGIN);
+        let response =
+            post_passkey(&app, token(&pair), &options["challenge_id"], credential, Some(name))
+                .await;
+        assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    }
+    assert!(passkeys(&app, token(&pair)).await.is_empty());
+    Ok(())
+}

@@ -224,3 +224,35 @@ async fn ipv6_clients_share_the_budget_of_their_slash_64() -> TestResult {
     assert_eq!(next_block.status(), StatusCode::UNAUTHORIZED);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_known_device_has_a_login_budget_strangers_cannot_spend() -> TestResult {
+    let app = spawn_with(&[
+        ("PORTCULLIS_RATE_LIMIT_ACCOUNT", "3/min"),
+        ("PORTCULLIS_TRUSTED_PROXIES", "127.0.0.1/32"),
+    ])
+    .await;
+    let owner = app.signed_in("owner@example.com").await;
+    let device = str_of(&owner, "device_token").to_owned();
+    // Strangers from many addresses spend the account's budget (registration and the owner's
+    // first login took from it too).
+    let mut spent = false;
+    for n in 0..5 {
+        let from = format!("198.51.100.{n}");
+        let response = login_from(&app, Some(&from), "owner@example.com", "Wrong-Pass-1").await;
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            spent = true;
+            break;
+        }
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert!(spent, "the account budget of 3/min ran out");
+    let refused = login_from(&app, Some("198.51.100.9"), "owner@example.com", PASSWORD).await;
+    assert_problem(refused, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    // The owner's device has a budget of its own.
+    let body =
+        json!({ "email": "owner@example.com", "password": PASSWORD, "device_token": device });
+    let response = app.post("/v1/auth/login", body).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    Ok(())
+}

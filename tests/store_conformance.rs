@@ -1077,6 +1077,33 @@ fn mail_token(user: UserId, purpose: TokenPurpose, clock: &ManualClock) -> NewEm
         address: Email::parse(&format!("{user}@example.com")).unwrap(),
         created_at: clock.now(),
         expires_at: at(clock, Duration::from_secs(60)),
+        epoch: 0,
+    }
+}
+
+#[tokio::test]
+async fn a_mail_token_works_only_while_the_account_is_at_its_credential_epoch() {
+    for (name, store, _owner) in backends::sql().await {
+        let clock = ManualClock::new();
+        let user = new_user(store.as_ref(), &clock).await;
+        let early = mail_token(user, TokenPurpose::ChangeEmail, &clock);
+        let reset = mail_token(user, TokenPurpose::Reset, &clock);
+        store.issue_token(&early, false, &mail(&clock, "change")).await.unwrap();
+        store.issue_token(&reset, false, &mail(&clock, "reset")).await.unwrap();
+        store.bump_credential_epoch(user).await.unwrap();
+        let now = clock.now();
+        for (token, purpose) in [(&early, TokenPurpose::ChangeEmail), (&reset, TokenPurpose::Reset)]
+        {
+            assert_eq!(store.peek_token(&token.hash, purpose, now).await.unwrap(), None, "{name}");
+            assert_eq!(store.spend_token(&token.hash, purpose, now).await.unwrap(), None, "{name}");
+        }
+        let record = store.user_by_id(user).await.unwrap().unwrap();
+        assert_eq!(record.credential_epoch, 1, "{name}");
+        // A token issued at the new epoch works.
+        let late = NewEmailToken { epoch: 1, ..mail_token(user, TokenPurpose::Reset, &clock) };
+        store.issue_token(&late, false, &mail(&clock, "late")).await.unwrap();
+        let spent = store.spend_token(&late.hash, TokenPurpose::Reset, now).await.unwrap();
+        assert_eq!(spent.map(|t| t.user), Some(user), "{name}");
     }
 }
 

@@ -1,6 +1,6 @@
 //! Who is asking: the holder of a valid access token.
 
-use crate::domain::{Role, SessionId, UserId};
+use crate::domain::{Amr, Role, SessionId, Timestamp, UserId};
 use crate::store::TokenHash;
 
 pub use crate::domain::RequestContext;
@@ -14,4 +14,8 @@ pub struct Principal {
     /// The device token the session logged in with, by its hash: its lock, not the email's,
     /// holds the session's credential checks.
     pub device: Option<TokenHash>,
+    /// What the session's login proved, and when it happened: a recent enough login stands in
+    /// for the password (and code) before a change of the factors.
+    pub amr: Amr,
+    pub signed_in_at: Timestamp,
 }

@@ -1,7 +1,9 @@
 //! Rate limits: one budget per client IP and one per account on the endpoints that check a
 //! credential or mint or revoke a token, and one per user on the reads (OWASP Authentication
 //! Cheat Sheet, "Protect Against Automated Attacks"). They are checked before anything costly,
-//! so a refused request does no hashing and no lookup.
+//! so a refused request does no hashing. A login that carries a known device token takes from
+//! that device's budget instead of the account's, and the requests that mail a link take from a
+//! mail budget: strangers who spend an account's budget never keep its owner out.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -28,6 +30,9 @@ pub(super) enum Account<'a> {
     Email(&'a str),
     /// The user a token names.
     User(UserId),
+    /// A known device of the user (by its token's hash): a budget of its own, which requests
+    /// without the device's token cannot spend.
+    Device(UserId, &'a crate::store::TokenHash),
 }
 
 /// One budget to take from, and who it is about (for the audit trail).
@@ -96,8 +101,36 @@ impl AuthService {
                 user: Some(user),
                 email: None,
             },
+            Account::Device(user, device) => Budget {
+                name: "device",
+                key: format!("account:device:{}", URL_SAFE_NO_PAD.encode(device.0)),
+                rate,
+                user: Some(user),
+                email: None,
+            },
         };
         self.take(context, budget).await
+    }
+
+    /// Takes one message from the mail budget of an attempted email. Over it the request still
+    /// answers as usual but sends nothing, so the answer tells nothing.
+    pub(super) async fn mail_budget_has_room(
+        &self,
+        context: &RequestContext,
+        attempted: &str,
+    ) -> Result<bool, AuthError> {
+        let budget = Budget {
+            name: "mail",
+            key: format!("mail:{}", email_account_key(attempted)),
+            rate: self.settings.limits.mail,
+            user: None,
+            email: Some(attempted),
+        };
+        match self.take(context, budget).await {
+            Ok(()) => Ok(true),
+            Err(AuthError::RateLimited { .. }) => Ok(false),
+            Err(other) => Err(other),
+        }
     }
 
     /// Takes one request from the user's budget for reads.

@@ -1,7 +1,9 @@
 //! Login: the path an attacker hits hardest, so every account, existing or not, costs the same.
 //!
 //! Steps, in order (OWASP Authentication Cheat Sheet):
-//! 1. rate limits, per client IP and per attempted email, before any other work;
+//! 1. rate limits: per client IP before any other work, then per attempted email, or per device
+//!    when the login presents this account's device token (so strangers who spend the email's
+//!    budget never keep the owner's device out);
 //! 2. the lockout gate: the attempt is counted against the email, or against the device when it
 //!    presents this account's device token, and refused if that key is locked;
 //! 3. verification against the stored hash, or a dummy hash when there is no account, so that an
@@ -29,10 +31,15 @@ impl AuthService {
         device_token: Option<&str>,
     ) -> Result<TokenPair, AuthError> {
         let attempted = Email::normalise_key(email);
-        self.limit_credential_request(context, Some(Account::Email(&attempted))).await?;
+        self.limit_credential_request(context, None).await?;
         self.admit_password_check()?;
         let user = self.find_user(email).await?;
         let device = self.known_device(user.as_ref(), device_token).await?;
+        let account = match (&user, &device) {
+            (Some(user), Some(device)) => Account::Device(user.id, device),
+            _ => Account::Email(&attempted),
+        };
+        self.take_account_budget(context, account).await?;
         let lock_key = match (&user, &device) {
             (Some(user), Some(device)) => device_lock_key(user.id, device),
             _ => email_lock_key(&attempted),
@@ -77,10 +84,11 @@ impl AuthService {
         self.complete_login(context, user, device_token, device, Amr::PASSWORD, "password").await
     }
 
-    /// The end of every successful login: a session bound to the device it logged in with (so
-    /// that its later credential checks are held by that device's lock, as this login was), the
-    /// device remembered, the event recorded. `device` is the hash of `device_token` when that
-    /// is a known device of this account.
+    /// The end of every successful login: a session bound to the device it logged in with, or to
+    /// the device token this login hands out (so that its later credential checks are held by
+    /// that device's lock, and a password change it makes keeps that device known), the device
+    /// remembered, the event recorded. `device` is the hash of `device_token` when that is a
+    /// known device of this account.
     pub(super) async fn complete_login(
         &self,
         context: &RequestContext,
@@ -94,7 +102,8 @@ impl AuthService {
             (Some(token), Some(_)) => token.to_owned(),
             _ => tokens::random_token(),
         };
-        let mut pair = self.open_session(context, user, device, amr).await?;
+        let session_device = device.unwrap_or_else(|| tokens::hash_token(&device_token));
+        let mut pair = self.open_session(context, user, Some(session_device), amr).await?;
         // A disable that raced this login has set its flag before ending the sessions: either
         // it ended this one, or the flag shows here.
         if self.users.user_by_id(user.id).await?.is_none_or(|now| now.disabled) {

@@ -49,6 +49,15 @@ const RECOVERY_ALPHABET: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 pub const MFA_TOKEN_TTL: Duration = Duration::from_secs(300);
 /// The methods a second step accepts.
 pub const MFA_METHODS: [&str; 2] = ["totp", "recovery_code"];
+/// How recent a sign-in stands in for the password (and code) before a change of the factors.
+pub const RECENT_SIGN_IN: Duration = Duration::from_secs(300);
+
+/// The password, and with TOTP on a code, that a sensitive change asks for.
+#[derive(Clone, Copy)]
+pub struct Proof<'a> {
+    pub password: &'a str,
+    pub code: Option<&'a str>,
+}
 
 /// What the second factors rest on, built once by `startup`.
 pub struct SecondFactors {
@@ -248,10 +257,14 @@ impl AuthService {
             .ceremony::<PendingLogin>(mfa_token, ChallengePurpose::MfaLogin, false, now)
             .await?;
         let Some((Some(user_id), pending)) = found else { return Err(AuthError::InvalidToken) };
-        self.take_account_budget(context, Account::Email(&pending.attempted)).await?;
+        let device = pending.device_token.as_deref().map(tokens::hash_token);
+        let account = match &device {
+            Some(device) => Account::Device(user_id, device),
+            None => Account::Email(&pending.attempted),
+        };
+        self.take_account_budget(context, account).await?;
         let user = self.users.user_by_id(user_id).await?;
         let user = user.filter(|u| !u.disabled).ok_or(AuthError::InvalidToken)?;
-        let device = pending.device_token.as_deref().map(tokens::hash_token);
         let lock_key = match &device {
             Some(device) => device_lock_key(user.id, device),
             None => email_lock_key(&pending.attempted),
@@ -468,6 +481,7 @@ impl AuthService {
         if !self.factors.store.confirm_totp(user.id, step, &hashes, self.now()).await? {
             return Err(AuthError::InvalidMfaCode);
         }
+        self.users.bump_credential_epoch(user.id).await?;
         let event = AuditEvent::new(EventType::MfaEnabled, Outcome::Success, context, self.now())
             .user(user.id)
             .email(user.email.as_str())
@@ -478,7 +492,9 @@ impl AuthService {
     }
 
     /// Checks the password and then a TOTP or recovery code before a change to the factors (or
-    /// the account's deletion). Both count toward the lockout like a login's.
+    /// the account's deletion), as a login does: a wrong password or code counts toward the
+    /// lockout, a right password alone neither adds to the count nor clears it, and only a
+    /// request whose password and code are both right clears it.
     pub(super) async fn check_password_and_code(
         &self,
         context: &RequestContext,
@@ -488,12 +504,13 @@ impl AuthService {
         code: Option<&str>,
         what: &str,
     ) -> Result<(), AuthError> {
-        self.check_current_password(context, principal, user, password, what).await?;
+        let lock_key =
+            self.count_current_password(context, principal, user, password, what).await?;
         if !user.factors.totp {
-            return Ok(());
+            return self.forgive(&lock_key).await;
         }
+        self.lockouts.release_attempt(&lock_key, self.settings.lockout, self.now()).await?;
         let factor = SecondFactor::either(code.unwrap_or_default());
-        let lock_key = self.session_lock_key(principal, user).await?;
         let locks = self.begin_attempt(&lock_key).await?;
         if code.is_none() || !self.check_second_factor(context, user, factor).await? {
             self.record_mfa_failure(context, user, factor, what).await?;
@@ -504,6 +521,28 @@ impl AuthService {
             return Err(AuthError::InvalidMfaCode);
         }
         self.forgive(&lock_key).await
+    }
+
+    /// The proof a change of the factors needs: the password (and, with TOTP on, a code), or,
+    /// without them, a session that signed in within `RECENT_SIGN_IN` with as much (ASVS 5
+    /// V7.5.1: re-authenticate before changing an authentication factor). A stolen access token
+    /// alone, or a session older than the account's TOTP, is not enough.
+    pub(super) async fn confirm_identity(
+        &self,
+        context: &RequestContext,
+        principal: &Principal,
+        user: &UserRecord,
+        proof: Option<Proof<'_>>,
+        what: &str,
+    ) -> Result<(), AuthError> {
+        if let Some(Proof { password, code }) = proof {
+            return self
+                .check_password_and_code(context, principal, user, password, code, what)
+                .await;
+        }
+        let recent = principal.signed_in_at > self.now() - chrono_duration(RECENT_SIGN_IN);
+        let enough = !user.factors.totp || principal.amr.is_multi_factor();
+        if recent && enough { Ok(()) } else { Err(AuthError::InvalidCredentials) }
     }
 
     /// `DELETE /v1/auth/mfa/totp`: after the password and a code, TOTP and the recovery codes
@@ -526,6 +565,7 @@ impl AuthService {
         self.check_password_and_code(context, principal, &user, password, code, "totp_disable")
             .await?;
         self.factors.store.remove_totp(user.id).await?;
+        self.users.bump_credential_epoch(user.id).await?;
         let event = AuditEvent::new(EventType::MfaDisabled, Outcome::Success, context, self.now())
             .user(user.id)
             .email(user.email.as_str())
@@ -554,6 +594,7 @@ impl AuthService {
             .await?;
         let (codes, hashes) = self.new_recovery_codes(user.id);
         self.factors.store.replace_recovery_codes(user.id, &hashes).await?;
+        self.users.bump_credential_epoch(user.id).await?;
         let event = AuditEvent::new(
             EventType::RecoveryCodesRegenerated,
             Outcome::Success,
@@ -562,6 +603,7 @@ impl AuthService {
         )
         .user(user.id);
         self.audit.record(event).await?;
+        self.notify(self.templates.recovery_codes_replaced(user.email.as_str())).await?;
         Ok(RecoveryCodes { recovery_codes: codes })
     }
 
@@ -575,6 +617,7 @@ impl AuthService {
     ) -> Result<u64, AuthError> {
         let user = self.find_user(email).await?.ok_or(AuthError::NotFound)?;
         let removed = self.factors.store.remove_factors(user.id).await?;
+        self.users.bump_credential_epoch(user.id).await?;
         let event = AuditEvent::new(EventType::MfaDisabled, Outcome::Success, context, self.now())
             .user(user.id)
             .email(user.email.as_str())

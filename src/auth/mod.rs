@@ -44,7 +44,9 @@ pub use context::{Principal, RequestContext};
 pub use error::{AuthError, MfaToken};
 pub use hasher::PasswordHasher;
 pub use keys::{AccessTokenSettings, AccessTokens};
-pub use mfa::{MFA_METHODS, RecoveryCodes, SecondFactor, SecondFactors, TotpEnrolment};
+pub use mfa::{
+    MFA_METHODS, Proof, RECENT_SIGN_IN, RecoveryCodes, SecondFactor, SecondFactors, TotpEnrolment,
+};
 pub use passkeys::{PasskeyOptions, PasskeyView};
 pub use sessions::SessionPage;
 pub use tokens::SuccessorKey;
@@ -59,6 +61,8 @@ pub struct Limits {
     pub account: Rate,
     /// Per user on the reads.
     pub reads: Rate,
+    /// Per account, on the requests that mail a link to an address anyone can name.
+    pub mail: Rate,
 }
 
 /// The settings the use cases depend on.

@@ -1,7 +1,13 @@
 //! Passkeys (WebAuthn Level 3), verified with `webauthn-rs-core`.
 //!
-//! - Registration is for a signed-in user: resident keys required, user verification
-//!   preferred, attestation `none`, the user's existing credentials excluded.
+//! - Registration is for a signed-in user who proves it is them as for enrolling TOTP (the
+//!   password, and a code with TOTP on, or a sign-in within the last five minutes with as
+//!   much), and so is removal: a stolen access token cannot plant a passkey that outlives a
+//!   password reset. Resident keys required, user verification preferred, attestation `none`,
+//!   the user's existing credentials excluded.
+//! - An assertion made in a cross-origin frame (`crossOrigin: true`) is refused, as
+//!   registration refuses it; one without user verification logs in with `amr`
+//!   `["hwk","user"]`, whatever the authenticator did at registration.
 //! - Login works without an email (a discoverable credential names its user through its user
 //!   handle) or with one (the account's credentials are listed; an unknown email, or an account
 //!   without passkeys, gets decoy credential ids derived from the email under a server key, the
@@ -23,7 +29,7 @@ use webauthn_rs_core::proto::{
 };
 
 use super::limits::Account;
-use super::{AuthError, AuthService, Principal, RequestContext, TokenPair, chrono_duration};
+use super::{AuthError, AuthService, Principal, Proof, RequestContext, TokenPair, chrono_duration};
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::domain::{Amr, Email, Timestamp, UserId};
 use crate::store::{ChallengePurpose, PasskeyRecord, StoreError, UserRecord};
@@ -91,9 +97,11 @@ impl AuthService {
         &self,
         context: &RequestContext,
         principal: &Principal,
+        proof: Option<Proof<'_>>,
     ) -> Result<PasskeyOptions, AuthError> {
         self.limit_credential_request(context, Some(Account::User(principal.user))).await?;
         let user = self.users.user_by_id(principal.user).await?.ok_or(AuthError::Unauthorized)?;
+        self.confirm_identity(context, principal, &user, proof, "passkey_registration").await?;
         let existing = self.factors.store.passkeys_of(user.id).await?;
         if existing.len() >= MAX_PASSKEYS_PER_USER {
             let why = format!("an account holds at most {MAX_PASSKEYS_PER_USER} passkeys");
@@ -172,6 +180,7 @@ impl AuthService {
             }
             Err(other) => return Err(other.into()),
         }
+        self.users.bump_credential_epoch(user.id).await?;
         let event = AuditEvent::new(EventType::PasskeyAdded, Outcome::Success, context, now)
             .user(user.id)
             .detail(format!("passkey {}", passkey.id));
@@ -197,21 +206,21 @@ impl AuthService {
         context: &RequestContext,
         principal: &Principal,
         id: &str,
+        proof: Option<Proof<'_>>,
     ) -> Result<(), AuthError> {
         self.limit_credential_request(context, Some(Account::User(principal.user))).await?;
-        if !self.factors.store.remove_passkey(principal.user, id).await? {
+        let user = self.users.user_by_id(principal.user).await?.ok_or(AuthError::Unauthorized)?;
+        self.confirm_identity(context, principal, &user, proof, "passkey_removal").await?;
+        if !self.factors.store.remove_passkey(user.id, id).await? {
             return Err(AuthError::NotFound);
         }
+        self.users.bump_credential_epoch(user.id).await?;
         let event =
             AuditEvent::new(EventType::PasskeyRemoved, Outcome::Success, context, self.now())
-                .user(principal.user)
+                .user(user.id)
                 .detail(format!("passkey {id}"));
         self.audit.record(event).await?;
-        if let Some(user) = self.users.user_by_id(principal.user).await? {
-            self.notify(self.templates.passkey_changed(user.email.as_str(), "removed from"))
-                .await?;
-        }
-        Ok(())
+        self.notify(self.templates.passkey_changed(user.email.as_str(), "removed from")).await
     }
 
     /// `POST /v1/auth/passkeys/login/options`: any discoverable credential without `email`; with
@@ -361,9 +370,17 @@ impl AuthService {
             None if ceremony.user.is_none() => return refuse("no user handle"),
             _ => {}
         }
+        if is_cross_origin(response.response.client_data_json.as_slice()) {
+            return refuse("the assertion was made in a cross-origin frame");
+        }
         let mut stored = stored_credential(&passkey).map_err(|e| (None, e))?;
         let mut state = ceremony.state;
-        state.set_allowed_credentials(vec![stored.clone()]);
+        // Whether the user was verified this time decides the `amr`, not whether the login
+        // goes through: without this, the verifier refuses an assertion without it from a
+        // credential that had it at registration.
+        let mut checked = stored.clone();
+        checked.user_verified = false;
+        state.set_allowed_credentials(vec![checked]);
         let result = match self.factors.webauthn.authenticate_credential(&response, &state) {
             Ok(result) => result,
             Err(error) => return refuse(&format!("assertion failed verification: {error}")),
@@ -381,6 +398,18 @@ impl AuthService {
     }
 }
 
+/// Whether the client data says the ceremony ran in a frame of another origin. Unparseable
+/// client data is left to the verifier, which refuses it.
+fn is_cross_origin(client_data_json: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct ClientData {
+        #[serde(rename = "crossOrigin", default)]
+        cross_origin: Option<bool>,
+    }
+    serde_json::from_slice::<ClientData>(client_data_json)
+        .is_ok_and(|data| data.cross_origin == Some(true))
+}
+
 fn stored_credential(passkey: &PasskeyRecord) -> Result<Credential, AuthError> {
     serde_json::from_str(&passkey.credential)
         .map_err(|e| AuthError::Internal(format!("stored passkey {} is corrupt: {e}", passkey.id)))
@@ -394,16 +423,19 @@ fn to_json_text(value: &impl Serialize) -> Result<String, AuthError> {
     serde_json::to_string(value).map_err(|e| AuthError::Internal(e.to_string()))
 }
 
-/// The name of a new passkey: trimmed, at most 64 characters, no control characters; a default
-/// when absent or blank.
+/// The name of a new passkey: trimmed, at most 64 characters, no control, bidirectional or
+/// default-ignorable characters (a name that reads one way and is stored another could pass
+/// for a passkey the owner knows); a default when absent or blank.
 fn passkey_name(name: Option<&str>) -> Result<String, AuthError> {
     let name = name.map(str::trim).filter(|n| !n.is_empty()).unwrap_or(DEFAULT_NAME);
     if name.chars().count() > MAX_NAME_CHARS {
         let why = format!("name: at most {MAX_NAME_CHARS} characters");
         return Err(AuthError::InvalidQuery(why));
     }
-    if name.chars().any(char::is_control) {
-        return Err(AuthError::InvalidQuery("name: control characters are not allowed".into()));
+    if name.chars().any(|c| c.is_control() || crate::domain::is_default_ignorable(c)) {
+        return Err(AuthError::InvalidQuery(
+            "name: control, bidirectional and invisible characters are not allowed".into(),
+        ));
     }
     Ok(name.to_owned())
 }
@@ -419,5 +451,8 @@ mod tests {
         assert_eq!(passkey_name(Some(" laptop ")).ok().as_deref(), Some("laptop"));
         assert!(passkey_name(Some(&"x".repeat(65))).is_err());
         assert!(passkey_name(Some("a\u{7}b")).is_err());
+        for sneaky in ["a\u{202E}b", "a\u{200B}b", "a\u{2066}b", "a\u{FEFF}b", "a\u{AD}b"] {
+            assert!(passkey_name(Some(sneaky)).is_err(), "{sneaky:?}");
+        }
     }
 }

@@ -27,6 +27,8 @@ impl AuthService {
         }
         let hash = self.hasher.hash(new).await?;
         self.users.set_password_hash(user.id, &hash).await?;
+        // Links mailed before the change (a reset, an email change) stop working.
+        self.users.bump_credential_epoch(user.id).await?;
         let revoked =
             self.sessions.revoke_sessions_of(user.id, Some(principal.session), self.now()).await?;
         // Device tokens issued before the change no longer spare anyone a lockout, but the one

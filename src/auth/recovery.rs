@@ -3,9 +3,13 @@
 //!
 //! Each link carries a token of 256 random bits, stored only as its hash with the address it was
 //! sent to, single use, short-lived, and good only where it belongs (a reset token does nothing
-//! at `verify-email`, and stays usable). The requests that mail a link to an address anyone can
+//! at `verify-email`, and stays usable). Each is bound to the account's credential epoch as it
+//! was when the request that sent it was checked: a password change or reset, logout-all and any
+//! change of a second factor move the epoch on, so a link an attacker asked for before the owner
+//! took the account back stops working. The requests that mail a link to an address anyone can
 //! name (resend, forgot) answer the same, in about the same time, whether the account exists or
-//! not, and take from the same budgets as login.
+//! not; they take from the IP budget of login and from a mail budget of the account, never from
+//! its login budget, so that asking for someone's mail cannot keep them from signing in.
 
 use std::time::{Duration, Instant};
 
@@ -14,7 +18,7 @@ use super::lockout::{device_lock_key, email_lock_key};
 use super::{AuthError, AuthService, Principal, RequestContext, UserView, tokens};
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::config::EmailVerification;
-use crate::domain::{Email, Password, UserId};
+use crate::domain::{Email, Password};
 use crate::mail::Message;
 use crate::store::{LockKey, NewEmailToken, StoreError, TokenPurpose, UserRecord};
 
@@ -24,12 +28,9 @@ const ANSWER_FLOOR: Duration = Duration::from_millis(150);
 
 impl AuthService {
     /// Mails a verification link for `address` to it.
-    pub(super) async fn send_verification(
-        &self,
-        user: UserId,
-        address: &Email,
-    ) -> Result<(), AuthError> {
+    pub(super) async fn send_verification(&self, user: &UserRecord) -> Result<(), AuthError> {
         let ttl = self.settings.mail.email_token_ttl;
+        let address = &user.email;
         self.issue_link(user, address, TokenPurpose::Verify, ttl, false, |token| {
             self.templates.verify(address.as_str(), token)
         })
@@ -39,7 +40,7 @@ impl AuthService {
     /// Stores a fresh token and queues the message that carries it, in one transaction.
     async fn issue_link(
         &self,
-        user: UserId,
+        user: &UserRecord,
         address: &Email,
         purpose: TokenPurpose,
         ttl: Duration,
@@ -51,11 +52,12 @@ impl AuthService {
         let mail = self.outbox.seal(&compose(&token)).map_err(internal)?;
         let record = NewEmailToken {
             hash: tokens::hash_token(&token),
-            user,
+            user: user.id,
             purpose,
             address: address.clone(),
             created_at: now,
             expires_at: now + chrono::Duration::from_std(ttl).map_err(internal)?,
+            epoch: user.credential_epoch,
         };
         self.outbox.store().issue_token(&record, void_older, &mail).await?;
         self.outbox.queued();
@@ -115,15 +117,19 @@ impl AuthService {
         Err(AuthError::InvalidMailToken)
     }
 
-    /// The start of a request that mails a link to an address anyone can name: the login
-    /// budgets of the IP and of the attempted email, then the account, if there is one.
+    /// The start of a request that mails a link to an address anyone can name: the IP budget,
+    /// then the account, if there is one and the address's mail budget has room (over it the
+    /// request answers the same and sends nothing).
     async fn mail_request_for(
         &self,
         context: &RequestContext,
         email: &str,
     ) -> Result<(String, Option<UserRecord>), AuthError> {
         let attempted = Email::normalise_key(email);
-        self.limit_credential_request(context, Some(Account::Email(&attempted))).await?;
+        self.limit_credential_request(context, None).await?;
+        if !self.mail_budget_has_room(context, &attempted).await? {
+            return Ok((attempted, None));
+        }
         let user = self.find_user(email).await?;
         Ok((attempted, user))
     }
@@ -138,7 +144,7 @@ impl AuthService {
         let (_, user) = self.mail_request_for(context, email).await?;
         let wanted = self.settings.mail.verification != EmailVerification::Off;
         if let Some(user) = user.filter(|u| wanted && !u.email_verified) {
-            self.send_verification(user.id, &user.email).await?;
+            self.send_verification(&user).await?;
         }
         answer_no_sooner(started).await;
         Ok(())
@@ -163,7 +169,7 @@ impl AuthService {
         match &user {
             Some(user) => {
                 let ttl = self.settings.mail.password_reset_ttl;
-                self.issue_link(user.id, &user.email, TokenPurpose::Reset, ttl, true, |token| {
+                self.issue_link(user, &user.email, TokenPurpose::Reset, ttl, true, |token| {
                     self.templates.reset(user.email.as_str(), token)
                 })
                 .await?;
@@ -171,7 +177,7 @@ impl AuthService {
             }
             None => {
                 event.outcome = Outcome::Failure;
-                event = event.detail("unknown email: nothing sent");
+                event = event.detail("unknown email or mail budget spent: nothing sent");
             }
         }
         self.audit.record(event).await?;
@@ -179,8 +185,10 @@ impl AuthService {
         Ok(())
     }
 
-    /// `POST /v1/auth/password/reset`: replaces the password, ends every session, lifts the
-    /// lockout and counts the address as verified. Second factors stay.
+    /// `POST /v1/auth/password/reset`: replaces the password, ends every session, forgets every
+    /// device, lifts the lockout and counts the address as verified. Second factors stay, unless
+    /// this reset is the first proof that the address is the owner's: then whoever registered
+    /// it may have added them (a pre-account hijack), and they go.
     pub async fn reset_password(
         &self,
         context: &RequestContext,
@@ -210,20 +218,34 @@ impl AuthService {
             return Err(AuthError::InvalidMailToken);
         }
         self.users.set_password_hash(user.id, &password_hash).await?;
+        // Every other link still in a mailbox stops working with this reset.
+        self.users.bump_credential_epoch(user.id).await?;
+        let first_proof =
+            !user.email_verified && self.settings.mail.verification != EmailVerification::Off;
         self.users.set_email_verified(user.id, true).await?;
         let now = self.now();
-        // Any other reset link still in a mailbox stops working with this reset.
         store.void_tokens(user.id, TokenPurpose::Reset, now).await?;
         let ended = self.sessions.revoke_sessions_of(user.id, None, now).await?;
         let forgotten = self.users.forget_devices(user.id, None).await?;
-        self.factors.store.drop_challenges(user.id).await?;
+        let removed = if first_proof {
+            self.factors.store.remove_factors(user.id).await?
+        } else {
+            self.factors.store.drop_challenges(user.id).await?;
+            0
+        };
         self.lift_locks(context, user.email.as_str(), Some(user.id), "password reset").await?;
+        let mut detail = format!("{ended} sessions ended, {forgotten} devices forgotten");
+        if first_proof {
+            detail.push_str(&format!(
+                ", first proof of the address: {removed} second factors and passkeys removed"
+            ));
+        }
         let event = AuditEvent::new(EventType::PasswordReset, Outcome::Success, context, now)
             .user(user.id)
             .email(user.email.as_str())
-            .detail(format!("{ended} sessions ended, {forgotten} devices forgotten"));
+            .detail(detail);
         self.audit.record(event).await?;
-        self.notify(self.templates.password_reset(user.email.as_str())).await
+        self.notify(self.templates.password_reset(user.email.as_str(), first_proof)).await
     }
 
     /// `POST /v1/auth/email`: after the password, mails a confirmation link to the new address
@@ -246,7 +268,7 @@ impl AuthService {
             return Err(AuthError::EmailTaken);
         }
         let ttl = self.settings.mail.email_token_ttl;
-        self.issue_link(user.id, &new_email, TokenPurpose::ChangeEmail, ttl, true, |token| {
+        self.issue_link(&user, &new_email, TokenPurpose::ChangeEmail, ttl, true, |token| {
             self.templates.confirm_new_address(new_email.as_str(), token)
         })
         .await?;
@@ -295,6 +317,22 @@ impl AuthService {
         password: &str,
         what: &str,
     ) -> Result<(), AuthError> {
+        let lock_key =
+            self.count_current_password(context, principal, user, password, what).await?;
+        self.forgive(&lock_key).await
+    }
+
+    /// Checks the signed-in user's password as `check_current_password` does, but leaves the
+    /// counted attempt in place when it is right: the caller settles it (a second factor may
+    /// still have to follow). Returns the lock that counted it.
+    pub(super) async fn count_current_password(
+        &self,
+        context: &RequestContext,
+        principal: &Principal,
+        user: &UserRecord,
+        password: &str,
+        what: &str,
+    ) -> Result<LockKey, AuthError> {
         let lock_key = self.session_lock_key(principal, user).await?;
         let locks = self.begin_attempt(&lock_key).await?;
         if !self.check_counted_password(&lock_key, Password::new(password), Some(user)).await? {
@@ -310,7 +348,7 @@ impl AuthService {
             }
             return Err(AuthError::InvalidCredentials);
         }
-        self.forgive(&lock_key).await
+        Ok(lock_key)
     }
 
     /// The lock that holds a signed-in session's credential checks: its device's, if it logged

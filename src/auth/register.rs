@@ -79,11 +79,8 @@ impl AuthService {
             Err(other) => return Err(other.into()),
         }
         self.audit.record(event(Outcome::Success).user(user.id)).await?;
-        if self.settings.mail.verification != EmailVerification::Off {
-            self.send_verification(user.id, &user.email).await?;
-        }
         let NewUser { id, email, password_hash, roles, created_at } = user;
-        Ok(UserRecord {
+        let record = UserRecord {
             id,
             email,
             password_hash,
@@ -93,7 +90,12 @@ impl AuthService {
             factors: Factors::default(),
             disabled: false,
             last_login_at: None,
-        })
+            credential_epoch: 0,
+        };
+        if self.settings.mail.verification != EmailVerification::Off {
+            self.send_verification(&record).await?;
+        }
+        Ok(record)
     }
 }
 

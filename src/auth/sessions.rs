@@ -33,6 +33,8 @@ impl AuthService {
                 session: token.session,
                 roles: token.roles,
                 device: session.device,
+                amr: session.amr,
+                signed_in_at: session.created_at,
             }),
             _ => Err(AuthError::Unauthorized),
         }
@@ -97,6 +99,8 @@ impl AuthService {
     ) -> Result<(), AuthError> {
         self.limit_credential_request(context, Some(Account::User(principal.user))).await?;
         let count = self.sessions.revoke_sessions_of(principal.user, None, self.now()).await?;
+        // Signing out everywhere takes the account back: links mailed before it stop working.
+        self.users.bump_credential_epoch(principal.user).await?;
         let event = AuditEvent::new(EventType::LogoutAll, Outcome::Success, context, self.now())
             .user(principal.user)
             .detail(format!("{count} sessions revoked"));

@@ -25,6 +25,11 @@ impl Amr {
         Amr(if user_verified { possession | 1 << 4 } else { possession })
     }
 
+    /// Whether the login proved two factors.
+    pub fn is_multi_factor(self) -> bool {
+        self.0 & 1 << 4 != 0
+    }
+
     /// The methods' names, in the claim's order.
     pub fn names(self) -> Vec<&'static str> {
         METHODS.iter().filter(|(_, bit)| self.0 & bit != 0).map(|(name, _)| *name).collect()

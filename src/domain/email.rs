@@ -127,7 +127,7 @@ fn canonical_domain(domain: &str) -> (String, bool) {
 
 /// Unicode's `Default_Ignorable_Code_Point` property (DerivedCoreProperties.txt, Unicode 16;
 /// UAX #44 §5.3), reserved ranges included so that a later Unicode version adds nothing here.
-fn is_default_ignorable(c: char) -> bool {
+pub fn is_default_ignorable(c: char) -> bool {
     matches!(
         c,
         '\u{ad}'

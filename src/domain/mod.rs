@@ -20,7 +20,7 @@ mod text;
 pub use amr::Amr;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use context::RequestContext;
-pub use email::{Email, EmailError};
+pub use email::{Email, EmailError, is_default_ignorable};
 pub use ids::{SessionId, UserId};
 pub use lockout::{AttemptGate, FAILURE_MEMORY, LockoutPolicy, PERMANENT_LOCK_MS};
 pub use password::{Password, PasswordPolicy, PolicyViolation};

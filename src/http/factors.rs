@@ -14,7 +14,8 @@ use super::cookie::{CookiePolicy, pair_response};
 use super::extract::{Authenticated, Context, JsonBody, OptionalJsonBody};
 use super::openapi::problems;
 use crate::auth::{
-    AuthService, PasskeyOptions, PasskeyView, RecoveryCodes, SecondFactor, TokenPair, TotpEnrolment,
+    AuthService, PasskeyOptions, PasskeyView, Proof, RecoveryCodes, SecondFactor, TokenPair,
+    TotpEnrolment,
 };
 use crate::error::ApiError;
 
@@ -43,6 +44,21 @@ pub struct CodeOnly {
 pub struct PasswordAndCode {
     password: String,
     code: Option<String>,
+}
+
+/// The proof a passkey change asks for: the password and, with TOTP on, a code. Left out (or
+/// `{}`), the session's own sign-in must be recent enough.
+#[derive(Deserialize, ToSchema)]
+pub struct PasskeyChangeProof {
+    password: Option<String>,
+    code: Option<String>,
+}
+
+impl PasskeyChangeProof {
+    fn proof(&self) -> Option<Proof<'_>> {
+        let password = self.password.as_deref()?;
+        Some(Proof { password, code: self.code.as_deref() })
+    }
 }
 
 /// A registration's result: `credential` is what `PublicKeyCredential.toJSON()` gives.
@@ -199,7 +215,10 @@ pub async fn regenerate_recovery_codes(
     Ok(Json(auth.regenerate_recovery_codes(&context, &principal, &body.password, code).await?))
 }
 
-problems!(RegistrationOptionsProblems: [Unauthorized, Conflict, RateLimited, ServiceUnavailable]);
+problems!(RegistrationOptionsProblems: JSON_BODY, [
+    Unauthorized, InvalidCredentials, InvalidMfaCode, Conflict, AccountLocked, RateLimited,
+    ServiceUnavailable,
+]);
 
 /// POST /v1/auth/passkeys/register/options: starts a passkey registration.
 #[utoipa::path(
@@ -207,7 +226,10 @@ problems!(RegistrationOptionsProblems: [Unauthorized, Conflict, RateLimited, Ser
     summary = "Options for a passkey registration",
     description = "publicKey is a PublicKeyCredentialCreationOptionsJSON (WebAuthn Level 3), for \
         PublicKeyCredential.parseCreationOptionsFromJSON. The challenge is single use and \
-        expires in 5 minutes.",
+        expires in 5 minutes. The body is the same proof as enrolling TOTP (the password, and \
+        a code with TOTP on); it may be left out when the session signed in less than 5 \
+        minutes ago with as much.",
+    request_body(content = Option<PasskeyChangeProof>),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The options", body = PasskeyOptions),
@@ -218,8 +240,10 @@ pub async fn passkey_registration_options(
     State(auth): State<Arc<AuthService>>,
     Context(context): Context,
     Authenticated(principal): Authenticated,
+    OptionalJsonBody(body): OptionalJsonBody<PasskeyChangeProof>,
 ) -> Result<Json<PasskeyOptions>, ApiError> {
-    Ok(Json(auth.passkey_registration_options(&context, &principal).await?))
+    let proof = body.as_ref().and_then(PasskeyChangeProof::proof);
+    Ok(Json(auth.passkey_registration_options(&context, &principal, proof).await?))
 }
 
 problems!(AddPasskeyProblems: JSON_BODY, [
@@ -264,12 +288,19 @@ pub async fn passkeys(
     Ok(Json(PasskeyList { passkeys: auth.passkeys(&context, &principal).await? }))
 }
 
-problems!(RemovePasskeyProblems: [Unauthorized, NotFound, RateLimited, ServiceUnavailable]);
+problems!(RemovePasskeyProblems: JSON_BODY, [
+    Unauthorized, InvalidCredentials, InvalidMfaCode, NotFound, AccountLocked, RateLimited,
+    ServiceUnavailable,
+]);
 
 /// DELETE /v1/auth/passkeys/{id}: removes one of the caller's passkeys; 404 for any other.
 #[utoipa::path(
     delete, path = "/v1/auth/passkeys/{id}", tag = "passkeys", summary = "Remove a passkey",
+    description = "The body is the same proof as enrolling TOTP (the password, and a code with \
+        TOTP on); it may be left out when the session signed in less than 5 minutes ago with \
+        as much.",
     params(("id" = uuid::Uuid, Path, description = "The passkey's id")),
+    request_body(content = Option<PasskeyChangeProof>),
     security(("bearer" = [])),
     responses((status = 204, description = "The passkey is removed"), RemovePasskeyProblems),
 )]
@@ -278,9 +309,11 @@ pub async fn remove_passkey(
     Context(context): Context,
     Authenticated(principal): Authenticated,
     Path(id): Path<String>,
+    OptionalJsonBody(body): OptionalJsonBody<PasskeyChangeProof>,
 ) -> Result<StatusCode, ApiError> {
     let id = uuid::Uuid::parse_str(&id).map_err(|_| ApiError::not_found())?;
-    auth.remove_passkey(&context, &principal, &id.to_string()).await?;
+    let proof = body.as_ref().and_then(PasskeyChangeProof::proof);
+    auth.remove_passkey(&context, &principal, &id.to_string(), proof).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

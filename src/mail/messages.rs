@@ -102,13 +102,31 @@ impl Templates {
         )
     }
 
-    pub fn password_reset(&self, to: &str) -> Message {
+    /// The password was reset. `factors_removed`: the reset was the first proof that this
+    /// address is the owner's, so the second factors and passkeys added before it were removed.
+    pub fn password_reset(&self, to: &str, factors_removed: bool) -> Message {
+        let mut text = "The password of your account was just reset with a link sent to this \
+             address, and every session was signed out. If it was not you, reset your password \
+             again and check your mailbox's security."
+            .to_owned();
+        if factors_removed {
+            text.push_str(
+                "\n\nThis reset was the first proof that this address is yours, so the \
+                 two-step verification, recovery codes, passkeys and remembered devices added \
+                 to the account before it were removed: whoever registered the address may \
+                 have added them. Add your own again once you are signed in.",
+            );
+        }
+        self.message(to, "your password was reset", text)
+    }
+
+    pub fn recovery_codes_replaced(&self, to: &str) -> Message {
         self.message(
             to,
-            "your password was reset",
-            "The password of your account was just reset with a link sent to this address, and \
-             every session was signed out. If it was not you, reset your password again and \
-             check your mailbox's security."
+            "your recovery codes were replaced",
+            "New recovery codes were just made for your account, and the old ones stopped \
+             working. If it was not you, reset your password at once and sign in again to \
+             check your factors."
                 .to_owned(),
         )
     }

@@ -341,6 +341,7 @@ pub async fn build_auth(
                 ip: settings.rate_limit_ip,
                 account: settings.rate_limit_account,
                 reads: settings.rate_limit_reads,
+                mail: settings.rate_limit_mail,
             },
             lockout: lockout_policy(settings),
             session_lifetime: settings.session_lifetime,

@@ -84,6 +84,9 @@ pub trait UserStore: Send + Sync {
     async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError>;
     async fn set_password_hash(&self, id: UserId, hash: &str) -> Result<(), StoreError>;
     async fn set_email_verified(&self, id: UserId, verified: bool) -> Result<(), StoreError>;
+    /// Moves the account's credential epoch on: every mail token issued under an earlier one
+    /// stops working.
+    async fn bump_credential_epoch(&self, id: UserId) -> Result<(), StoreError>;
     /// Up to `limit` accounts, newest first (creation time, then id), after `after`; with
     /// `prefix`, only those whose (normalised) email starts with it.
     async fn list_users(

@@ -37,6 +37,8 @@ pub struct UserRecord {
     /// Refused at login, by an admin.
     pub disabled: bool,
     pub last_login_at: Option<Timestamp>,
+    /// Moves on with every change of the credentials (see `UserStore::bump_credential_epoch`).
+    pub credential_epoch: i64,
 }
 
 /// Where a page of accounts ends: the last account's creation time and id.
@@ -157,6 +159,9 @@ pub struct NewEmailToken {
     pub address: Email,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
+    /// The account's credential epoch when the request that sent it was checked: the token
+    /// works only while the account is still at that epoch.
+    pub epoch: i64,
 }
 
 /// A current token: whose it is and the address it was sent to.

@@ -82,6 +82,8 @@ pub struct Tamper {
     pub no_user_presence: bool,
     /// Uses this credential (by id) whatever the options allow.
     pub credential_id: Option<Vec<u8>>,
+    /// Says `crossOrigin: true` in clientDataJSON, as a ceremony in a cross-origin iframe does.
+    pub cross_origin: bool,
 }
 
 /// The authenticator: its credentials and how it behaves.
@@ -177,7 +179,7 @@ impl Authenticator {
 
         let kind = tamper.client_data_type.as_deref().unwrap_or("webauthn.create");
         let client_data =
-            client_data_json(kind, &challenge, tamper.origin.as_deref().unwrap_or(origin));
+            client_data_json(kind, &challenge, tamper.origin.as_deref().unwrap_or(origin), tamper);
 
         self.credentials.push(Credential { id: id.clone(), rp_id, user_handle, counter: 0, key });
         json!({
@@ -242,7 +244,7 @@ impl Authenticator {
 
         let kind = tamper.client_data_type.as_deref().unwrap_or("webauthn.get");
         let client_data =
-            client_data_json(kind, &challenge, tamper.origin.as_deref().unwrap_or(origin));
+            client_data_json(kind, &challenge, tamper.origin.as_deref().unwrap_or(origin), tamper);
         let mut signed = auth_data.clone();
         signed.extend_from_slice(&Sha256::digest(client_data.as_bytes()));
         let signature: Signature = credential.key.sign(&signed);
@@ -272,13 +274,14 @@ impl Authenticator {
 }
 
 /// clientDataJSON as a browser writes it: `type` first, then `challenge`, `origin`, `crossOrigin`.
-fn client_data_json(kind: &str, challenge: &str, origin: &str) -> String {
+fn client_data_json(kind: &str, challenge: &str, origin: &str, tamper: &Tamper) -> String {
     let quoted = |s: &str| serde_json::to_string(s).unwrap();
     format!(
-        r#"{{"type":{},"challenge":{},"origin":{},"crossOrigin":false}}"#,
+        r#"{{"type":{},"challenge":{},"origin":{},"crossOrigin":{}}}"#,
         quoted(kind),
         quoted(challenge),
-        quoted(origin)
+        quoted(origin),
+        tamper.cross_origin
     )
 }
 

@@ -82,8 +82,8 @@ impl MailStore for SqlStore {
         }
         sqlx::query(
             "INSERT INTO email_tokens
-                 (token_hash, user_id, purpose, address, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+                 (token_hash, user_id, purpose, address, created_at, expires_at, credential_epoch)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&token.hash.0[..])
         .bind(token.user.to_string())
@@ -91,6 +91,7 @@ impl MailStore for SqlStore {
         .bind(token.address.as_str())
         .bind(millis(token.created_at))
         .bind(millis(token.expires_at))
+        .bind(token.epoch)
         .execute(&mut *tx)
         .await
         .map_err(&failed)?;
@@ -123,7 +124,9 @@ impl MailStore for SqlStore {
     ) -> Result<Option<EmailTokenRecord>, StoreError> {
         let row: Option<TokenRow> = sqlx::query_as(
             "SELECT user_id, address FROM email_tokens
-             WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3",
+             WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3
+               AND credential_epoch =
+                   (SELECT u.credential_epoch FROM users u WHERE u.id = email_tokens.user_id)",
         )
         .bind(&hash.0[..])
         .bind(purpose.as_str())
@@ -143,6 +146,8 @@ impl MailStore for SqlStore {
         let row: Option<TokenRow> = sqlx::query_as(
             "UPDATE email_tokens SET used_at = $1
              WHERE token_hash = $2 AND purpose = $3 AND used_at IS NULL AND expires_at > $1
+               AND credential_epoch =
+                   (SELECT u.credential_epoch FROM users u WHERE u.id = email_tokens.user_id)
              RETURNING user_id, address",
         )
         .bind(millis(now))

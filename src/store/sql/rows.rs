@@ -13,6 +13,7 @@ use crate::store::{Factors, SessionRecord, SigningKeyRecord, StoreError, TokenHa
 macro_rules! user_columns {
     () => {
         "id, email, password_hash, roles, created_at, email_verified, disabled, last_login_at,
+         credential_epoch,
          (SELECT COUNT(*) FROM totp_factors t
           WHERE t.user_id = users.id AND t.confirmed_at IS NOT NULL) AS totp,
          (SELECT COUNT(*) FROM passkeys p WHERE p.user_id = users.id) AS passkeys"
@@ -29,6 +30,7 @@ pub struct UserRow {
     email_verified: i64,
     disabled: i64,
     last_login_at: Option<i64>,
+    credential_epoch: i64,
     totp: i64,
     passkeys: i64,
 }
@@ -47,6 +49,7 @@ impl TryFrom<UserRow> for UserRecord {
             factors: Factors { totp: row.totp > 0, passkeys: row.passkeys > 0 },
             disabled: row.disabled != 0,
             last_login_at: row.last_login_at.map(from_millis).transpose()?,
+            credential_epoch: row.credential_epoch,
         })
     }
 }

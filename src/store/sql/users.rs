@@ -69,6 +69,15 @@ impl UserStore for SqlStore {
         Ok(())
     }
 
+    async fn bump_credential_epoch(&self, id: UserId) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET credential_epoch = credential_epoch + 1 WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&self.write)
+            .await
+            .map_err(failed("move the credential epoch on"))?;
+        Ok(())
+    }
+
     async fn list_users(
         &self,
         prefix: Option<&str>,
