@@ -530,19 +530,7 @@ async fn a_pending_email_change_dies_when_the_owner_takes_the_account_back() -> 
                 assert_eq!(done.status(), StatusCode::NO_CONTENT);
             }
             _ => {
-                let body = json!({"password": PASSWORD});
-                let started =
-                    app.request(Method::POST, "/v1/auth/mfa/totp", Some(&access), Some(body));
-                let started = ok_json(started.await).await;
-                let secret =
-                    common::totp::base32_decode(str_of(&started, "secret")).expect("base32");
-                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
-                let code = common::totp::code_at(&secret, i64::try_from(now.as_secs())?);
-                let body = json!({"code": code});
-                let confirmed = app
-                    .request(Method::POST, "/v1/auth/mfa/totp/confirm", Some(&access), Some(body))
-                    .await;
-                ok_json(confirmed).await;
+                turn_totp_on(&app, &access, PASSWORD, 0).await;
             }
         }
         let used = post(&app, "/v1/auth/verify-email", json!({"token": token})).await;
@@ -577,28 +565,7 @@ async fn a_reset_that_first_proves_the_address_removes_the_factors_added_before_
     let (app, sink) = app_with_sink(&[]).await;
     // The attacker registers the victim's address and adds TOTP; it stays unverified.
     let pair = app.signed_in("victim@example.com").await;
-    let access = str_of(&pair, "access_token").to_owned();
-    let started = app
-        .request(
-            Method::POST,
-            "/v1/auth/mfa/totp",
-            Some(&access),
-            Some(json!({"password": PASSWORD})),
-        )
-        .await;
-    let started = ok_json(started).await;
-    let secret = common::totp::base32_decode(str_of(&started, "secret")).expect("base32");
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
-    let code = common::totp::code_at(&secret, i64::try_from(now.as_secs())?);
-    let confirmed = app
-        .request(
-            Method::POST,
-            "/v1/auth/mfa/totp/confirm",
-            Some(&access),
-            Some(json!({"code": code})),
-        )
-        .await;
-    ok_json(confirmed).await;
+    turn_totp_on(&app, str_of(&pair, "access_token"), PASSWORD, 0).await;
     let attackers_device = str_of(&pair, "device_token").to_owned();
 
     // The victim resets the password through the mail and signs in with the password alone.
@@ -625,27 +592,8 @@ async fn a_reset_that_first_proves_the_address_removes_the_factors_added_before_
     assert!(notice.data.contains("first proof"), "{}", notice.data);
 
     // A reset of a verified account keeps its factors.
-    let access = str_of(&signed_in, "access_token").to_owned();
-    let started = app
-        .request(
-            Method::POST,
-            "/v1/auth/mfa/totp",
-            Some(&access),
-            Some(json!({"password": "Owners-Own-Horse-77"})),
-        )
-        .await;
-    let started = ok_json(started).await;
-    let secret = common::totp::base32_decode(str_of(&started, "secret")).expect("base32");
-    let code = common::totp::code_at(&secret, i64::try_from(now.as_secs())? + 30);
-    let confirmed = app
-        .request(
-            Method::POST,
-            "/v1/auth/mfa/totp/confirm",
-            Some(&access),
-            Some(json!({"code": code})),
-        )
-        .await;
-    ok_json(confirmed).await;
+    let access = str_of(&signed_in, "access_token");
+    turn_totp_on(&app, access, "Owners-Own-Horse-77", 1).await;
     post(&app, "/v1/auth/password/forgot", json!({"email": "victim@example.com"})).await;
     let mails = mail_to(&sink, "victim@example.com", 6).await;
     let reset = mails
@@ -660,6 +608,26 @@ async fn a_reset_that_first_proves_the_address_removes_the_factors_added_before_
     Ok(())
 }
 
+/// Turns TOTP on for the session of `access` with a code `steps` after the current 30 s step of
+/// the wall clock (the server's); returns the secret.
+async fn turn_totp_on(app: &TestApp, access: &str, password: &str, steps: i64) -> Vec<u8> {
+    let body = json!({"password": password});
+    let started = app.request(Method::POST, "/v1/auth/mfa/totp", Some(access), Some(body)).await;
+    let started = ok_json(started).await;
+    let secret = common::totp::base32_decode(str_of(&started, "secret")).expect("base32");
+    let code = common::totp::code_at(&secret, unix_now() + 30 * steps);
+    let body = json!({"code": code});
+    let confirmed =
+        app.request(Method::POST, "/v1/auth/mfa/totp/confirm", Some(access), Some(body)).await;
+    ok_json(confirmed).await;
+    secret
+}
+
+fn unix_now() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    i64::try_from(now.as_secs()).unwrap()
+}
+
 /// The hash under which the store keeps a token: SHA-256 of its text.
 fn portcullis_token_hash(token: &str) -> Vec<u8> {
     use sha2::Digest;
@@ -671,23 +639,8 @@ async fn new_recovery_codes_send_a_notice() -> TestResult {
     let (app, sink) = app_with_sink(&[("PORTCULLIS_EMAIL_VERIFICATION", "off")]).await;
     let pair = app.signed_in("nora@example.com").await;
     let access = str_of(&pair, "access_token").to_owned();
-    let started = app
-        .request(
-            Method::POST,
-            "/v1/auth/mfa/totp",
-            Some(&access),
-            Some(json!({"password": PASSWORD})),
-        )
-        .await;
-    let started = ok_json(started).await;
-    let secret = common::totp::base32_decode(str_of(&started, "secret")).expect("base32");
-    let now = i64::try_from(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs(),
-    )?;
-    let confirm = json!({"code": common::totp::code_at(&secret, now)});
-    let confirmed =
-        app.request(Method::POST, "/v1/auth/mfa/totp/confirm", Some(&access), Some(confirm)).await;
-    ok_json(confirmed).await;
+    let secret = turn_totp_on(&app, &access, PASSWORD, 0).await;
+    let now = unix_now();
     let body = json!({"password": PASSWORD, "code": common::totp::code_at(&secret, now + 30)});
     let codes =
         app.request(Method::POST, "/v1/auth/mfa/recovery-codes", Some(&access), Some(body)).await;
