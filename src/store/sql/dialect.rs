@@ -82,6 +82,18 @@ impl Dialect {
         }
     }
 
+    /// The statement that opens every change that could take an enabled admin away, so that
+    /// its check sees every such change committed before it. PostgreSQL, under READ COMMITTED,
+    /// lets two transactions each change one admin while each still sees the other's as
+    /// enabled: a transaction-scoped advisory lock serialises them. SQLite has one writer, and
+    /// the change is its transaction's first statement, so it holds the write lock already.
+    pub(super) fn serialise_admin_changes(self) -> Option<&'static str> {
+        match self {
+            Self::Sqlite => None,
+            Self::Postgres => Some("SELECT 1 FROM pg_advisory_xact_lock(7402310318542150401)"),
+        }
+    }
+
     pub fn migrator(self) -> &'static Migrator {
         match self {
             Self::Sqlite => &SQLITE_MIGRATIONS,
