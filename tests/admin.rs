@@ -1157,6 +1157,25 @@ async fn every_admin_action_is_audited_with_the_admin_as_actor() -> TestResult {
     Ok(())
 }
 
+#[tokio::test]
+async fn an_unlock_by_an_admin_is_audited_with_the_admin_as_actor() -> TestResult {
+    let app = spawn().await;
+    let admin = root(&app).await;
+    let id = str_of(&registered(&app, "uma@example.com").await, "id").to_owned();
+    let path = format!("{}/unlock", user_path(&id));
+    let unlocked = call(&app, Method::POST, &path, Some(&admin.token), None).await;
+    assert_eq!(unlocked.status(), StatusCode::NO_CONTENT);
+    assert_eq!(common::run_cli(&app, &["user", "unlock", "--email", "uma@example.com"]), Some(0));
+
+    let unlocks = trail(&app, &admin, &format!("type=unlock&user_id={id}")).await;
+    assert_eq!(unlocks.len(), 2, "{unlocks:?}");
+    let (by_cli, by_admin) = (&unlocks[0], &unlocks[1]);
+    assert_eq!(by_admin["actor_id"], admin.id.as_str(), "{by_admin}");
+    assert_eq!(by_admin["user_id"], id.as_str(), "{by_admin}");
+    assert!(by_cli.get("actor_id").is_some_and(Value::is_null), "{by_cli}");
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Listing.
 

@@ -38,7 +38,7 @@ pub async fn unlock_user(
 ) -> Result<StatusCode, ApiError> {
     auth.require_admin(&principal).await?;
     let user = UserId::parse(&id).ok_or_else(ApiError::not_found)?;
-    auth.unlock_user(&context, user, &format!("admin {}", principal.user)).await?;
+    auth.unlock_user(&context, principal.user, user).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
