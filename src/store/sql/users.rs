@@ -1,9 +1,10 @@
 //! `UserStore` on SQL: accounts and the devices they logged in from.
 
 use async_trait::async_trait;
+use futures_util::FutureExt;
 
 use super::rows::{UserRow, roles_column};
-use super::{SqlStore, failed};
+use super::{SqlStore, failed, losses};
 use crate::domain::{Email, Role, UserId};
 use crate::store::codec::millis;
 use crate::store::{
@@ -44,24 +45,26 @@ impl UserStore for SqlStore {
 
     async fn user_by_email(&self, email: &Email) -> Result<Option<UserRecord>, StoreError> {
         const SQL: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE email = $1");
-        let row: Option<UserRow> = sqlx::query_as(SQL)
-            .bind(email.as_str())
-            .fetch_optional(&self.read)
-            .await
-            .map_err(failed("read user by email"))?;
+        // Every login reads it: tried once more if its connection turns out lost.
+        let email = email.as_str().to_owned();
+        let row: Option<UserRow> = losses::read(&self.read, |connection| {
+            sqlx::query_as(SQL).bind(email.clone()).fetch_optional(connection).boxed()
+        })
+        .await
+        .map_err(failed("read user by email"))?;
         row.map(UserRecord::try_from).transpose()
     }
 
     async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
         const SQL: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
-        let failed = failed("read user by id");
-        let mut hot = self.hot.get().await.map_err(&failed)?;
-        let row: Option<UserRow> = sqlx::query_as(SQL)
-            .bind(id.to_string())
-            .fetch_optional(hot.connection().map_err(&failed)?)
+        let id = id.to_string();
+        let row: Option<UserRow> = self
+            .hot
+            .read(|connection| {
+                sqlx::query_as(SQL).bind(id.clone()).fetch_optional(connection).boxed()
+            })
             .await
-            .map_err(failed)?;
-        hot.keep();
+            .map_err(failed("read user by id"))?;
         row.map(UserRecord::try_from).transpose()
     }
 
