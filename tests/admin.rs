@@ -608,6 +608,82 @@ async fn an_admin_cannot_demote_disable_or_delete_itself_but_another_admin_can()
     Ok(())
 }
 
+#[tokio::test]
+async fn two_admins_demoting_or_disabling_each_other_at_once_leave_one_enabled_admin() -> TestResult
+{
+    let app = spawn().await;
+    let first = root(&app).await;
+    let body = json!({"email": "second@example.com", "password": PASSWORD, "roles": ["admin"]});
+    let second_id = str_of(&created_user(&app, &first, body).await, "id").to_owned();
+    let pair = app.logged_in("second@example.com", PASSWORD).await;
+    let second = Admin { token: str_of(&pair, "access_token").to_owned(), id: second_id };
+    let mut admins = [first, second];
+    let emails = [ROOT, "second@example.com"];
+    for round in 0..24 {
+        // Demotions, disables, and one of each.
+        let change = |which: usize| match (round % 3, which) {
+            (0, _) | (2, 0) => json!({"roles": ["user"]}),
+            _ => json!({"disabled": true}),
+        };
+        let (a, b) = tokio::join!(
+            patch(&app, &admins[0], &admins[1].id, change(0)),
+            patch(&app, &admins[1], &admins[0].id, change(1)),
+        );
+        let statuses = [a.status(), b.status()];
+        // The loser is refused: in its transaction, or already demoted, or already disabled.
+        let refused = [StatusCode::CONFLICT, StatusCode::FORBIDDEN, StatusCode::UNAUTHORIZED];
+        for status in statuses {
+            assert!(
+                status == StatusCode::OK || refused.contains(&status),
+                "round {round}: {statuses:?}"
+            );
+        }
+        let winners: Vec<usize> = (0..2).filter(|&i| statuses[i] == StatusCode::OK).collect();
+        assert_eq!(winners.len(), 1, "round {round}: exactly one change wins: {statuses:?}");
+        let (winner, loser) = (winners[0], 1 - winners[0]);
+        let listed = list_all(&app, &admins[winner].token, "", 200).await;
+        let enabled_admins = listed
+            .iter()
+            .filter(|u| roles(u).contains(&"admin".to_owned()) && u["disabled"] == false)
+            .count();
+        assert_eq!(enabled_admins, 1, "round {round}: {listed:?}");
+        // The winner restores the other, which signs in again if it was disabled.
+        let restore = json!({"roles": ["admin"], "disabled": false});
+        patched(&app, &admins[winner], &admins[loser].id.clone(), restore).await;
+        let pair = app.logged_in(emails[loser], PASSWORD).await;
+        admins[loser].token = str_of(&pair, "access_token").to_owned();
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_last_enabled_admin_cannot_delete_its_own_account_but_one_of_two_can() -> TestResult {
+    let app = spawn().await;
+    let admin = root(&app).await;
+    let delete_me = |token: String| {
+        let body = json!({"password": PASSWORD});
+        let app = &app;
+        async move { app.request(Method::DELETE, "/v1/auth/me", Some(&token), Some(body)).await }
+    };
+    assert_problem(delete_me(admin.token.clone()).await, StatusCode::CONFLICT, "conflict").await;
+    let same = admin_user(&app, &admin, &admin.id).await;
+    assert_eq!(roles(&same), ["admin", "user"], "{same}");
+    assert!(same["sessions"].as_u64().unwrap() >= 1, "its sessions are kept: {same}");
+
+    // A disabled admin does not count: the only enabled one still cannot go.
+    let body = json!({"email": "second@example.com", "password": PASSWORD, "roles": ["admin"]});
+    let second = created_user(&app, &admin, body).await;
+    disable(&app, &admin, str_of(&second, "id")).await;
+    assert_problem(delete_me(admin.token.clone()).await, StatusCode::CONFLICT, "conflict").await;
+
+    // With another enabled admin, it can.
+    enable(&app, &admin, str_of(&second, "id")).await;
+    assert_eq!(delete_me(admin.token.clone()).await.status(), StatusCode::NO_CONTENT);
+    let login = app.login(ROOT, PASSWORD).await;
+    assert_problem(login, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Creating accounts.
 
@@ -1078,6 +1154,25 @@ async fn every_admin_action_is_audited_with_the_admin_as_actor() -> TestResult {
         let about = filtered.iter().filter(|e| e["user_id"] == id.as_str()).count();
         assert_eq!(about, count, "{kind}: {filtered:?}");
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unlock_by_an_admin_is_audited_with_the_admin_as_actor() -> TestResult {
+    let app = spawn().await;
+    let admin = root(&app).await;
+    let id = str_of(&registered(&app, "uma@example.com").await, "id").to_owned();
+    let path = format!("{}/unlock", user_path(&id));
+    let unlocked = call(&app, Method::POST, &path, Some(&admin.token), None).await;
+    assert_eq!(unlocked.status(), StatusCode::NO_CONTENT);
+    assert_eq!(common::run_cli(&app, &["user", "unlock", "--email", "uma@example.com"]), Some(0));
+
+    let unlocks = trail(&app, &admin, &format!("type=unlock&user_id={id}")).await;
+    assert_eq!(unlocks.len(), 2, "{unlocks:?}");
+    let (by_cli, by_admin) = (&unlocks[0], &unlocks[1]);
+    assert_eq!(by_admin["actor_id"], admin.id.as_str(), "{by_admin}");
+    assert_eq!(by_admin["user_id"], id.as_str(), "{by_admin}");
+    assert!(by_cli.get("actor_id").is_some_and(Value::is_null), "{by_cli}");
     Ok(())
 }
 

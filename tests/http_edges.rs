@@ -217,6 +217,37 @@ async fn health_and_readiness_answer() -> TestResult {
 }
 
 #[tokio::test]
+async fn a_control_character_in_any_query_parameter_is_a_validation_failure() -> TestResult {
+    let app = spawn().await;
+    common::create_admin(&app, "root@example.com");
+    let pair = app.logged_in("root@example.com", PASSWORD).await;
+    let token = common::str_of(&pair, "access_token");
+    for control in ["%00", "%1F", "%7F", "%C2%85"] {
+        for path in [
+            format!("/v1/admin/users?email=root{control}"),
+            format!("/v1/admin/users?email={control}&limit=5"),
+            format!("/v1/admin/users?limit=5&{control}=1"),
+            format!("/v1/auth/sessions?cursor=a{control}b"),
+            format!("/v1/admin/audit?type=login{control}"),
+        ] {
+            let response = app.get(&path, token).await;
+            let body =
+                assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
+                    .await;
+            assert!(body["detail"].as_str().unwrap().contains("control"), "{path}: {body}");
+        }
+        // Before any authentication, too.
+        let anonymous = app.client.get(app.url(&format!("/v1/auth/me?x={control}"))).send().await?;
+        assert_problem(anonymous, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    }
+    // Encoded printable characters, and no query, are fine.
+    let page =
+        common::ok_json(app.get("/v1/admin/users?email=root%40ex&limit=5", token).await).await;
+    assert_eq!(page["users"].as_array().map(Vec::len), Some(1), "{page}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn the_jwks_publishes_an_ed25519_key() -> TestResult {
     let app = spawn().await;
     let jwks: Value =

@@ -5,7 +5,10 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use common::{PASSWORD, TestResult, assert_problem, free_port, relay, str_of, wait_until_ready};
+use futures::future::join_all;
 use reqwest::StatusCode;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,6 +42,57 @@ async fn a_lost_database_answers_503_and_recovers_by_itself() -> TestResult {
     assert_eq!(wait_until_ready(&app).await, StatusCode::OK, "recovered without a restart");
     assert_eq!(app.get("/v1/auth/me", &access).await.status(), StatusCode::OK);
     assert_eq!(app.login("alice@example.com", PASSWORD).await.status(), StatusCode::OK);
+    Ok(())
+}
+
+/// Logins and `/me` requests at once, as many as the pool and the connections of every
+/// authenticated read hold; their statuses.
+async fn burst(app: &common::TestApp, email: &str, access: &str) -> Vec<StatusCode> {
+    let reads = (0..12).map(|_| async { app.get("/v1/auth/me", access).await.status() });
+    let logins = (0..4).map(|_| async { app.login(email, PASSWORD).await.status() });
+    let (reads, logins) = tokio::join!(join_all(reads), join_all(logins));
+    reads.into_iter().chain(logins).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_ready_again_after_the_database_restarts_no_request_fails_on_a_dead_connection()
+-> TestResult {
+    if !common::servers_answer("a restarted database", true, true).await {
+        return Ok(());
+    }
+    let (mut storage, owner) = common::new_postgres_storage().await;
+    let direct = storage.database_url.clone().unwrap();
+    let upstream = common::address_of(&direct, 5432);
+    let listen = free_port();
+    storage.database_url = Some(common::with_address(&direct, &listen.to_string()));
+    let mut link = relay(listen, upstream.clone());
+    let app = common::spawn_owning(storage, owner, &[]).await;
+    let email = "carol@example.com";
+    let pair = app.signed_in(email).await;
+    let access = str_of(&pair, "access_token").to_owned();
+
+    for round in 0..4 {
+        // Every connection has just been used, so none is tested before its next use...
+        let warm = burst(&app, email, &access).await;
+        assert!(warm.iter().all(|s| *s == StatusCode::OK), "round {round}: {warm:?}");
+        // ...when the database restarts at once: every connection open before is dead.
+        link.abort();
+        let _ = (&mut link).await;
+        link = relay(listen, upstream.clone());
+        let started = Instant::now();
+        loop {
+            let ready = app.client.get(app.url("/readyz")).send().await?.status();
+            if ready == StatusCode::OK {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "round {round}: not ready");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        for _ in 0..3 {
+            let after = burst(&app, email, &access).await;
+            assert!(after.iter().all(|s| *s == StatusCode::OK), "round {round}: {after:?}");
+        }
+    }
     Ok(())
 }
 

@@ -22,10 +22,10 @@ use portcullis::domain::{
 };
 use portcullis::metrics::Metrics;
 use portcullis::store::{
-    AuditStore, ChallengePurpose, ChallengeRecord, KeyStore, LockKey, LockoutStore, MailStore,
-    MfaStore, NewEmailToken, NewSession, NewUser, PasskeyRecord, QueuedMail, RateLimitStore,
-    Rotation, SessionCursor, SessionStore, SigningKeyRecord, StoreError, TokenHash, TokenPurpose,
-    UserStore,
+    AdminGuard, AuditStore, ChallengePurpose, ChallengeRecord, KeyStore, LockKey, LockoutStore,
+    MailStore, MfaStore, NewEmailToken, NewSession, NewUser, PasskeyRecord, QueuedMail,
+    RateLimitStore, Rotation, SessionCursor, SessionStore, SigningKeyRecord, StoreError, TokenHash,
+    TokenPurpose, UserStore,
 };
 
 mod backends {
@@ -686,6 +686,67 @@ async fn an_email_is_taken_once_and_users_read_back_as_written() {
         store.set_password_hash(id, "new-hash").await.unwrap();
         assert_eq!(store.user_by_id(id).await.unwrap().unwrap().password_hash, "new-hash");
         assert!(store.user_by_id(UserId::new()).await.unwrap().is_none(), "{name}");
+    }
+}
+
+async fn new_admin(users: &dyn UserStore, clock: &ManualClock) -> UserId {
+    let id = new_user(users, clock).await;
+    assert_eq!(users.set_roles(id, &[Role::User, Role::Admin]).await.unwrap(), AdminGuard::Done);
+    id
+}
+
+#[tokio::test]
+async fn no_change_takes_the_last_enabled_admin_away() {
+    for (name, store, _owner) in backends::sql().await {
+        let clock = ManualClock::new();
+        let users = store.as_ref();
+        // Without any admin, accounts change freely.
+        let plain = new_user(users, &clock).await;
+        assert_eq!(users.set_disabled(plain, true).await.unwrap(), AdminGuard::Done, "{name}");
+        assert!(!users.is_last_admin(plain).await.unwrap(), "{name}");
+        assert_eq!(users.delete_user(plain).await.unwrap(), AdminGuard::Done, "{name}");
+        assert_eq!(users.delete_user(plain).await.unwrap(), AdminGuard::NoAccount, "{name}");
+        assert_eq!(users.set_roles(plain, &[]).await.unwrap(), AdminGuard::NoAccount, "{name}");
+        assert_eq!(users.set_disabled(plain, true).await.unwrap(), AdminGuard::NoAccount);
+
+        let (a, b) = (new_admin(users, &clock).await, new_admin(users, &clock).await);
+        assert!(!users.is_last_admin(a).await.unwrap(), "{name}");
+        assert_eq!(users.set_disabled(a, true).await.unwrap(), AdminGuard::Done, "{name}");
+        assert!(users.is_last_admin(b).await.unwrap(), "{name}: a disabled admin does not count");
+        for refused in [
+            users.set_roles(b, &[Role::User]).await,
+            users.set_disabled(b, true).await,
+            users.delete_user(b).await,
+        ] {
+            assert_eq!(refused.unwrap(), AdminGuard::LastAdmin, "{name}");
+        }
+        let kept = users.user_by_id(b).await.unwrap().unwrap();
+        assert_eq!((kept.roles, kept.disabled), (vec![Role::User, Role::Admin], false), "{name}");
+        // Changes that keep it an enabled admin go through.
+        assert_eq!(users.set_roles(b, &[Role::Admin]).await.unwrap(), AdminGuard::Done);
+        assert_eq!(users.set_disabled(b, false).await.unwrap(), AdminGuard::Done);
+        assert_eq!(users.set_disabled(a, false).await.unwrap(), AdminGuard::Done, "{name}");
+
+        // Two admins taken away at once: exactly one change wins, round after round.
+        for round in 0..20 {
+            let (first, second) = match round % 3 {
+                0 => tokio::join!(users.set_roles(a, &[Role::User]), users.set_roles(b, &[])),
+                1 => tokio::join!(users.set_disabled(a, true), users.set_roles(b, &[Role::User])),
+                _ => tokio::join!(users.set_disabled(a, true), users.set_disabled(b, true)),
+            };
+            let outcomes = [first.unwrap(), second.unwrap()];
+            let won = outcomes.iter().filter(|o| **o == AdminGuard::Done).count();
+            assert_eq!(won, 1, "{name}, round {round}: {outcomes:?}");
+            assert!(outcomes.contains(&AdminGuard::LastAdmin), "{name}, round {round}");
+            for id in [a, b] {
+                users.set_roles(id, &[Role::User, Role::Admin]).await.unwrap();
+                users.set_disabled(id, false).await.unwrap();
+            }
+        }
+        let (first, second) = tokio::join!(users.delete_user(a), users.delete_user(b));
+        let mut outcomes = [first.unwrap(), second.unwrap()];
+        outcomes.sort_by_key(|o| *o == AdminGuard::LastAdmin);
+        assert_eq!(outcomes, [AdminGuard::Done, AdminGuard::LastAdmin], "{name}");
     }
 }
 

@@ -6,6 +6,9 @@
 //! mailed link of the account at once; the login paths refuse a disabled account after its
 //! right credential, and re-check after opening a session, so a login racing the disable cannot
 //! keep one. An admin cannot lock itself out: no self-demotion, self-disable or self-delete.
+//! Nothing leaves the deployment without an enabled admin: the store refuses to take the role,
+//! or the account, from the last one in the transaction that would, so two admins demoting each
+//! other at once cannot both succeed.
 //! Every action is recorded with the admin as `actor_id` and the account as `user_id`.
 
 use serde::Serialize;
@@ -15,7 +18,7 @@ use super::paging::{decode_cursor, encode_cursor};
 use super::{AuthError, AuthService, Principal, RequestContext, UserView};
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::domain::{Email, Role, Timestamp, UserId};
-use crate::store::{TokenPurpose, UserCursor, UserRecord};
+use crate::store::{AdminGuard, TokenPurpose, UserCursor, UserRecord};
 
 /// Accounts in a page when the client does not say.
 pub const DEFAULT_USERS_PAGE: u32 = 50;
@@ -95,6 +98,18 @@ impl Actor {
             Self::Admin(_) => "by an admin",
             Self::CommandLine => "by the command line",
         }
+    }
+}
+
+/// Why a change that would leave the deployment without an enabled admin is refused.
+const LAST_ADMIN: &str = "the deployment must keep an enabled admin";
+
+/// A guarded change of the store as the API answers it.
+pub(super) fn guarded(outcome: AdminGuard) -> Result<(), AuthError> {
+    match outcome {
+        AdminGuard::Done => Ok(()),
+        AdminGuard::NoAccount => Err(AuthError::NotFound),
+        AdminGuard::LastAdmin => Err(AuthError::Conflict(LAST_ADMIN.into())),
     }
 }
 
@@ -208,9 +223,13 @@ impl AuthService {
                 return Err(AuthError::Conflict("an admin cannot disable itself".into()));
             }
         }
+        let demotes = roles.as_ref().is_some_and(|roles| !roles.contains(&Role::Admin));
+        if demotes || change.disabled == Some(true) {
+            self.refuse_last_admin(user.id).await?;
+        }
         let mut changed = Vec::new();
         if let Some(roles) = roles.filter(|roles| *roles != user.roles) {
-            self.users.set_roles(user.id, &roles).await?;
+            guarded(self.users.set_roles(user.id, &roles).await?)?;
             let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
             changed.push(format!("roles {}", names.join(",")));
         }
@@ -223,7 +242,7 @@ impl AuthService {
                 let ended = self.disable(&user).await?;
                 changed.push(format!("disabled, {ended} sessions ended"));
             } else {
-                self.users.set_disabled(user.id, false).await?;
+                guarded(self.users.set_disabled(user.id, false).await?)?;
                 changed.push("enabled".to_owned());
             }
         }
@@ -242,7 +261,7 @@ impl AuthService {
     /// The flag comes first, so a login that passes its check before it sees it in its re-check
     /// after opening its session.
     async fn disable(&self, user: &UserRecord) -> Result<u64, AuthError> {
-        self.users.set_disabled(user.id, true).await?;
+        guarded(self.users.set_disabled(user.id, true).await?)?;
         let now = self.now();
         let ended = self.sessions.revoke_sessions_of(user.id, None, now).await?;
         self.factors.store.drop_challenges(user.id).await?;
@@ -264,14 +283,23 @@ impl AuthService {
             return Err(AuthError::Conflict("an admin cannot delete itself".into()));
         }
         let user = self.users.user_by_id(id).await?.ok_or(AuthError::NotFound)?;
+        self.refuse_last_admin(user.id).await?;
         let ended = self.sessions.revoke_sessions_of(user.id, None, self.now()).await?;
-        if !self.users.delete_user(user.id).await? {
-            return Err(AuthError::NotFound);
-        }
+        guarded(self.users.delete_user(user.id).await?)?;
         self.lockouts.clear_group(&device_group(user.id)).await?;
         let event = actor.event(EventType::UserDeleted, context, &user, self.now());
         self.audit.record(event.detail(format!("{ended} sessions ended {}", actor.by()))).await?;
         self.notify(self.templates.account_deleted(user.email.as_str())).await
+    }
+
+    /// Refuses, before anything changes, to take the role or the account from the last enabled
+    /// admin. Only the early answer of the common case: the change checks again in its own
+    /// transaction, which is what holds against concurrent requests.
+    pub(super) async fn refuse_last_admin(&self, id: UserId) -> Result<(), AuthError> {
+        if self.users.is_last_admin(id).await? {
+            return Err(AuthError::Conflict(LAST_ADMIN.into()));
+        }
+        Ok(())
     }
 
     /// `DELETE /v1/admin/users/{id}/sessions`: every session of the account ends at once.

@@ -79,15 +79,17 @@ impl AuthService {
         Ok(self.audit.record(event).await?)
     }
 
-    /// Lifts every lock of a user: their email's and their devices'. `by` names who did it.
+    /// Lifts every lock of a user: their email's and their devices'. The event names the admin
+    /// who did it as its actor.
     pub async fn unlock_user(
         &self,
         context: &RequestContext,
+        admin: UserId,
         user: UserId,
-        by: &str,
     ) -> Result<(), AuthError> {
         let record = self.users.user_by_id(user).await?.ok_or(AuthError::NotFound)?;
-        self.lift_locks(context, record.email.as_str(), Some(user), by).await
+        let by = format!("admin {admin}");
+        self.lift_locks_by(context, record.email.as_str(), Some(user), &by, Some(admin)).await
     }
 
     /// Lifts the lock of an email, whether or not it has an account. An address that is not an
@@ -118,6 +120,18 @@ impl AuthService {
         user: Option<UserId>,
         by: &str,
     ) -> Result<(), AuthError> {
+        self.lift_locks_by(context, attempted, user, by, None).await
+    }
+
+    /// Lifts the locks, recording `actor`, the admin who asked, if one did.
+    async fn lift_locks_by(
+        &self,
+        context: &RequestContext,
+        attempted: &str,
+        user: Option<UserId>,
+        by: &str,
+        actor: Option<UserId>,
+    ) -> Result<(), AuthError> {
         self.lockouts.clear(&email_lock_key(attempted)).await?;
         if let Some(user) = user {
             self.lockouts.clear_group(&device_group(user)).await?;
@@ -126,6 +140,7 @@ impl AuthService {
             .email(attempted)
             .detail(by);
         event.user_id = user;
+        event.actor_id = actor;
         self.audit.record(event).await?;
         Ok(())
     }

@@ -294,8 +294,13 @@ impl AuthService {
         let user = self.users.user_by_id(principal.user).await?.ok_or(AuthError::Unauthorized)?;
         self.check_password_and_code(context, principal, &user, password, code, "account_deletion")
             .await?;
+        // The last enabled admin stays (409), checked again in the deletion's transaction.
+        self.refuse_last_admin(user.id).await?;
         let ended = self.sessions.revoke_sessions_of(user.id, None, self.now()).await?;
-        self.users.delete_user(user.id).await?;
+        let deleted = self.users.delete_user(user.id).await?;
+        if deleted == crate::store::AdminGuard::LastAdmin {
+            return super::admin::guarded(deleted);
+        }
         self.lockouts.clear_group(&super::lockout::device_group(user.id)).await?;
         let event =
             AuditEvent::new(EventType::AccountDeleted, Outcome::Success, context, self.now())

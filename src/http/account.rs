@@ -155,7 +155,7 @@ pub async fn change_email(
 }
 
 problems!(DeletionProblems: JSON_BODY, [
-    Unauthorized, InvalidCredentials, InvalidMfaCode, AccountLocked, RateLimited,
+    Unauthorized, InvalidCredentials, InvalidMfaCode, AccountLocked, Conflict, RateLimited,
     ServiceUnavailable,
 ]);
 
@@ -164,7 +164,7 @@ problems!(DeletionProblems: JSON_BODY, [
     delete, path = "/v1/auth/me", tag = "account", summary = "Delete the account",
     description = "Ends every session at once and deletes the account with its factors; its \
         email can register again, and its audit events stay. With TOTP on, code (a TOTP or \
-        recovery code) is needed too.",
+        recovery code) is needed too. The last enabled admin cannot delete itself (409).",
     request_body = AccountDeletion,
     security(("bearer" = [])),
     responses((status = 204, description = "The account is deleted"), DeletionProblems),

@@ -38,7 +38,7 @@ pub async fn unlock_user(
 ) -> Result<StatusCode, ApiError> {
     auth.require_admin(&principal).await?;
     let user = UserId::parse(&id).ok_or_else(ApiError::not_found)?;
-    auth.unlock_user(&context, user, &format!("admin {}", principal.user)).await?;
+    auth.unlock_user(&context, principal.user, user).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -209,7 +209,8 @@ problems!(UpdateUserProblems: JSON_BODY, [
 #[utoipa::path(
     patch, path = "/v1/admin/users/{id}", tag = "admin", summary = "Change an account (role admin)",
     description = "Disabling ends every session of the account at once. An admin cannot remove \
-        its own admin role or disable itself (409).",
+        its own admin role or disable itself, and no change takes the role from, or disables, \
+        the last enabled admin (409).",
     params(("id" = uuid::Uuid, Path, description = "The account's id")),
     request_body = UserChange,
     security(("bearer" = [])),
@@ -241,7 +242,7 @@ problems!(DeleteUserProblems: [
 #[utoipa::path(
     delete, path = "/v1/admin/users/{id}", tag = "admin", summary = "Delete an account (role admin)",
     description = "Every session ends at once; the email can register again; the audit events \
-        stay. An admin cannot delete itself (409).",
+        stay. An admin cannot delete itself, and the last enabled admin is not deleted (409).",
     params(("id" = uuid::Uuid, Path, description = "The account's id")),
     security(("bearer" = [])),
     responses((status = 204, description = "The account is deleted"), DeleteUserProblems),

@@ -118,11 +118,16 @@ fn set_security_headers(headers: &mut axum::http::HeaderMap) {
 /// cause of a 5xx once, with the request id, here. A request head over `MAX_HEADER_BLOCK` is
 /// answered 431 (RFC 6585 §5) before any handler runs: hyper parses heads up to
 /// `serve::HARD_HEADER_LIMIT` and refuses larger ones itself; this is what gives the contract's
-/// answer to the ones in between.
+/// answer to the ones in between. A query with a control character is answered 422 here too,
+/// once for every route.
 pub async fn problem_details(request: Request, next: Next) -> Response {
     let request_id = request.extensions().get::<crate::http::middleware::RequestId>().cloned();
     let response = if head_len(&request) > MAX_HEADER_BLOCK {
         ApiError::new(ErrorCode::HeaderTooLarge).into_response()
+    } else if request.uri().query().is_some_and(has_control_character) {
+        ApiError::new(ErrorCode::ValidationFailed)
+            .detail("a query parameter holds a control character")
+            .into_response()
     } else {
         next.run(request).await
     };
@@ -159,6 +164,14 @@ pub async fn problem_details(request: Request, next: Next) -> Response {
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(body))
+}
+
+/// Whether a name or value of the query, percent-decoded, holds a control character (C0, DEL or
+/// C1). No parameter of the contract takes one, and they would otherwise reach a handler, a log
+/// line or a database (PostgreSQL refuses NUL in text with an error, not a 4xx) as they are.
+fn has_control_character(query: &str) -> bool {
+    url::form_urlencoded::parse(query.as_bytes())
+        .any(|(name, value)| name.chars().chain(value.chars()).any(char::is_control))
 }
 
 /// The largest request head answered normally: the request line and the header fields, 64 KiB.
@@ -214,6 +227,16 @@ mod tests {
     use axum::routing::get;
     use tower::ServiceExt;
     use tower_http::catch_panic::CatchPanicLayer;
+
+    #[test]
+    fn control_characters_are_found_in_decoded_names_and_values() {
+        for query in ["email=%00", "email=a%1Fb", "x=%7F", "e=%C2%85", "%00=1", "a=1&b=\u{7}"] {
+            assert!(has_control_character(query), "{query}");
+        }
+        for query in ["email=ada%40example.com", "a=%C2%A0&b=+", "e=%E2%80%8B", "x=%FF", ""] {
+            assert!(!has_control_character(query), "{query}");
+        }
+    }
 
     #[test]
     fn the_head_length_counts_the_request_line_and_every_field() {

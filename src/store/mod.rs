@@ -75,6 +75,17 @@ impl StoreError {
     }
 }
 
+/// The outcome of a change that could leave the deployment without an enabled admin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdminGuard {
+    /// The change was made.
+    Done,
+    /// There is no such account; nothing changed.
+    NoAccount,
+    /// Refused: the account is the last enabled admin and would no longer be one.
+    LastAdmin,
+}
+
 /// User accounts and the devices they have logged in from.
 #[async_trait]
 pub trait UserStore: Send + Sync {
@@ -95,17 +106,24 @@ pub trait UserStore: Send + Sync {
         after: Option<&UserCursor>,
         limit: u32,
     ) -> Result<Vec<UserRecord>, StoreError>;
-    /// Disables or enables the account; false if there is none.
-    async fn set_disabled(&self, id: UserId, disabled: bool) -> Result<bool, StoreError>;
-    /// Replaces the account's roles; false if there is none.
-    async fn set_roles(&self, id: UserId, roles: &[Role]) -> Result<bool, StoreError>;
+    /// Disables or enables the account. Disabling the last enabled admin is refused, checked in
+    /// the same transaction as the change, so that of concurrent changes at most the ones that
+    /// leave an enabled admin succeed.
+    async fn set_disabled(&self, id: UserId, disabled: bool) -> Result<AdminGuard, StoreError>;
+    /// Replaces the account's roles; taking the admin role from the last enabled admin is
+    /// refused, as for `set_disabled`.
+    async fn set_roles(&self, id: UserId, roles: &[Role]) -> Result<AdminGuard, StoreError>;
+    /// Whether the account is the only enabled admin: a change that takes its role, or the
+    /// account, would be refused. Read outside any change, to refuse early; the change itself
+    /// checks again.
+    async fn is_last_admin(&self, id: UserId) -> Result<bool, StoreError>;
     /// Records a completed login.
     async fn record_login(&self, id: UserId, at: Timestamp) -> Result<(), StoreError>;
     /// Moves the account to `email`, verified; `Conflict` if another account has it.
     async fn change_email(&self, id: UserId, email: &Email) -> Result<(), StoreError>;
     /// Deletes the account with its devices, sessions and tokens (its audit events stay);
-    /// false if there was none.
-    async fn delete_user(&self, id: UserId) -> Result<bool, StoreError>;
+    /// deleting the last enabled admin is refused, as for `set_disabled`.
+    async fn delete_user(&self, id: UserId) -> Result<AdminGuard, StoreError>;
     /// Remembers a device token (by its hash) as one this user logged in from at `now`, and
     /// forgets the user's devices beyond the `keep` most recently used. A device token of another
     /// user is left alone.

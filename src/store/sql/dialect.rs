@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use super::SqlStore;
 use super::hot::HotReads;
+use super::losses;
 use crate::store::StoreError;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -27,7 +28,8 @@ const SQLITE_PRAGMAS: &str =
 /// A PostgreSQL connection idle for longer is tested before use. sqlx already tests each one as
 /// it comes back to the pool, so one in use moments ago is known to work: testing it again on
 /// every acquire, as sqlx does by default, would add a round trip to every statement. One that
-/// broke since (the server restarted) fails its statement (503) and is then dropped.
+/// broke since (the server restarted) is caught by `losses`: once any statement or test has
+/// failed on a lost connection, every connection idle since before it is closed unused.
 pub(super) const TEST_IDLE_AFTER: Duration = Duration::from_millis(250);
 
 /// Connections of their own for the reads of every authenticated request (see `hot`).
@@ -82,6 +84,18 @@ impl Dialect {
         }
     }
 
+    /// The statement that opens every change that could take an enabled admin away, so that
+    /// its check sees every such change committed before it. PostgreSQL, under READ COMMITTED,
+    /// lets two transactions each change one admin while each still sees the other's as
+    /// enabled: a transaction-scoped advisory lock serialises them. SQLite has one writer, and
+    /// the change is its transaction's first statement, so it holds the write lock already.
+    pub(super) fn serialise_admin_changes(self) -> Option<&'static str> {
+        match self {
+            Self::Sqlite => None,
+            Self::Postgres => Some("SELECT 1 FROM pg_advisory_xact_lock(7402310318542150401)"),
+        }
+    }
+
     pub fn migrator(self) -> &'static Migrator {
         match self {
             Self::Sqlite => &SQLITE_MIGRATIONS,
@@ -105,8 +119,13 @@ impl Dialect {
                     .test_before_acquire(false)
                     .before_acquire(|connection, meta| {
                         Box::pin(async move {
+                            // Idle since before a lost connection was seen: it may have died
+                            // with it, and untested it would fail its request. Closed instead.
+                            if losses::seen_while_idle(meta.idle_for) {
+                                return Ok(false);
+                            }
                             if meta.idle_for > TEST_IDLE_AFTER {
-                                connection.ping().await?;
+                                connection.ping().await.inspect_err(losses::note)?;
                             }
                             Ok(true)
                         })

@@ -7,15 +7,19 @@
 //! the pool once and detached from it, so a read costs one. A connection is kept only after a
 //! statement succeeded on it; one that failed, or whose caller went away mid-statement, is
 //! dropped and replaced from the pool, so a broken connection is never used twice. One left idle
-//! for a while is tested before use, as the pool's are.
+//! for a while is tested before use, as the pool's are, and one idle since before a lost
+//! connection was seen (see `losses`) is dropped unused. A read that fails as a lost connection
+//! does is tried once more, on a connection that cannot be one of those.
 
 use std::sync::Mutex;
 use std::time::Instant;
 
+use futures_util::future::BoxFuture;
 use sqlx::{AnyConnection, AnyPool, Connection};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::dialect::TEST_IDLE_AFTER;
+use super::losses;
 
 pub(super) struct HotReads {
     pool: AnyPool,
@@ -34,16 +38,44 @@ impl HotReads {
         let permit = self.slots.acquire().await.map_err(|_| sqlx::Error::PoolClosed)?;
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         let connection = match idle {
-            Some((mut connection, since)) => {
-                if since.elapsed() > TEST_IDLE_AFTER && connection.ping().await.is_err() {
-                    self.pool.acquire().await?.detach()
-                } else {
-                    connection
+            Some((_, since)) if losses::seen_since(since) => self.pool.acquire().await?.detach(),
+            Some((mut connection, since)) if since.elapsed() > TEST_IDLE_AFTER => {
+                match connection.ping().await {
+                    Ok(()) => connection,
+                    Err(error) => {
+                        losses::note(&error);
+                        self.pool.acquire().await?.detach()
+                    }
                 }
             }
+            Some((connection, _)) => connection,
             None => self.pool.acquire().await?.detach(),
         };
         Ok(Hot { reads: self, connection: Some(connection), _permit: permit })
+    }
+
+    /// Runs `read` on a connection, kept for the next read if it succeeds. If it fails as a lost
+    /// connection does, it runs once more on another: the note makes every connection idle
+    /// since before the failure be dropped, so the second one is new or proven alive since.
+    pub(super) async fn read<T, F>(&self, read: F) -> Result<T, sqlx::Error>
+    where
+        F: for<'c> Fn(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, sqlx::Error>>,
+    {
+        let mut hot = self.get().await?;
+        let error = match read(hot.connection()?).await {
+            Ok(value) => {
+                hot.keep();
+                return Ok(value);
+            }
+            Err(error) if losses::is_lost(&error) => error,
+            Err(error) => return Err(error),
+        };
+        losses::note(&error);
+        drop(hot);
+        let mut hot = self.get().await?;
+        let value = read(hot.connection()?).await?;
+        hot.keep();
+        Ok(value)
     }
 }
 

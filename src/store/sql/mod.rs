@@ -19,6 +19,7 @@ mod dialect;
 mod hot;
 mod keys;
 mod lockouts;
+mod losses;
 mod mail;
 mod mfa;
 mod sessions;
@@ -83,15 +84,23 @@ impl SqlStore {
 
 #[async_trait]
 impl Health for SqlStore {
+    /// Readiness: tried once more if its connection turns out lost, which also retires every
+    /// connection idle since before (see `losses`), so that once it answers, no request is
+    /// handed a connection that died with the server.
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.read).await.map_err(failed("ping"))?;
-        Ok(())
+        losses::read(&self.read, |connection| {
+            Box::pin(async move { sqlx::query("SELECT 1").execute(connection).await.map(drop) })
+        })
+        .await
+        .map_err(failed("ping"))
     }
 }
 
 /// Maps a driver error of `operation` to the three kinds callers can act on, keeping the cause.
+/// A lost connection is noted (see `losses`).
 fn failed(operation: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
     move |error| {
+        losses::note(&error);
         let unavailable = match &error {
             sqlx::Error::Database(db) if db.is_unique_violation() => return StoreError::Conflict,
             // SQLite: SQLITE_BUSY (5) and SQLITE_LOCKED (6) after the busy timeout. PostgreSQL:

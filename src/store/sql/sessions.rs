@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::FutureExt;
 
 use super::rows::{RotationRow, SessionRow};
 use super::{SqlStore, failed};
@@ -195,16 +196,15 @@ impl SessionStore for SqlStore {
             " FROM sessions s WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2
                AND s.user_id = $3"
         );
-        let failed = failed("read session");
-        let mut hot = self.hot.get().await.map_err(&failed)?;
-        let row: Option<SessionRow> = sqlx::query_as(SQL)
-            .bind(id.to_string())
-            .bind(millis(now))
-            .bind(user.to_string())
-            .fetch_optional(hot.connection().map_err(&failed)?)
+        let (id, now, user) = (id.to_string(), millis(now), user.to_string());
+        let row: Option<SessionRow> = self
+            .hot
+            .read(|connection| {
+                let query = sqlx::query_as(SQL).bind(id.clone()).bind(now).bind(user.clone());
+                query.fetch_optional(connection).boxed()
+            })
             .await
-            .map_err(failed)?;
-        hot.keep();
+            .map_err(failed("read session"))?;
         row.map(SessionRecord::try_from).transpose()
     }
 

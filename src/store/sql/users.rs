@@ -1,12 +1,29 @@
 //! `UserStore` on SQL: accounts and the devices they logged in from.
 
 use async_trait::async_trait;
+use futures_util::FutureExt;
 
 use super::rows::{UserRow, roles_column};
-use super::{SqlStore, failed};
+use super::{SqlStore, failed, losses};
 use crate::domain::{Email, Role, UserId};
 use crate::store::codec::millis;
-use crate::store::{NewUser, StoreError, Timestamp, TokenHash, UserCursor, UserRecord, UserStore};
+use crate::store::{
+    AdminGuard, NewUser, StoreError, Timestamp, TokenHash, UserCursor, UserRecord, UserStore,
+};
+
+/// The account of the statement's row is not an enabled admin, or another enabled admin exists
+/// (the account's id is `$n`): a change to it leaves the deployment an enabled admin. Roles are
+/// stored as names joined by commas.
+macro_rules! keeps_an_admin {
+    ($id:literal) => {
+        concat!(
+            "(disabled <> 0 OR (',' || roles || ',') NOT LIKE '%,admin,%'
+              OR EXISTS (SELECT 1 FROM users o WHERE o.id <> ",
+            $id,
+            " AND o.disabled = 0 AND (',' || o.roles || ',') LIKE '%,admin,%'))"
+        )
+    };
+}
 
 #[async_trait]
 impl UserStore for SqlStore {
@@ -28,24 +45,26 @@ impl UserStore for SqlStore {
 
     async fn user_by_email(&self, email: &Email) -> Result<Option<UserRecord>, StoreError> {
         const SQL: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE email = $1");
-        let row: Option<UserRow> = sqlx::query_as(SQL)
-            .bind(email.as_str())
-            .fetch_optional(&self.read)
-            .await
-            .map_err(failed("read user by email"))?;
+        // Every login reads it: tried once more if its connection turns out lost.
+        let email = email.as_str().to_owned();
+        let row: Option<UserRow> = losses::read(&self.read, |connection| {
+            sqlx::query_as(SQL).bind(email.clone()).fetch_optional(connection).boxed()
+        })
+        .await
+        .map_err(failed("read user by email"))?;
         row.map(UserRecord::try_from).transpose()
     }
 
     async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
         const SQL: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
-        let failed = failed("read user by id");
-        let mut hot = self.hot.get().await.map_err(&failed)?;
-        let row: Option<UserRow> = sqlx::query_as(SQL)
-            .bind(id.to_string())
-            .fetch_optional(hot.connection().map_err(&failed)?)
+        let id = id.to_string();
+        let row: Option<UserRow> = self
+            .hot
+            .read(|connection| {
+                sqlx::query_as(SQL).bind(id.clone()).fetch_optional(connection).boxed()
+            })
             .await
-            .map_err(failed)?;
-        hot.keep();
+            .map_err(failed("read user by id"))?;
         row.map(UserRecord::try_from).transpose()
     }
 
@@ -120,24 +139,38 @@ impl UserStore for SqlStore {
         rows.into_iter().map(UserRecord::try_from).collect()
     }
 
-    async fn set_disabled(&self, id: UserId, disabled: bool) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
-            .bind(i32::from(disabled))
-            .bind(id.to_string())
-            .execute(&self.write)
-            .await
-            .map_err(failed("set disabled"))?;
-        Ok(done.rows_affected() == 1)
+    async fn set_disabled(&self, id: UserId, disabled: bool) -> Result<AdminGuard, StoreError> {
+        const SQL: &str = concat!(
+            "UPDATE users SET disabled = $1 WHERE id = $2 AND ($1 = 0 OR ",
+            keeps_an_admin!("$2"),
+            ")"
+        );
+        let change = sqlx::query(SQL).bind(i32::from(disabled)).bind(id.to_string());
+        self.guarded(id, change, "set disabled").await
     }
 
-    async fn set_roles(&self, id: UserId, roles: &[Role]) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE users SET roles = $1 WHERE id = $2")
+    async fn set_roles(&self, id: UserId, roles: &[Role]) -> Result<AdminGuard, StoreError> {
+        const SQL: &str = concat!(
+            "UPDATE users SET roles = $1 WHERE id = $2 AND ($3 <> 0 OR ",
+            keeps_an_admin!("$2"),
+            ")"
+        );
+        let change = sqlx::query(SQL)
             .bind(roles_column(roles))
             .bind(id.to_string())
-            .execute(&self.write)
+            .bind(i32::from(roles.contains(&Role::Admin)));
+        self.guarded(id, change, "set roles").await
+    }
+
+    async fn is_last_admin(&self, id: UserId) -> Result<bool, StoreError> {
+        const SQL: &str =
+            concat!("SELECT COUNT(*) FROM users WHERE id = $1 AND NOT ", keeps_an_admin!("$1"));
+        let count: i64 = sqlx::query_scalar(SQL)
+            .bind(id.to_string())
+            .fetch_one(&self.read)
             .await
-            .map_err(failed("set roles"))?;
-        Ok(done.rows_affected() == 1)
+            .map_err(failed("read admins"))?;
+        Ok(count > 0)
     }
 
     async fn record_login(&self, id: UserId, at: Timestamp) -> Result<(), StoreError> {
@@ -160,15 +193,12 @@ impl UserStore for SqlStore {
         Ok(())
     }
 
-    async fn delete_user(&self, id: UserId) -> Result<bool, StoreError> {
+    async fn delete_user(&self, id: UserId) -> Result<AdminGuard, StoreError> {
         // Devices, sessions (with their refresh tokens) and mail tokens go with it (ON DELETE
         // CASCADE); the audit trail keeps its events.
-        let done = sqlx::query("DELETE FROM users WHERE id = $1")
-            .bind(id.to_string())
-            .execute(&self.write)
-            .await
-            .map_err(failed("delete user"))?;
-        Ok(done.rows_affected() == 1)
+        const SQL: &str = concat!("DELETE FROM users WHERE id = $1 AND ", keeps_an_admin!("$1"));
+        let change = sqlx::query(SQL).bind(id.to_string());
+        self.guarded(id, change, "delete user").await
     }
 
     async fn remember_device(
@@ -248,6 +278,37 @@ impl UserStore for SqlStore {
         .await
         .map_err(failed("forget devices"))?;
         Ok(done.rows_affected())
+    }
+}
+
+impl SqlStore {
+    /// Runs `change`, a statement on the account `id` whose condition refuses to take the last
+    /// enabled admin away, in a transaction that serialises such changes (see
+    /// `Dialect::serialise_admin_changes`), and says which it was when it changed nothing.
+    async fn guarded<'q>(
+        &self,
+        id: UserId,
+        change: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+        operation: &'static str,
+    ) -> Result<AdminGuard, StoreError> {
+        let failed = failed(operation);
+        let mut tx = self.write.begin().await.map_err(&failed)?;
+        if let Some(serialise) = self.dialect.serialise_admin_changes() {
+            sqlx::query(serialise).execute(&mut *tx).await.map_err(&failed)?;
+        }
+        let done = change.execute(&mut *tx).await.map_err(&failed)?;
+        let outcome = if done.rows_affected() > 0 {
+            AdminGuard::Done
+        } else {
+            let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM users WHERE id = $1")
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(&failed)?;
+            if exists.is_some() { AdminGuard::LastAdmin } else { AdminGuard::NoAccount }
+        };
+        tx.commit().await.map_err(failed)?;
+        Ok(outcome)
     }
 }
 
