@@ -572,7 +572,9 @@ impl Application {
     }
 }
 
-/// Signs the audit chain's head every `HEAD_SIGN_INTERVAL` (when a master key is configured).
+/// Signs the audit chain's head every `HEAD_SIGN_INTERVAL` (when a master key is configured),
+/// from the start, also when no event came: a heartbeat, so that a newest signature that stopped
+/// being renewed shows a trail cut at its end (see `Audit::verify`).
 fn spawn_head_signing(
     auth: Arc<AuthService>,
     clock: Arc<dyn Clock>,
