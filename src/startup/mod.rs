@@ -159,6 +159,10 @@ async fn open_database(settings: &Settings, migrate: bool) -> Result<Backends, S
     } else {
         0
     };
+    if let DatabaseUrl::Embedded(path) = url {
+        // The WAL may first appear with the migrations' writes.
+        files::restrict_database_files(path);
+    }
     drop(lock);
     Ok(Backends { migrations_applied, ..Backends::on_database(Arc::new(store)) })
 }
@@ -392,6 +396,10 @@ fn spawn_mail_sender(
 ) -> Result<tokio::task::JoinHandle<()>, StartupError> {
     let config =
         |message: String| StartupError::Config { variable: "PORTCULLIS_SMTP_URL", message };
+    if settings.mail.smtp_url.is_none() {
+        // Messages go to files in the data directory (also on PostgreSQL): make it private.
+        files::create_data_dir(&settings.data_dir)?;
+    }
     let transport =
         Transport::new(settings.mail.smtp_url.as_deref(), &settings.data_dir.join("mail"))
             .map_err(config)?;
