@@ -290,7 +290,7 @@ pub async fn build_auth(
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
 ) -> Result<AuthService, StartupError> {
-    let access = AccessTokens::load(
+    let access = AccessTokens::load_with_clock(
         AccessTokenSettings {
             secret: settings.jwt_secret.clone(),
             issuer: settings.issuer.clone(),
@@ -302,6 +302,7 @@ pub async fn build_auth(
             rotate_every: settings.key_rotate_every,
         },
         backends.keys.as_ref(),
+        clock.clone(),
     )
     .await?;
     let successor_key =
