@@ -1334,7 +1334,7 @@ impl Suite<'_> {
             "P11: {appended} events in {:.1}s, verifying the chain",
             elapsed.as_secs_f64()
         ));
-        let report = audits[0].verify().await.context("verify the chain")?;
+        let report = audits[0].verify(SystemClock.now()).await.context("verify the chain")?;
         let valid = report.problems.is_empty() && report.events == appended;
         let chain = if valid {
             format!("chain valid, {} events", report.events)

@@ -14,7 +14,7 @@ use tokio::io::AsyncBufReadExt;
 use crate::auth::{AuthError, RequestContext, keys};
 use crate::config::{DatabaseUrl, LogFormat, Settings, Shown};
 use crate::domain::Role;
-use crate::domain::SystemClock;
+use crate::domain::{Clock, SystemClock};
 use crate::startup::{Application, Backends, StartupError, build_auth, new_metrics, open_backends};
 
 #[derive(Debug, Parser)]
@@ -107,8 +107,17 @@ pub enum AuditCommand {
         #[arg(long, default_value_t = 20)]
         lines: u32,
     },
-    /// Check the audit trail's hash chain for gaps and tampering; exit 1 on any.
+    /// Check the audit trail's hash chain for gaps and tampering, and that its newest head
+    /// signature is recent (at most two heartbeats old); exit 1 on any finding.
     Verify,
+    /// Print the head signatures as JSON lines, oldest first, to keep them outside the database
+    /// (a log shipper): a trail cut at its end, signatures included, then no longer matches what
+    /// was shipped.
+    Heads {
+        /// Keep printing the newest signature whenever it changes (heartbeats included).
+        #[arg(long)]
+        follow: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -181,6 +190,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Audit(AuditCommand::Tail { follow, lines }) => tail(settings, follow, lines).await,
         Command::Audit(AuditCommand::Verify) => verify(settings).await,
+        Command::Audit(AuditCommand::Heads { follow }) => heads(settings, follow).await,
         Command::Keys(KeysCommand::Rotate) => rotate_keys(settings).await,
         Command::Config(ConfigCommand::Check) => {
             // Every line that is not a `# ` comment reads back as the same setting, so the
@@ -199,6 +209,14 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                     finding.variable,
                     finding.message,
                     finding.id
+                );
+            }
+            if settings.master_key.is_none()
+                && matches!(settings.database_url, DatabaseUrl::Postgres(_))
+            {
+                println!(
+                    "# audit: the trail's head is not signed (no MASTER_KEY or MASTER_KEY_FILE), \
+                     so events cut from its end cannot be found"
                 );
             }
             println!("# configuration is valid");
@@ -245,6 +263,7 @@ async fn create_user(settings: Settings, email: &str, admin: bool) -> Result<(),
             )),
             other => Failure::other(other.to_string()),
         })?;
+    sign_head(&auth).await;
     let view = serde_json::json!({
         "id": user.id, "email": user.email, "created_at": user.created_at, "roles": user.roles,
     });
@@ -267,8 +286,18 @@ async fn unlock(settings: Settings, email: &str) -> Result<(), Failure> {
             other => Failure::other(other.to_string()),
         },
     )?;
+    sign_head(&auth).await;
     println!("unlocked {}", crate::domain::Email::normalise_key(email));
     Ok(())
+}
+
+/// Signs the audit trail's head after a command wrote to it, as a running server would within
+/// a heartbeat, so that `audit verify` right after finds the new events signed. A failure is
+/// only logged: the command itself was done.
+async fn sign_head(auth: &crate::auth::AuthService) {
+    if let Err(error) = auth.audit().sign_head(SystemClock.now()).await {
+        tracing::warn!(error = error.with_causes(), "could not sign the audit head");
+    }
 }
 
 /// What `user disable / enable / delete` does.
@@ -320,11 +349,13 @@ async fn administer(settings: Settings, email: &str, what: Administration) -> Re
         }
         Administration::Delete => {
             auth.admin_delete_user(&context, actor, user.id).await.map_err(failure)?;
+            sign_head(&auth).await;
             println!("deleted {}", user.email.as_str());
             return Ok(());
         }
     };
     auth.update_user(&context, actor, user.id, change).await.map_err(failure)?;
+    sign_head(&auth).await;
     println!("{done} {}", user.email.as_str());
     Ok(())
 }
@@ -340,6 +371,7 @@ async fn reset_mfa(settings: Settings, email: &str) -> Result<(), Failure> {
             AuthError::NotFound => Failure::other(format!("no account has the email {email:?}")),
             other => Failure::other(other.to_string()),
         })?;
+    sign_head(&auth).await;
     println!("removed {removed} second factors of {}", crate::domain::Email::normalise_key(email));
     Ok(())
 }
@@ -392,14 +424,21 @@ async fn verify(settings: Settings) -> Result<(), Failure> {
     let backends = open_for_reading(&settings).await?;
     let audit = crate::audit::Audit::new(backends.audit.clone(), new_metrics()?)
         .with_head_key(backends.audit_head_key);
-    let report = audit.verify().await.map_err(unreadable_trail)?;
+    let report = audit.verify(SystemClock.now()).await.map_err(unreadable_trail)?;
+    for note in &report.notes {
+        println!("note: {note}");
+    }
     for problem in &report.problems {
         println!("{problem}");
     }
     if report.problems.is_empty() {
+        let signed_at = report
+            .signed_at
+            .map(|at| format!(" at {}", at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
+            .unwrap_or_default();
         println!(
             "audit trail intact: {} events; head at position {} with hash {}; signed through \
-             position {}",
+             position {}{signed_at}",
             report.events, report.head_seq, report.head_hash, report.signed_through
         );
         Ok(())
@@ -409,6 +448,52 @@ async fn verify(settings: Settings) -> Result<(), Failure> {
             report.problems.len(),
             report.events
         )))
+    }
+}
+
+/// One head signature as a JSON line.
+fn head_line(signature: &crate::audit::chain::HeadSignature) -> String {
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    serde_json::json!({
+        "seq": signature.seq,
+        "hash": hex(&signature.hash),
+        "signed_at": signature.signed_at,
+        "previous": signature.previous.as_deref().map(hex),
+        "signature": hex(&signature.signature),
+    })
+    .to_string()
+}
+
+async fn heads(settings: Settings, follow: bool) -> Result<(), Failure> {
+    let backends = open_for_reading(&settings).await?;
+    if backends.audit_head_key.is_none() {
+        eprintln!("note: the head is not signed: there is no master key");
+    }
+    let mut after = -1;
+    let mut last = None;
+    loop {
+        let batch = backends.audit.head_signatures(after, 500).await.map_err(unreadable_trail)?;
+        for signature in &batch {
+            println!("{}", head_line(signature));
+            after = signature.seq;
+        }
+        if let Some(newest) = batch.last() {
+            last = Some(newest.clone());
+        }
+        if batch.is_empty() {
+            if !follow {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            // A heartbeat renews the newest in place: print it again when it changed.
+            let newest = backends.audit.newest_head_signature().await.map_err(unreadable_trail)?;
+            if let Some(newest) = newest
+                && last.as_ref().is_some_and(|l| l.seq == newest.seq && *l != newest)
+            {
+                println!("{}", head_line(&newest));
+                last = Some(newest);
+            }
+        }
     }
 }
 

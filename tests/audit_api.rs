@@ -365,3 +365,114 @@ async fn a_trail_rewritten_whole_with_its_head_fails_the_signed_head() -> TestRe
     assert!(stdout.contains("position 2: the trail differs from what was signed"), "{stdout}");
     Ok(())
 }
+
+/// The trail's head, signed in process with the master key, on the app's storage.
+async fn head_signer(app: &TestApp) -> portcullis::audit::Audit {
+    let settings = common::settings_for(&app.storage, &[("PORTCULLIS_MASTER_KEY", MASTER_KEY)]);
+    let backends = portcullis::startup::open_backends(&settings, false).await.unwrap();
+    portcullis::audit::Audit::new(backends.audit.clone(), Arc::new(Metrics::new().unwrap()))
+        .with_head_key(backends.audit_head_key)
+}
+
+/// A server whose clock stands `minutes` in the past, with the master key.
+async fn spawn_in_the_past(minutes: i64) -> (TestApp, Arc<portcullis::domain::ManualClock>) {
+    use portcullis::domain::Clock;
+    let start = portcullis::domain::SystemClock.now() - chrono::Duration::minutes(minutes);
+    let clock = Arc::new(portcullis::domain::ManualClock::starting_at(start));
+    let app =
+        common::spawn_with_clock(&[("PORTCULLIS_MASTER_KEY", MASTER_KEY)], clock.clone()).await;
+    (app, clock)
+}
+
+#[tokio::test]
+async fn a_trail_cut_at_its_end_with_its_signatures_fails_verify_once_two_heartbeats_have_passed()
+-> TestResult {
+    use portcullis::domain::Clock;
+    let (app, clock) = spawn_in_the_past(10).await;
+    let audit = head_signer(&app).await;
+    app.signed_in("ann@example.com").await;
+    assert_eq!(audit.sign_head(clock.now()).await?, Some(2));
+    clock.advance(std::time::Duration::from_secs(60));
+    app.signed_in("bob@example.com").await;
+    assert_eq!(audit.sign_head(clock.now()).await?, Some(4));
+    assert!(audit.verify(clock.now()).await?.problems.is_empty());
+
+    // Someone with the database deletes the newest events and their signatures, and rewinds
+    // the head: every hash and every signature left still checks.
+    let pool = app.storage.db().await;
+    sqlx::query("DELETE FROM audit_events WHERE chain_seq > 2").execute(&pool).await?;
+    sqlx::query("DELETE FROM audit_head_signatures WHERE seq > 2").execute(&pool).await?;
+    sqlx::query(
+        "UPDATE audit_head SET seq = 2,
+             hash = (SELECT hash FROM audit_events WHERE chain_seq = 2) WHERE id = 1",
+    )
+    .execute(&pool)
+    .await?;
+    let report = audit.verify(clock.now()).await?;
+    assert!(report.problems.is_empty(), "within a heartbeat nothing shows: {report:?}");
+
+    // Two heartbeats later (the command reads the system clock, 9 minutes on), it shows.
+    let (status, stdout) = verify_with_key(&app);
+    assert_eq!(status, Some(1), "{stdout}");
+    assert!(stdout.contains("more than two heartbeats"), "{stdout}");
+    // And no signer of this process signs over the cut.
+    assert!(audit.sign_head(clock.now()).await.is_err(), "signed over a cut");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_idle_trail_verifies_while_its_heartbeats_go_on_and_keeps_one_signature_per_position()
+-> TestResult {
+    use portcullis::domain::Clock;
+    let (app, clock) = spawn_in_the_past(10).await;
+    let audit = head_signer(&app).await;
+    app.signed_in("cid@example.com").await;
+    assert_eq!(audit.sign_head(clock.now()).await?, Some(2));
+    for _ in 0..10 {
+        clock.advance(std::time::Duration::from_secs(60));
+        assert_eq!(audit.sign_head(clock.now()).await?, Some(2), "a heartbeat");
+    }
+    let (status, stdout) = verify_with_key(&app);
+    assert_eq!(status, Some(0), "{stdout}");
+    assert!(stdout.contains("signed through position 2"), "{stdout}");
+    let pool = app.storage.db().await;
+    let rows: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_head_signatures").fetch_one(&pool).await?;
+    assert!(rows <= 2, "the empty trail's and position 2's, not one a minute: {rows}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn signatures_from_before_chaining_start_the_chain_and_still_verify() -> TestResult {
+    use portcullis::domain::Clock;
+    use portcullis::domain::audit::chain;
+    let (app, clock) = spawn_in_the_past(5).await;
+    let audit = head_signer(&app).await;
+    app.signed_in("dee@example.com").await;
+    // As a trail signed before chaining holds them: position and hash only, no link.
+    let settings = common::settings_for(&app.storage, &[("PORTCULLIS_MASTER_KEY", MASTER_KEY)]);
+    let key = portcullis::startup::open_backends(&settings, false).await?.audit_head_key.unwrap();
+    let pool = app.storage.db().await;
+    sqlx::query("DELETE FROM audit_head_signatures").execute(&pool).await?;
+    let hash: Vec<u8> = sqlx::query_scalar("SELECT hash FROM audit_events WHERE chain_seq = 2")
+        .fetch_one(&pool)
+        .await?;
+    sqlx::query(
+        "INSERT INTO audit_head_signatures (seq, hash, signature, signed_at) VALUES (2, $1, $2, $3)",
+    )
+    .bind(hash.clone())
+    .bind(chain::sign_head_unlinked(&key, 2, &hash))
+    .bind(clock.now().timestamp_millis())
+    .execute(&pool)
+    .await?;
+    assert!(audit.verify(clock.now()).await?.problems.is_empty());
+
+    app.signed_in("eve@example.com").await;
+    assert_eq!(audit.sign_head(clock.now()).await?, Some(4), "follows the old signature");
+    clock.advance(std::time::Duration::from_secs(300));
+    assert_eq!(audit.sign_head(clock.now()).await?, Some(4), "a heartbeat");
+    let (status, stdout) = verify_with_key(&app);
+    assert_eq!(status, Some(0), "{stdout}");
+    assert!(stdout.contains("signed through position 4"), "{stdout}");
+    Ok(())
+}

@@ -251,3 +251,56 @@ async fn a_key_rotation_reaches_a_running_server_and_old_tokens_keep_working() -
     assert_eq!(kid.as_deref(), before["keys"][0]["kid"].as_str(), "the old key still signs");
     Ok(())
 }
+
+#[tokio::test]
+async fn without_a_master_key_on_postgres_config_check_and_audit_verify_say_the_head_is_unsigned()
+-> TestResult {
+    let test =
+        "without_a_master_key_on_postgres_config_check_and_audit_verify_say_the_head_is_unsigned";
+    if !common::servers_answer(test, true, false).await {
+        return Ok(());
+    }
+    let (storage, _owner) = common::new_postgres_storage().await;
+    let on_storage = |args: &[&str]| run(&storage.env(), args, &[], "");
+    let config = on_storage(&["config", "check"]);
+    assert!(text(&config.stdout).contains("head is not signed"), "{}", text(&config.stdout));
+    assert_eq!(on_storage(&["migrate"]).status.code(), Some(0));
+    let created = run(
+        &storage.env(),
+        &["user", "create", "--email", "nk@example.com"],
+        &[],
+        &format!("{}\n", common::PASSWORD),
+    );
+    assert_eq!(created.status.code(), Some(0), "{}", text(&created.stderr));
+    let verify = on_storage(&["audit", "verify"]);
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify.stdout));
+    assert!(text(&verify.stdout).contains("the head is not signed"), "{}", text(&verify.stdout));
+    let heads = on_storage(&["audit", "heads"]);
+    assert_eq!(text(&heads.stdout), "", "nothing is signed");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_command_that_writes_signs_the_head_and_audit_heads_prints_the_signatures() -> TestResult
+{
+    let dir = tempfile::tempdir()?;
+    let created = portcullis(
+        dir.path(),
+        &["user", "create", "--email", "hd@example.com"],
+        &[],
+        &format!("{}\n", common::PASSWORD),
+    );
+    assert_eq!(created.status.code(), Some(0), "{}", text(&created.stderr));
+    let verify = portcullis(dir.path(), &["audit", "verify"], &[], "");
+    let stdout = text(&verify.stdout);
+    assert_eq!(verify.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("signed through position 1"), "{stdout}");
+    let heads = portcullis(dir.path(), &["audit", "heads"], &[], "");
+    let lines: Vec<Value> =
+        text(&heads.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["seq"], 1);
+    assert_eq!(lines[0]["previous"], "0".repeat(64), "the first signature starts the chain");
+    assert_eq!(lines[0]["signature"].as_str().map(str::len), Some(64));
+    Ok(())
+}

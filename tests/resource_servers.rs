@@ -267,3 +267,40 @@ async fn instances_rotating_on_a_schedule_store_one_key_per_rotation() -> TestRe
     assert_eq!(first.get("/v1/auth/me", str_of(&pair, "access_token")).await.status(), 200);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_new_key_signs_only_after_this_instance_has_published_it_for_the_lead() -> TestResult {
+    // A lead shorter than the reload interval: the key's own `signs_at` has passed by the time
+    // the instance first publishes it.
+    let clock = std::sync::Arc::new(portcullis::domain::ManualClock::new());
+    let vars = [("PORTCULLIS_KEY_PUBLISH_AHEAD", "2s")];
+    let app = common::spawn_with_clock(&vars, clock.clone()).await;
+    let pair = app.signed_in("lead@example.com").await;
+    let old = kid(str_of(&pair, "access_token"));
+    rotate(&app, "2s");
+    clock.advance(Duration::from_secs(10));
+    // The reload picks the key up within its interval (real time).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let new = loop {
+        let (_, kids) = jwks(&app).await;
+        if let Some(new) = kids.into_iter().find(|k| *k != old) {
+            break new;
+        }
+        assert!(Instant::now() < deadline, "the new key never reached the JWKS");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let pair = app.logged_in("lead@example.com", common::PASSWORD).await;
+    assert_eq!(kid(str_of(&pair, "access_token")), old, "signed with a key published just now");
+
+    clock.advance(Duration::from_secs(3));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let pair = app.logged_in("lead@example.com", common::PASSWORD).await;
+        if kid(str_of(&pair, "access_token")) == new {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the new key never signed");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(())
+}

@@ -332,3 +332,41 @@ fn without_the_real_backends_their_tests_skip_and_say_how_to_enable_them() {
         assert!(skipped.contains(how), "{skipped}");
     }
 }
+
+/// Every file under `dir`, and every directory, with its mode.
+fn modes_under(dir: &Path) -> Vec<(std::path::PathBuf, bool, u32)> {
+    let mut found = vec![(dir.to_path_buf(), true, mode(dir))];
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(modes_under(&path));
+        } else {
+            found.push((path.clone(), false, mode(&path)));
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn every_file_under_the_data_directory_is_0600_and_every_directory_0700_mail_included()
+-> TestResult {
+    let app = spawn().await;
+    app.register("modes@example.com", PASSWORD).await;
+    let mail = app.data_dir.join("mail");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_dir(&mail).is_ok_and(|mut entries| {
+        entries.any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "eml")))
+    }) {
+        assert!(Instant::now() < deadline, "no message written under {}", mail.display());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let found = modes_under(&app.data_dir);
+    assert!(found.iter().any(|(path, _, _)| path.extension().is_some_and(|x| x == "eml")));
+    let open: Vec<_> = found
+        .iter()
+        .filter(|(_, is_dir, mode)| *mode != if *is_dir { 0o700 } else { 0o600 })
+        .map(|(path, _, mode)| format!("{} {mode:o}", path.display()))
+        .collect();
+    assert!(open.is_empty(), "readable by others: {open:?}");
+    Ok(())
+}

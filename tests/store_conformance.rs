@@ -1336,7 +1336,7 @@ async fn batches_append_as_consecutive_links() {
         .await;
         store.append(&[]).await.unwrap();
         let audit = Audit::new(store.clone(), Arc::new(Metrics::new().unwrap()));
-        let report = audit.verify().await.unwrap();
+        let report = audit.verify(clock.now()).await.unwrap();
         assert_eq!(report.problems, Vec::<String>::new(), "{name}");
         assert_eq!((report.events, report.head_seq), (115, 115), "{name}");
         for (&size, &user) in sizes.iter().zip(&users) {
@@ -1380,7 +1380,7 @@ async fn appends_from_many_tasks_form_one_valid_chain() {
         }))
         .await;
         let audit = Audit::new(store.clone(), Arc::new(Metrics::new().unwrap()));
-        let report = audit.verify().await.unwrap();
+        let report = audit.verify(clock.now()).await.unwrap();
         assert_eq!(report.problems, Vec::<String>::new(), "{name}");
         assert_eq!((report.events, report.head_seq), (40, 40), "{name}");
 
@@ -1396,19 +1396,76 @@ async fn appends_from_many_tasks_form_one_valid_chain() {
         let before = portcullis::domain::audit::AuditFilter { before: Some(found[9].0), ..filter };
         assert_eq!(store.query(&before).await.unwrap().len(), 10, "{name}");
         assert_eq!(store.unchained().await.unwrap(), 0, "{name}");
+    }
+}
 
-        let signature = |seq: i64, byte: u8| HeadSignature {
-            seq,
-            hash: vec![byte; 32],
-            signature: vec![byte; 32],
-            signed_at: clock.now(),
-        };
-        for (seq, byte) in [(10, 1), (20, 2), (10, 9), (30, 3)] {
-            store.add_head_signature(&signature(seq, byte)).await.unwrap();
+/// A stand-in head signature (the store does not check signatures), linked to `previous`.
+fn head_signature(seq: i64, byte: u8, previous: &[u8], at: Timestamp) -> HeadSignature {
+    HeadSignature {
+        seq,
+        hash: vec![byte; 32],
+        signature: vec![byte; 32],
+        signed_at: at,
+        previous: Some(previous.to_vec()),
+    }
+}
+
+#[tokio::test]
+async fn a_head_signature_follows_only_the_newest_and_a_heartbeat_takes_its_place() {
+    for (name, store, _owner) in backends::sql().await {
+        let clock = ManualClock::new();
+        let genesis = [0; 32];
+        let first = head_signature(10, 1, &genesis, clock.now());
+        assert!(store.add_head_signature(&first, None).await.unwrap(), "{name}: the first");
+        let second = head_signature(20, 2, &first.signature, clock.now());
+        assert!(!store.add_head_signature(&second, None).await.unwrap(), "{name}: not the newest");
+        assert!(store.add_head_signature(&second, Some(&first.signature)).await.unwrap(), "{name}");
+        let older = head_signature(15, 5, &first.signature, clock.now());
+        let refused = store.add_head_signature(&older, Some(&second.signature)).await.unwrap();
+        assert!(!refused, "{name}: an older position");
+
+        clock.advance(Duration::from_secs(60));
+        let heartbeat = head_signature(20, 4, &first.signature, clock.now());
+        assert!(store.add_head_signature(&heartbeat, Some(&second.signature)).await.unwrap());
+        let stale = head_signature(30, 3, &second.signature, clock.now());
+        let refused = store.add_head_signature(&stale, Some(&second.signature)).await.unwrap();
+        assert!(!refused, "{name}: a link to a signature a heartbeat replaced");
+        assert_eq!(store.newest_head_signature().await.unwrap(), Some(heartbeat.clone()), "{name}");
+        let all = store.head_signatures(-1, 10).await.unwrap();
+        assert_eq!(all, vec![first.clone(), heartbeat.clone()], "{name}: one per position");
+        assert_eq!(store.head_signatures(10, 10).await.unwrap(), vec![heartbeat], "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_signers_racing_keep_one_chain() {
+    for (name, store, _owner) in backends::sql().await {
+        let clock = Arc::new(ManualClock::new());
+        join_all((0..16u8).map(|i| {
+            let store = store.clone();
+            let clock = clock.clone();
+            async move {
+                // Each signer retries a few times, as `Audit::sign_head` does.
+                for _ in 0..3 {
+                    let newest = store.newest_head_signature().await.unwrap();
+                    let seq = newest.as_ref().map_or(0, |n| n.seq) + 1;
+                    let previous = newest.as_ref().map_or(vec![0; 32], |n| n.signature.clone());
+                    let signed = head_signature(seq, i + 1, &previous, clock.now());
+                    let seen = newest.as_ref().map(|n| &n.signature[..]);
+                    if store.add_head_signature(&signed, seen).await.unwrap() {
+                        return;
+                    }
+                }
+            }
+        }))
+        .await;
+        let all = store.head_signatures(-1, 100).await.unwrap();
+        assert!(!all.is_empty(), "{name}");
+        let mut previous = vec![0; 32];
+        for signature in &all {
+            assert_eq!(signature.previous.as_ref(), Some(&previous), "{name}: one chain");
+            previous = signature.signature.clone();
         }
-        let signed = store.head_signatures(0, 2).await.unwrap();
-        assert_eq!(signed, vec![signature(10, 1), signature(20, 2)], "{name}: the first one stays");
-        assert_eq!(store.head_signatures(20, 10).await.unwrap(), vec![signature(30, 3)], "{name}");
     }
 }
 

@@ -24,8 +24,17 @@ use crate::store::{AuditStore, StoreError};
 
 pub use crate::domain::audit::{AuditEvent, AuditFilter, EventType, Outcome, chain};
 
-/// How often the chain's head is signed, when a master key is configured.
-pub const HEAD_SIGN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+/// The longest a deployment that runs goes without a new head signature: the head is signed at
+/// least this often, also when no event came (a heartbeat).
+pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How often each instance signs the head: twice a heartbeat, so that one missed turn (a slow
+/// database, a restart) does not leave the trail without a heartbeat.
+pub const HEAD_SIGN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How old the newest head signature may be, next to the clock or to the newest event, before
+/// `verify` says the trail may have been cut at its end: two heartbeats.
+pub const SIGNATURE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// The most events one batch carries.
 const MAX_BATCH: usize = 256;
@@ -48,11 +57,20 @@ pub struct Audit {
     head_key: Option<[u8; 32]>,
     /// The writer task's queue, started by the first event, on the runtime that records it.
     writer: Arc<OnceLock<mpsc::Sender<Pending>>>,
+    /// The highest position this process has seen signed: a newest signature below it means
+    /// the trail was cut, and this process then refuses to sign over the cut.
+    signed_seen: Arc<std::sync::Mutex<Option<i64>>>,
 }
 
 impl Audit {
     pub fn new(store: Arc<dyn AuditStore>, metrics: Arc<Metrics>) -> Self {
-        Self { store, metrics, head_key: None, writer: Arc::new(OnceLock::new()) }
+        Self {
+            store,
+            metrics,
+            head_key: None,
+            writer: Arc::new(OnceLock::new()),
+            signed_seen: Arc::default(),
+        }
     }
 
     /// Signs the chain's head with `key` (see `sign_head`), and checks the signatures.
@@ -61,18 +79,59 @@ impl Audit {
         self
     }
 
-    /// Signs the current head, unless it is already signed or there is no key. Several
-    /// instances may sign the same head: the store keeps one signature per position.
+    /// Whether the head is signed (a master key is configured).
+    pub fn signs_head(&self) -> bool {
+        self.head_key.is_some()
+    }
+
+    /// Signs the current head at `now`, following the newest signature: at a new position, or
+    /// again at the same one (a heartbeat, which only renews the time). Returns the position
+    /// signed, or `None` with no key, or when another instance signed at the same moment (its
+    /// signature does as well). Refuses, with an error, to sign a head behind the newest
+    /// signature, or behind one this process has seen: that trail was cut, and signing it would
+    /// hide the cut.
     pub async fn sign_head(&self, now: Timestamp) -> Result<Option<i64>, StoreError> {
         let Some(key) = &self.head_key else { return Ok(None) };
-        let (seq, hash) = self.store.head().await?;
-        if seq == 0 {
-            return Ok(None);
+        let refused = |why: String| Err(StoreError::backend("sign audit head", why));
+        for _ in 0..3 {
+            let newest = self.store.newest_head_signature().await?;
+            let (seq, hash) = self.store.head().await?;
+            let seen = *self.signed_seen.lock().unwrap_or_else(|e| e.into_inner());
+            let newest_seq = newest.as_ref().map(|n| n.seq);
+            if let Some(seen) = seen
+                && newest_seq.is_none_or(|n| n < seen)
+            {
+                return refused(format!(
+                    "the newest head signature went back from position {seen} to {}: events were \
+                     cut from the end of the trail; not signing over the cut",
+                    newest_seq.map_or("none".to_owned(), |n| n.to_string())
+                ));
+            }
+            let previous = match &newest {
+                Some(n) if seq < n.seq || (seq == n.seq && hash != n.hash) => {
+                    return refused(format!(
+                        "the head (position {seq}) differs from its newest signature (position \
+                         {}): the trail was rewound or rewritten; not signing it",
+                        n.seq
+                    ));
+                }
+                // Another instance renewed it already, with a later time.
+                Some(n) if seq == n.seq && n.signed_at >= now => return Ok(None),
+                // A heartbeat keeps the link of the signature it renews.
+                Some(n) if seq == n.seq => n.previous.clone().unwrap_or(chain::GENESIS.to_vec()),
+                Some(n) => n.signature.clone(),
+                None => chain::GENESIS.to_vec(),
+            };
+            let signed = chain::sign_head(key, seq, &hash, now, &previous);
+            let seen_signature = newest.as_ref().map(|n| &n.signature[..]);
+            if self.store.add_head_signature(&signed, seen_signature).await? {
+                let mut seen = self.signed_seen.lock().unwrap_or_else(|e| e.into_inner());
+                *seen = (*seen).max(Some(seq));
+                return Ok(Some(seq));
+            }
         }
-        let signature = chain::sign_head(key, seq, &hash);
-        let signed = chain::HeadSignature { seq, hash, signature, signed_at: now };
-        self.store.add_head_signature(&signed).await?;
-        Ok(Some(seq))
+        // Others keep signing in between: they keep the head signed.
+        Ok(None)
     }
 
     /// Writes `event`. A request succeeds only if its event was written: the caller answers
@@ -123,8 +182,8 @@ impl Audit {
         Ok(query::Page { events: found.into_iter().map(|(_, e)| e).collect(), next_cursor })
     }
 
-    /// Checks the whole chain, in batches.
-    pub async fn verify(&self) -> Result<chain::Report, StoreError> {
+    /// Checks the whole chain, in batches, and its head signatures, as of `now`.
+    pub async fn verify(&self, now: Timestamp) -> Result<chain::Report, StoreError> {
         let mut verifier = chain::Verifier::default();
         loop {
             let links = self.store.links(verifier.last_seq(), 1000).await?;
@@ -141,15 +200,23 @@ impl Audit {
         if unchained > 0 {
             report.problems.push(format!("{unchained} events are outside the chain"));
         }
-        self.verify_head_signatures(&mut report).await?;
+        self.verify_head_signatures(&mut report, now).await?;
         Ok(report)
     }
 
     /// Each head signature must hold under the key and name the hash the chain has at its
     /// position: a trail rewritten as a whole, head included, fails here, because whoever
-    /// rewrote it had the database but not the master key.
-    async fn verify_head_signatures(&self, report: &mut chain::Report) -> Result<(), StoreError> {
-        let mut after = 0;
+    /// rewrote it had the database but not the master key. The signatures must form one chain,
+    /// and the newest must be recent, next to `now` and to the newest event: whoever deletes the
+    /// newest events, their signatures, and rewinds the head leaves a newest signature that
+    /// stopped being renewed.
+    async fn verify_head_signatures(
+        &self,
+        report: &mut chain::Report,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut after = -1;
+        let mut signatures_chain = chain::SignatureChain::default();
         loop {
             let signatures = self.store.head_signatures(after, 1000).await?;
             let Some(last) = signatures.last() else { break };
@@ -162,14 +229,17 @@ impl Audit {
                     );
                     return Ok(());
                 };
-                let link = self.store.links(signature.seq - 1, 1).await?;
-                let stored = link.first().filter(|l| l.seq == Some(signature.seq));
-                let matches = stored.and_then(|l| l.hash.as_deref()) == Some(&signature.hash[..]);
+                let stored = if signature.seq == 0 {
+                    Some(chain::GENESIS.to_vec())
+                } else {
+                    let link = self.store.links(signature.seq - 1, 1).await?;
+                    link.into_iter().find(|l| l.seq == Some(signature.seq)).and_then(|l| l.hash)
+                };
                 if !chain::head_signature_holds(key, signature) {
                     report
                         .problems
                         .push(format!("position {}: the head signature is forged", signature.seq));
-                } else if !matches {
+                } else if stored.as_deref() != Some(&signature.hash[..]) {
                     report.problems.push(format!(
                         "position {}: the trail differs from what was signed (rewritten)",
                         signature.seq
@@ -177,7 +247,52 @@ impl Audit {
                 } else {
                     report.signed_through = signature.seq;
                 }
+                if let Some(problem) = signatures_chain.check(signature) {
+                    report.problems.push(problem);
+                }
             }
+        }
+        if self.head_key.is_none() {
+            report.notes.push(
+                "the head is not signed: there is no master key (PORTCULLIS_MASTER_KEY or \
+                 PORTCULLIS_MASTER_KEY_FILE), so events cut from the end of the trail, with the \
+                 head rewound, cannot be found"
+                    .to_owned(),
+            );
+            return Ok(());
+        }
+        let Some(newest) = signatures_chain.newest() else {
+            if report.head_seq > 0 {
+                report.problems.push(format!(
+                    "the head (position {}) has no signature: head signatures were deleted",
+                    report.head_seq
+                ));
+            }
+            return Ok(());
+        };
+        report.signed_at = Some(newest.signed_at);
+        let max_age =
+            chrono::Duration::from_std(SIGNATURE_MAX_AGE).unwrap_or(chrono::Duration::MAX);
+        let minutes = |age: chrono::Duration| age.num_seconds() as f64 / 60.0;
+        if now - newest.signed_at > max_age {
+            report.problems.push(format!(
+                "the newest head signature (position {}) was made at {}, {:.1} minutes ago, more \
+                 than two heartbeats: no instance has signed since (stopped?), or the newest \
+                 events and their signatures were cut",
+                newest.seq,
+                newest.signed_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                minutes(now - newest.signed_at)
+            ));
+        } else if let Some(event_at) = report.newest_event_at
+            && event_at - newest.signed_at > max_age
+        {
+            report.problems.push(format!(
+                "the newest head signature (position {}) is {:.1} minutes older than the newest \
+                 event, more than two heartbeats: events were written unsigned, or signed ones \
+                 were cut",
+                newest.seq,
+                minutes(event_at - newest.signed_at)
+            ));
         }
         Ok(())
     }

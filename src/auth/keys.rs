@@ -17,7 +17,7 @@
 //! leaves the ring, so a token stops being accepted with its key.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use base64::Engine;
@@ -102,6 +102,14 @@ pub struct AccessTokens {
     validation: Validation,
     ring: RwLock<Arc<Ring>>,
     verified: quick_cache::sync::Cache<[u8; 32], Remembered>,
+    /// Where rotation, publication and signing read the time.
+    clock: Arc<dyn Clock>,
+    /// When this instance first served each key in its JWKS: `None` for the keys it started
+    /// with (in every JWKS it ever served). A key signs only once this instance has published it
+    /// for `publish_ahead`, whatever its own `signs_at` says, so a verifier that cached this
+    /// instance's JWKS knows the key before its first token, even when the key reached this
+    /// instance's ring later than its `signs_at` (a reload interval longer than the lead).
+    first_served: Mutex<HashMap<String, Option<Timestamp>>>,
 }
 
 /// The most verified tokens remembered: about 150 bytes each.
@@ -151,6 +159,15 @@ impl AccessTokens {
         settings: AccessTokenSettings,
         store: &dyn KeyStore,
     ) -> Result<Self, AuthError> {
+        Self::load_with_clock(settings, store, Arc::new(crate::domain::SystemClock)).await
+    }
+
+    /// Like `load`, with rotation, publication and signing reading the time from `clock`.
+    pub async fn load_with_clock(
+        settings: AccessTokenSettings,
+        store: &dyn KeyStore,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, AuthError> {
         let (mode, algorithm) = match settings.secret {
             Some(secret) => (Mode::Hs256(secret), Algorithm::HS256),
             None => (Mode::EdDsa, Algorithm::EdDSA),
@@ -162,10 +179,21 @@ impl AccessTokens {
         validation.leeway = settings.leeway.as_secs();
         // RFC 7519 §4.1.5: a token must not be accepted before its `nbf` (within the leeway).
         validation.validate_nbf = true;
+        let now = clock.now();
         if matches!(mode, Mode::EdDsa) {
-            store.insert_first_signing_key(&new_signing_key(Duration::ZERO)).await?;
+            let seed = super::tokens::random_bytes::<32>();
+            store
+                .insert_first_signing_key(&signing_key_from_seed(seed, Duration::ZERO, now))
+                .await?;
         }
-        let ring = build_ring(&mode, store, settings.ttl + settings.leeway).await?;
+        let keys = match mode {
+            Mode::EdDsa => store.signing_keys().await?,
+            Mode::Hs256(_) => Vec::new(),
+        };
+        // The keys this instance starts with are in every JWKS it will serve.
+        let first_served = keys.iter().map(|k| (k.kid.clone(), None)).collect();
+        let lead = Lead { publish_ahead: settings.publish_ahead, first_served: &first_served };
+        let ring = build_ring(&mode, &keys, settings.ttl + settings.leeway, now, &lead)?;
         Ok(Self {
             mode,
             issuer: settings.issuer,
@@ -177,6 +205,8 @@ impl AccessTokens {
             validation,
             ring: RwLock::new(Arc::new(ring)),
             verified: quick_cache::sync::Cache::new(REMEMBERED_TOKENS),
+            clock,
+            first_served: Mutex::new(first_served),
         })
     }
 
@@ -186,7 +216,21 @@ impl AccessTokens {
         if matches!(self.mode, Mode::EdDsa) {
             self.rotate_on_schedule(store).await?;
         }
-        let ring = build_ring(&self.mode, store, self.ttl + self.validation_leeway()).await?;
+        let keys = match self.mode {
+            Mode::EdDsa => store.signing_keys().await?,
+            Mode::Hs256(_) => Vec::new(),
+        };
+        let now = self.clock.now();
+        let ring = {
+            let mut first_served = self.first_served.lock().unwrap_or_else(|e| e.into_inner());
+            // A key new to this instance is served from this ring on; a deleted one is forgotten.
+            first_served.retain(|kid, _| keys.iter().any(|k| k.kid == *kid));
+            for key in &keys {
+                first_served.entry(key.kid.clone()).or_insert(Some(now));
+            }
+            let lead = Lead { publish_ahead: self.publish_ahead, first_served: &first_served };
+            build_ring(&self.mode, &keys, self.ttl + self.validation_leeway(), now, &lead)?
+        };
         for kid in &ring.expired {
             store.delete_signing_key(kid).await?;
             tracing::info!(%kid, "deleted a signing key no live token can need");
@@ -209,7 +253,7 @@ impl AccessTokens {
         let Some(every) = self.rotate_every else { return Ok(()) };
         let keys = store.signing_keys().await?;
         let Some(newest) = keys.first() else { return Ok(()) };
-        let now = crate::domain::SystemClock.now();
+        let now = self.clock.now();
         if newest.created_at + super::chrono_duration(every) > now {
             return Ok(());
         }
@@ -219,7 +263,7 @@ impl AccessTokens {
             .as_slice()
             .try_into()
             .map_err(|_| AuthError::Internal("malformed scheduled key seed".to_owned()))?;
-        let key = signing_key_from_seed(seed, self.publish_ahead);
+        let key = signing_key_from_seed(seed, self.publish_ahead, now);
         match store.insert_signing_key(&key).await {
             Ok(()) => {
                 tracing::info!(kid = %key.kid, "scheduled key rotation: a new key is published")
@@ -352,12 +396,16 @@ impl AccessTokens {
 /// A new Ed25519 signing key that signs `publish_ahead` from now, its `kid` the RFC 7638
 /// thumbprint of its public key.
 pub fn new_signing_key(publish_ahead: Duration) -> SigningKeyRecord {
-    signing_key_from_seed(super::tokens::random_bytes::<32>(), publish_ahead)
+    let now = crate::domain::SystemClock.now();
+    signing_key_from_seed(super::tokens::random_bytes::<32>(), publish_ahead, now)
 }
 
-fn signing_key_from_seed(seed: [u8; 32], publish_ahead: Duration) -> SigningKeyRecord {
+fn signing_key_from_seed(
+    seed: [u8; 32],
+    publish_ahead: Duration,
+    created_at: Timestamp,
+) -> SigningKeyRecord {
     let public = SigningKey::from_bytes(&seed).verifying_key().to_bytes();
-    let created_at = crate::domain::SystemClock.now();
     SigningKeyRecord {
         kid: thumbprint(&public),
         private_key: seed.to_vec(),
@@ -375,14 +423,33 @@ fn thumbprint(public: &[u8; 32]) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
 }
 
-async fn build_ring(
+/// How long this instance must have published a key before it signs with it.
+struct Lead<'a> {
+    publish_ahead: Duration,
+    first_served: &'a HashMap<String, Option<Timestamp>>,
+}
+
+impl Lead<'_> {
+    /// Whether `key` may sign at `now`: its time has come, and this instance has published it
+    /// for `publish_ahead` (or since it started).
+    fn may_sign(&self, key: &SigningKeyRecord, now: Timestamp) -> bool {
+        let published_since = self.first_served.get(&key.kid).copied().flatten();
+        key.signs_at <= now
+            && published_since
+                .is_none_or(|since| since + super::chrono_duration(self.publish_ahead) <= now)
+    }
+}
+
+fn build_ring(
     mode: &Mode,
-    store: &dyn KeyStore,
+    keys: &[SigningKeyRecord],
     token_lifetime: Duration,
+    now: Timestamp,
+    lead: &Lead<'_>,
 ) -> Result<Ring, AuthError> {
     match mode {
         Mode::Hs256(secret) => hs256_ring(secret),
-        Mode::EdDsa => eddsa_ring(&store.signing_keys().await?, token_lifetime),
+        Mode::EdDsa => eddsa_ring(keys, token_lifetime, now, lead),
     }
 }
 
@@ -406,18 +473,26 @@ fn hs256_ring(secret: &SecretSlice<u8>) -> Result<Ring, AuthError> {
     })
 }
 
-/// The newest key whose time has come signs; a key whose time has not come is published (and
-/// verifies) already. An older key keeps verifying until every token it may have signed has
-/// expired: the key that took over from it must have signed for longer than a token lifetime
-/// plus one reload interval. Past that it is expired, and deleted.
-fn eddsa_ring(keys: &[SigningKeyRecord], token_lifetime: Duration) -> Result<Ring, AuthError> {
-    let now = crate::domain::SystemClock.now();
-    let keep_for = chrono::Duration::from_std(token_lifetime + RELOAD_INTERVAL)
-        .map_err(|e| AuthError::Internal(e.to_string()))?;
+/// The newest key that may sign (see `Lead::may_sign`) signs; a key that may not yet is
+/// published (and verifies) already. An older key keeps verifying until every token it may have
+/// signed has expired: the key that took over from it must have signed for longer than a token
+/// lifetime plus one reload interval plus the lead (an instance that got the new key late
+/// signs with the old one for up to that long after the new key's `signs_at`). Past that it is
+/// expired, and deleted.
+fn eddsa_ring(
+    keys: &[SigningKeyRecord],
+    token_lifetime: Duration,
+    now: Timestamp,
+    lead: &Lead<'_>,
+) -> Result<Ring, AuthError> {
+    let keep_for =
+        chrono::Duration::from_std(token_lifetime + RELOAD_INTERVAL + lead.publish_ahead)
+            .map_err(|e| AuthError::Internal(e.to_string()))?;
     // Newest signing time first; a key whose time has not come is only published.
     let mut keys: Vec<&SigningKeyRecord> = keys.iter().collect();
     keys.sort_by_key(|k| std::cmp::Reverse((k.signs_at, k.created_at)));
-    let (upcoming, signed): (Vec<_>, Vec<_>) = keys.into_iter().partition(|k| k.signs_at > now);
+    let (signed, upcoming): (Vec<_>, Vec<_>) =
+        keys.into_iter().partition(|k| lead.may_sign(k, now));
     // Without any key whose time has come (a clock set back), the one due first signs.
     let (signer, older) = match signed.split_first() {
         Some((signer, older)) => (*signer, older.to_vec()),

@@ -34,6 +34,12 @@ impl ManualClock {
         Self(Mutex::new(SystemClock.now()))
     }
 
+    /// A clock standing at `at`: in the past, for what a later reader (a command on the
+    /// system's clock) sees of it.
+    pub fn starting_at(at: Timestamp) -> Self {
+        Self(Mutex::new(at))
+    }
+
     pub fn advance(&self, by: Duration) {
         let mut now = self.0.lock().unwrap_or_else(|e| e.into_inner());
         *now += chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX);

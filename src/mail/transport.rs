@@ -2,13 +2,13 @@
 //! `smtps://`, with credentials from the URL; connections are pooled and reused), or, without
 //! `SMTP_URL`, one RFC 5322 file per message under `DATA_DIR/mail/`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lettre::message::Body;
 use lettre::message::Mailbox;
 use lettre::message::header::{ContentTransferEncoding, ContentType};
-use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use super::Message;
 
@@ -16,7 +16,8 @@ use super::Message;
 const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub enum Transport {
-    File(AsyncFileTransport<Tokio1Executor>),
+    /// One `.eml` file per message in this directory, each readable by this user only.
+    File(PathBuf),
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
 }
 
@@ -34,7 +35,7 @@ impl Transport {
         let Some(url) = smtp_url else {
             create_private_dir(mail_dir)
                 .map_err(|e| format!("cannot create {}: {e}", mail_dir.display()))?;
-            return Ok(Self::File(AsyncFileTransport::new(mail_dir)));
+            return Ok(Self::File(mail_dir.to_owned()));
         };
         // lettre reads `smtp://` (in clear), `smtps://` (TLS from the start) and
         // `smtp://…?tls=required` (STARTTLS, refusing a server that does not offer it).
@@ -76,8 +77,8 @@ impl Transport {
             .body(body)
             .map_err(|e| permanent(format!("cannot build the message: {e}")))?;
         match self {
-            Self::File(transport) => {
-                transport.send(email).await.map(|_| ()).map_err(|e| DeliveryError {
+            Self::File(dir) => {
+                write_private_file(dir, &email.formatted()).await.map_err(|e| DeliveryError {
                     permanent: false,
                     message: format!("cannot write the message: {e}"),
                 })
@@ -91,12 +92,32 @@ impl Transport {
     }
 }
 
+/// Creates `dir` and any missing parent (the data directory, on PostgreSQL) 0700, and makes
+/// `dir` itself 0700 whatever the umask or an earlier start left.
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
     Ok(())
+}
+
+/// Writes `message` to a new file `<uuid>.eml` in `dir`, created 0600: a message holds a
+/// one-time link, for the addressee only.
+async fn write_private_file(dir: &Path, message: &[u8]) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let path = dir.join(format!("{}.eml", uuid::Uuid::new_v4()));
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(&path).await?;
+    file.write_all(message).await?;
+    file.flush().await
 }

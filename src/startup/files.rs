@@ -105,10 +105,11 @@ pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     Some(options.get_filename().to_path_buf())
 }
 
-/// Makes the embedded database's files (and its WAL and shared-memory files) 0600.
+/// Makes the embedded database's files (its WAL and shared-memory files, and the start's lock
+/// file, also when an earlier version made them) 0600, whatever the umask.
 pub fn restrict_database_files(database: &Path) {
     #[cfg(unix)]
-    for suffix in ["", "-wal", "-shm"] {
+    for suffix in ["", "-wal", "-shm", ".lock"] {
         use std::os::unix::fs::PermissionsExt;
         let mut path = database.as_os_str().to_owned();
         path.push(suffix);
@@ -155,7 +156,15 @@ fn generated_key(data_dir: &Path) -> Result<MasterKey, StartupError> {
             file.sync_all()?;
             Ok(MasterKey::from_bytes(bytes))
         }
-        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => read_key(&path),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            // Made 0600 at creation; one copied in by hand is made so too.
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+            }
+            read_key(&path)
+        }
         Err(error) => Err(error.into()),
     }
 }

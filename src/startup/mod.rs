@@ -159,6 +159,10 @@ async fn open_database(settings: &Settings, migrate: bool) -> Result<Backends, S
     } else {
         0
     };
+    if let DatabaseUrl::Embedded(path) = url {
+        // The WAL may first appear with the migrations' writes.
+        files::restrict_database_files(path);
+    }
     drop(lock);
     Ok(Backends { migrations_applied, ..Backends::on_database(Arc::new(store)) })
 }
@@ -286,7 +290,7 @@ pub async fn build_auth(
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
 ) -> Result<AuthService, StartupError> {
-    let access = AccessTokens::load(
+    let access = AccessTokens::load_with_clock(
         AccessTokenSettings {
             secret: settings.jwt_secret.clone(),
             issuer: settings.issuer.clone(),
@@ -298,6 +302,7 @@ pub async fn build_auth(
             rotate_every: settings.key_rotate_every,
         },
         backends.keys.as_ref(),
+        clock.clone(),
     )
     .await?;
     let successor_key =
@@ -393,6 +398,10 @@ fn spawn_mail_sender(
 ) -> Result<tokio::task::JoinHandle<()>, StartupError> {
     let config =
         |message: String| StartupError::Config { variable: "PORTCULLIS_SMTP_URL", message };
+    if settings.mail.smtp_url.is_none() {
+        // Messages go to files in the data directory (also on PostgreSQL): make it private.
+        files::create_data_dir(&settings.data_dir)?;
+    }
     let transport =
         Transport::new(settings.mail.smtp_url.as_deref(), &settings.data_dir.join("mail"))
             .map_err(config)?;
@@ -573,7 +582,9 @@ impl Application {
     }
 }
 
-/// Signs the audit chain's head every `HEAD_SIGN_INTERVAL` (when a master key is configured).
+/// Signs the audit chain's head every `HEAD_SIGN_INTERVAL` (when a master key is configured),
+/// from the start, also when no event came: a heartbeat, so that a newest signature that stopped
+/// being renewed shows a trail cut at its end (see `Audit::verify`).
 fn spawn_head_signing(
     auth: Arc<AuthService>,
     clock: Arc<dyn Clock>,

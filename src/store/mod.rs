@@ -517,9 +517,20 @@ pub trait AuditStore: Send + Sync {
     async fn unchained(&self) -> Result<u64, StoreError>;
     /// The chain's last position and hash.
     async fn head(&self) -> Result<(i64, Vec<u8>), StoreError>;
-    /// Stores a signature of the head; a second one for the same position is ignored.
-    async fn add_head_signature(&self, signature: &HeadSignature) -> Result<(), StoreError>;
-    /// Up to `limit` head signatures after position `after`, in chain order.
+    /// Stores `signature` as the newest head signature, if the newest stored is still `seen`
+    /// (the one the signer read, `None` when there was none): at a later position it is added;
+    /// at the newest's own position (a heartbeat of an unchanged head) it takes that one's
+    /// place, so an idle trail keeps one signature, not one a minute. The check and the write
+    /// are one step under the chain's head lock, so signers racing keep one chain. Returns
+    /// false, storing nothing, when another signature came in between or the position is older.
+    async fn add_head_signature(
+        &self,
+        signature: &HeadSignature,
+        seen: Option<&[u8]>,
+    ) -> Result<bool, StoreError>;
+    /// The newest head signature (at the highest position), if there is one.
+    async fn newest_head_signature(&self) -> Result<Option<HeadSignature>, StoreError>;
+    /// Up to `limit` head signatures after position `after` (-1 for all), in chain order.
     async fn head_signatures(
         &self,
         after: i64,

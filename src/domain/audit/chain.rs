@@ -5,7 +5,9 @@
 //! or reordering an event changes every hash after it, and the chain's head (the last position
 //! and hash, kept apart) shows events cut from the end. The chain proves the trail has not been
 //! changed since it was written, against anyone who cannot also rewrite every later hash and the
-//! head; export the head elsewhere (`audit verify` prints it) to hold against that too.
+//! head; the head's signatures (see `HeadSignature`), made with a key the database never holds and
+//! renewed at least once a minute, hold against that too, and exported elsewhere (`audit heads`)
+//! against someone who can also delete them.
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -56,32 +58,131 @@ pub struct Link {
 }
 
 /// A signature of the chain's head at `seq`: HMAC-SHA256 under a key derived from the master
-/// key, over the position and the hash of the link there.
+/// key, over the position, the hash of the link there, the time of signing and the signature it
+/// follows (`previous`), so that the signatures form a chain of their own, and one signed at an
+/// unchanged head (a heartbeat) still says when the head was last seen.
+///
+/// Signatures written before they were chained have no `previous` and cover the position and
+/// the hash only: they are where the chain of signatures starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HeadSignature {
     pub seq: i64,
     pub hash: Vec<u8>,
     pub signature: Vec<u8>,
     pub signed_at: crate::domain::Timestamp,
+    /// The signature this one follows (`GENESIS` for the first); `None` before chaining.
+    pub previous: Option<Vec<u8>>,
 }
 
-fn head_mac(key: &[u8; 32], seq: i64, hash: &[u8]) -> Hmac<Sha256> {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
-        .unwrap_or_else(|_| <Hmac<Sha256> as Mac>::new(&Default::default()));
+fn head_mac(key: &[u8; 32]) -> Hmac<Sha256> {
+    <Hmac<Sha256> as Mac>::new_from_slice(key)
+        .unwrap_or_else(|_| <Hmac<Sha256> as Mac>::new(&Default::default()))
+}
+
+/// The MAC of a signature written before chaining: the position and the hash only.
+fn unlinked_mac(key: &[u8; 32], seq: i64, hash: &[u8]) -> Hmac<Sha256> {
+    let mut mac = head_mac(key);
     mac.update(b"portcullis audit head v1");
     mac.update(&seq.to_be_bytes());
     mac.update(hash);
     mac
 }
 
-/// The signature of the head at `seq` with `hash`.
-pub fn sign_head(key: &[u8; 32], seq: i64, hash: &[u8]) -> Vec<u8> {
-    head_mac(key, seq, hash).finalize().into_bytes().to_vec()
+/// The MAC of a chained signature. Every part has a fixed length, or its length before it.
+fn linked_mac(
+    key: &[u8; 32],
+    seq: i64,
+    hash: &[u8],
+    signed_at: crate::domain::Timestamp,
+    previous: &[u8],
+) -> Hmac<Sha256> {
+    let mut mac = head_mac(key);
+    mac.update(b"portcullis audit head v2");
+    mac.update(&seq.to_be_bytes());
+    mac.update(&(hash.len() as u64).to_be_bytes());
+    mac.update(hash);
+    mac.update(&signed_at.timestamp_millis().to_be_bytes());
+    mac.update(&(previous.len() as u64).to_be_bytes());
+    mac.update(previous);
+    mac
 }
 
-/// Whether `signature` is the signature of the head at `seq` with `hash` (constant time).
+/// A signature of the head at `seq` with `hash`, made at `signed_at`, following `previous` (the
+/// newest signature before it, or `GENESIS`).
+pub fn sign_head(
+    key: &[u8; 32],
+    seq: i64,
+    hash: &[u8],
+    signed_at: crate::domain::Timestamp,
+    previous: &[u8],
+) -> HeadSignature {
+    let signature = linked_mac(key, seq, hash, signed_at, previous).finalize().into_bytes();
+    HeadSignature {
+        seq,
+        hash: hash.to_vec(),
+        signature: signature.to_vec(),
+        signed_at,
+        previous: Some(previous.to_vec()),
+    }
+}
+
+/// A signature as they were made before chaining (position and hash only), for trails that
+/// hold some.
+pub fn sign_head_unlinked(key: &[u8; 32], seq: i64, hash: &[u8]) -> Vec<u8> {
+    unlinked_mac(key, seq, hash).finalize().into_bytes().to_vec()
+}
+
+/// Whether `signature` was made with `key` over what it says (constant time).
 pub fn head_signature_holds(key: &[u8; 32], signature: &HeadSignature) -> bool {
-    head_mac(key, signature.seq, &signature.hash).verify_slice(&signature.signature).is_ok()
+    let mac = match &signature.previous {
+        Some(previous) => {
+            linked_mac(key, signature.seq, &signature.hash, signature.signed_at, previous)
+        }
+        None => unlinked_mac(key, signature.seq, &signature.hash),
+    };
+    mac.verify_slice(&signature.signature).is_ok()
+}
+
+/// Checks that head signatures, read in position order, form one chain: each chained signature
+/// follows the one before it; the first chained one may start afresh from `GENESIS` (after
+/// signatures from before chaining, which are the chain's start); none from before chaining
+/// comes after a chained one. A signature removed from the middle breaks the link after it.
+#[derive(Default)]
+pub struct SignatureChain {
+    last: Option<HeadSignature>,
+    linked: bool,
+}
+
+impl SignatureChain {
+    /// The problem with `signature` coming next, if there is one.
+    pub fn check(&mut self, signature: &HeadSignature) -> Option<String> {
+        let problem = match (&signature.previous, &self.last) {
+            (None, _) if self.linked => Some(format!(
+                "position {}: a head signature without a link after linked ones",
+                signature.seq
+            )),
+            (None, _) => None,
+            (Some(previous), last) => {
+                let follows = last.as_ref().is_some_and(|l| l.signature == *previous);
+                let starts = !self.linked && previous[..] == GENESIS;
+                (!follows && !starts).then(|| {
+                    format!(
+                        "position {}: the head signature does not follow the one before it \
+                         (signatures removed or replaced)",
+                        signature.seq
+                    )
+                })
+            }
+        };
+        self.linked |= signature.previous.is_some();
+        self.last = Some(signature.clone());
+        problem
+    }
+
+    /// The newest signature seen.
+    pub fn newest(&self) -> Option<&HeadSignature> {
+        self.last.as_ref()
+    }
 }
 
 /// What verification found.
@@ -94,6 +195,12 @@ pub struct Report {
     pub problems: Vec<String>,
     /// The last position a valid head signature covers (0 when none does).
     pub signed_through: i64,
+    /// When the newest head signature was made, if there is one.
+    pub signed_at: Option<crate::domain::Timestamp>,
+    /// When the newest event was written, if there is one.
+    pub newest_event_at: Option<crate::domain::Timestamp>,
+    /// What verification could not check, and why (not a break: `audit verify` still succeeds).
+    pub notes: Vec<String>,
 }
 
 /// Walks the chain in batches (each starting after the last position seen), checking positions,
@@ -118,6 +225,7 @@ impl Verifier {
 
     pub fn check(&mut self, link: &Link) {
         self.report.events += 1;
+        self.report.newest_event_at = self.report.newest_event_at.max(Some(link.event.at));
         let Some(seq) = link.seq else {
             self.report.problems.push(format!("event {} is outside the chain", link.event.id));
             return;
@@ -210,18 +318,64 @@ mod tests {
     }
 
     #[test]
-    fn a_head_signature_holds_for_its_position_and_hash_only() {
+    fn a_head_signature_holds_for_its_position_hash_time_and_link_only() {
         let key = [7; 32];
-        let signature = HeadSignature {
-            seq: 3,
-            hash: vec![1; 32],
-            signature: sign_head(&key, 3, &[1; 32]),
-            signed_at: crate::domain::SystemClock.now(),
-        };
+        let at = crate::domain::SystemClock.now();
+        let signature = sign_head(&key, 3, &[1; 32], at, &GENESIS);
         assert!(head_signature_holds(&key, &signature));
         assert!(!head_signature_holds(&[8; 32], &signature));
         assert!(!head_signature_holds(&key, &HeadSignature { seq: 4, ..signature.clone() }));
-        assert!(!head_signature_holds(&key, &HeadSignature { hash: vec![2; 32], ..signature }));
+        let other_hash = HeadSignature { hash: vec![2; 32], ..signature.clone() };
+        assert!(!head_signature_holds(&key, &other_hash));
+        let later = at + chrono::Duration::minutes(5);
+        assert!(!head_signature_holds(
+            &key,
+            &HeadSignature { signed_at: later, ..signature.clone() }
+        ));
+        let relinked = HeadSignature { previous: Some(vec![3; 32]), ..signature.clone() };
+        assert!(!head_signature_holds(&key, &relinked));
+        let unlinked = HeadSignature { previous: None, ..signature };
+        assert!(!head_signature_holds(&key, &unlinked), "a chained signature is not an old one");
+    }
+
+    #[test]
+    fn a_signature_from_before_chaining_still_holds() {
+        let key = [7; 32];
+        let old = HeadSignature {
+            seq: 3,
+            hash: vec![1; 32],
+            signature: sign_head_unlinked(&key, 3, &[1; 32]),
+            signed_at: crate::domain::SystemClock.now(),
+            previous: None,
+        };
+        assert!(head_signature_holds(&key, &old));
+        assert!(!head_signature_holds(&key, &HeadSignature { seq: 4, ..old }));
+    }
+
+    #[test]
+    fn signatures_chain_from_old_ones_and_a_removed_one_breaks_the_chain() {
+        let key = [7; 32];
+        let at = crate::domain::SystemClock.now();
+        let old = HeadSignature {
+            seq: 1,
+            hash: vec![1; 32],
+            signature: sign_head_unlinked(&key, 1, &[1; 32]),
+            signed_at: at,
+            previous: None,
+        };
+        let first = sign_head(&key, 2, &[2; 32], at, &GENESIS);
+        let second = sign_head(&key, 3, &[3; 32], at, &first.signature);
+        let third = sign_head(&key, 4, &[4; 32], at, &second.signature);
+        let problems = |signatures: &[&HeadSignature]| {
+            let mut chain = SignatureChain::default();
+            signatures.iter().filter_map(|s| chain.check(s)).collect::<Vec<_>>()
+        };
+        assert!(problems(&[&old, &first, &second, &third]).is_empty());
+        assert_eq!(problems(&[&old, &first, &third]).len(), 1, "the second removed");
+        assert_eq!(problems(&[&old, &second, &third]).len(), 1, "the first removed");
+        assert_eq!(problems(&[&first, &old, &second]).len(), 2, "an old one after a chained one");
+        let restart = sign_head(&key, 5, &[5; 32], at, &GENESIS);
+        assert_eq!(problems(&[&first, &second, &restart]).len(), 1, "a second start");
     }
 
     #[test]

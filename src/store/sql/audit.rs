@@ -168,19 +168,60 @@ impl AuditStore for SqlStore {
             .map_err(failed("read audit head"))
     }
 
-    async fn add_head_signature(&self, signature: &HeadSignature) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO audit_head_signatures (seq, hash, signature, signed_at)
-             VALUES ($1, $2, $3, $4) ON CONFLICT (seq) DO NOTHING",
+    async fn add_head_signature(
+        &self,
+        signature: &HeadSignature,
+        seen: Option<&[u8]>,
+    ) -> Result<bool, StoreError> {
+        let failed = failed("sign audit head");
+        let mut tx = self.write.begin().await.map_err(&failed)?;
+        // The head's row lock (PostgreSQL) or the write lock (SQLite), held until commit:
+        // signers, and appends, take turns here, so the newest read below stays the newest.
+        sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
+            .execute(&mut *tx)
+            .await
+            .map_err(&failed)?;
+        let newest: Option<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT seq, signature FROM audit_head_signatures ORDER BY seq DESC LIMIT 1",
         )
-        .bind(signature.seq)
-        .bind(&signature.hash)
-        .bind(&signature.signature)
-        .bind(millis(signature.signed_at))
-        .execute(&self.write)
+        .fetch_optional(&mut *tx)
         .await
-        .map_err(failed("sign audit head"))?;
-        Ok(())
+        .map_err(&failed)?;
+        let statement = match &newest {
+            Some((_, stored)) if Some(&stored[..]) != seen => return Ok(false),
+            None if seen.is_some() => return Ok(false),
+            Some((seq, _)) if *seq > signature.seq => return Ok(false),
+            Some((seq, _)) if *seq == signature.seq => {
+                "UPDATE audit_head_signatures
+                 SET hash = $2, signature = $3, signed_at = $4, previous = $5 WHERE seq = $1"
+            }
+            _ => {
+                "INSERT INTO audit_head_signatures (seq, hash, signature, signed_at, previous)
+                 VALUES ($1, $2, $3, $4, $5)"
+            }
+        };
+        sqlx::query(statement)
+            .bind(signature.seq)
+            .bind(&signature.hash)
+            .bind(&signature.signature)
+            .bind(millis(signature.signed_at))
+            .bind(signature.previous.as_deref())
+            .execute(&mut *tx)
+            .await
+            .map_err(&failed)?;
+        tx.commit().await.map_err(failed)?;
+        Ok(true)
+    }
+
+    async fn newest_head_signature(&self) -> Result<Option<HeadSignature>, StoreError> {
+        let row: Option<SignatureRow> = sqlx::query_as(
+            "SELECT seq, hash, signature, signed_at, previous FROM audit_head_signatures
+             ORDER BY seq DESC LIMIT 1",
+        )
+        .fetch_optional(&self.read)
+        .await
+        .map_err(failed("read audit head signatures"))?;
+        row.map(signature_of).transpose()
     }
 
     async fn head_signatures(
@@ -188,8 +229,8 @@ impl AuditStore for SqlStore {
         after: i64,
         limit: u32,
     ) -> Result<Vec<HeadSignature>, StoreError> {
-        let rows: Vec<(i64, Vec<u8>, Vec<u8>, i64)> = sqlx::query_as(
-            "SELECT seq, hash, signature, signed_at FROM audit_head_signatures
+        let rows: Vec<SignatureRow> = sqlx::query_as(
+            "SELECT seq, hash, signature, signed_at, previous FROM audit_head_signatures
              WHERE seq > $1 ORDER BY seq LIMIT $2",
         )
         .bind(after)
@@ -197,10 +238,15 @@ impl AuditStore for SqlStore {
         .fetch_all(&self.read)
         .await
         .map_err(failed("read audit head signatures"))?;
-        rows.into_iter()
-            .map(|(seq, hash, signature, at)| {
-                Ok(HeadSignature { seq, hash, signature, signed_at: from_millis(at)? })
-            })
-            .collect()
+        rows.into_iter().map(signature_of).collect()
     }
+}
+
+/// A head signature as stored: position, hash, signature, time, link.
+type SignatureRow = (i64, Vec<u8>, Vec<u8>, i64, Option<Vec<u8>>);
+
+fn signature_of(
+    (seq, hash, signature, at, previous): SignatureRow,
+) -> Result<HeadSignature, StoreError> {
+    Ok(HeadSignature { seq, hash, signature, signed_at: from_millis(at)?, previous })
 }
