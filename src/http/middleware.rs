@@ -116,10 +116,10 @@ fn set_security_headers(headers: &mut axum::http::HeaderMap) {
 
 /// Renders every error response as problem details with the request id, and logs the hidden
 /// cause of a 5xx once, with the request id, here. A request head over `MAX_HEADER_BLOCK` is
-/// answered 431 (RFC 6585 §5) before any handler runs: hyper parses heads up to
-/// `serve::HARD_HEADER_LIMIT` and refuses larger ones itself; this is what gives the contract's
-/// answer to the ones in between. A query with a control character is answered 422 here too,
-/// once for every route.
+/// answered 431 (RFC 6585 §5) before any handler runs. The listener refuses such heads before
+/// hyper parses them (see `head`), counting the bytes as sent; this counts them as rebuilt, and
+/// catches what the two counts differ on. A query with a control character is answered 422 here
+/// too, once for every route.
 pub async fn problem_details(request: Request, next: Next) -> Response {
     let request_id = request.extensions().get::<crate::http::middleware::RequestId>().cloned();
     let response = if head_len(&request) > MAX_HEADER_BLOCK {
@@ -164,6 +164,23 @@ pub async fn problem_details(request: Request, next: Next) -> Response {
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(body))
+}
+
+/// The answer to a request the listener refuses before routing (its own check of the request
+/// head, see `head`): the same problem details, fresh request id and security headers that
+/// `frame` and `problem_details` give every other answer. Returns the status, the header
+/// fields, the body and the request id.
+pub fn refusal(error: ApiError) -> (StatusCode, axum::http::HeaderMap, String, Arc<str>) {
+    let id: Arc<str> = Arc::from(uuid::Uuid::new_v4().to_string());
+    let (mut parts, _) = error.into_response().into_parts();
+    let problem = parts.extensions.remove::<Problem>().unwrap_or(Problem(Default::default()));
+    let body = render(&problem, Some(&id));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    set_security_headers(&mut parts.headers);
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        parts.headers.insert(X_REQUEST_ID.clone(), value);
+    }
+    (parts.status, parts.headers, body, id)
 }
 
 /// Whether a name or value of the query, percent-decoded, holds a control character (C0, DEL or

@@ -11,6 +11,9 @@ mod client_ip;
 pub mod cookie;
 mod extract;
 mod factors;
+mod guard;
+mod head;
+pub mod limits;
 mod middleware;
 pub mod openapi;
 mod operations;
@@ -37,7 +40,7 @@ use crate::store::Health;
 pub use client_ip::client_ip;
 pub use extract::{TrustedProxies, bearer_token, decode_json_object};
 pub use routes::{Credentials, LogoutRequest, NewAccount, PasswordChange, RefreshRequest};
-pub use serve::{ServeSettings, serve};
+pub use serve::{Clamped, ServeSettings, serve};
 pub use tls::Tls;
 
 /// Largest request body accepted: 16 KiB, far above any legitimate request of the contract.

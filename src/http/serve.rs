@@ -1,15 +1,20 @@
-//! Serving connections: the accept loop, HTTP/1.1 on hyper, optional TLS, the connection cap
+//! Serving connections: the accept loop, HTTP/1.1 on hyper, optional TLS, the connection caps
 //! and graceful shutdown.
 //!
 //! Invariants, each against a way to take the service down from one laptop (OWASP Denial of
 //! Service Cheat Sheet):
 //! - **Header reading is bounded.** A connection whose request head (or TLS handshake) is not
-//!   complete within `header_read_timeout` is closed, also between keep-alive requests, so a
-//!   client trickling header bytes (slowloris) holds nothing for long. The router's timeout
-//!   then bounds the body and the answer.
-//! - **Connections are capped.** Each connection holds a semaphore permit; with none left the
-//!   loop stops accepting, so further clients wait in the kernel's listen queue instead of
-//!   taking file descriptors the process needs for its database and Redis.
+//!   complete within `header_timeout` is closed, also between keep-alive requests, so a client
+//!   trickling header bytes (slowloris) holds nothing for long. The router's timeout then bounds
+//!   the body and the answer.
+//! - **Answers must be taken.** A client that stops reading is disconnected once it has taken
+//!   nothing for `request_timeout` (see `guard`), however many requests it pipelined.
+//! - **Errors before routing are problem details.** Each request head is checked before hyper
+//!   parses it (see `head` and `guard`), so hyper's own bare 400 and 431 never go out.
+//! - **Connections are capped**, in all and per client IP (see `limits`). Each connection holds
+//!   a semaphore permit; with none left the loop stops accepting, so further clients wait in the
+//!   kernel's listen queue instead of taking file descriptors the process needs for its database
+//!   and Redis. One over the per-IP cap is closed at once.
 //! - **Accept errors never stop or spin the loop.** `EMFILE`/`ENFILE` and the like are retried
 //!   after a pause that doubles from 10 ms to 1 s and resets on the next success.
 //! - **Shutdown drains.** Once `shutdown` completes the listener is closed, requests in flight
@@ -27,29 +32,45 @@ use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore, watch};
 use tower::ServiceExt;
 
+use super::guard::GuardedIo;
+use super::head::MAX_HEADER_FIELDS;
+use super::limits::{IpSlot, PerIp};
 use super::tls::Tls;
 
-/// The largest request head hyper parses at all: past it hyper itself answers a bare 431 and
-/// closes. Between the contract's 64 KiB and this, the `problem_details` middleware answers 431
-/// problem details, so the common oversize case gets the contract's body; the read buffer per
-/// connection stays bounded by the same figure.
+/// The largest request head hyper parses at all, and the size of its read and write buffers per
+/// connection. Heads over the contract's 64 KiB are refused before hyper sees them (see `head`),
+/// so this only bounds the buffers; the write buffer's bound is what stops hyper from serving
+/// further pipelined requests while a client takes no answers.
 pub const HARD_HEADER_LIMIT: usize = 128 * 1024;
 
 /// How the listener behaves.
 #[derive(Clone, Copy, Debug)]
 pub struct ServeSettings {
-    /// A request head, or a TLS handshake, must arrive within this (`REQUEST_TIMEOUT`).
-    pub header_read_timeout: Duration,
-    /// Connections served at once (`MAX_CONNECTIONS`).
+    /// A request head, or a TLS handshake, must arrive within this (`HEADER_TIMEOUT`).
+    pub header_timeout: Duration,
+    /// A client that takes no answer bytes for this long is disconnected (`REQUEST_TIMEOUT`).
+    pub request_timeout: Duration,
+    /// Connections served at once (`MAX_CONNECTIONS`, within the open-file limit).
     pub max_connections: usize,
+    /// Connections served at once from one client IP (`MAX_CONNECTIONS_PER_IP`).
+    pub max_connections_per_ip: usize,
     /// How long requests in flight may take to finish after shutdown begins.
     pub drain_timeout: Duration,
+    /// Set when `max_connections` was lowered to fit the open-file limit, for the log.
+    pub clamped: Option<Clamped>,
+}
+
+/// `MAX_CONNECTIONS` as configured, and the open-file limit that lowered it.
+#[derive(Clone, Copy, Debug)]
+pub struct Clamped {
+    pub configured: usize,
+    pub open_file_limit: u64,
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then drains.
@@ -60,9 +81,20 @@ pub async fn serve(
     settings: ServeSettings,
     shutdown: impl Future<Output = ()> + Send,
 ) {
+    if let Some(Clamped { configured, open_file_limit }) = settings.clamped {
+        tracing::warn!(
+            configured,
+            serving = settings.max_connections,
+            open_file_limit,
+            "MAX_CONNECTIONS {configured} is clamped to {} below the open-file limit of \
+             {open_file_limit}",
+            settings.max_connections
+        );
+    }
     let permits = Arc::new(Semaphore::new(settings.max_connections));
-    let graceful = GracefulShutdown::new();
-    let http = http_builder(settings.header_read_timeout);
+    let per_ip = PerIp::new(settings.max_connections_per_ip);
+    let (stop, stopped) = watch::channel(false);
+    let http = http_builder(settings.header_timeout);
     let mut backoff = Backoff::default();
     tokio::pin!(shutdown);
     loop {
@@ -95,12 +127,18 @@ pub async fn serve(
                 }
             }
         };
+        let Some(slot) = per_ip.acquire(peer.ip()) else {
+            // Closed at once: the client learns at once, and holds nothing.
+            tracing::debug!(%peer, "connection over the per-IP cap closed");
+            continue;
+        };
         let connection = Connection {
             app: app.clone(),
             http: http.clone(),
             tls: tls.clone(),
-            watcher: graceful.watcher(),
-            handshake_timeout: settings.header_read_timeout,
+            stopped: stopped.clone(),
+            settings,
+            _slot: slot,
         };
         tokio::spawn(async move {
             connection.serve(stream, peer).await;
@@ -110,17 +148,20 @@ pub async fn serve(
     // Closing the listener refuses new connections at once, instead of leaving them queued
     // until the process exits.
     drop(listener);
-    if tokio::time::timeout(settings.drain_timeout, graceful.shutdown()).await.is_err() {
+    let _ = stop.send(true);
+    // Every connection holds a permit until it ends: all of them back means all are done.
+    let all = u32::try_from(settings.max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(settings.drain_timeout, permits.acquire_many(all)).await.is_err() {
         tracing::warn!("requests still in flight after the drain timeout were cut off");
     }
 }
 
-/// HTTP/1.1 with the header-read timeout and the header size limit.
-fn http_builder(header_read_timeout: Duration) -> http1::Builder {
+/// HTTP/1.1 with the header-read timeout and the buffer and field limits.
+fn http_builder(header_timeout: Duration) -> http1::Builder {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout)
-        .max_header_size(HARD_HEADER_LIMIT)
+        .header_read_timeout(header_timeout)
+        .max_headers(MAX_HEADER_FIELDS)
         .max_buf_size(HARD_HEADER_LIMIT);
     http
 }
@@ -130,27 +171,20 @@ struct Connection {
     app: Router,
     http: http1::Builder,
     tls: Option<Arc<Tls>>,
-    watcher: Watcher,
-    handshake_timeout: Duration,
+    /// Becomes true when the server shuts down.
+    stopped: watch::Receiver<bool>,
+    settings: ServeSettings,
+    _slot: IpSlot,
 }
 
 impl Connection {
     async fn serve(self, stream: TcpStream, peer: SocketAddr) {
-        // The client-IP extractor reads the peer address from `ConnectInfo`, as axum sets it.
-        let service = self.app.map_request(move |mut request: hyper::Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            request
-        });
-        let service = TowerToHyperService::new(service);
-        let result = match self.tls {
-            None => {
-                let connection = self.http.serve_connection(TokioIo::new(stream), service);
-                self.watcher.watch(connection).await
-            }
+        let result = match self.tls.clone() {
+            None => self.run(stream, peer).await,
             Some(tls) => {
                 let handshake = tls.acceptor().accept(stream);
-                let stream = match tokio::time::timeout(self.handshake_timeout, handshake).await {
-                    Ok(Ok(stream)) => stream,
+                match tokio::time::timeout(self.settings.header_timeout, handshake).await {
+                    Ok(Ok(stream)) => self.run(stream, peer).await,
                     Ok(Err(error)) => {
                         tracing::debug!(%error, %peer, "TLS handshake failed");
                         return;
@@ -159,14 +193,44 @@ impl Connection {
                         tracing::debug!(%peer, "TLS handshake timed out");
                         return;
                     }
-                };
-                let connection = self.http.serve_connection(TokioIo::new(stream), service);
-                self.watcher.watch(connection).await
+                }
             }
         };
         if let Err(error) = result {
             // A client that goes away or times out is routine, not an error of the service.
             tracing::debug!(%error, %peer, "connection ended with an error");
+        }
+    }
+
+    /// Serves HTTP on `stream` until the client or hyper ends it, shutting hyper down gracefully
+    /// when a request head is refused or the server stops.
+    async fn run<S>(mut self, stream: S, peer: SocketAddr) -> Result<(), hyper::Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        // The client-IP extractor reads the peer address from `ConnectInfo`, as axum sets it.
+        let service = self.app.map_request(move |mut request: hyper::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            request
+        });
+        let refused = Arc::new(Notify::new());
+        let io = GuardedIo::new(stream, self.settings.request_timeout, refused.clone());
+        let connection =
+            self.http.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
+        tokio::pin!(connection);
+        let mut closing = false;
+        loop {
+            tokio::select! {
+                result = connection.as_mut() => return result,
+                () = refused.notified(), if !closing => {
+                    closing = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+                _ = self.stopped.wait_for(|stopped| *stopped), if !closing => {
+                    closing = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+            }
         }
     }
 }

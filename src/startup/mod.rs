@@ -19,8 +19,10 @@ use crate::auth::{
 use crate::config::{DatabaseUrl, Settings};
 use crate::domain::Sealer;
 use crate::domain::{Clock, FAILURE_MEMORY, LockoutPolicy, SystemClock};
+use crate::http::limits;
 use crate::http::{
-    AppState, HttpSettings, ServeSettings, Tls, TrustedProxies, metrics_router, router, serve,
+    AppState, Clamped, HttpSettings, ServeSettings, Tls, TrustedProxies, metrics_router, router,
+    serve,
 };
 use crate::mail::{Outbox, SenderSettings, Templates, Transport, spawn_sender};
 use crate::metrics::Metrics;
@@ -444,6 +446,8 @@ pub struct Application {
     /// Native TLS on the main listener, when `TLS_CERT` and `TLS_KEY` are set.
     tls: Option<Arc<Tls>>,
     serve: ServeSettings,
+    /// Connections the metrics listener serves at once.
+    metrics_connections: usize,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// What this start chose and did, for the line that says it listens.
     summary: StartSummary,
@@ -470,6 +474,8 @@ impl Application {
                 })?),
                 None => None,
             };
+        // Before the backends open, so that their pools have the raised limit too.
+        let (serve, metrics_connections) = serve_settings(&settings)?;
         let backends = open_backends(&settings, migrate).await?;
         if settings.master_key.is_none()
             && matches!(settings.database_url, DatabaseUrl::Postgres(_))
@@ -535,13 +541,7 @@ impl Application {
             }
             None => None,
         };
-        let serve = ServeSettings {
-            header_read_timeout: settings.request_timeout,
-            max_connections: settings.max_connections,
-            // A request in flight has REQUEST_TIMEOUT to finish anyway; waiting longer helps no one.
-            drain_timeout: settings.request_timeout,
-        };
-        Ok(Self { listener, app, metrics, tls, serve, tasks, summary })
+        Ok(Self { listener, app, metrics, metrics_connections, tls, serve, tasks, summary })
     }
 
     /// What this start chose and did: backends, data directory, migrations, a generated key.
@@ -572,7 +572,12 @@ impl Application {
         let mut tasks = self.tasks;
         if let Some((listener, app)) = self.metrics {
             let pending = std::future::pending::<()>();
-            tasks.push(tokio::spawn(serve(listener, app, None, self.serve, pending)));
+            let settings = ServeSettings {
+                max_connections: self.metrics_connections,
+                clamped: None,
+                ..self.serve
+            };
+            tasks.push(tokio::spawn(serve(listener, app, None, settings, pending)));
         }
         serve(self.listener, self.app, self.tls, self.serve, shutdown).await;
         for task in tasks {
@@ -580,6 +585,37 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// The listeners' settings, with `MAX_CONNECTIONS` fitted to the open-file limit (raised to the
+/// hard limit first), and the metrics listener's connection cap.
+fn serve_settings(settings: &Settings) -> Result<(ServeSettings, usize), StartupError> {
+    let open_files = limits::raise_open_file_limit();
+    let metrics_listener = settings.metrics_bind.is_some();
+    let (max_connections, metrics_connections) =
+        limits::connection_caps(settings.max_connections, metrics_listener, open_files).map_err(
+            |needed| StartupError::Setting {
+                variable: "PORTCULLIS_MAX_CONNECTIONS",
+                message: format!(
+                    "the open-file limit ({}) leaves no descriptor for connections; raise it \
+                     (ulimit -n) to at least {needed}",
+                    open_files.unwrap_or_default()
+                ),
+            },
+        )?;
+    let clamped = open_files
+        .filter(|_| max_connections < settings.max_connections)
+        .map(|open_file_limit| Clamped { configured: settings.max_connections, open_file_limit });
+    let serve = ServeSettings {
+        header_timeout: settings.header_timeout,
+        request_timeout: settings.request_timeout,
+        max_connections,
+        max_connections_per_ip: settings.max_connections_per_ip,
+        // A request in flight has REQUEST_TIMEOUT to finish anyway; waiting longer helps no one.
+        drain_timeout: settings.request_timeout,
+        clamped,
+    };
+    Ok((serve, metrics_connections))
 }
 
 /// Signs the audit chain's head every `HEAD_SIGN_INTERVAL` (when a master key is configured),
