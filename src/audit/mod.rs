@@ -79,11 +79,6 @@ impl Audit {
         self
     }
 
-    /// Whether the head is signed (a master key is configured).
-    pub fn signs_head(&self) -> bool {
-        self.head_key.is_some()
-    }
-
     /// Signs the current head at `now`, following the newest signature: at a new position, or
     /// again at the same one (a heartbeat, which only renews the time). Returns the position
     /// signed, or `None` with no key, or when another instance signed at the same moment (its
@@ -107,6 +102,7 @@ impl Audit {
                     newest_seq.map_or("none".to_owned(), |n| n.to_string())
                 ));
             }
+            *self.signed_seen.lock().unwrap_or_else(|e| e.into_inner()) = seen.max(newest_seq);
             let previous = match &newest {
                 Some(n) if seq < n.seq || (seq == n.seq && hash != n.hash) => {
                     return refused(format!(
