@@ -256,3 +256,29 @@ async fn the_audit_parameters_match_the_limits_the_server_applies() -> TestResul
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn every_string_query_parameter_says_control_characters_are_refused() -> TestResult {
+    let app = spawn().await;
+    let document = served_document(&app).await?;
+    let mut checked = 0;
+    for (method, path, operation) in each_operation(&document) {
+        let parameters = operation["parameters"].as_array().cloned().unwrap_or_default();
+        for parameter in parameters.iter().filter(|p| p["in"] == "query") {
+            let kind = &parameter["schema"]["type"];
+            let is_string =
+                kind == "string" || kind.as_array().is_some_and(|k| k.contains(&"string".into()));
+            if is_string {
+                let pattern = parameter["schema"]["pattern"].as_str().unwrap_or_default();
+                assert!(
+                    pattern.contains("u0000-"),
+                    "{method} {path} {}: {pattern:?}",
+                    parameter["name"]
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 4, "the cursors and filters: {checked}");
+    Ok(())
+}

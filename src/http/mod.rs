@@ -124,11 +124,13 @@ where
 /// The OpenAPI 3.1 document of the whole API, `/metrics` included wherever it is bound.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let api = OpenApiRouter::<AppState>::with_openapi(openapi::base());
-    api_routes()
+    let mut document = api_routes()
         .into_iter()
         .chain([metrics_route()])
         .fold(api, OpenApiRouter::routes)
-        .into_openapi()
+        .into_openapi();
+    openapi::forbid_control_characters_in_queries(&mut document);
+    document
 }
 
 /// The (method, path) of every route the main router can serve: what it is built from.

@@ -9,8 +9,10 @@
 use std::collections::BTreeMap;
 
 use axum::http::Method;
-use utoipa::openapi::path::{Operation, PathItem};
-use utoipa::openapi::schema::{AllOfBuilder, ArrayBuilder, ObjectBuilder, Schema, SchemaFormat};
+use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
+use utoipa::openapi::schema::{
+    AllOfBuilder, ArrayBuilder, ObjectBuilder, Schema, SchemaFormat, SchemaType,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{
     ContentBuilder, HeaderBuilder, KnownFormat, OpenApi, Ref, RefOr, Response, ResponseBuilder,
@@ -181,6 +183,46 @@ fn problem_response(status: u16, codes: &[ErrorCode]) -> Response {
             .header("RateLimit-Reset", integer("Whole seconds until a request is allowed"));
     }
     response.build()
+}
+
+/// What a string query parameter may hold: anything but a control character (C0, DEL, C1),
+/// which every route refuses with 422 `validation_failed` before it runs.
+const NO_CONTROL_CHARACTERS: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$";
+
+/// States in the document, on every string query parameter, that control characters are
+/// refused: the rule is the middleware's, for every route, so it is written here once.
+pub fn forbid_control_characters_in_queries(api: &mut OpenApi) {
+    let is_string = |schema_type: &SchemaType| match schema_type {
+        SchemaType::Type(kind) => *kind == Type::String,
+        SchemaType::Array(kinds) => kinds.contains(&Type::String),
+        SchemaType::AnyValue => false,
+    };
+    for item in api.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        let parameters = operations
+            .into_iter()
+            .flatten()
+            .filter_map(|operation| operation.parameters.as_mut())
+            .flatten()
+            .filter(|parameter| parameter.parameter_in == ParameterIn::Query);
+        for parameter in parameters {
+            if let Some(RefOr::T(Schema::Object(object))) = parameter.schema.as_mut()
+                && is_string(&object.schema_type)
+                && object.pattern.is_none()
+            {
+                object.pattern = Some(NO_CONTROL_CHARACTERS.to_owned());
+            }
+        }
+    }
 }
 
 /// The operations of a path item, with their methods.
