@@ -11,19 +11,26 @@ use common::{PASSWORD, TestResult, assert_problem, free_port, relay, str_of, wai
 use futures::future::join_all;
 use reqwest::StatusCode;
 
+/// A server on fresh PostgreSQL storage (the database named by PORTCULLIS_TEST_POSTGRES),
+/// reached through a relay that the test can cut; with the relay, its address and upstream.
+async fn behind_a_relay()
+-> (common::TestApp, tokio::task::JoinHandle<()>, std::net::SocketAddr, String) {
+    let (mut storage, owner) = common::new_postgres_storage().await;
+    let direct = storage.database_url.clone().unwrap();
+    let upstream = common::address_of(&direct, 5432);
+    let listen = free_port();
+    storage.database_url = Some(common::with_address(&direct, &listen.to_string()));
+    let link = relay(listen, upstream.clone());
+    let app = common::spawn_owning(storage, owner, &[]).await;
+    (app, link, listen, upstream)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_database_answers_503_and_recovers_by_itself() -> TestResult {
     if !common::servers_answer("a lost database", true, true).await {
         return Ok(());
     }
-    let (mut storage, owner) = common::new_postgres_storage().await;
-    // The database named by PORTCULLIS_TEST_POSTGRES, reached through the relay.
-    let direct = storage.database_url.clone().unwrap();
-    let upstream = common::address_of(&direct, 5432);
-    let listen = free_port();
-    storage.database_url = Some(common::with_address(&direct, &listen.to_string()));
-    let mut link = relay(listen, upstream.clone());
-    let app = common::spawn_owning(storage, owner, &[]).await;
+    let (app, mut link, listen, upstream) = behind_a_relay().await;
     let pair = app.signed_in("alice@example.com").await;
     let access = str_of(&pair, "access_token").to_owned();
 
@@ -60,13 +67,7 @@ async fn once_ready_again_after_the_database_restarts_no_request_fails_on_a_dead
     if !common::servers_answer("a restarted database", true, true).await {
         return Ok(());
     }
-    let (mut storage, owner) = common::new_postgres_storage().await;
-    let direct = storage.database_url.clone().unwrap();
-    let upstream = common::address_of(&direct, 5432);
-    let listen = free_port();
-    storage.database_url = Some(common::with_address(&direct, &listen.to_string()));
-    let mut link = relay(listen, upstream.clone());
-    let app = common::spawn_owning(storage, owner, &[]).await;
+    let (app, mut link, listen, upstream) = behind_a_relay().await;
     let email = "carol@example.com";
     let pair = app.signed_in(email).await;
     let access = str_of(&pair, "access_token").to_owned();
