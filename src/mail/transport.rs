@@ -109,15 +109,26 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Writes `message` to a new file `<uuid>.eml` in `dir`, created 0600: a message holds a
-/// one-time link, for the addressee only.
+/// one-time link, for the addressee only. The message is written under a hidden name and renamed
+/// once whole (as a maildir delivers), so whoever watches the directory never reads half of one.
 async fn write_private_file(dir: &Path, message: &[u8]) -> std::io::Result<()> {
     use tokio::io::AsyncWriteExt;
-    let path = dir.join(format!("{}.eml", uuid::Uuid::new_v4()));
+    let id = uuid::Uuid::new_v4();
+    let partial = dir.join(format!(".{id}.partial"));
     let mut options = tokio::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     options.mode(0o600);
-    let mut file = options.open(&path).await?;
-    file.write_all(message).await?;
-    file.flush().await
+    let mut file = options.open(&partial).await?;
+    let written = async {
+        file.write_all(message).await?;
+        file.sync_all().await
+    }
+    .await;
+    drop(file);
+    if let Err(error) = written {
+        let _ = tokio::fs::remove_file(&partial).await;
+        return Err(error);
+    }
+    tokio::fs::rename(&partial, dir.join(format!("{id}.eml"))).await
 }
