@@ -8,7 +8,7 @@
 //! scenario prints requests per second and the median and 99th-percentile latency.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../tests/common/passkey.rs"]
+#[path = "../tests/api/common/passkey.rs"]
 mod passkey;
 
 use std::future::Future;

@@ -5,7 +5,7 @@
 //! Run with `cargo bench --bench mail` (PostgreSQL at 127.0.0.1:5432, user `postgres`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../tests/common/smtp.rs"]
+#[path = "../tests/api/common/smtp.rs"]
 #[allow(dead_code)]
 mod smtp;
 

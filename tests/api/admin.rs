@@ -5,11 +5,9 @@
 //! instance), enabling, deletion, revoking every session, the rules an admin cannot break on
 //! itself, the audit trail of each action with its actor, and `user list / disable / enable /
 //! delete` against a running server.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-#[path = "common/passkey.rs"]
-mod passkey;
+use crate::common;
+use crate::common::passkey;
 
 use std::collections::HashSet;
 use std::sync::Arc;

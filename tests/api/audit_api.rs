@@ -1,8 +1,7 @@
 //! The audit API and the trail's tamper evidence: own events, the admin trail with filters and
 //! pages, and `audit verify` / `audit tail` on the same storage.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

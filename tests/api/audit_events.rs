@@ -1,7 +1,6 @@
 //! Every security event is written to the trail with who, from where, and which request.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{PASSWORD, TestResult, assert_problem, spawn, str_of};
 use reqwest::{Method, StatusCode};

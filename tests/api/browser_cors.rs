@@ -7,9 +7,8 @@
 //! `X-Request-Id` on a refusal, `WWW-Authenticate` on a 401. From the other origin every call is
 //! blocked by the browser. Without Chromium the test is skipped, except under CI, where it fails.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

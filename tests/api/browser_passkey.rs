@@ -16,9 +16,8 @@
 //! Without Chromium, Node or `tests/browser/node_modules/playwright-core` (`npm ci --prefix
 //! tests/browser`) the tests are skipped, except under CI, where they fail.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,8 +1,7 @@
 //! The command line: configuration errors, `config check`, `migrate`, `user create`,
 //! `keys rotate`, each against the same data directory as a running server.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::Path;

@@ -1,9 +1,8 @@
 //! The command line as a newcomer meets it: `config check` output that reads back as
 //! configuration, a "did you mean" for a misspelt setting, the password typed on a terminal, and
 //! `user unlock` refusing what it cannot unlock.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::path::Path;

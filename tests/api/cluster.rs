@@ -3,9 +3,8 @@
 //! test): a master that goes away gives 503 for what needs it and `/readyz` 503, the service
 //! recovers by itself when the master is back, nothing revoked comes back, and a slot moved to
 //! another master mid-traffic (ASK, then MOVED) is followed without a restart.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -1,8 +1,7 @@
 //! What one client may hold: a connection whose answers it never takes is closed, one IP gets at
 //! most `MAX_CONNECTIONS_PER_IP` connections, and `MAX_CONNECTIONS` fits the open-file limit.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -5,9 +5,8 @@
 //! never another 5xx, never a hang. Afterwards it is ready again without a restart, every success
 //! a client saw has its event in the audit trail (matched by request id), and every session a
 //! client logged out stays dead.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};

@@ -1,8 +1,7 @@
 //! The HTTP edge: problem details for every error, bad input, security headers, request ids,
 //! CORS, health.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{PASSWORD, TestResult, assert_problem, spawn, spawn_with};
 use reqwest::{Method, StatusCode};

@@ -1,8 +1,7 @@
 //! Several instances on the same storage behave as one service: a logout, a lock or a spent
 //! budget on one holds on every other at once.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{PASSWORD, TestResult, spawn, spawn_in, str_of};
 use reqwest::{Method, StatusCode};

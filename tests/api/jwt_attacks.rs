@@ -1,8 +1,7 @@
 //! Forged and altered access tokens are refused: the algorithm is pinned, the key id must be
 //! known, and `typ`, `iss`, `aud` and `exp` are checked.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;

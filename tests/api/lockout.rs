@@ -1,9 +1,8 @@
 //! Lockout: after the threshold an email answers 423, for accounts and strangers alike; a
 //! success resets the count; locks expire and can be lifted; known devices are spared; parallel
 //! guesses never get more checks than the threshold.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

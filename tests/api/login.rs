@@ -1,7 +1,6 @@
 //! Login over HTTP: the token pair, no user enumeration, and concurrency.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{PASSWORD, TestResult, assert_problem, spawn, str_of};
 use reqwest::StatusCode;

@@ -1,8 +1,7 @@
 //! The real binary's logs never contain a password, a password hash or a token, nor a raw control
 //! or bidirectional character from a request.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, ChildStderr, Command, Stdio};

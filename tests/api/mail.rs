@@ -1,9 +1,8 @@
 //! The mail flows against a real SMTP peer on loopback (`common::smtp`): verification,
 //! password reset, email change, deletion and notices; their failure cases and enumeration; and
 //! the outbox's durability (a mail server that is away, a restart, two instances).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

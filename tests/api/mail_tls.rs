@@ -2,9 +2,8 @@
 //! real SMTP peer with a certificate made here, trusted through the system trust store
 //! (`SSL_CERT_FILE`), with AUTH; the password never reaches a log line, and STARTTLS that the
 //! server does not offer means nothing is sent in clear.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

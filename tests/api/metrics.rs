@@ -1,7 +1,6 @@
 //! `/metrics`: Prometheus text with bounded labels, on the main listener or on its own.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{PASSWORD, TestResult, spawn, spawn_with, str_of};
 use reqwest::{Method, StatusCode};

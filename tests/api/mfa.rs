@@ -7,9 +7,8 @@
 //! which the test moves instead of sleeping. Access tokens are verified against the system clock
 //! and refused when their `iat` is more than `JWT_LEEWAY` + 60 s ahead of it, so these servers
 //! run with a leeway that covers the minutes the tests move their clock forward.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,8 +1,7 @@
 //! `/openapi.json` documents every route the server answers, and only those; it is valid
 //! OpenAPI 3.1; and every operation lists its responses, each problem one referencing `Problem`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::process::Command;

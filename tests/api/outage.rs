@@ -1,9 +1,8 @@
 //! A database that goes away: the API answers 503 problem details (never 500, never a hang),
 //! and recovers by itself when the database comes back. The outage is made by a TCP relay in
 //! front of PostgreSQL that the test cuts and restores; the rest of the suite is not disturbed.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

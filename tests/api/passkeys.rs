@@ -3,11 +3,9 @@
 //! deletion, the attacks a relying party must refuse (wrong origin or rp id, replay, a forged
 //! signature, a counter set back, another user's handle, a challenge of another user), audit
 //! events, and that a passkey login is neither held by a lockout nor asked for a second factor.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-#[path = "common/passkey.rs"]
-mod passkey;
+use crate::common;
+use crate::common::passkey;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

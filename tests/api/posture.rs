@@ -1,7 +1,6 @@
 //! `GET /v1/admin/posture`: the weak settings the instance started with, for admins only.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{PASSWORD, TestResult, assert_problem, ok_json, spawn_with, str_of};
 use reqwest::{Method, StatusCode};

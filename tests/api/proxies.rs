@@ -2,9 +2,8 @@
 //! forwarded client, the IP budget is the forwarded client's, the headers of the other modes are
 //! ignored, a proxy that names no client is the client, and an untrusted peer's headers change
 //! nothing. The test client connects from 127.0.0.1, which plays the proxy.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{PASSWORD, TestApp, spawn_with, str_of};
 use reqwest::StatusCode;

@@ -1,8 +1,7 @@
 //! Rate limits: per client IP, per account, per user for reads; the 429 and its headers; the
 //! client IP behind trusted and untrusted proxies.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{PASSWORD, TestApp, TestResult, assert_problem, spawn_with, str_of};
 use reqwest::{Method, StatusCode};

@@ -1,9 +1,8 @@
 //! Redis over TLS (`rediss://`): the service reaches a TLS-only Redis whose certificate the
 //! system trust store vouches for (`SSL_CERT_FILE` here), and will not talk to one it cannot
 //! verify.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -1,7 +1,6 @@
 //! Refresh-token rotation, reuse detection and the reuse grace.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{TestResult, assert_problem, spawn, spawn_with, str_of};
 use reqwest::StatusCode;

@@ -3,9 +3,8 @@
 //! must come from an origin in `CORS_ORIGINS` and carry `X-Requested-With`; rotation and reuse
 //! detection are those of a token in the body. (The real browser's view is in
 //! `tests/browser_passkey.rs`.)
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{TestResult, assert_problem, spawn_with, str_of};
 use reqwest::StatusCode;

@@ -1,7 +1,6 @@
 //! Registration over HTTP: the user object, unique emails, and the password policy.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{PASSWORD, TestResult, assert_problem, spawn};
 use reqwest::StatusCode;

@@ -7,9 +7,8 @@
 //! server on a second worker thread. Key times are wall-clock times shared with that
 //! process, so the rotation tests wait for real seconds, bounded. Without Python's `jwt`,
 //! `authlib` and `requests` the verifier tests are skipped, except under CI, where they fail.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};

@@ -1,9 +1,8 @@
 //! Secrets at rest: signing keys and server secrets are sealed under a master key kept outside
 //! the database, so a copy of the database alone cannot mint tokens; the data directory and its
 //! files are private to the service's user.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{TestResult, spawn_in, spawn_with};
 use reqwest::StatusCode;

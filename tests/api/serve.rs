@@ -1,9 +1,8 @@
 //! The listener under attack and at shutdown: slow headers are cut off, a connection flood
 //! waits in the listen queue, errors from before routing are problem details, and SIGTERM
 //! drains requests in flight. Slow readers and the connection caps are in `connection_limits`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

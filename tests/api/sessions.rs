@@ -1,7 +1,6 @@
 //! Logout, logout-all, session listing and deletion, password change: all take effect at once.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use common::{PASSWORD, TestApp, TestResult, assert_problem, spawn, str_of};
 use reqwest::{Method, StatusCode};

@@ -1,9 +1,8 @@
 //! A newcomer's first hour: the line `serve` prints at start, the log format it picks, the
 //! errors that stop a start (naming the variable to fix), instances started at the same moment
 //! on one fresh data directory, an empty `cursor`, and a test run without PostgreSQL or Redis.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

@@ -5,9 +5,8 @@
 //!
 //! Time is injected: every call takes the time from a `ManualClock` that the test moves, so
 //! expiry, grace, refill and lock durations are tested without sleeping.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

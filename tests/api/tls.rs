@@ -1,9 +1,8 @@
 //! Native TLS: the server answers HTTPS with the configured certificate, and a reload (called
 //! directly, or SIGHUP to the real binary) makes new connections see a new certificate without
 //! a restart.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::Path;
