@@ -12,7 +12,8 @@ mod smtp;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use portcullis::domain::{MasterKey, Sealer, SystemClock};
+use portcullis::crypto::{MasterKey, Sealer};
+use portcullis::domain::SystemClock;
 use portcullis::mail::{Message, Outbox, SenderSettings, Transport, spawn_sender};
 use portcullis::metrics::Metrics;
 use portcullis::store::MailStore;
@@ -39,7 +40,7 @@ async fn main() {
 
 async fn run(store: Arc<SqlStore>, senders: usize) {
     let metrics = Arc::new(Metrics::new().unwrap());
-    let sealer = Sealer::new(Some(MasterKey::from_bytes([7; 32])), None);
+    let sealer = Sealer::new(Some(MasterKey::from_bytes([7; 32])), None).expect("a sealer");
     let outbox = Outbox::new(store.clone(), sealer, Arc::new(SystemClock), metrics.clone());
     let sink = smtp::SmtpSink::start(smtp::SinkOptions::default()).await;
 

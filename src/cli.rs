@@ -11,8 +11,9 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use tokio::io::AsyncBufReadExt;
 
-use crate::auth::{AuthError, RequestContext, keys};
+use crate::auth::{AuthError, RequestContext};
 use crate::config::{DatabaseUrl, LogFormat, Settings, Shown};
+use crate::crypto::keys;
 use crate::domain::Role;
 use crate::domain::{Clock, SystemClock};
 use crate::startup::{Application, Backends, StartupError, build_auth, new_metrics, open_backends};
@@ -401,7 +402,7 @@ fn unreadable_trail(error: crate::store::StoreError) -> Failure {
 async fn tail(settings: Settings, follow: bool, lines: u32) -> Result<(), Failure> {
     let backends = open_for_reading(&settings).await?;
     let audit = crate::audit::Audit::new(backends.audit.clone(), new_metrics()?)
-        .with_head_key(backends.audit_head_key);
+        .with_head_keys(backends.audit_head_keys.clone());
     let mut position =
         (audit.last_position().await.map_err(unreadable_trail)? - i64::from(lines)).max(0);
     loop {
@@ -423,7 +424,7 @@ async fn tail(settings: Settings, follow: bool, lines: u32) -> Result<(), Failur
 async fn verify(settings: Settings) -> Result<(), Failure> {
     let backends = open_for_reading(&settings).await?;
     let audit = crate::audit::Audit::new(backends.audit.clone(), new_metrics()?)
-        .with_head_key(backends.audit_head_key);
+        .with_head_keys(backends.audit_head_keys.clone());
     let report = audit.verify(SystemClock.now()).await.map_err(unreadable_trail)?;
     for note in &report.notes {
         println!("note: {note}");
@@ -466,7 +467,7 @@ fn head_line(signature: &crate::audit::chain::HeadSignature) -> String {
 
 async fn heads(settings: Settings, follow: bool) -> Result<(), Failure> {
     let backends = open_for_reading(&settings).await?;
-    if backends.audit_head_key.is_none() {
+    if backends.audit_head_keys.signing.is_none() {
         eprintln!("note: the head is not signed: there is no master key");
     }
     let mut after = -1;

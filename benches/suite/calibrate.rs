@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use ed25519_dalek::{Signer as _, SigningKey, Verifier as _};
 use futures::StreamExt as _;
-use portcullis::auth::PasswordHasher;
 use portcullis::config::Argon2Settings;
+use portcullis::crypto::PasswordHasher;
 use portcullis::domain::Password;
 use portcullis::metrics::Metrics;
 

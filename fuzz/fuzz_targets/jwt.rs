@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use libfuzzer_sys::fuzz_target;
-use portcullis::auth::{AccessTokenSettings, AccessTokens};
+use portcullis::crypto::{AccessTokenSettings, AccessTokens};
 use portcullis::domain::{Amr, Role, SessionId, UserId};
 use portcullis::store::{KeyStore, SigningKeyRecord, StoreError};
 

@@ -6,7 +6,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use libfuzzer_sys::fuzz_target;
-use portcullis::auth::tokens::{TOKEN_LEN, is_well_formed, refresh_token_owner};
+use portcullis::crypto::tokens::{TOKEN_LEN, is_well_formed, refresh_token_owner};
 
 fuzz_target!(|value: &str| {
     match refresh_token_owner(value) {

@@ -18,6 +18,7 @@ use std::sync::{Arc, OnceLock};
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::crypto::{SealError, Sealer};
 use crate::domain::Timestamp;
 use crate::metrics::Metrics;
 use crate::store::{AuditStore, StoreError};
@@ -48,13 +49,33 @@ struct Pending {
     written: oneshot::Sender<Result<(), String>>,
 }
 
+/// The keys of the head signatures: the one that signs, and those that signed before (under the
+/// first key derivation, or the previous master key), whose signatures still hold. No `Debug`:
+/// they are secrets.
+#[derive(Clone, Default)]
+pub struct HeadKeys {
+    pub signing: Option<[u8; 32]>,
+    pub former: Vec<[u8; 32]>,
+}
+
+impl HeadKeys {
+    /// The head keys derived from the sealer's master keys.
+    pub fn from_sealer(sealer: &Sealer) -> Result<Self, SealError> {
+        Ok(Self { signing: sealer.derive(HEAD_KEY)?, former: sealer.former_keys(HEAD_KEY)? })
+    }
+}
+
+/// The purpose the head key is derived for.
+const HEAD_KEY: &str = "audit head";
+
 /// Writes events to the trail.
 #[derive(Clone)]
 pub struct Audit {
     store: Arc<dyn AuditStore>,
     metrics: Arc<Metrics>,
-    /// Signs the chain's head; derived from the master key, never stored.
-    head_key: Option<[u8; 32]>,
+    /// Sign the chain's head and check its signatures; derived from the master key, never
+    /// stored.
+    head_keys: HeadKeys,
     /// The writer task's queue, started by the first event, on the runtime that records it.
     writer: Arc<OnceLock<mpsc::Sender<Pending>>>,
     /// The highest position this process has seen signed: a newest signature below it means
@@ -67,15 +88,15 @@ impl Audit {
         Self {
             store,
             metrics,
-            head_key: None,
+            head_keys: HeadKeys::default(),
             writer: Arc::new(OnceLock::new()),
             signed_seen: Arc::default(),
         }
     }
 
-    /// Signs the chain's head with `key` (see `sign_head`), and checks the signatures.
-    pub fn with_head_key(mut self, key: Option<[u8; 32]>) -> Self {
-        self.head_key = key;
+    /// Signs the chain's head with `keys.signing` (see `sign_head`), and checks the signatures.
+    pub fn with_head_keys(mut self, keys: HeadKeys) -> Self {
+        self.head_keys = keys;
         self
     }
 
@@ -86,7 +107,7 @@ impl Audit {
     /// signature, or behind one this process has seen: that trail was cut, and signing it would
     /// hide the cut.
     pub async fn sign_head(&self, now: Timestamp) -> Result<Option<i64>, StoreError> {
-        let Some(key) = &self.head_key else { return Ok(None) };
+        let Some(key) = &self.head_keys.signing else { return Ok(None) };
         let refused = |why: String| Err(StoreError::backend("sign audit head", why));
         for _ in 0..3 {
             let newest = self.store.newest_head_signature().await?;
@@ -218,7 +239,7 @@ impl Audit {
             let Some(last) = signatures.last() else { break };
             after = last.seq;
             for signature in &signatures {
-                let Some(key) = &self.head_key else {
+                let Some(key) = &self.head_keys.signing else {
                     report.problems.push(
                         "the trail has head signatures but no master key is configured to check them"
                             .to_owned(),
@@ -231,7 +252,10 @@ impl Audit {
                     let link = self.store.links(signature.seq - 1, 1).await?;
                     link.into_iter().find(|l| l.seq == Some(signature.seq)).and_then(|l| l.hash)
                 };
-                if !chain::head_signature_holds(key, signature) {
+                let former = &self.head_keys.former;
+                if !(chain::head_signature_holds(key, signature)
+                    || former.iter().any(|key| chain::head_signature_holds(key, signature)))
+                {
                     report
                         .problems
                         .push(format!("position {}: the head signature is forged", signature.seq));
@@ -248,7 +272,7 @@ impl Audit {
                 }
             }
         }
-        if self.head_key.is_none() {
+        if self.head_keys.signing.is_none() {
             report.notes.push(
                 "the head is not signed: there is no master key (PORTCULLIS_MASTER_KEY or \
                  PORTCULLIS_MASTER_KEY_FILE), so events cut from the end of the trail, with the \

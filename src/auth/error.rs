@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use crate::domain::{EmailError, PolicyViolation};
+use crate::crypto::CryptoError;
+use crate::domain::{EmailError, PolicyViolation, with_causes};
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +74,17 @@ impl From<StoreError> for AuthError {
             StoreError::Unavailable { .. } => AuthError::Unavailable(error.with_causes()),
             StoreError::Conflict => AuthError::Internal("unexpected conflict".to_owned()),
             StoreError::Backend { .. } => AuthError::Internal(error.with_causes()),
+        }
+    }
+}
+
+impl From<CryptoError> for AuthError {
+    fn from(error: CryptoError) -> Self {
+        match error {
+            CryptoError::Rejected => AuthError::Unauthorized,
+            CryptoError::Busy => AuthError::Unavailable(error.to_string()),
+            CryptoError::Store(error) => error.into(),
+            CryptoError::Failed { .. } => AuthError::Internal(with_causes(&error)),
         }
     }
 }

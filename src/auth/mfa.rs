@@ -31,7 +31,8 @@ use super::{
     AuthError, AuthService, Principal, RequestContext, TokenPair, chrono_duration, tokens,
 };
 use crate::audit::{AuditEvent, EventType, Outcome};
-use crate::domain::{Amr, Sealer, Timestamp, UserId};
+use crate::crypto::Sealer;
+use crate::domain::{Amr, Timestamp, UserId};
 use crate::store::{
     ChallengePurpose, ChallengeRecord, LockKey, MfaStore, TokenHash, TotpRecord, UserRecord,
 };

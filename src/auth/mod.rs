@@ -9,8 +9,6 @@ mod admin;
 mod context;
 mod error;
 mod events;
-mod hasher;
-pub mod keys;
 mod limits;
 mod lockout;
 mod login;
@@ -22,7 +20,6 @@ mod recovery;
 mod refresh;
 mod register;
 mod sessions;
-pub mod tokens;
 mod views;
 
 use std::sync::Arc;
@@ -32,8 +29,11 @@ use serde::Serialize;
 
 use crate::audit::Audit;
 use crate::config::EmailVerification;
+use crate::crypto::tokens;
+use crate::crypto::{AccessTokens, PasswordHasher, SuccessorKey};
 use crate::domain::{
     Amr, Clock, LockoutPolicy, PasswordPolicy, Rate, Role, SessionId, Timestamp, UserId,
+    chrono_duration,
 };
 use crate::mail::{Outbox, Templates};
 use crate::metrics::Metrics;
@@ -42,14 +42,11 @@ use crate::store::{LockoutStore, RateLimitStore, SessionStore, UserStore};
 pub use admin::{AccountChange, Actor, AdminUserPage, AdminUserView, MAX_USERS_PAGE};
 pub use context::{Principal, RequestContext};
 pub use error::{AuthError, MfaToken};
-pub use hasher::PasswordHasher;
-pub use keys::{AccessTokenSettings, AccessTokens};
 pub use mfa::{
     MFA_METHODS, Proof, RECENT_SIGN_IN, RecoveryCodes, SecondFactor, SecondFactors, TotpEnrolment,
 };
 pub use passkeys::{PasskeyOptions, PasskeyView};
 pub use sessions::SessionPage;
-pub use tokens::SuccessorKey;
 pub use views::UserView;
 
 /// The request budgets.
@@ -227,11 +224,6 @@ impl AuthService {
             .map(|ttl| now + ttl)
             .map_err(|e| AuthError::Internal(e.to_string()))
     }
-}
-
-/// A configured duration as a chrono one; durations too long for chrono mean "forever".
-fn chrono_duration(duration: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
 }
 
 #[cfg(test)]

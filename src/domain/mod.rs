@@ -6,6 +6,7 @@
 mod amr;
 pub mod audit;
 mod blocklist;
+mod causes;
 mod clock;
 mod context;
 mod email;
@@ -14,11 +15,11 @@ mod lockout;
 mod password;
 mod rate;
 mod role;
-mod seal;
 mod text;
 
 pub use amr::Amr;
-pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use causes::with_causes;
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp, chrono_duration};
 pub use context::RequestContext;
 pub use email::{Email, EmailError, is_default_ignorable};
 pub use ids::{SessionId, UserId};
@@ -26,5 +27,4 @@ pub use lockout::{AttemptGate, FAILURE_MEMORY, LockoutPolicy, PERMANENT_LOCK_MS}
 pub use password::{Password, PasswordPolicy, PolicyViolation};
 pub use rate::{Rate, client_ip_key};
 pub use role::Role;
-pub use seal::{MasterKey, SealError, Sealer};
 pub use text::escape_controls;

@@ -23,7 +23,8 @@ use axum::Json;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::auth::{TokenPair, tokens};
+use crate::auth::TokenPair;
+use crate::crypto::tokens;
 use crate::error::{ApiError, ErrorCode};
 
 pub const NAME: &str = "__Secure-portcullis_refresh";

@@ -21,8 +21,8 @@ pub use messages::Templates;
 pub use sender::{SenderSettings, spawn_sender};
 pub use transport::Transport;
 
+use crate::crypto::Sealer;
 use crate::domain::Clock;
-use crate::domain::Sealer;
 use crate::metrics::Metrics;
 use crate::store::{MailStore, QueuedMail, StoreError};
 

@@ -139,7 +139,7 @@ impl Sender {
 fn backoff(attempts: u32, max: Duration) -> Duration {
     let doubling = FIRST_RETRY.saturating_mul(1 << attempts.saturating_sub(1).min(20));
     let wait = doubling.min(max);
-    let [byte] = crate::auth::tokens::random_bytes::<1>();
+    let [byte] = crate::crypto::tokens::random_bytes::<1>();
     wait.mul_f64(0.5 + f64::from(byte) / 510.0)
 }
 

@@ -11,7 +11,7 @@ use secrecy::ExposeSecret;
 
 use super::StartupError;
 use crate::config::{DatabaseUrl, Settings};
-use crate::domain::{MasterKey, Sealer};
+use crate::crypto::{MasterKey, Sealer};
 
 /// The name of the generated master key in the data directory.
 pub const MASTER_KEY_FILE: &str = "master.key";
@@ -136,7 +136,7 @@ pub fn sealer(settings: &Settings) -> Result<Sealer, StartupError> {
         }
         (None, DatabaseUrl::Postgres(_)) => None,
     };
-    Ok(Sealer::new(current, previous))
+    Ok(Sealer::new(current, previous)?)
 }
 
 /// The key in `DATA_DIR/master.key`, created (0600, base64) on first start. Instances starting

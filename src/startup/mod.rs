@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::audit::Audit;
-use crate::auth::{
-    AccessTokenSettings, AccessTokens, AuthService, AuthSettings, AuthStores, Limits, MailFlows,
-    PasswordHasher, SecondFactors, SuccessorKey, keys, tokens,
-};
+use crate::audit::{Audit, HeadKeys};
+use crate::auth::{AuthService, AuthSettings, AuthStores, Limits, MailFlows, SecondFactors};
 use crate::config::{DatabaseUrl, Settings};
-use crate::domain::Sealer;
+use crate::crypto::SealedKeys;
+use crate::crypto::{
+    AccessTokenSettings, AccessTokens, PasswordHasher, Sealer, SuccessorKey, tokens,
+};
 use crate::domain::{Clock, FAILURE_MEMORY, LockoutPolicy, SystemClock};
 use crate::http::limits;
 use crate::http::{
@@ -28,7 +28,6 @@ use crate::mail::{Outbox, SenderSettings, Templates, Transport, spawn_sender};
 use crate::metrics::Metrics;
 use crate::store::memory::MemoryRateLimiter;
 use crate::store::redis::RedisStore;
-use crate::store::sealed::SealedKeys;
 use crate::store::sql::SqlStore;
 use crate::store::{
     AuditStore, Health, KeyStore, LockoutStore, MailStore, MfaStore, RateLimitStore, SessionStore,
@@ -49,6 +48,10 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Auth(#[from] crate::auth::AuthError),
+    #[error("the master key: {0}")]
+    Seal(#[from] crate::crypto::SealError),
+    #[error("{}", crate::domain::with_causes(.0))]
+    Crypto(#[from] crate::crypto::CryptoError),
     #[error("cannot listen: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -69,8 +72,8 @@ pub struct Backends {
     pub mfa: Arc<dyn MfaStore>,
     /// Seals queued mail under the master key.
     pub sealer: Sealer,
-    /// Signs the audit chain's head: derived from the master key, if there is one.
-    pub audit_head_key: Option<[u8; 32]>,
+    /// Sign the audit chain's head and check its signatures: derived from the master key.
+    pub audit_head_keys: HeadKeys,
     /// How many database migrations opening these backends applied.
     pub migrations_applied: usize,
 }
@@ -81,7 +84,7 @@ pub struct Backends {
 pub async fn open_backends(settings: &Settings, migrate: bool) -> Result<Backends, StartupError> {
     let mut backends = open_database(settings, migrate).await?;
     let sealer = files::sealer(settings)?;
-    backends.audit_head_key = sealer.derive("audit head");
+    backends.audit_head_keys = HeadKeys::from_sealer(&sealer)?;
     backends.sealer = sealer.clone();
     backends.keys = Arc::new(SealedKeys::new(backends.keys, sealer));
     match &settings.redis_url {
@@ -279,7 +282,7 @@ impl Backends {
             mfa: store.clone(),
             health: store,
             sealer: Sealer::default(),
-            audit_head_key: None,
+            audit_head_keys: HeadKeys::default(),
             migrations_applied: 0,
         }
     }
@@ -325,7 +328,7 @@ pub async fn build_auth(
         limiter: backends.limiter.clone(),
         lockouts: backends.lockouts.clone(),
         audit: Audit::new(backends.audit.clone(), metrics.clone())
-            .with_head_key(backends.audit_head_key),
+            .with_head_keys(backends.audit_head_keys.clone()),
         outbox: Outbox::new(
             backends.mail.clone(),
             backends.sealer.clone(),
@@ -642,15 +645,7 @@ fn spawn_key_reload(
     auth: Arc<AuthService>,
     keys: Arc<dyn KeyStore>,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut interval = tokio::time::interval(keys::RELOAD_INTERVAL);
-        loop {
-            interval.tick().await;
-            if let Err(error) = auth.access_tokens().reload(keys.as_ref()).await {
-                tracing::warn!(%error, "could not reload the signing keys");
-            }
-        }
-    })
+    tokio::spawn(async move { auth.access_tokens().keep_reloading(keys).await })
 }
 
 /// Every hour: deletes sessions a day after they expired or were revoked, with their refresh

@@ -9,7 +9,6 @@ mod codec;
 pub mod memory;
 mod records;
 pub mod redis;
-pub mod sealed;
 pub mod sql;
 
 use async_trait::async_trait;
@@ -64,14 +63,7 @@ impl StoreError {
     /// The message with every cause, for the log: "rotate refresh token: backend unavailable:
     /// pool timed out".
     pub fn with_causes(&self) -> String {
-        let mut message = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        message
+        crate::domain::with_causes(self)
     }
 }
 

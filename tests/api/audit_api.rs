@@ -327,7 +327,7 @@ async fn a_trail_rewritten_whole_with_its_head_fails_the_signed_head() -> TestRe
     let settings = common::settings_for(&app.storage, &[("PORTCULLIS_MASTER_KEY", MASTER_KEY)]);
     let backends = portcullis::startup::open_backends(&settings, false).await?;
     let audit = portcullis::audit::Audit::new(backends.audit.clone(), Arc::new(Metrics::new()?))
-        .with_head_key(backends.audit_head_key);
+        .with_head_keys(backends.audit_head_keys.clone());
     let signed = audit.sign_head(portcullis::domain::SystemClock.now()).await?;
     assert_eq!(signed, Some(2), "registration and login");
     let (status, stdout) = verify_with_key(&app);
@@ -370,7 +370,7 @@ async fn head_signer(app: &TestApp) -> portcullis::audit::Audit {
     let settings = common::settings_for(&app.storage, &[("PORTCULLIS_MASTER_KEY", MASTER_KEY)]);
     let backends = portcullis::startup::open_backends(&settings, false).await.unwrap();
     portcullis::audit::Audit::new(backends.audit.clone(), Arc::new(Metrics::new().unwrap()))
-        .with_head_key(backends.audit_head_key)
+        .with_head_keys(backends.audit_head_keys.clone())
 }
 
 /// A server whose clock stands `minutes` in the past, with the master key.
@@ -450,7 +450,11 @@ async fn signatures_from_before_chaining_start_the_chain_and_still_verify() -> T
     app.signed_in("dee@example.com").await;
     // As a trail signed before chaining holds them: position and hash only, no link.
     let settings = common::settings_for(&app.storage, &[("PORTCULLIS_MASTER_KEY", MASTER_KEY)]);
-    let key = portcullis::startup::open_backends(&settings, false).await?.audit_head_key.unwrap();
+    let key = portcullis::startup::open_backends(&settings, false)
+        .await?
+        .audit_head_keys
+        .signing
+        .unwrap();
     let pool = app.storage.db().await;
     sqlx::query("DELETE FROM audit_head_signatures").execute(&pool).await?;
     let hash: Vec<u8> = sqlx::query_scalar("SELECT hash FROM audit_events WHERE chain_seq = 2")

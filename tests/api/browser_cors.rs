@@ -7,7 +7,6 @@
 //! `X-Request-Id` on a refusal, `WWW-Authenticate` on a 401. From the other origin every call is
 //! blocked by the browser. Without Chromium the test is skipped, except under CI, where it fails.
 
-
 use crate::common;
 
 use std::net::SocketAddr;

@@ -16,7 +16,6 @@
 //! Without Chromium, Node or `tests/browser/node_modules/playwright-core` (`npm ci --prefix
 //! tests/browser`) the tests are skipped, except under CI, where they fail.
 
-
 use crate::common;
 
 use std::net::SocketAddr;

@@ -150,12 +150,12 @@ async fn a_refresh_token_of_the_older_form_still_rotates_and_is_still_watched_fo
     }
     let app = spawn().await;
     let pair = app.signed_in("legacy@example.com").await;
-    let current = portcullis::auth::tokens::hash_token(str_of(&pair, "refresh_token"));
-    let older = portcullis::auth::tokens::random_token();
+    let current = portcullis::crypto::tokens::hash_token(str_of(&pair, "refresh_token"));
+    let older = portcullis::crypto::tokens::random_token();
     let db = app.storage.db().await;
     // The session's current token, exchanged for one of the older form.
     let done = sqlx::query("UPDATE refresh_tokens SET token_hash = $1 WHERE token_hash = $2")
-        .bind(&portcullis::auth::tokens::hash_token(&older).0[..])
+        .bind(&portcullis::crypto::tokens::hash_token(&older).0[..])
         .bind(&current.0[..])
         .execute(&db)
         .await?;

@@ -4,8 +4,9 @@
 //! The verifier is a real one (`tests/resource_server/verifier.py`: authlib checks the
 //! discovery document, PyJWT verifies), and it keeps the JWKS for the `max-age` the server
 //! gives without refetching on an unknown key. It is read synchronously, so those tests run the
-//! server on a second worker thread. Key times are wall-clock times shared with that
-//! process, so the rotation tests wait for real seconds, bounded. Without Python's `jwt`,
+//! server on a second worker thread. Its JWKS cache and PyJWT's `exp` run on the wall clock, so
+//! the rotation it lives through takes real seconds, bounded; every other rotation test moves the
+//! server's injected clock instead, and its reloads follow at once. Without Python's `jwt`,
 //! `authlib` and `requests` the verifier tests are skipped, except under CI, where they fail.
 
 use crate::common;
@@ -90,9 +91,10 @@ impl Drop for Verifier {
     }
 }
 
-/// `keys rotate` against the app's storage, with the lead given.
-fn rotate(app: &common::TestApp, publish_ahead: &str) {
-    let status = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+/// `keys rotate` against the app's storage, with the lead given; the server it rotates for
+/// keeps running meanwhile.
+async fn rotate(app: &common::TestApp, publish_ahead: &str) {
+    let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args(["keys", "rotate"])
         .env_clear()
         .envs(app.storage.env())
@@ -100,9 +102,13 @@ fn rotate(app: &common::TestApp, publish_ahead: &str) {
         .env("PORTCULLIS_LOG", "warn")
         .stdout(Stdio::null())
         .status()
+        .await
         .unwrap();
     assert!(status.success());
 }
+
+/// One reload interval of the injected clock: every instance on it re-reads its keys.
+const RELOAD: Duration = portcullis::crypto::keys::RELOAD_INTERVAL;
 
 async fn jwks(app: &common::TestApp) -> (String, Vec<String>) {
     let response = app.client.get(app.url("/.well-known/jwks.json")).send().await.unwrap();
@@ -189,7 +195,7 @@ async fn a_verifier_that_caches_the_jwks_accepts_every_token_across_a_rotation()
     assert_eq!(verifier.verify(&before)["ok"], true);
     let old = kid(&before);
 
-    rotate(&app, "12s");
+    rotate(&app, "12s").await;
     let rotated_at = Instant::now();
     let mut published_early = false;
     let mut signed_by_new = None;
@@ -220,22 +226,22 @@ async fn a_verifier_that_caches_the_jwks_accepts_every_token_across_a_rotation()
 
 #[tokio::test]
 async fn an_old_key_is_deleted_once_no_token_it_signed_can_be_live() -> TestResult {
-    let app = spawn_with(&[
-        ("PORTCULLIS_ACCESS_TOKEN_TTL", "1s"),
-        ("PORTCULLIS_KEY_PUBLISH_AHEAD", "0s"),
-    ])
-    .await;
+    let clock = std::sync::Arc::new(portcullis::domain::ManualClock::new());
+    let vars = [("PORTCULLIS_ACCESS_TOKEN_TTL", "1s"), ("PORTCULLIS_KEY_PUBLISH_AHEAD", "0s")];
+    let app = common::spawn_with_clock(&vars, clock.clone()).await;
     let pair = app.signed_in("expiry@example.com").await;
     let old = kid(str_of(&pair, "access_token"));
-    rotate(&app, "0s");
-    // Gone from the JWKS and the database within a token lifetime and two reloads.
+    rotate(&app, "0s").await;
+    // A token lifetime and a reload interval after the new key took over, past the lead.
+    assert!(jwks(&app).await.1.contains(&old));
+    clock.advance(2 * RELOAD);
     let started = Instant::now();
     loop {
         let (_, kids) = jwks(&app).await;
         if !kids.contains(&old) && stored_keys(&app).await == 1 {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(20), "still published: {kids:?}");
+        assert!(started.elapsed() < Duration::from_secs(10), "still published: {kids:?}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let fresh = app.logged_in("expiry@example.com", common::PASSWORD).await;
@@ -246,13 +252,18 @@ async fn an_old_key_is_deleted_once_no_token_it_signed_can_be_live() -> TestResu
 #[tokio::test]
 async fn instances_rotating_on_a_schedule_store_one_key_per_rotation() -> TestResult {
     let (storage, _owner) = common::new_storage().await;
-    let vars = [("PORTCULLIS_KEY_ROTATE_EVERY", "2s"), ("PORTCULLIS_KEY_PUBLISH_AHEAD", "1s")];
-    let first = common::spawn_in(&storage, &vars).await;
-    let _second = common::spawn_in(&storage, &vars).await;
-    let started = Instant::now();
-    while stored_keys(&first).await < 3 {
-        assert!(started.elapsed() < Duration::from_secs(30), "no scheduled rotation");
-        tokio::time::sleep(Duration::from_millis(250)).await;
+    let clock = std::sync::Arc::new(portcullis::domain::ManualClock::new());
+    let vars = [("PORTCULLIS_KEY_ROTATE_EVERY", "10s"), ("PORTCULLIS_KEY_PUBLISH_AHEAD", "1s")];
+    let first = common::spawn_in_with_clock(&storage, &vars, clock.clone()).await;
+    let _second = common::spawn_in_with_clock(&storage, &vars, clock.clone()).await;
+    // Each step of the clock is a rotation period: both instances reload, one key is stored.
+    for rotations in 1..=2 {
+        clock.advance(2 * RELOAD);
+        let started = Instant::now();
+        while stored_keys(&first).await < rotations + 1 {
+            assert!(started.elapsed() < Duration::from_secs(10), "no scheduled rotation");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
     let db = first.storage.db().await;
     let keys: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM signing_keys").fetch_one(&db).await?;
@@ -276,10 +287,10 @@ async fn a_new_key_signs_only_after_this_instance_has_published_it_for_the_lead(
     let app = common::spawn_with_clock(&vars, clock.clone()).await;
     let pair = app.signed_in("lead@example.com").await;
     let old = kid(str_of(&pair, "access_token"));
-    rotate(&app, "2s");
-    clock.advance(Duration::from_secs(10));
-    // The reload picks the key up within its interval (real time).
-    let deadline = Instant::now() + Duration::from_secs(15);
+    rotate(&app, "2s").await;
+    clock.advance(2 * RELOAD);
+    // The reload that the clock's move wakes picks the key up.
+    let deadline = Instant::now() + Duration::from_secs(10);
     let new = loop {
         let (_, kids) = jwks(&app).await;
         if let Some(new) = kids.into_iter().find(|k| *k != old) {
@@ -291,8 +302,9 @@ async fn a_new_key_signs_only_after_this_instance_has_published_it_for_the_lead(
     let pair = app.logged_in("lead@example.com", common::PASSWORD).await;
     assert_eq!(kid(str_of(&pair, "access_token")), old, "signed with a key published just now");
 
-    clock.advance(Duration::from_secs(3));
-    let deadline = Instant::now() + Duration::from_secs(15);
+    // The next reload, past the lead since this instance first published the key.
+    clock.advance(RELOAD);
+    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let pair = app.logged_in("lead@example.com", common::PASSWORD).await;
         if kid(str_of(&pair, "access_token")) == new {

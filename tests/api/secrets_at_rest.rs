@@ -29,7 +29,7 @@ async fn stored_secrets(app: &common::TestApp) -> Vec<Vec<u8>> {
 }
 
 fn sealed(value: &[u8]) -> bool {
-    value.starts_with(b"pcS1") && value.len() > 32 + 16
+    value.starts_with(b"pcS2") && value.len() > 32 + 16
 }
 
 #[tokio::test]
@@ -158,5 +158,82 @@ async fn totp_secrets_are_sealed_and_a_rotation_reseals_them_without_a_login() -
         )
         .await;
     assert_eq!(confirmed.status(), StatusCode::OK);
+    Ok(())
+}
+
+/// Every sealed value of the database, by table and column, with its first four bytes.
+async fn magics(app: &common::TestApp) -> Vec<(String, Vec<u8>)> {
+    let db = app.storage.db().await;
+    let mut found = Vec::new();
+    let columns =
+        [("signing_keys", "private_key"), ("secrets", "value"), ("totp_factors", "secret")];
+    for (table, column) in columns {
+        let query = format!("SELECT {column} FROM {table}");
+        for row in sqlx::query(&query).fetch_all(&db).await.unwrap() {
+            let value: Vec<u8> = row.get(0);
+            if value.starts_with(b"pcS") {
+                found.push((format!("{table}.{column}"), value[..4].to_vec()));
+            }
+        }
+    }
+    found
+}
+
+/// A data directory written before the keys were derived with HKDF (tests/api/fixtures/sealed-v1)
+/// still starts: the password and the TOTP secret sealed under the first derivation still sign
+/// in, the audit head signed then still verifies, and every value is sealed again under HKDF.
+#[tokio::test]
+async fn a_data_directory_sealed_before_hkdf_starts_decrypts_and_is_sealed_again() -> TestResult {
+    use portcullis::domain::Clock;
+
+    let dir = tempfile::tempdir()?;
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/fixtures/sealed-v1");
+    for file in ["portcullis.db", "master.key"] {
+        std::fs::copy(fixture.join(file), dir.path().join(file))?;
+    }
+    let storage = common::Storage {
+        data_dir: dir.path().to_path_buf(),
+        database_url: None,
+        redis_prefix: None,
+    };
+    let app = spawn_in(&storage, &[]).await;
+    // The TOTP secrets are sealed again in the background, right after the start.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let before = loop {
+        let found = magics(&app).await;
+        if found.iter().all(|(_, magic)| magic == b"pcS2") {
+            break found;
+        }
+        assert!(std::time::Instant::now() < deadline, "not sealed again: {found:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let columns: Vec<&str> = before.iter().map(|(column, _)| column.as_str()).collect();
+    assert_eq!(columns.len(), 4, "{columns:?}");
+    assert!(columns.contains(&"totp_factors.secret"), "{columns:?}");
+
+    let step = app
+        .post(
+            "/v1/auth/login",
+            serde_json::json!({"email": "legacy@example.com", "password": "Sealed-Before-HKDF-2026!"}),
+        )
+        .await;
+    let body: serde_json::Value = step.json().await?;
+    let mfa_token = body["mfa_token"].as_str().unwrap_or_else(|| panic!("{body}")).to_owned();
+    let secret = common::totp::base32_decode("BCHUC3F4VZMG26BD3EIFXWRJ3JJQUHUX").unwrap();
+    let code = common::totp::code_at(&secret, portcullis::domain::SystemClock.now().timestamp());
+    let signed_in = app
+        .post("/v1/auth/login/mfa", serde_json::json!({"mfa_token": mfa_token, "code": code}))
+        .await;
+    assert_eq!(signed_in.status(), StatusCode::OK, "the TOTP secret of before opens");
+
+    let settings = common::settings_for(&storage, &[]);
+    let backends = portcullis::startup::open_backends(&settings, false).await?;
+    let metrics = std::sync::Arc::new(portcullis::metrics::Metrics::new()?);
+    let audit = portcullis::audit::Audit::new(backends.audit.clone(), metrics)
+        .with_head_keys(backends.audit_head_keys.clone());
+    let report = audit.verify(portcullis::domain::SystemClock.now()).await?;
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert!(report.signed_through >= 1, "the head signed before HKDF still holds");
     Ok(())
 }

@@ -310,7 +310,7 @@ async fn an_empty_cursor_is_the_first_page() -> TestResult {
 fn without_the_real_backends_their_tests_skip_and_say_how_to_enable_them() {
     let test = "the_start_line_names_postgres_and_redis_without_credentials";
     let output = Command::new(std::env::current_exe().unwrap())
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .args([&format!("startup::{test}"), "--exact", "--nocapture", "--test-threads=1"])
         .env_remove("CI")
         .env_remove("PORTCULLIS_TEST_POSTGRES")
         .env_remove("PORTCULLIS_TEST_BACKEND")

@@ -365,7 +365,9 @@ pub async fn spawn_with_clock(
     app
 }
 
-async fn spawn_in_with_clock(
+/// Starts a server on existing storage whose use cases read the time from `clock` (instances
+/// that share storage and a clock).
+pub async fn spawn_in_with_clock(
     storage: &Storage,
     vars: &[(&str, &str)],
     clock: std::sync::Arc<dyn portcullis::domain::Clock>,

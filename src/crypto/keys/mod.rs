@@ -16,24 +16,23 @@
 //! every request, so revocation stays immediate. The cache is bounded, and emptied when a key
 //! leaves the ring, so a token stops being accepted with its key.
 
+mod ring;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ed25519_dalek::SigningKey;
-use ed25519_dalek::pkcs8::EncodePrivateKey;
-use hmac::{Hmac, Mac};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use secrecy::{ExposeSecret, SecretSlice};
+use jsonwebtoken::{Algorithm, Header, Validation};
+use secrecy::SecretSlice;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::AuthError;
-use crate::domain::Clock;
-use crate::domain::{Amr, Role, SessionId, UserId};
-use crate::store::{KeyStore, SigningKeyRecord, Timestamp};
+use super::CryptoError;
+use crate::domain::{Amr, Clock, Role, SessionId, UserId, chrono_duration};
+use crate::store::{KeyStore, Timestamp};
+use ring::{Lead, Mode, Ring, build_ring, signing_key_from_seed};
+
+pub use ring::new_signing_key;
 
 /// How often every instance re-reads the signing keys; a rotation is in use within this time.
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(5);
@@ -74,20 +73,6 @@ pub struct VerifiedToken {
     pub user: UserId,
     pub session: SessionId,
     pub roles: Vec<Role>,
-}
-
-struct Ring {
-    signing_kid: String,
-    signing_key: EncodingKey,
-    verifying: HashMap<String, DecodingKey>,
-    jwks: Vec<serde_json::Value>,
-    /// Keys no live token can have been signed with: to delete.
-    expired: Vec<String>,
-}
-
-enum Mode {
-    EdDsa,
-    Hs256(SecretSlice<u8>),
 }
 
 /// Issues and verifies access tokens.
@@ -158,7 +143,7 @@ impl AccessTokens {
     pub async fn load(
         settings: AccessTokenSettings,
         store: &dyn KeyStore,
-    ) -> Result<Self, AuthError> {
+    ) -> Result<Self, CryptoError> {
         Self::load_with_clock(settings, store, Arc::new(crate::domain::SystemClock)).await
     }
 
@@ -167,7 +152,7 @@ impl AccessTokens {
         settings: AccessTokenSettings,
         store: &dyn KeyStore,
         clock: Arc<dyn Clock>,
-    ) -> Result<Self, AuthError> {
+    ) -> Result<Self, CryptoError> {
         let (mode, algorithm) = match settings.secret {
             Some(secret) => (Mode::Hs256(secret), Algorithm::HS256),
             None => (Mode::EdDsa, Algorithm::EdDSA),
@@ -212,7 +197,7 @@ impl AccessTokens {
 
     /// Re-reads the signing keys, picking up rotations made by the CLI or other instances,
     /// rotates when the schedule says so, and deletes the keys no live token can need.
-    pub async fn reload(&self, store: &dyn KeyStore) -> Result<(), AuthError> {
+    pub async fn reload(&self, store: &dyn KeyStore) -> Result<(), CryptoError> {
         if matches!(self.mode, Mode::EdDsa) {
             self.rotate_on_schedule(store).await?;
         }
@@ -246,15 +231,28 @@ impl AccessTokens {
         Ok(())
     }
 
+    /// Re-reads the signing keys every `RELOAD_INTERVAL` on the injected clock, for as long as
+    /// it runs: a rotation made by the command line or another instance is in use here within
+    /// that time, and a scheduled one is made.
+    pub async fn keep_reloading(&self, store: Arc<dyn KeyStore>) {
+        loop {
+            let next = self.clock.now() + chrono_duration(RELOAD_INTERVAL);
+            self.clock.sleep_until(next).await;
+            if let Err(error) = self.reload(store.as_ref()).await {
+                tracing::warn!(%error, "could not reload the signing keys");
+            }
+        }
+    }
+
     /// With `KEY_ROTATE_EVERY`, a new key once the newest is that old. Every instance derives
     /// the same key from one secret named after the key it replaces (the first instance to ask
     /// creates it), so instances rotating together store one key, not one each.
-    async fn rotate_on_schedule(&self, store: &dyn KeyStore) -> Result<(), AuthError> {
+    async fn rotate_on_schedule(&self, store: &dyn KeyStore) -> Result<(), CryptoError> {
         let Some(every) = self.rotate_every else { return Ok(()) };
         let keys = store.signing_keys().await?;
         let Some(newest) = keys.first() else { return Ok(()) };
         let now = self.clock.now();
-        if newest.created_at + super::chrono_duration(every) > now {
+        if newest.created_at + chrono_duration(every) > now {
             return Ok(());
         }
         let slot = format!("scheduled key after {}", newest.kid);
@@ -262,7 +260,7 @@ impl AccessTokens {
         let seed: [u8; 32] = seed
             .as_slice()
             .try_into()
-            .map_err(|_| AuthError::Internal("malformed scheduled key seed".to_owned()))?;
+            .map_err(|_| CryptoError::failed("malformed scheduled key seed"))?;
         let key = signing_key_from_seed(seed, self.publish_ahead, now);
         match store.insert_signing_key(&key).await {
             Ok(()) => {
@@ -313,7 +311,7 @@ impl AccessTokens {
         amr: Amr,
         auth_time: Timestamp,
         now: Timestamp,
-    ) -> Result<String, AuthError> {
+    ) -> Result<String, CryptoError> {
         let ring = self.ring();
         let mut header = Header::new(self.validation.algorithms[0]);
         header.typ = Some(TOKEN_TYPE.to_owned());
@@ -333,12 +331,12 @@ impl AccessTokens {
             auth_time: auth_time.timestamp(),
         };
         jsonwebtoken::encode(&header, &claims, &ring.signing_key)
-            .map_err(|e| AuthError::Internal(format!("signing failed: {e}")))
+            .map_err(|e| CryptoError::caused("signing failed", e))
     }
 
     /// Checks signature, algorithm, type, key id, issuer, audience, expiry, not-before, and that
     /// the token was not issued in the future.
-    pub fn verify(&self, token: &str) -> Result<VerifiedToken, AuthError> {
+    pub fn verify(&self, token: &str) -> Result<VerifiedToken, CryptoError> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         // `exp` is checked as jsonwebtoken checks it: against the system clock, with the leeway.
         let now = i64::try_from(jsonwebtoken::get_current_timestamp()).unwrap_or(i64::MAX);
@@ -348,7 +346,7 @@ impl AccessTokens {
                 return Ok(remembered.token);
             }
             self.verified.remove(&key);
-            return Err(AuthError::Unauthorized);
+            return Err(CryptoError::Rejected);
         }
         let (verified, exp) = self.verify_signed(token)?;
         self.verified.insert(key, Remembered { token: verified.clone(), exp });
@@ -356,31 +354,31 @@ impl AccessTokens {
     }
 
     /// `verify` without the cache: the token, and its `exp`.
-    fn verify_signed(&self, token: &str) -> Result<(VerifiedToken, i64), AuthError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Unauthorized)?;
+    fn verify_signed(&self, token: &str) -> Result<(VerifiedToken, i64), CryptoError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| CryptoError::Rejected)?;
         if header.alg != self.validation.algorithms[0] || header.typ.as_deref() != Some(TOKEN_TYPE)
         {
-            return Err(AuthError::Unauthorized);
+            return Err(CryptoError::Rejected);
         }
         let ring = self.ring();
         let key = header
             .kid
             .as_ref()
             .and_then(|kid| ring.verifying.get(kid))
-            .ok_or(AuthError::Unauthorized)?;
+            .ok_or(CryptoError::Rejected)?;
         let data = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
-            .map_err(|_| AuthError::Unauthorized)?;
+            .map_err(|_| CryptoError::Rejected)?;
         let claims = data.claims;
         // The same clock that `exp` and `nbf` were checked against.
         let latest_iat = jsonwebtoken::get_current_timestamp()
             .saturating_add(self.validation.leeway)
             .saturating_add(MAX_IAT_AHEAD_SECS);
         if u64::try_from(claims.iat).is_ok_and(|iat| iat > latest_iat) {
-            return Err(AuthError::Unauthorized);
+            return Err(CryptoError::Rejected);
         }
         let verified = VerifiedToken {
-            user: UserId::parse(&claims.sub).ok_or(AuthError::Unauthorized)?,
-            session: SessionId::parse(&claims.sid).ok_or(AuthError::Unauthorized)?,
+            user: UserId::parse(&claims.sub).ok_or(CryptoError::Rejected)?,
+            session: SessionId::parse(&claims.sid).ok_or(CryptoError::Rejected)?,
             roles: claims.roles.iter().filter_map(|r| Role::parse(r)).collect(),
         };
         Ok((verified, claims.exp))
@@ -393,213 +391,5 @@ impl AccessTokens {
     }
 }
 
-/// A new Ed25519 signing key that signs `publish_ahead` from now, its `kid` the RFC 7638
-/// thumbprint of its public key.
-pub fn new_signing_key(publish_ahead: Duration) -> SigningKeyRecord {
-    let now = crate::domain::SystemClock.now();
-    signing_key_from_seed(super::tokens::random_bytes::<32>(), publish_ahead, now)
-}
-
-fn signing_key_from_seed(
-    seed: [u8; 32],
-    publish_ahead: Duration,
-    created_at: Timestamp,
-) -> SigningKeyRecord {
-    let public = SigningKey::from_bytes(&seed).verifying_key().to_bytes();
-    SigningKeyRecord {
-        kid: thumbprint(&public),
-        private_key: seed.to_vec(),
-        created_at,
-        signs_at: created_at + super::chrono_duration(publish_ahead),
-    }
-}
-
-fn public_jwk_x(public: &[u8; 32]) -> String {
-    URL_SAFE_NO_PAD.encode(public)
-}
-
-fn thumbprint(public: &[u8; 32]) -> String {
-    let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, public_jwk_x(public));
-    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
-}
-
-/// How long this instance must have published a key before it signs with it.
-struct Lead<'a> {
-    publish_ahead: Duration,
-    first_served: &'a HashMap<String, Option<Timestamp>>,
-}
-
-impl Lead<'_> {
-    /// Whether `key` may sign at `now`: its time has come, and this instance has published it
-    /// for `publish_ahead` (or since it started).
-    fn may_sign(&self, key: &SigningKeyRecord, now: Timestamp) -> bool {
-        let published_since = self.first_served.get(&key.kid).copied().flatten();
-        key.signs_at <= now
-            && published_since
-                .is_none_or(|since| since + super::chrono_duration(self.publish_ahead) <= now)
-    }
-}
-
-fn build_ring(
-    mode: &Mode,
-    keys: &[SigningKeyRecord],
-    token_lifetime: Duration,
-    now: Timestamp,
-    lead: &Lead<'_>,
-) -> Result<Ring, AuthError> {
-    match mode {
-        Mode::Hs256(secret) => hs256_ring(secret),
-        Mode::EdDsa => eddsa_ring(keys, token_lifetime, now, lead),
-    }
-}
-
-fn hs256_ring(secret: &SecretSlice<u8>) -> Result<Ring, AuthError> {
-    let bytes = secret.expose_secret();
-    // The kid is a MAC of a fixed label, so it names the secret without revealing anything of it.
-    let mut mac = Hmac::<Sha256>::new_from_slice(bytes)
-        .map_err(|e| AuthError::Internal(format!("bad HMAC key: {e}")))?;
-    mac.update(b"portcullis key id");
-    let kid = format!("hs256-{}", URL_SAFE_NO_PAD.encode(&mac.finalize().into_bytes()[..12]));
-    let decoding =
-        DecodingKey::from_secret(bytes).map_err(|e| AuthError::Internal(e.to_string()))?;
-    let signing_key =
-        EncodingKey::from_secret(bytes).map_err(|e| AuthError::Internal(e.to_string()))?;
-    Ok(Ring {
-        signing_kid: kid.clone(),
-        signing_key,
-        verifying: HashMap::from([(kid, decoding)]),
-        jwks: Vec::new(),
-        expired: Vec::new(),
-    })
-}
-
-/// The newest key that may sign (see `Lead::may_sign`) signs; a key that may not yet is
-/// published (and verifies) already. An older key keeps verifying until every token it may have
-/// signed has expired: the key that took over from it must have signed for longer than a token
-/// lifetime plus one reload interval plus the lead (an instance that got the new key late
-/// signs with the old one for up to that long after the new key's `signs_at`). Past that it is
-/// expired, and deleted.
-fn eddsa_ring(
-    keys: &[SigningKeyRecord],
-    token_lifetime: Duration,
-    now: Timestamp,
-    lead: &Lead<'_>,
-) -> Result<Ring, AuthError> {
-    let keep_for =
-        chrono::Duration::from_std(token_lifetime + RELOAD_INTERVAL + lead.publish_ahead)
-            .map_err(|e| AuthError::Internal(e.to_string()))?;
-    // Newest signing time first; a key whose time has not come is only published.
-    let mut keys: Vec<&SigningKeyRecord> = keys.iter().collect();
-    keys.sort_by_key(|k| std::cmp::Reverse((k.signs_at, k.created_at)));
-    let (signed, upcoming): (Vec<_>, Vec<_>) =
-        keys.into_iter().partition(|k| lead.may_sign(k, now));
-    // Without any key whose time has come (a clock set back), the one due first signs.
-    let (signer, older) = match signed.split_first() {
-        Some((signer, older)) => (*signer, older.to_vec()),
-        None => {
-            let first = upcoming.last().copied();
-            (first.ok_or_else(|| AuthError::Internal("no signing key".to_owned()))?, Vec::new())
-        }
-    };
-    let mut verifying = HashMap::new();
-    let mut jwks = Vec::new();
-    let mut publish = |key: &SigningKeyRecord| -> Result<SigningKey, AuthError> {
-        let seed: [u8; 32] =
-            key.private_key.as_slice().try_into().map_err(|_| {
-                AuthError::Internal(format!("signing key {} is malformed", key.kid))
-            })?;
-        let signer = SigningKey::from_bytes(&seed);
-        let public = signer.verifying_key().to_bytes();
-        verifying.insert(key.kid.clone(), DecodingKey::from_ed_der(&public));
-        jwks.push(serde_json::json!({
-            "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
-            "kid": key.kid, "x": public_jwk_x(&public),
-        }));
-        Ok(signer)
-    };
-    for key in upcoming.iter().filter(|k| k.kid != signer.kid) {
-        publish(key)?;
-    }
-    let signing = publish(signer)?;
-    let mut expired = Vec::new();
-    let mut took_over = signer.signs_at;
-    for key in older {
-        if took_over + keep_for > now {
-            publish(key)?;
-        } else {
-            expired.push(key.kid.clone());
-        }
-        took_over = key.signs_at;
-    }
-    let der = signing
-        .to_pkcs8_der()
-        .map_err(|e| AuthError::Internal(format!("encoding signing key: {e}")))?;
-    Ok(Ring {
-        signing_kid: signer.kid.clone(),
-        signing_key: EncodingKey::from_ed_der(der.as_bytes()),
-        verifying,
-        jwks,
-        expired,
-    })
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::sql::SqlStore;
-
-    fn settings() -> AccessTokenSettings {
-        AccessTokenSettings {
-            secret: None,
-            issuer: "portcullis".to_owned(),
-            audience: "portcullis".to_owned(),
-            client_id: "portcullis".to_owned(),
-            ttl: Duration::from_secs(900),
-            leeway: Duration::ZERO,
-            publish_ahead: Duration::from_secs(900),
-            rotate_every: None,
-        }
-    }
-
-    /// A remembered token is accepted only until its `exp`, and a token that differs from it in
-    /// any byte is verified afresh (and refused).
-    #[tokio::test]
-    async fn a_remembered_token_ends_with_its_exp() -> Result<(), AuthError> {
-        let dir = tempfile::tempdir().map_err(|e| AuthError::Internal(e.to_string()))?;
-        let store = SqlStore::open_file(&dir.path().join("keys.db")).await?;
-        store.migrate().await?;
-        let tokens = AccessTokens::load(settings(), &store).await?;
-        let now = crate::domain::SystemClock.now();
-        let (user, session) = (UserId::new(), SessionId::new());
-        let token = tokens.issue(user, session, &[Role::User], Amr::default(), now, now)?;
-        assert_eq!(tokens.verify(&token)?.session, session);
-        assert_eq!(tokens.verified.len(), 1, "remembered");
-        assert_eq!(tokens.verify(&token)?.user, user, "and accepted from memory");
-
-        let mut altered = token.clone().into_bytes();
-        let last = altered.len() - 1;
-        altered[last] = if altered[last] == b'A' { b'B' } else { b'A' };
-        let altered = String::from_utf8(altered).map_err(|e| AuthError::Internal(e.to_string()))?;
-        assert!(tokens.verify(&altered).is_err());
-
-        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let past = i64::try_from(jsonwebtoken::get_current_timestamp()).unwrap_or(0) - 1;
-        let mut remembered = tokens.verified.get(&key).ok_or(AuthError::Unauthorized)?;
-        remembered.exp = past;
-        tokens.verified.insert(key, remembered);
-        assert!(matches!(tokens.verify(&token), Err(AuthError::Unauthorized)));
-        assert!(tokens.verified.get(&key).is_none(), "forgotten once expired");
-        Ok(())
-    }
-
-    #[test]
-    fn access_token_settings_debug_reveals_no_secret() {
-        let settings = AccessTokenSettings {
-            secret: Some(SecretSlice::from(b"hs256-secret-of-at-least-32-bytes!".to_vec())),
-            ..settings()
-        };
-        let text = format!("{settings:?}");
-        assert!(!text.contains("hs256-secret") && !text.contains("104"), "{text}");
-        assert!(text.contains("secret: Some([REDACTED])"), "{text}");
-    }
-}
+mod tests;

@@ -25,7 +25,7 @@ use argon2_rust::params::{Memory, TagLen};
 use argon2_rust::{Algorithm, Argon2, Params, Version};
 use tokio::sync::Semaphore;
 
-use super::AuthError;
+use super::CryptoError;
 use crate::config::Argon2Settings;
 use crate::domain::Password;
 use crate::metrics::Metrics;
@@ -63,16 +63,16 @@ impl PasswordHasher {
         settings: Argon2Settings,
         max_in_flight: usize,
         metrics: Arc<Metrics>,
-    ) -> Result<Self, AuthError> {
+    ) -> Result<Self, CryptoError> {
         let params = Params::builder()
             .memory(Memory::kib(u64::from(settings.memory_kib)))
             .passes(settings.iterations)
             .lanes(settings.parallelism)
             .tag_len(TagLen::bytes(32))
             .build()
-            .map_err(|e| AuthError::Internal(format!("argon2 parameters: {e}")))?;
+            .map_err(|e| CryptoError::caused("argon2 parameters", e))?;
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-        let dummy = Password::new(&crate::auth::tokens::random_token());
+        let dummy = Password::new(&super::tokens::random_token());
         let dummy_hash = hash_with(&mut argon2.hasher(), &dummy)?;
         let slots = max_in_flight.max(1);
         Ok(Self {
@@ -102,7 +102,7 @@ impl PasswordHasher {
     }
 
     /// Hashes a password with a fresh salt.
-    pub async fn hash(&self, password: Password) -> Result<String, AuthError> {
+    pub async fn hash(&self, password: Password) -> Result<String, CryptoError> {
         self.run(move |workspace| hash_with(workspace, &password)).await?
     }
 
@@ -112,13 +112,13 @@ impl PasswordHasher {
         &self,
         password: Password,
         stored: Option<String>,
-    ) -> Result<Verified, AuthError> {
+    ) -> Result<Verified, CryptoError> {
         let exists = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy_hash.clone());
         let configured = self.argon2;
         self.run(move |workspace| {
             let found = argon2_rust::decode_phc(&stored)
-                .map_err(|e| AuthError::Internal(format!("stored hash unreadable: {e}")))?;
+                .map_err(|e| CryptoError::caused("stored hash unreadable", e))?;
             let matches = match workspace.verify_encoded_bounded(
                 &stored,
                 password.expose().as_bytes(),
@@ -127,7 +127,7 @@ impl PasswordHasher {
             ) {
                 Ok(()) => true,
                 Err(argon2_rust::Error::VerifyMismatch) => false,
-                Err(e) => return Err(AuthError::Internal(format!("stored hash unusable: {e}"))),
+                Err(e) => return Err(CryptoError::caused("stored hash unusable", e)),
             };
             let same_cost =
                 (found.params.memory_kib(), found.params.passes(), found.params.lanes())
@@ -153,14 +153,14 @@ impl PasswordHasher {
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut argon2_rust::Hasher) -> T + Send + 'static,
-    ) -> Result<T, AuthError> {
-        let closed = |_| AuthError::Internal("hasher closed".to_owned());
+    ) -> Result<T, CryptoError> {
+        let closed = |e| CryptoError::caused("hasher closed", e);
         let permit = match self.permits.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
                 let Some(place) = self.queue_place() else {
                     self.metrics.refusal("hashing_queue_full");
-                    return Err(AuthError::Unavailable("too many password checks waiting".into()));
+                    return Err(CryptoError::Busy);
                 };
                 let permit = self.permits.clone().acquire_owned().await.map_err(closed)?;
                 drop(place);
@@ -183,8 +183,8 @@ impl PasswordHasher {
             drop(permit);
             let _ = done.send(result);
         });
-        self.jobs.send(job).map_err(|_| AuthError::Internal("hashing threads gone".to_owned()))?;
-        outcome.await.map_err(|_| AuthError::Internal("a hash failed".to_owned()))
+        self.jobs.send(job).map_err(|_| CryptoError::failed("hashing threads gone"))?;
+        outcome.await.map_err(|e| CryptoError::caused("a hash failed", e))
     }
 
     /// A place in the queue of checks waiting for a slot, or `None` when the queue is full.
@@ -220,7 +220,7 @@ const HASHING_NICE: i32 = 10;
 
 /// Starts one hashing thread per slot, fed by one queue. The threads end when the hasher (the
 /// queue's sender) is dropped. A job that panics ends only itself: its caller gets an error.
-fn start_hashing_threads(count: usize) -> Result<std::sync::mpsc::Sender<Job>, AuthError> {
+fn start_hashing_threads(count: usize) -> Result<std::sync::mpsc::Sender<Job>, CryptoError> {
     let (jobs, queue) = std::sync::mpsc::channel::<Job>();
     let queue = Arc::new(Mutex::new(queue));
     for index in 0..count {
@@ -238,7 +238,7 @@ fn start_hashing_threads(count: usize) -> Result<std::sync::mpsc::Sender<Job>, A
                     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
                 }
             })
-            .map_err(|e| AuthError::Internal(format!("could not start a hashing thread: {e}")))?;
+            .map_err(|e| CryptoError::caused("could not start a hashing thread", e))?;
     }
     Ok(jobs)
 }
@@ -266,12 +266,12 @@ const CEILING: Params = Params::builder()
 fn hash_with(
     workspace: &mut argon2_rust::Hasher,
     password: &Password,
-) -> Result<String, AuthError> {
+) -> Result<String, CryptoError> {
     let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt).map_err(|e| AuthError::Internal(format!("no randomness: {e}")))?;
+    getrandom::fill(&mut salt).map_err(|e| CryptoError::caused("no randomness", e))?;
     workspace
         .hash_password(password.expose().as_bytes(), &salt)
-        .map_err(|e| AuthError::Internal(format!("hashing failed: {e}")))
+        .map_err(|e| CryptoError::caused("hashing failed", e))
 }
 
 #[cfg(test)]
@@ -287,7 +287,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_hash_verifies_its_password_only() -> Result<(), AuthError> {
+    async fn a_hash_verifies_its_password_only() -> Result<(), CryptoError> {
         let hasher = PasswordHasher::new(small(), 2, metrics())?;
         let hash = hasher.hash(Password::new("Correct#Horse1")).await?;
         assert!(hash.starts_with("$argon2id$"));
@@ -299,7 +299,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn past_the_queue_bound_a_check_is_refused_at_once() -> Result<(), AuthError> {
+    async fn past_the_queue_bound_a_check_is_refused_at_once() -> Result<(), CryptoError> {
         use futures::FutureExt as _;
         let hasher = PasswordHasher::new(small(), 1, metrics())?.with_max_waiting(1);
         // The one slot is busy, so the first check takes the one queue place and waits...
@@ -308,14 +308,14 @@ mod tests {
         assert!((&mut waiting).now_or_never().is_none());
         // ...and the next finds the queue full, at once.
         let refused = hasher.hash(Password::new("Correct#Horse1")).await;
-        assert!(matches!(refused, Err(AuthError::Unavailable(_))), "{refused:?}");
+        assert!(matches!(refused, Err(CryptoError::Busy)), "{refused:?}");
         drop(busy);
         assert!(waiting.await.is_ok(), "the waiting check gets the slot");
         Ok(())
     }
 
     #[tokio::test]
-    async fn cancelled_waits_give_their_queue_place_back() -> Result<(), AuthError> {
+    async fn cancelled_waits_give_their_queue_place_back() -> Result<(), CryptoError> {
         use futures::FutureExt as _;
         let metrics = metrics();
         let hasher = PasswordHasher::new(small(), 1, metrics.clone())?.with_max_waiting(4);
@@ -332,7 +332,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_cancelled_check_keeps_its_slot_until_its_hash_ends() -> Result<(), AuthError> {
+    async fn a_cancelled_check_keeps_its_slot_until_its_hash_ends() -> Result<(), CryptoError> {
         let hasher = PasswordHasher::new(small(), 1, metrics())?;
         let running = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
@@ -371,25 +371,26 @@ mod tests {
     /// the same hashes: each verifies what the other wrote, so hashes stored before the change of
     /// implementation keep working, and a move back would too.
     #[tokio::test]
-    async fn hashes_verify_across_implementations() -> Result<(), AuthError> {
+    async fn hashes_verify_across_implementations() -> Result<(), CryptoError> {
         use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _};
         let hasher = PasswordHasher::new(small(), 1, metrics())?;
         let ours = hasher.hash(Password::new("Correct#Horse1")).await?;
-        let parsed = PasswordHash::new(&ours).map_err(|e| AuthError::Internal(e.to_string()))?;
+        let parsed =
+            PasswordHash::new(&ours).map_err(|e| CryptoError::caused("test", e.to_string()))?;
         let theirs = argon2::Argon2::new(
             argon2::Algorithm::Argon2id,
             argon2::Version::V0x13,
             argon2::Params::new(1024, 1, 1, None)
-                .map_err(|e| AuthError::Internal(e.to_string()))?,
+                .map_err(|e| CryptoError::caused("test", e.to_string()))?,
         );
         assert!(theirs.verify_password(b"Correct#Horse1", &parsed).is_ok());
         assert!(theirs.verify_password(b"Correct#Horse2", &parsed).is_err());
 
         let salt = argon2::password_hash::SaltString::encode_b64(b"sixteen byte salt")
-            .map_err(|e| AuthError::Internal(e.to_string()))?;
+            .map_err(|e| CryptoError::caused("test", e.to_string()))?;
         let stored = theirs
             .hash_password(b"Correct#Horse1", &salt)
-            .map_err(|e| AuthError::Internal(e.to_string()))?
+            .map_err(|e| CryptoError::caused("test", e.to_string()))?
             .to_string();
         let right = hasher.verify(Password::new("Correct#Horse1"), Some(stored.clone())).await?;
         assert_eq!(right, Verified { matches: true, upgraded_hash: None });
@@ -400,24 +401,24 @@ mod tests {
         let mut workspace = hasher.argon2.hasher();
         let same = workspace
             .hash_password(b"Correct#Horse1", b"sixteen byte salt")
-            .map_err(|e| AuthError::Internal(e.to_string()))?;
+            .map_err(|e| CryptoError::caused("test", e.to_string()))?;
         assert_eq!(same, stored);
         Ok(())
     }
 
     /// A stored hash whose cost is past the ceiling is refused, not run: its parameters are data.
     #[tokio::test]
-    async fn a_hash_past_the_ceiling_is_not_run() -> Result<(), AuthError> {
+    async fn a_hash_past_the_ceiling_is_not_run() -> Result<(), CryptoError> {
         let hasher = PasswordHasher::new(small(), 1, metrics())?;
         let huge = "$argon2id$v=19$m=4194304,t=1,p=1$c2l4dGVlbiBieXRlIHNhbHQ$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
         let refused = hasher.verify(Password::new("Correct#Horse1"), Some(huge.into())).await;
-        assert!(matches!(refused, Err(AuthError::Internal(_))), "{refused:?}");
+        assert!(matches!(refused, Err(CryptoError::Failed { .. })), "{refused:?}");
         Ok(())
     }
 
     /// The workspaces are the slots' and no more, however many hashes ran.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn workspaces_are_kept_per_slot() -> Result<(), AuthError> {
+    async fn workspaces_are_kept_per_slot() -> Result<(), CryptoError> {
         let hasher = Arc::new(PasswordHasher::new(small(), 2, metrics())?);
         let hashes: Vec<_> = (0..8)
             .map(|_| {
@@ -426,7 +427,7 @@ mod tests {
             })
             .collect();
         for hash in hashes {
-            hash.await.map_err(|e| AuthError::Internal(e.to_string()))??;
+            hash.await.map_err(|e| CryptoError::caused("test", e.to_string()))??;
         }
         let kept = hasher.workspaces.lock().map(|w| w.len()).unwrap_or_default();
         assert!((1..=2).contains(&kept), "{kept} workspaces for 2 slots");
@@ -435,7 +436,7 @@ mod tests {
 
     /// Hashes run on threads of their own at a lower priority than the request threads.
     #[tokio::test]
-    async fn hashes_run_at_a_lower_priority() -> Result<(), AuthError> {
+    async fn hashes_run_at_a_lower_priority() -> Result<(), CryptoError> {
         let hasher = PasswordHasher::new(small(), 1, metrics())?;
         let (nice, name) = hasher
             .run(|_| {
@@ -450,14 +451,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn no_account_never_matches() -> Result<(), AuthError> {
+    async fn no_account_never_matches() -> Result<(), CryptoError> {
         let hasher = PasswordHasher::new(small(), 1, metrics())?;
         assert!(!hasher.verify(Password::new("anything"), None).await?.matches);
         Ok(())
     }
 
     #[tokio::test]
-    async fn changed_parameters_ask_for_a_rehash() -> Result<(), AuthError> {
+    async fn changed_parameters_ask_for_a_rehash() -> Result<(), CryptoError> {
         let old = PasswordHasher::new(small(), 1, metrics())?;
         let hash = old.hash(Password::new("Correct#Horse1")).await?;
         let new = PasswordHasher::new(Argon2Settings { iterations: 2, ..small() }, 1, metrics())?;

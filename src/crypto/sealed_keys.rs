@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{KeyStore, SigningKeyRecord, StoreError};
-use crate::domain::Sealer;
+use super::Sealer;
+use crate::store::{KeyStore, SigningKeyRecord, StoreError};
 
 pub struct SealedKeys {
     inner: Arc<dyn KeyStore>,
