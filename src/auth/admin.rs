@@ -1,7 +1,7 @@
 //! Account administration: find an account, see why it cannot log in, disable it at once, fix
 //! its roles, delete it.
 //!
-//! Roles are read from the store on every admin request (`require_admin`), so a demotion stops
+//! Roles are read from the store on every admin request (`admit_admin`), so a demotion stops
 //! an old token at once. Disabling and deleting end every session, ceremony in progress and
 //! mailed link of the account at once; the login paths refuse a disabled account after its
 //! right credential, and re-check after opening a session, so a login racing the disable cannot

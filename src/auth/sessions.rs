@@ -40,9 +40,15 @@ impl AuthService {
         }
     }
 
-    /// Refuses unless the caller's account holds the admin role now (read from the store, not
-    /// the token, so that a revoked role stops working at once).
-    pub async fn require_admin(&self, principal: &Principal) -> Result<(), AuthError> {
+    /// The gate of every admin request: the reads budget, then the admin role as the account
+    /// holds it now (read from the store, not the token, so that a revoked role stops working at
+    /// once).
+    pub async fn admit_admin(
+        &self,
+        context: &RequestContext,
+        principal: &Principal,
+    ) -> Result<(), AuthError> {
+        self.limit_read(context, principal).await?;
         let user = self.users.user_by_id(principal.user).await?.ok_or(AuthError::Unauthorized)?;
         if user.roles.contains(&crate::domain::Role::Admin) {
             Ok(())

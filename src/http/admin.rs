@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::extract::{Authenticated, Context, JsonBody};
+use super::extract::{Admin, JsonBody};
 use super::openapi::problems;
 use crate::audit::query::{AuditQuery, Page};
 use crate::auth::{
@@ -19,7 +19,7 @@ use crate::config::Posture;
 use crate::domain::UserId;
 use crate::error::ApiError;
 
-problems!(UnlockProblems: [Unauthorized, Forbidden, NotFound, ServiceUnavailable]);
+problems!(UnlockProblems: [Unauthorized, Forbidden, NotFound, RateLimited, ServiceUnavailable]);
 
 /// POST /v1/admin/users/{id}/unlock: lifts every lock of the user, email and devices (204).
 /// 403 without the admin role; 404 for an unknown user.
@@ -32,11 +32,9 @@ problems!(UnlockProblems: [Unauthorized, Forbidden, NotFound, ServiceUnavailable
 )]
 pub async fn unlock_user(
     State(auth): State<Arc<AuthService>>,
-    Context(context): Context,
-    Authenticated(principal): Authenticated,
+    Admin { principal, context }: Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    auth.require_admin(&principal).await?;
     let user = UserId::parse(&id).ok_or_else(ApiError::not_found)?;
     auth.unlock_user(&context, principal.user, user).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -56,11 +54,10 @@ problems!(AuditTrailProblems: [
 )]
 pub async fn audit_trail(
     State(auth): State<Arc<AuthService>>,
-    Context(context): Context,
-    Authenticated(principal): Authenticated,
+    _admin: Admin,
     Query(query): Query<AuditQuery>,
 ) -> Result<Json<Page>, ApiError> {
-    Ok(Json(auth.audit_trail(&context, &principal, &query).await?))
+    Ok(Json(auth.audit_trail(&query).await?))
 }
 
 problems!(PostureProblems: [Unauthorized, Forbidden, RateLimited, ServiceUnavailable]);
@@ -78,13 +75,9 @@ problems!(PostureProblems: [Unauthorized, Forbidden, RateLimited, ServiceUnavail
     ),
 )]
 pub async fn posture(
-    State(auth): State<Arc<AuthService>>,
     State(posture): State<Arc<Posture>>,
-    Context(context): Context,
-    Authenticated(principal): Authenticated,
+    _admin: Admin,
 ) -> Result<Json<Posture>, ApiError> {
-    auth.limit_read(&context, &principal).await?;
-    auth.require_admin(&principal).await?;
     Ok(Json(Posture::clone(&posture)))
 }
 
@@ -133,12 +126,9 @@ problems!(UsersProblems: [
 )]
 pub async fn users(
     State(auth): State<Arc<AuthService>>,
-    Context(context): Context,
-    Authenticated(principal): Authenticated,
+    _admin: Admin,
     Query(query): Query<UsersQuery>,
 ) -> Result<Json<AdminUserPage>, ApiError> {
-    auth.limit_read(&context, &principal).await?;
-    auth.require_admin(&principal).await?;
     let limit = match query.limit.as_deref().map(str::parse::<u32>) {
         None => None,
         Some(Ok(limit)) if (1..=MAX_USERS_PAGE).contains(&limit) => Some(limit),
@@ -167,12 +157,9 @@ problems!(CreateUserProblems: JSON_BODY, [
 )]
 pub async fn create_user(
     State(auth): State<Arc<AuthService>>,
-    Context(context): Context,
-    Authenticated(principal): Authenticated,
+    Admin { principal, context }: Admin,
     JsonBody(body): JsonBody<NewUserByAdmin>,
 ) -> Result<(StatusCode, Json<AdminUserView>), ApiError> {
-    auth.limit_read(&context, &principal).await?;
-    auth.require_admin(&principal).await?;
     let roles = body.roles.unwrap_or_default();
     let password = body.password.as_deref();
     let user = auth.admin_create_user(&context, &principal, &body.email, password, &roles).await?;
@@ -190,12 +177,9 @@ problems!(UserProblems: [Unauthorized, Forbidden, NotFound, RateLimited, Service
 )]
 pub async fn user(
     State(auth): State<Arc<AuthService>>,
-    Context(context): Context,
-    Authenticated(principal): Authenticated,
+    _admin: Admin,
     Path(id): Path<String>,
 ) -> Result<Json<AdminUserView>, ApiError> {
-    auth.limit_read(&context, &principal).await?;
-    auth.require_admin(&principal).await?;
     let id = UserId::parse(&id).ok_or_else(ApiError::not_found)?;
     Ok(Json(auth.admin_user(id).await?))
 }
@@ -218,13 +202,10 @@ problems!(UpdateUserProblems: JSON_BODY, [
 )]
 pub async fn update_user(
     State(auth): State<Arc<AuthService>>,
-    Context(context): Context,
-    Authenticated(principal): Authenticated,
+    Admin { principal, context }: Admin,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<UserChange>,
 ) -> Result<Json<AdminUserView>, ApiError> {
-    auth.limit_read(&context, &principal).await?;
-    auth.require_admin(&principal).await?;
     let id = UserId::parse(&id).ok_or_else(ApiError::not_found)?;
     let change = AccountChange {
         roles: body.roles,
@@ -249,12 +230,9 @@ problems!(DeleteUserProblems: [
 )]
 pub async fn delete_user(
     State(auth): State<Arc<AuthService>>,
-    Context(context): Context,
-    Authenticated(principal): Authenticated,
+    Admin { principal, context }: Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    auth.limit_read(&context, &principal).await?;
-    auth.require_admin(&principal).await?;
     let id = UserId::parse(&id).ok_or_else(ApiError::not_found)?;
     auth.admin_delete_user(&context, Actor::Admin(principal.user), id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -270,12 +248,9 @@ pub async fn delete_user(
 )]
 pub async fn end_user_sessions(
     State(auth): State<Arc<AuthService>>,
-    Context(context): Context,
-    Authenticated(principal): Authenticated,
+    Admin { principal, context }: Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    auth.limit_read(&context, &principal).await?;
-    auth.require_admin(&principal).await?;
     let id = UserId::parse(&id).ok_or_else(ApiError::not_found)?;
     auth.admin_end_sessions(&context, Actor::Admin(principal.user), id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -193,6 +193,30 @@ where
     }
 }
 
+/// A caller who passed the admin gate (`AuthService::admit_admin`: the reads budget, then the
+/// admin role as the account holds it now). Every admin handler takes it, so no admin route can
+/// skip the check.
+pub struct Admin {
+    pub principal: Principal,
+    pub context: RequestContext,
+}
+
+impl<S> FromRequestParts<S> for Admin
+where
+    S: Send + Sync,
+    Arc<AuthService>: FromRef<S>,
+    TrustedProxies: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Context(context) = Context::from_request_parts(parts, state).await?;
+        let Authenticated(principal) = Authenticated::from_request_parts(parts, state).await?;
+        Arc::<AuthService>::from_ref(state).admit_admin(&context, &principal).await?;
+        Ok(Self { principal, context })
+    }
+}
+
 /// The token of an `Authorization: Bearer <token>` value (RFC 6750 §2.1; the scheme is
 /// case-insensitive), or `None` for any other scheme or an oversized value.
 pub fn bearer_token(value: &str) -> Option<&str> {
