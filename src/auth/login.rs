@@ -78,7 +78,8 @@ impl AuthService {
         // so it does not clear the failures counted before it either.
         if user.factors.totp {
             let known = device.as_ref().and(device_token);
-            return Err(self.require_second_factor(user, &attempted, &lock_key, known).await?);
+            let mfa_token = self.require_second_factor(user, &attempted, &lock_key, known).await?;
+            return Err(AuthError::MfaRequired { mfa_token });
         }
         self.forgive(&lock_key).await?;
         self.complete_login(context, user, device_token, device, Amr::PASSWORD, "password").await

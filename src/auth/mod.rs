@@ -9,12 +9,11 @@ mod admin;
 mod context;
 mod error;
 mod events;
+mod factors;
 mod limits;
 mod lockout;
 mod login;
-mod mfa;
 mod paging;
-pub mod passkeys;
 mod password;
 mod recovery;
 mod refresh;
@@ -42,10 +41,10 @@ use crate::store::{LockoutStore, RateLimitStore, SessionStore, UserStore};
 pub use admin::{AccountChange, Actor, AdminUserPage, AdminUserView, MAX_USERS_PAGE};
 pub use context::{Principal, RequestContext};
 pub use error::{AuthError, MfaToken};
-pub use mfa::{
+pub use factors::{CEREMONY_TTL, PasskeyOptions, PasskeyView};
+pub use factors::{
     MFA_METHODS, Proof, RECENT_SIGN_IN, RecoveryCodes, SecondFactor, SecondFactors, TotpEnrolment,
 };
-pub use passkeys::{PasskeyOptions, PasskeyView};
 pub use sessions::SessionPage;
 pub use views::UserView;
 

@@ -5,6 +5,7 @@
 
 mod error;
 mod hasher;
+mod keyed;
 pub mod keys;
 mod seal;
 mod sealed_keys;
@@ -12,6 +13,7 @@ pub mod tokens;
 
 pub use error::CryptoError;
 pub use hasher::{PasswordHasher, Verified};
+pub use keyed::KeyedHasher;
 pub use keys::{AccessTokenSettings, AccessTokens, VerifiedToken};
 pub use seal::{MasterKey, SealError, Sealer};
 pub use sealed_keys::SealedKeys;

@@ -317,7 +317,7 @@ pub async fn build_auth(
     let factors = SecondFactors {
         store: backends.mfa.clone(),
         sealer: backends.sealer.clone(),
-        key: secrecy::SecretSlice::from(factors_key),
+        key: crate::crypto::KeyedHasher::new(&factors_key)?,
         webauthn: relying_party(settings),
         issuer: settings.issuer.clone(),
     };
@@ -388,7 +388,7 @@ fn relying_party(settings: &Settings) -> webauthn_rs_core::WebauthnCore {
         &rp.rp_name,
         &rp.rp_id,
         rp.origins.clone(),
-        crate::auth::passkeys::CEREMONY_TTL,
+        crate::auth::CEREMONY_TTL,
         Some(false),
         Some(false),
     )

@@ -28,9 +28,11 @@ use webauthn_rs_core::proto::{
     RegisterPublicKeyCredential, RegistrationState, UserVerificationPolicy,
 };
 
-use super::limits::Account;
-use super::{AuthError, AuthService, Principal, Proof, RequestContext, TokenPair, chrono_duration};
 use crate::audit::{AuditEvent, EventType, Outcome};
+use crate::auth::limits::Account;
+use crate::auth::{
+    AuthError, AuthService, Principal, Proof, RequestContext, TokenPair, chrono_duration,
+};
 use crate::domain::{Amr, Email, Timestamp, UserId};
 use crate::store::{ChallengePurpose, PasskeyRecord, StoreError, UserRecord};
 

@@ -1,0 +1,64 @@
+//! The proof a change of the factors (or of the password, the email, the account) asks for: the
+//! password and a code, or a sign-in recent enough to stand for them.
+
+use super::{
+    AuthError, AuthService, Principal, Proof, RECENT_SIGN_IN, RequestContext, SecondFactor,
+};
+use crate::auth::chrono_duration;
+use crate::store::UserRecord;
+
+impl AuthService {
+    /// Checks the password and then a TOTP or recovery code before a change to the factors (or
+    /// the account's deletion), as a login does: a wrong password or code counts toward the
+    /// lockout, a right password alone neither adds to the count nor clears it, and only a
+    /// request whose password and code are both right clears it.
+    pub(in crate::auth) async fn check_password_and_code(
+        &self,
+        context: &RequestContext,
+        principal: &Principal,
+        user: &UserRecord,
+        password: &str,
+        code: Option<&str>,
+        what: &str,
+    ) -> Result<(), AuthError> {
+        let lock_key =
+            self.count_current_password(context, principal, user, password, what).await?;
+        if !user.factors.totp {
+            return self.forgive(&lock_key).await;
+        }
+        self.lockouts.release_attempt(&lock_key, self.settings.lockout, self.now()).await?;
+        let factor = SecondFactor::either(code.unwrap_or_default());
+        let locks = self.begin_attempt(&lock_key).await?;
+        if code.is_none() || !self.check_second_factor(context, user, factor).await? {
+            self.record_mfa_failure(context, user, factor, what).await?;
+            if locks {
+                let on_device = lock_key.member_name().is_some();
+                self.record_lockout(context, user.email.as_str(), Some(user.id), on_device).await?;
+            }
+            return Err(AuthError::InvalidMfaCode);
+        }
+        self.forgive(&lock_key).await
+    }
+
+    /// The proof a change of the factors needs: the password (and, with TOTP on, a code), or,
+    /// without them, a session that signed in within `RECENT_SIGN_IN` with as much (ASVS 5
+    /// V7.5.1: re-authenticate before changing an authentication factor). A stolen access token
+    /// alone, or a session older than the account's TOTP, is not enough.
+    pub(in crate::auth) async fn confirm_identity(
+        &self,
+        context: &RequestContext,
+        principal: &Principal,
+        user: &UserRecord,
+        proof: Option<Proof<'_>>,
+        what: &str,
+    ) -> Result<(), AuthError> {
+        if let Some(Proof { password, code }) = proof {
+            return self
+                .check_password_and_code(context, principal, user, password, code, what)
+                .await;
+        }
+        let recent = principal.signed_in_at > self.now() - chrono_duration(RECENT_SIGN_IN);
+        let enough = !user.factors.totp || principal.amr.is_multi_factor();
+        if recent && enough { Ok(()) } else { Err(AuthError::InvalidCredentials) }
+    }
+}
