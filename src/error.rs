@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use crate::auth::AuthError;
-use crate::domain::PolicyViolation;
+use crate::domain::{PolicyViolation, with_causes};
 
 /// Declares `ErrorCode` and its table: each row is a variant, its status, slug, title and
 /// default detail.
@@ -329,8 +329,8 @@ impl From<AuthError> for ApiError {
                 error
             }
             AuthError::NotFound => Self::not_found(),
-            AuthError::Unavailable(cause) => Self::unavailable(cause),
-            AuthError::Internal(cause) => Self::internal(cause),
+            AuthError::Unavailable(cause) => Self::unavailable(with_causes(&*cause)),
+            AuthError::Internal(cause) => Self::internal(with_causes(&*cause)),
         }
     }
 }

@@ -3,8 +3,11 @@
 use std::time::Duration;
 
 use crate::crypto::CryptoError;
-use crate::domain::{EmailError, PolicyViolation, with_causes};
+use crate::domain::{EmailError, PolicyViolation};
 use crate::store::StoreError;
+
+/// The cause of a 5xx, kept typed so the log shows its whole chain, once.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -61,19 +64,38 @@ pub enum AuthError {
     Locked { retry_after: Duration },
     #[error("not found")]
     NotFound,
-    #[error("a backend is unavailable: {0}")]
-    Unavailable(String),
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// A backend is down or refusing, or the service is saturated: 503. The cause is for the log.
+    #[error("a backend is unavailable")]
+    Unavailable(#[source] Cause),
+    /// A failure that is not the caller's: 500. The cause is for the log.
+    #[error("internal error")]
+    Internal(#[source] Cause),
+}
+
+impl AuthError {
+    /// A 500 caused by `cause`, saying what failed.
+    pub fn internal(what: &'static str, cause: impl Into<Cause>) -> Self {
+        Self::Internal(Box::new(Failed { what, cause: cause.into() }))
+    }
+}
+
+/// What failed, above its cause.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}")]
+struct Failed {
+    what: &'static str,
+    #[source]
+    cause: Cause,
 }
 
 impl From<StoreError> for AuthError {
     fn from(error: StoreError) -> Self {
         // The message keeps the operation and every cause, for the log line of the 5xx.
         match error {
-            StoreError::Unavailable { .. } => AuthError::Unavailable(error.with_causes()),
-            StoreError::Conflict => AuthError::Internal("unexpected conflict".to_owned()),
-            StoreError::Backend { .. } => AuthError::Internal(error.with_causes()),
+            StoreError::Unavailable { .. } => AuthError::Unavailable(Box::new(error)),
+            StoreError::Conflict | StoreError::Backend { .. } => {
+                AuthError::Internal(Box::new(error))
+            }
         }
     }
 }
@@ -82,9 +104,9 @@ impl From<CryptoError> for AuthError {
     fn from(error: CryptoError) -> Self {
         match error {
             CryptoError::Rejected => AuthError::Unauthorized,
-            CryptoError::Busy => AuthError::Unavailable(error.to_string()),
+            CryptoError::Busy => AuthError::Unavailable(Box::new(error)),
             CryptoError::Store(error) => error.into(),
-            CryptoError::Failed { .. } => AuthError::Internal(with_causes(&error)),
+            CryptoError::Failed { .. } => AuthError::Internal(Box::new(error)),
         }
     }
 }

@@ -221,7 +221,7 @@ impl AuthService {
     fn refresh_expiry(&self, now: Timestamp) -> Result<Timestamp, AuthError> {
         chrono::Duration::from_std(self.settings.refresh_token_ttl)
             .map(|ttl| now + ttl)
-            .map_err(|e| AuthError::Internal(e.to_string()))
+            .map_err(|e| AuthError::Internal(e.into()))
     }
 }
 

@@ -382,6 +382,6 @@ async fn answer_no_sooner(started: Instant) {
     tokio::time::sleep(ANSWER_FLOOR.saturating_sub(started.elapsed())).await;
 }
 
-fn internal(error: impl std::fmt::Display) -> AuthError {
-    AuthError::Internal(error.to_string())
+fn internal(error: impl std::error::Error + Send + Sync + 'static) -> AuthError {
+    AuthError::Internal(Box::new(error))
 }

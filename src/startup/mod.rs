@@ -46,7 +46,7 @@ pub enum StartupError {
     Setting { variable: &'static str, message: String },
     #[error("storage: {0}")]
     Store(#[from] StoreError),
-    #[error("{0}")]
+    #[error("{}", crate::domain::with_causes(.0))]
     Auth(#[from] crate::auth::AuthError),
     #[error("the master key: {0}")]
     Seal(#[from] crate::crypto::SealError),
@@ -375,7 +375,10 @@ fn spawn_reseal(auth: Arc<AuthService>) -> tokio::task::JoinHandle<()> {
         match auth.reseal_totp_secrets().await {
             Ok(0) => {}
             Ok(count) => tracing::info!(count, "sealed TOTP secrets under the current master key"),
-            Err(error) => tracing::warn!(%error, "could not seal TOTP secrets again"),
+            Err(error) => {
+                let error = crate::domain::with_causes(&error);
+                tracing::warn!(error, "could not seal TOTP secrets again")
+            }
         }
     })
 }
@@ -437,7 +440,7 @@ fn lockout_policy(settings: &Settings) -> LockoutPolicy {
 pub fn new_metrics() -> Result<Arc<Metrics>, StartupError> {
     Metrics::new()
         .map(Arc::new)
-        .map_err(|e| StartupError::Auth(crate::auth::AuthError::Internal(e.to_string())))
+        .map_err(|e| StartupError::Auth(crate::auth::AuthError::Internal(e.into())))
 }
 
 /// A bound, ready-to-run server.

@@ -85,11 +85,11 @@ impl SecondFactors {
     }
 
     pub(super) fn seal(&self, context: &str, value: &[u8]) -> Result<Vec<u8>, AuthError> {
-        self.sealer.seal(context, value).map_err(|e| AuthError::Internal(e.to_string()))
+        self.sealer.seal(context, value).map_err(|e| AuthError::Internal(e.into()))
     }
 
     pub(super) fn open(&self, context: &str, stored: &[u8]) -> Result<(Vec<u8>, bool), AuthError> {
-        self.sealer.open(context, stored).map_err(|e| AuthError::Internal(e.to_string()))
+        self.sealer.open(context, stored).map_err(|e| AuthError::Internal(e.into()))
     }
 
     /// Stores a ceremony's state, sealed and bound to its id, and returns the id to hand out.
@@ -102,7 +102,7 @@ impl SecondFactors {
     ) -> Result<String, AuthError> {
         let id = tokens::random_token();
         let hash = tokens::hash_token(&id);
-        let json = serde_json::to_vec(state).map_err(|e| AuthError::Internal(e.to_string()))?;
+        let json = serde_json::to_vec(state).map_err(|e| AuthError::Internal(e.into()))?;
         let sealed = self.seal(&challenge_context(&hash, purpose), &json)?;
         let record = ChallengeRecord { user, state: sealed };
         self.store.put_challenge(&hash, purpose, &record, expires_at).await?;
@@ -128,8 +128,7 @@ impl SecondFactors {
         };
         let Some(record) = record else { return Ok(None) };
         let (json, _) = self.open(&challenge_context(&hash, purpose), &record.state)?;
-        let state =
-            serde_json::from_slice(&json).map_err(|e| AuthError::Internal(e.to_string()))?;
+        let state = serde_json::from_slice(&json).map_err(|e| AuthError::Internal(e.into()))?;
         Ok(Some((record.user, state)))
     }
 }

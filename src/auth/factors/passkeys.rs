@@ -114,14 +114,14 @@ impl AuthService {
         let email = user.email.as_str();
         let builder = webauthn
             .new_challenge_register_builder(user.id.as_uuid().as_bytes(), email, email)
-            .map_err(|e| AuthError::Internal(format!("passkey options: {e}")))?
+            .map_err(|e| AuthError::internal("passkey options", e))?
             .attestation(AttestationConveyancePreference::None)
             .user_verification_policy(UserVerificationPolicy::Preferred)
             .require_resident_key(true)
             .exclude_credentials(Some(exclude));
         let (options, state) = webauthn
             .generate_challenge_register(builder)
-            .map_err(|e| AuthError::Internal(format!("passkey options: {e}")))?;
+            .map_err(|e| AuthError::internal("passkey options", e))?;
         let expires_at = self.now() + chrono_duration(CEREMONY_TTL);
         let challenge_id = self
             .factors
@@ -245,10 +245,10 @@ impl AuthService {
                 credentials,
                 Some(UserVerificationPolicy::Preferred),
             )
-            .map_err(|e| AuthError::Internal(format!("passkey options: {e}")))?;
+            .map_err(|e| AuthError::internal("passkey options", e))?;
         let (options, state) = webauthn
             .generate_challenge_authenticate(builder)
-            .map_err(|e| AuthError::Internal(format!("passkey options: {e}")))?;
+            .map_err(|e| AuthError::internal("passkey options", e))?;
         let mut public_key = to_json(&options.public_key)?;
         let allowed = match (&attempted, listed) {
             (Some(attempted), false) => self.decoy_credentials(attempted)?,
@@ -414,15 +414,15 @@ fn is_cross_origin(client_data_json: &[u8]) -> bool {
 
 fn stored_credential(passkey: &PasskeyRecord) -> Result<Credential, AuthError> {
     serde_json::from_str(&passkey.credential)
-        .map_err(|e| AuthError::Internal(format!("stored passkey {} is corrupt: {e}", passkey.id)))
+        .map_err(|e| AuthError::internal("a stored passkey is corrupt", e))
 }
 
 fn to_json(value: &impl Serialize) -> Result<serde_json::Value, AuthError> {
-    serde_json::to_value(value).map_err(|e| AuthError::Internal(e.to_string()))
+    serde_json::to_value(value).map_err(|e| AuthError::Internal(e.into()))
 }
 
 fn to_json_text(value: &impl Serialize) -> Result<String, AuthError> {
-    serde_json::to_string(value).map_err(|e| AuthError::Internal(e.to_string()))
+    serde_json::to_string(value).map_err(|e| AuthError::Internal(e.into()))
 }
 
 /// The name of a new passkey: trimmed, at most 64 characters, no control, bidirectional or

@@ -239,7 +239,8 @@ impl AccessTokens {
             let next = self.clock.now() + chrono_duration(RELOAD_INTERVAL);
             self.clock.sleep_until(next).await;
             if let Err(error) = self.reload(store.as_ref()).await {
-                tracing::warn!(%error, "could not reload the signing keys");
+                let error = crate::domain::with_causes(&error);
+                tracing::warn!(error, "could not reload the signing keys");
             }
         }
     }
