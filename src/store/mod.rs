@@ -365,6 +365,9 @@ pub trait SessionStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<SessionRecord>, StoreError>;
 
+    /// How many live sessions the user has: what `sessions_of` would list, without loading them.
+    async fn count_sessions(&self, user: UserId, now: Timestamp) -> Result<u64, StoreError>;
+
     /// Revokes one of the user's sessions; false if the user has no such live session.
     async fn revoke_session(
         &self,

@@ -136,6 +136,20 @@ return revoked
     )
 });
 
+/// KEYS[1]: the user's sessions. ARGV: now. Returns how many of them are live; read-only, and
+/// bounded by the hash, which the session cap bounds.
+static COUNT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local now, live = tonumber(ARGV[1]), 0
+for _, raw in ipairs(redis.call('HVALS', KEYS[1])) do
+  if cjson.decode(raw).expires_at > now then live = live + 1 end
+end
+return live
+",
+    )
+});
+
 /// A session as the user's hash holds it (times in milliseconds).
 #[derive(Serialize, Deserialize)]
 struct StoredSession {
@@ -369,6 +383,13 @@ impl SessionStore for RedisStore {
             .take(limit as usize)
             .map(|(_, _, id, stored)| stored.record(id, user))
             .collect()
+    }
+
+    /// Counted on the server: the hash also holds sessions that expired since the last login,
+    /// which `HLEN` would count, and the sessions need not cross the network to be counted.
+    async fn count_sessions(&self, user: UserId, now: Timestamp) -> Result<u64, StoreError> {
+        let keys = [self.sessions_key(user)];
+        self.script("count sessions", &COUNT, &keys, &[millis(now).to_string()]).await
     }
 
     async fn revoke_session(
