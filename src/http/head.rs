@@ -22,6 +22,12 @@ pub const MAX_HEADER_BLOCK: usize = super::middleware::MAX_HEADER_BLOCK;
 /// The most header fields a request may have (hyper's own default, set explicitly on it too).
 pub const MAX_HEADER_FIELDS: usize = 100;
 
+/// The largest request head hyper parses at all, and the size of its read and write buffers per
+/// connection (set by `serve`). Heads over the contract's 64 KiB are refused before hyper sees
+/// them, so this only bounds the buffers; the write buffer's bound is what stops hyper from
+/// serving further pipelined requests while a client takes no answers.
+pub const HARD_HEADER_LIMIT: usize = 128 * 1024;
+
 /// Hyper's largest `Content-Length` (`u64::MAX - 2`; the two above it mark other framings).
 const MAX_CONTENT_LENGTH: u64 = u64::MAX - 2;
 
@@ -215,7 +221,7 @@ pub struct Chunked {
 
 /// Where hyper's decoder gives up (its own limits; the trailers' is its header size limit).
 const EXTENSION_LIMIT: u64 = 16 * 1024;
-const TRAILER_LIMIT: usize = super::serve::HARD_HEADER_LIMIT;
+const TRAILER_LIMIT: usize = HARD_HEADER_LIMIT;
 
 /// The body is not valid chunked coding; hyper fails it at the same point or before.
 #[derive(Debug, PartialEq, Eq)]
