@@ -133,8 +133,7 @@ impl AuthService {
         let locked_for =
             self.lockouts.locked_for(&email_lock_key(user.email.as_str()), now).await?;
         let locked_until = locked_for.map(|wait| now + super::chrono_duration(wait));
-        let cap = self.settings.max_sessions_per_user;
-        let sessions = self.sessions.sessions_of(user.id, now, None, cap).await?.len() as u64;
+        let sessions = self.sessions.count_sessions(user.id, now).await?;
         Ok(AdminUserView {
             user: UserView::from(user),
             disabled: user.disabled,

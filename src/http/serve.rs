@@ -39,15 +39,9 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tower::ServiceExt;
 
 use super::guard::GuardedIo;
-use super::head::MAX_HEADER_FIELDS;
+use super::head::{HARD_HEADER_LIMIT, MAX_HEADER_FIELDS};
 use super::limits::{IpSlot, PerIp};
 use super::tls::Tls;
-
-/// The largest request head hyper parses at all, and the size of its read and write buffers per
-/// connection. Heads over the contract's 64 KiB are refused before hyper sees them (see `head`),
-/// so this only bounds the buffers; the write buffer's bound is what stops hyper from serving
-/// further pipelined requests while a client takes no answers.
-pub const HARD_HEADER_LIMIT: usize = 128 * 1024;
 
 /// How the listener behaves.
 #[derive(Clone, Copy, Debug)]

@@ -556,6 +556,31 @@ async fn revoking_all_but_one_leaves_exactly_that_one() {
 }
 
 #[tokio::test]
+async fn the_count_of_sessions_is_the_live_ones_of_that_user_alone() {
+    for (name, sessions, users, _owner) in backends::sessions().await {
+        let clock = ManualClock::new();
+        let user = new_user(users.as_ref(), &clock).await;
+        let other_user = new_user(users.as_ref(), &clock).await;
+        assert_eq!(sessions.count_sessions(user, clock.now()).await.unwrap(), 0, "{name}");
+        for _ in 0..3 {
+            new_session(sessions.as_ref(), &clock, user, &random_token(), DAY).await;
+        }
+        let short = Duration::from_secs(60);
+        new_session(sessions.as_ref(), &clock, user, &random_token(), short).await;
+        let revoked = new_session(sessions.as_ref(), &clock, user, &random_token(), DAY).await;
+        sessions.revoke_session(user, revoked, clock.now()).await.unwrap();
+        new_session(sessions.as_ref(), &clock, other_user, &random_token(), DAY).await;
+        assert_eq!(sessions.count_sessions(user, clock.now()).await.unwrap(), 4, "{name}");
+        clock.advance(short);
+        let now = clock.now();
+        let listed = sessions.sessions_of(user, now, None, 10).await.unwrap().len() as u64;
+        assert_eq!(sessions.count_sessions(user, now).await.unwrap(), 3, "{name}: expired");
+        assert_eq!(listed, 3, "{name}: the count is what the list holds");
+        assert_eq!(sessions.count_sessions(other_user, now).await.unwrap(), 1, "{name}");
+    }
+}
+
+#[tokio::test]
 async fn past_the_cap_a_new_session_ends_the_oldest() {
     for (name, sessions, users, _owner) in backends::sessions().await {
         let clock = ManualClock::new();

@@ -11,7 +11,7 @@ use sqlx::{ConnectOptions, Connection, Executor};
 use std::sync::Arc;
 
 use super::SqlStore;
-use super::hot::HotReads;
+use super::hot::{HotReads, TEST_IDLE_AFTER};
 use super::losses;
 use crate::store::StoreError;
 
@@ -24,13 +24,6 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 /// readers never block the writer.
 const SQLITE_PRAGMAS: &str =
     "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
-
-/// A PostgreSQL connection idle for longer is tested before use. sqlx already tests each one as
-/// it comes back to the pool, so one in use moments ago is known to work: testing it again on
-/// every acquire, as sqlx does by default, would add a round trip to every statement. One that
-/// broke since (the server restarted) is caught by `losses`: once any statement or test has
-/// failed on a lost connection, every connection idle since before it is closed unused.
-pub(super) const TEST_IDLE_AFTER: Duration = Duration::from_millis(250);
 
 /// Connections of their own for the reads of every authenticated request (see `hot`).
 const HOT_READS: usize = 4;

@@ -12,14 +12,21 @@
 //! does is tried once more, on a connection that cannot be one of those.
 
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use sqlx::{AnyConnection, AnyPool, Connection};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use super::dialect::TEST_IDLE_AFTER;
 use super::losses;
+
+/// A connection idle for longer is tested before use, here and in the PostgreSQL pool (see
+/// `dialect`). sqlx already tests each one as it comes back to the pool, so one in use moments
+/// ago is known to work: testing it again on every acquire, as sqlx does by default, would add a
+/// round trip to every statement. One that broke since (the server restarted) is caught by
+/// `losses`: once any statement or test has failed on a lost connection, every connection idle
+/// since before it is closed unused.
+pub(super) const TEST_IDLE_AFTER: Duration = Duration::from_millis(250);
 
 pub(super) struct HotReads {
     pool: AnyPool,

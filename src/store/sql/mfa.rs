@@ -3,70 +3,15 @@
 //! conditional `UPDATE` or `DELETE ... RETURNING`, so concurrent attempts get exactly one winner.
 
 use async_trait::async_trait;
-use sqlx::FromRow;
 
+use super::rows::{ChallengeRow, PASSKEY_COLUMNS, PasskeyRow, TotpRow};
 use super::{SqlStore, failed};
 use crate::domain::UserId;
-use crate::store::codec::{from_millis, millis, parse_id};
+use crate::store::codec::{millis, parse_id};
 use crate::store::{
     ChallengePurpose, ChallengeRecord, MfaStore, PasskeyRecord, StoreError, Timestamp, TokenHash,
     TotpRecord,
 };
-
-#[derive(FromRow)]
-struct TotpRow {
-    secret: Vec<u8>,
-    confirmed_at: Option<i64>,
-    last_step: i64,
-}
-
-#[derive(FromRow)]
-struct PasskeyRow {
-    id: String,
-    user_id: String,
-    credential_id: Vec<u8>,
-    name: String,
-    credential: String,
-    sign_count: i64,
-    created_at: i64,
-    last_used_at: Option<i64>,
-}
-
-const PASSKEY_COLUMNS: &str =
-    "id, user_id, credential_id, name, credential, sign_count, created_at, last_used_at";
-
-impl TryFrom<PasskeyRow> for PasskeyRecord {
-    type Error = StoreError;
-
-    fn try_from(row: PasskeyRow) -> Result<Self, StoreError> {
-        Ok(PasskeyRecord {
-            id: row.id,
-            user: parse_id(&row.user_id, UserId::parse)?,
-            credential_id: row.credential_id,
-            name: row.name,
-            credential: row.credential,
-            sign_count: u32::try_from(row.sign_count)
-                .map_err(|e| StoreError::backend("read passkey", e))?,
-            created_at: from_millis(row.created_at)?,
-            last_used_at: row.last_used_at.map(from_millis).transpose()?,
-        })
-    }
-}
-
-#[derive(FromRow)]
-struct ChallengeRow {
-    user_id: Option<String>,
-    state: Vec<u8>,
-}
-
-impl TryFrom<ChallengeRow> for ChallengeRecord {
-    type Error = StoreError;
-
-    fn try_from(row: ChallengeRow) -> Result<Self, StoreError> {
-        let user = row.user_id.map(|id| parse_id(&id, UserId::parse)).transpose()?;
-        Ok(ChallengeRecord { user, state: row.state })
-    }
-}
 
 impl SqlStore {
     async fn insert_recovery_codes(
@@ -123,11 +68,7 @@ impl MfaStore for SqlStore {
         .fetch_optional(&self.read)
         .await
         .map_err(failed("read totp"))?;
-        Ok(row.map(|row| TotpRecord {
-            secret: row.secret,
-            confirmed: row.confirmed_at.is_some(),
-            last_step: row.last_step,
-        }))
+        Ok(row.map(TotpRecord::from))
     }
 
     async fn totp_secrets(

@@ -7,7 +7,10 @@ use crate::domain::audit::chain::Link;
 use crate::domain::audit::{AuditEvent, EventType, Outcome};
 use crate::domain::{Amr, Email, Role, SessionId, UserId};
 use crate::store::codec::{from_millis, parse_id};
-use crate::store::{Factors, SessionRecord, SigningKeyRecord, StoreError, TokenHash, UserRecord};
+use crate::store::{
+    ChallengeRecord, Factors, PasskeyRecord, SessionRecord, SigningKeyRecord, StoreError,
+    TokenHash, TotpRecord, UserRecord,
+};
 
 /// The columns of a `UserRow`, as a literal for `concat!`, so that no SQL is formatted per call.
 macro_rules! user_columns {
@@ -200,5 +203,71 @@ impl TryFrom<AuditRow> for Link {
                 .transpose()?,
         };
         Ok(Link { seq: row.chain_seq, prev_hash: row.prev_hash, hash: row.hash, event })
+    }
+}
+
+#[derive(FromRow)]
+pub struct TotpRow {
+    secret: Vec<u8>,
+    confirmed_at: Option<i64>,
+    last_step: i64,
+}
+
+impl From<TotpRow> for TotpRecord {
+    fn from(row: TotpRow) -> Self {
+        TotpRecord {
+            secret: row.secret,
+            confirmed: row.confirmed_at.is_some(),
+            last_step: row.last_step,
+        }
+    }
+}
+
+#[derive(FromRow)]
+pub struct PasskeyRow {
+    id: String,
+    user_id: String,
+    credential_id: Vec<u8>,
+    name: String,
+    credential: String,
+    sign_count: i64,
+    created_at: i64,
+    last_used_at: Option<i64>,
+}
+
+/// The columns of a `PasskeyRow`, in the order it reads them.
+pub const PASSKEY_COLUMNS: &str =
+    "id, user_id, credential_id, name, credential, sign_count, created_at, last_used_at";
+
+impl TryFrom<PasskeyRow> for PasskeyRecord {
+    type Error = StoreError;
+
+    fn try_from(row: PasskeyRow) -> Result<Self, StoreError> {
+        Ok(PasskeyRecord {
+            id: row.id,
+            user: parse_id(&row.user_id, UserId::parse)?,
+            credential_id: row.credential_id,
+            name: row.name,
+            credential: row.credential,
+            sign_count: u32::try_from(row.sign_count)
+                .map_err(|e| StoreError::backend("read passkey", e))?,
+            created_at: from_millis(row.created_at)?,
+            last_used_at: row.last_used_at.map(from_millis).transpose()?,
+        })
+    }
+}
+
+#[derive(FromRow)]
+pub struct ChallengeRow {
+    user_id: Option<String>,
+    state: Vec<u8>,
+}
+
+impl TryFrom<ChallengeRow> for ChallengeRecord {
+    type Error = StoreError;
+
+    fn try_from(row: ChallengeRow) -> Result<Self, StoreError> {
+        let user = row.user_id.map(|id| parse_id(&id, UserId::parse)).transpose()?;
+        Ok(ChallengeRecord { user, state: row.state })
     }
 }

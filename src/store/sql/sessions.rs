@@ -259,6 +259,19 @@ impl SessionStore for SqlStore {
         rows.into_iter().map(SessionRecord::try_from).collect()
     }
 
+    async fn count_sessions(&self, user: UserId, now: Timestamp) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sessions
+             WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2",
+        )
+        .bind(user.to_string())
+        .bind(millis(now))
+        .fetch_one(&self.read)
+        .await
+        .map_err(failed("count sessions"))?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
     async fn revoke_session(
         &self,
         user: UserId,
