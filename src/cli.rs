@@ -211,8 +211,8 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                     finding.id
                 );
             }
-            if settings.master_key.is_none()
-                && matches!(settings.database_url, DatabaseUrl::Postgres(_))
+            if settings.secrets.master_key.is_none()
+                && matches!(settings.storage.database_url, DatabaseUrl::Postgres(_))
             {
                 println!(
                     "# audit: the trail's head is not signed (no MASTER_KEY or MASTER_KEY_FILE), \
@@ -380,7 +380,7 @@ async fn reset_mfa(settings: Settings, email: &str) -> Result<(), Failure> {
 /// data directory, so pointing it at the wrong place (or at a database not yet migrated) cannot
 /// change anything; it fails and says so instead.
 async fn open_for_reading(settings: &Settings) -> Result<Backends, Failure> {
-    if let DatabaseUrl::Embedded(path) = &settings.database_url
+    if let DatabaseUrl::Embedded(path) = &settings.storage.database_url
         && !path.exists()
     {
         return Err(Failure::other(format!(
@@ -535,14 +535,14 @@ fn prompt_password_twice() -> Result<String, Failure> {
 }
 
 async fn rotate_keys(settings: Settings) -> Result<(), Failure> {
-    if settings.jwt_secret.is_some() {
+    if settings.tokens.secret.is_some() {
         return Err(Failure::usage(
             "PORTCULLIS_JWT_SECRET is set: tokens are signed with that secret; change the secret \
              to rotate",
         ));
     }
     let backends = open_backends(&settings, true).await?;
-    let key = keys::new_signing_key(settings.key_publish_ahead);
+    let key = keys::new_signing_key(settings.tokens.key_publish_ahead);
     backends.keys.insert_signing_key(&key).await.map_err(|e| Failure::other(e.to_string()))?;
     println!(
         "new signing key {}: in the JWKS of every instance within {} s, signing from {}",
@@ -554,9 +554,9 @@ async fn rotate_keys(settings: Settings) -> Result<(), Failure> {
 }
 
 fn init_tracing(settings: &Settings) {
-    let filter = tracing_subscriber::EnvFilter::new(&settings.log_filter);
+    let filter = tracing_subscriber::EnvFilter::new(&settings.log.filter);
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = match settings.log_format {
+    let _ = match settings.log.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Pretty => builder.try_init(),
     };

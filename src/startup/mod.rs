@@ -84,21 +84,22 @@ pub async fn open_backends(settings: &Settings, migrate: bool) -> Result<Backend
     backends.audit_head_key = sealer.derive("audit head");
     backends.sealer = sealer.clone();
     backends.keys = Arc::new(SealedKeys::new(backends.keys, sealer));
-    match &settings.redis_url {
+    match &settings.storage.redis_url {
         None => Ok(backends),
         Some(url) => {
             // Only a URL the client cannot use fails here: a Redis that is down does not stop
             // the start (the service answers 503 until it is there).
-            let redis = RedisStore::connect(url, &settings.redis_prefix).map_err(|error| {
-                StartupError::Setting {
-                    variable: "PORTCULLIS_REDIS_URL",
-                    message: format!(
-                        "{}: {}",
-                        summary::redis(url),
-                        without_password(url, &root_cause(&error))
-                    ),
-                }
-            })?;
+            let redis =
+                RedisStore::connect(url, &settings.storage.redis_prefix).map_err(|error| {
+                    StartupError::Setting {
+                        variable: "PORTCULLIS_REDIS_URL",
+                        message: format!(
+                            "{}: {}",
+                            summary::redis(url),
+                            without_password(url, &root_cause(&error))
+                        ),
+                    }
+                })?;
             let redis = Arc::new(redis);
             Ok(Backends {
                 sessions: redis.clone(),
@@ -128,10 +129,10 @@ impl Health for AllOf {
 /// a lock file beside the database, so that instances starting at the same moment on one file
 /// take turns (PostgreSQL's instances take turns on the migrator's advisory lock).
 async fn open_database(settings: &Settings, migrate: bool) -> Result<Backends, StartupError> {
-    let url = &settings.database_url;
+    let url = &settings.storage.database_url;
     let sqlite_file = match url {
         DatabaseUrl::Embedded(path) => {
-            files::create_data_dir(&settings.data_dir)?;
+            files::create_data_dir(&settings.storage.data_dir)?;
             Some((path.clone(), "PORTCULLIS_DATA_DIR"))
         }
         DatabaseUrl::Sqlite(url) => files::sqlite_file(url).map(|f| (f, "PORTCULLIS_DATABASE_URL")),
@@ -294,14 +295,14 @@ pub async fn build_auth(
 ) -> Result<AuthService, StartupError> {
     let access = AccessTokens::load_with_clock(
         AccessTokenSettings {
-            secret: settings.jwt_secret.clone(),
-            issuer: settings.issuer.clone(),
-            audience: settings.audience.clone(),
-            client_id: settings.client_id.clone(),
-            ttl: settings.access_token_ttl,
-            leeway: settings.jwt_leeway,
-            publish_ahead: settings.key_publish_ahead,
-            rotate_every: settings.key_rotate_every,
+            secret: settings.tokens.secret.clone(),
+            issuer: settings.tokens.issuer.clone(),
+            audience: settings.tokens.audience.clone(),
+            client_id: settings.tokens.client_id.clone(),
+            ttl: settings.tokens.access_ttl,
+            leeway: settings.tokens.leeway,
+            publish_ahead: settings.tokens.key_publish_ahead,
+            rotate_every: settings.tokens.key_rotate_every,
         },
         backends.keys.as_ref(),
         clock.clone(),
@@ -316,7 +317,7 @@ pub async fn build_auth(
         sealer: backends.sealer.clone(),
         key: secrecy::SecretSlice::from(factors_key),
         webauthn: relying_party(settings),
-        issuer: settings.issuer.clone(),
+        issuer: settings.tokens.issuer.clone(),
     };
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let stores = AuthStores {
@@ -341,26 +342,26 @@ pub async fn build_auth(
         Arc::new(access),
         SuccessorKey::new(successor_key),
         AuthSettings {
-            refresh_token_ttl: settings.refresh_token_ttl,
-            refresh_reuse_grace: settings.refresh_reuse_grace,
-            password_policy: settings.password_policy,
+            refresh_token_ttl: settings.tokens.refresh_ttl,
+            refresh_reuse_grace: settings.tokens.refresh_reuse_grace,
+            password_policy: settings.accounts.password_policy,
             limits: Limits {
-                ip: settings.rate_limit_ip,
-                account: settings.rate_limit_account,
-                reads: settings.rate_limit_reads,
-                mail: settings.rate_limit_mail,
+                ip: settings.limits.ip,
+                account: settings.limits.account,
+                reads: settings.limits.reads,
+                mail: settings.limits.mail,
             },
             lockout: lockout_policy(settings),
-            session_lifetime: settings.session_lifetime,
-            max_sessions_per_user: settings.max_sessions_per_user,
-            device_token_ttl: settings.device_token_ttl,
+            session_lifetime: settings.accounts.session_lifetime,
+            max_sessions_per_user: settings.accounts.max_sessions_per_user,
+            device_token_ttl: settings.accounts.device_token_ttl,
             mail: MailFlows {
                 verification: settings.mail.verification,
                 email_token_ttl: settings.mail.email_token_ttl,
                 password_reset_ttl: settings.mail.password_reset_ttl,
             },
         },
-        Templates::new(&settings.issuer, &settings.mail),
+        Templates::new(&settings.tokens.issuer, &settings.mail),
         metrics,
     ))
 }
@@ -402,10 +403,10 @@ fn spawn_mail_sender(
         |message: String| StartupError::Config { variable: "PORTCULLIS_SMTP_URL", message };
     if settings.mail.smtp_url.is_none() {
         // Messages go to files in the data directory (also on PostgreSQL): make it private.
-        files::create_data_dir(&settings.data_dir)?;
+        files::create_data_dir(&settings.storage.data_dir)?;
     }
     let transport =
-        Transport::new(settings.mail.smtp_url.as_deref(), &settings.data_dir.join("mail"))
+        Transport::new(settings.mail.smtp_url.as_deref(), &settings.storage.data_dir.join("mail"))
             .map_err(config)?;
     let from = settings.mail.from.parse().map_err(|_| StartupError::Config {
         variable: "PORTCULLIS_MAIL_FROM",
@@ -422,10 +423,10 @@ fn spawn_mail_sender(
 /// The lockout rule the settings describe.
 fn lockout_policy(settings: &Settings) -> LockoutPolicy {
     LockoutPolicy {
-        threshold: settings.lockout_threshold,
-        window: settings.lockout_window,
-        duration: settings.lockout_duration,
-        max_failures: settings.lockout_max_failures,
+        threshold: settings.lockout.threshold,
+        window: settings.lockout.window,
+        duration: settings.lockout.duration,
+        max_failures: settings.lockout.max_failures,
         memory: FAILURE_MEMORY,
     }
 }
@@ -467,7 +468,7 @@ impl Application {
     ) -> Result<Self, StartupError> {
         // The certificate first: a bad one should stop the start before anything is opened.
         let tls =
-            match settings.tls.clone() {
+            match settings.http.tls() {
                 Some(files) => Some(Tls::load(files).map_err(|e| StartupError::Config {
                     variable: e.variable,
                     message: e.message,
@@ -477,8 +478,8 @@ impl Application {
         // Before the backends open, so that their pools have the raised limit too.
         let (serve, metrics_connections) = serve_settings(&settings)?;
         let backends = open_backends(&settings, migrate).await?;
-        if settings.master_key.is_none()
-            && matches!(settings.database_url, DatabaseUrl::Postgres(_))
+        if settings.secrets.master_key.is_none()
+            && matches!(settings.storage.database_url, DatabaseUrl::Postgres(_))
         {
             tracing::warn!(
                 "no PORTCULLIS_MASTER_KEY: signing keys and secrets are stored in clear in PostgreSQL"
@@ -507,8 +508,8 @@ impl Application {
             tasks.push(crate::http::tls::spawn_reload_on_sighup(tls.clone()));
         }
         let proxies = TrustedProxies {
-            networks: Arc::new(settings.trusted_proxies.clone()),
-            header: settings.client_ip_header,
+            networks: Arc::new(settings.http.trusted_proxies.clone()),
+            header: settings.http.client_ip_header,
         };
         let state = AppState {
             auth,
@@ -516,23 +517,23 @@ impl Application {
             proxies,
             metrics: metrics.clone(),
             posture: Arc::new(crate::config::posture(&settings)),
-            cookie: settings.refresh_cookie.then(|| {
+            cookie: settings.tokens.refresh_cookie.then(|| {
                 Arc::new(crate::http::cookie::CookiePolicy {
-                    origins: settings.cors_origins.clone(),
-                    max_age: settings.refresh_token_ttl.as_secs(),
+                    origins: settings.http.cors_origins.clone(),
+                    max_age: settings.tokens.refresh_ttl.as_secs(),
                 })
             }),
         };
         let http = HttpSettings {
-            cors_origins: settings.cors_origins.clone(),
-            request_timeout: settings.request_timeout,
-            metrics_on_main_listener: settings.metrics_bind.is_none(),
+            cors_origins: settings.http.cors_origins.clone(),
+            request_timeout: settings.http.request_timeout,
+            metrics_on_main_listener: settings.http.metrics_bind.is_none(),
         };
         let app = router(state, &http);
-        let listener = TcpListener::bind(settings.bind)
+        let listener = TcpListener::bind(settings.http.bind)
             .await
-            .map_err(|e| listen_failed("PORTCULLIS_BIND", settings.bind, e))?;
-        let metrics = match settings.metrics_bind {
+            .map_err(|e| listen_failed("PORTCULLIS_BIND", settings.http.bind, e))?;
+        let metrics = match settings.http.metrics_bind {
             Some(address) => {
                 let listener = TcpListener::bind(address)
                     .await
@@ -591,28 +592,27 @@ impl Application {
 /// hard limit first), and the metrics listener's connection cap.
 fn serve_settings(settings: &Settings) -> Result<(ServeSettings, usize), StartupError> {
     let open_files = limits::raise_open_file_limit();
-    let metrics_listener = settings.metrics_bind.is_some();
+    let metrics_listener = settings.http.metrics_bind.is_some();
     let (max_connections, metrics_connections) =
-        limits::connection_caps(settings.max_connections, metrics_listener, open_files).map_err(
-            |needed| StartupError::Setting {
+        limits::connection_caps(settings.http.max_connections, metrics_listener, open_files)
+            .map_err(|needed| StartupError::Setting {
                 variable: "PORTCULLIS_MAX_CONNECTIONS",
                 message: format!(
                     "the open-file limit ({}) leaves no descriptor for connections; raise it \
                      (ulimit -n) to at least {needed}",
                     open_files.unwrap_or_default()
                 ),
-            },
-        )?;
-    let clamped = open_files
-        .filter(|_| max_connections < settings.max_connections)
-        .map(|open_file_limit| Clamped { configured: settings.max_connections, open_file_limit });
+            })?;
+    let clamped = open_files.filter(|_| max_connections < settings.http.max_connections).map(
+        |open_file_limit| Clamped { configured: settings.http.max_connections, open_file_limit },
+    );
     let serve = ServeSettings {
-        header_timeout: settings.header_timeout,
-        request_timeout: settings.request_timeout,
+        header_timeout: settings.http.header_timeout,
+        request_timeout: settings.http.request_timeout,
         max_connections,
-        max_connections_per_ip: settings.max_connections_per_ip,
+        max_connections_per_ip: settings.http.max_connections_per_ip,
         // A request in flight has REQUEST_TIMEOUT to finish anyway; waiting longer helps no one.
-        drain_timeout: settings.request_timeout,
+        drain_timeout: settings.http.request_timeout,
         clamped,
     };
     Ok((serve, metrics_connections))
@@ -669,8 +669,8 @@ fn spawn_purge(
         backends.mfa.clone(),
     );
     let policy = lockout_policy(settings);
-    let device_ttl =
-        chrono::Duration::from_std(settings.device_token_ttl).unwrap_or(chrono::Duration::MAX);
+    let device_ttl = chrono::Duration::from_std(settings.accounts.device_token_ttl)
+        .unwrap_or(chrono::Duration::MAX);
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(Duration::from_secs(3_600));
         loop {
