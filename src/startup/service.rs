@@ -1,0 +1,129 @@
+//! The use cases built on the backends: the one place that maps `Settings` onto what `auth`
+//! takes (`AuthSettings`, `AccessTokenSettings`, the lockout rule, the relying party).
+
+use std::sync::Arc;
+
+use crate::audit::Audit;
+use crate::auth::{
+    AccessTokenSettings, AccessTokens, AuthService, AuthSettings, AuthStores, Limits, MailFlows,
+    PasswordHasher, SecondFactors, SuccessorKey, tokens,
+};
+use crate::config::Settings;
+use crate::domain::{Clock, FAILURE_MEMORY, LockoutPolicy};
+use crate::mail::{Outbox, Templates};
+use crate::metrics::Metrics;
+
+use super::backends::Backends;
+use super::errors::StartupError;
+
+/// Builds the use cases on the backends, reading the time from `clock`.
+pub async fn build_auth(
+    settings: &Settings,
+    backends: &Backends,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+) -> Result<AuthService, StartupError> {
+    let access = AccessTokens::load_with_clock(
+        AccessTokenSettings {
+            secret: settings.tokens.secret.clone(),
+            issuer: settings.tokens.issuer.clone(),
+            audience: settings.tokens.audience.clone(),
+            client_id: settings.tokens.client_id.clone(),
+            ttl: settings.tokens.access_ttl,
+            leeway: settings.tokens.leeway,
+            publish_ahead: settings.tokens.key_publish_ahead,
+            rotate_every: settings.tokens.key_rotate_every,
+        },
+        backends.keys.as_ref(),
+        clock.clone(),
+    )
+    .await?;
+    let successor_key =
+        backends.keys.secret("refresh_successor_key", &tokens::random_bytes::<32>()).await?;
+    let factors_key =
+        backends.keys.secret("second_factor_key", &tokens::random_bytes::<32>()).await?;
+    let factors = SecondFactors {
+        store: backends.mfa.clone(),
+        sealer: backends.sealer.clone(),
+        key: secrecy::SecretSlice::from(factors_key),
+        webauthn: relying_party(settings),
+        issuer: settings.tokens.issuer.clone(),
+    };
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let stores = AuthStores {
+        users: backends.users.clone(),
+        sessions: backends.sessions.clone(),
+        limiter: backends.limiter.clone(),
+        lockouts: backends.lockouts.clone(),
+        audit: Audit::new(backends.audit.clone(), metrics.clone())
+            .with_head_key(backends.audit_head_key),
+        outbox: Outbox::new(
+            backends.mail.clone(),
+            backends.sealer.clone(),
+            clock.clone(),
+            metrics.clone(),
+        ),
+        clock,
+        factors,
+    };
+    Ok(AuthService::new(
+        stores,
+        PasswordHasher::new(settings.argon2, cores, metrics.clone())?,
+        Arc::new(access),
+        SuccessorKey::new(successor_key),
+        AuthSettings {
+            refresh_token_ttl: settings.tokens.refresh_ttl,
+            refresh_reuse_grace: settings.tokens.refresh_reuse_grace,
+            password_policy: settings.accounts.password_policy,
+            limits: Limits {
+                ip: settings.limits.ip,
+                account: settings.limits.account,
+                reads: settings.limits.reads,
+                mail: settings.limits.mail,
+            },
+            lockout: lockout_policy(settings),
+            session_lifetime: settings.accounts.session_lifetime,
+            max_sessions_per_user: settings.accounts.max_sessions_per_user,
+            device_token_ttl: settings.accounts.device_token_ttl,
+            mail: MailFlows {
+                verification: settings.mail.verification,
+                email_token_ttl: settings.mail.email_token_ttl,
+                password_reset_ttl: settings.mail.password_reset_ttl,
+            },
+        },
+        Templates::new(&settings.tokens.issuer, &settings.mail),
+        metrics,
+    ))
+}
+
+/// The passkey relying party the settings describe (checked when they were read). Subdomains
+/// and other ports are not allowed: the origins must be listed as they are.
+fn relying_party(settings: &Settings) -> webauthn_rs_core::WebauthnCore {
+    let rp = &settings.webauthn;
+    webauthn_rs_core::WebauthnCore::new_unsafe_experts_only(
+        &rp.rp_name,
+        &rp.rp_id,
+        rp.origins.clone(),
+        crate::auth::passkeys::CEREMONY_TTL,
+        Some(false),
+        Some(false),
+    )
+}
+
+/// The lockout rule the settings describe.
+pub(super) fn lockout_policy(settings: &Settings) -> LockoutPolicy {
+    LockoutPolicy {
+        threshold: settings.lockout.threshold,
+        window: settings.lockout.window,
+        duration: settings.lockout.duration,
+        max_failures: settings.lockout.max_failures,
+        memory: FAILURE_MEMORY,
+    }
+}
+
+/// The metrics registry, or a startup error.
+pub fn new_metrics() -> Result<Arc<Metrics>, StartupError> {
+    Metrics::new()
+        .map(Arc::new)
+        .map_err(|e| StartupError::Auth(crate::auth::AuthError::Internal(e.to_string())))
+}
