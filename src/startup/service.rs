@@ -24,28 +24,81 @@ pub async fn build_auth(
     clock: Arc<dyn Clock>,
 ) -> Result<AuthService, StartupError> {
     let access = AccessTokens::load_with_clock(
-        AccessTokenSettings {
-            secret: settings.tokens.secret.clone(),
-            issuer: settings.tokens.issuer.clone(),
-            audience: settings.tokens.audience.clone(),
-            client_id: settings.tokens.client_id.clone(),
-            ttl: settings.tokens.access_ttl,
-            leeway: settings.tokens.leeway,
-            publish_ahead: settings.tokens.key_publish_ahead,
-            rotate_every: settings.tokens.key_rotate_every,
-        },
+        access_settings(settings),
         backends.keys.as_ref(),
         clock.clone(),
     )
     .await?;
-    let successor_key =
-        backends.keys.secret("refresh_successor_key", &tokens::random_bytes::<32>()).await?;
-    let factors_key =
-        backends.keys.secret("second_factor_key", &tokens::random_bytes::<32>()).await?;
+    let keys = ServiceKeys {
+        successor: backends
+            .keys
+            .secret("refresh_successor_key", &tokens::random_bytes::<32>())
+            .await?,
+        factors: backends.keys.secret("second_factor_key", &tokens::random_bytes::<32>()).await?,
+    };
+    assemble(settings, backends, metrics, clock, access, keys)
+}
+
+/// The use cases as the account commands of the command line use them (create, unlock,
+/// disable, enable, delete, list, reset second factors): none of them issues a token or opens a
+/// second factor, so no signing key, refresh-successor key or second-factor key is read from the
+/// database or created in it. The keys this service holds are random, of this process only, and
+/// never stored: it must not be used to sign tokens or seal second factors.
+pub async fn build_for_commands(
+    settings: &Settings,
+    backends: &Backends,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+) -> Result<AuthService, StartupError> {
+    let random = || tokens::random_bytes::<32>().to_vec();
+    let settings_of_this_process = AccessTokenSettings {
+        secret: Some(secrecy::SecretSlice::from(random())),
+        ..access_settings(settings)
+    };
+    // With a secret of its own the token issuer reads and writes no key (HS256 mode).
+    let access = AccessTokens::load_with_clock(
+        settings_of_this_process,
+        backends.keys.as_ref(),
+        clock.clone(),
+    )
+    .await?;
+    let keys = ServiceKeys { successor: random(), factors: random() };
+    assemble(settings, backends, metrics, clock, access, keys)
+}
+
+/// The keys under the use cases: the refresh-successor key and the second-factor key.
+struct ServiceKeys {
+    successor: Vec<u8>,
+    factors: Vec<u8>,
+}
+
+fn access_settings(settings: &Settings) -> AccessTokenSettings {
+    let tokens = &settings.tokens;
+    AccessTokenSettings {
+        secret: tokens.secret.clone(),
+        issuer: tokens.issuer.clone(),
+        audience: tokens.audience.clone(),
+        client_id: tokens.client_id.clone(),
+        ttl: tokens.access_ttl,
+        leeway: tokens.leeway,
+        publish_ahead: tokens.key_publish_ahead,
+        rotate_every: tokens.key_rotate_every,
+    }
+}
+
+/// The service on `backends`, with its token issuer and keys.
+fn assemble(
+    settings: &Settings,
+    backends: &Backends,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+    access: AccessTokens,
+    keys: ServiceKeys,
+) -> Result<AuthService, StartupError> {
     let factors = SecondFactors {
         store: backends.mfa.clone(),
         sealer: backends.sealer.clone(),
-        key: secrecy::SecretSlice::from(factors_key),
+        key: secrecy::SecretSlice::from(keys.factors),
         webauthn: relying_party(settings),
         issuer: settings.tokens.issuer.clone(),
     };
@@ -70,7 +123,7 @@ pub async fn build_auth(
         stores,
         PasswordHasher::new(settings.argon2, cores, metrics.clone())?,
         Arc::new(access),
-        SuccessorKey::new(successor_key),
+        SuccessorKey::new(keys.successor),
         AuthSettings {
             refresh_token_ttl: settings.tokens.refresh_ttl,
             refresh_reuse_grace: settings.tokens.refresh_reuse_grace,
