@@ -1,11 +1,13 @@
 //! The mail settings: where messages go, what their links look like, and how long they are
 //! retried.
 
-use std::fmt;
 use std::time::Duration;
 
-use super::parse::{format_duration, mask_url, parse_positive_duration};
-use super::{ConfigError, Raw, Shown, shown_url};
+use serde::{Deserialize, Serialize};
+
+use super::Shown;
+use super::formats::{choice, positive_duration, value_format, word_of};
+use super::storage::{SecretUrl, shown_url};
 
 /// Whether registration asks the owner to confirm the address, and whether login waits for it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,123 +17,96 @@ pub enum EmailVerification {
     Required,
 }
 
+const VERIFICATIONS: [(&str, EmailVerification); 3] = [
+    ("off", EmailVerification::Off),
+    ("optional", EmailVerification::Optional),
+    ("required", EmailVerification::Required),
+];
+
 impl EmailVerification {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Off => "off",
-            Self::Optional => "optional",
-            Self::Required => "required",
+        VERIFICATIONS.iter().find(|(_, v)| *v == self).map_or("", |(name, _)| name)
+    }
+}
+
+/// Its `Debug` masks the SMTP credentials (see `SecretUrl`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default)]
+pub struct MailSettings {
+    /// `None`: messages are written as `.eml` files under `DATA_DIR/mail/`.
+    #[serde(rename = "smtp_url", with = "smtp_url")]
+    pub smtp_url: Option<SecretUrl>,
+    /// The `From` mailbox, such as `portcullis <no-reply@localhost>`.
+    #[serde(rename = "mail_from", with = "mailbox")]
+    pub from: String,
+    /// Link templates; each contains `{token}`.
+    #[serde(rename = "verify_email_url", with = "link_template")]
+    pub verify_email_url: String,
+    #[serde(rename = "reset_password_url", with = "link_template")]
+    pub reset_password_url: String,
+    #[serde(rename = "email_verification", with = "verification")]
+    pub verification: EmailVerification,
+    #[serde(rename = "email_token_ttl", with = "positive_duration")]
+    pub email_token_ttl: Duration,
+    #[serde(rename = "password_reset_ttl", with = "positive_duration")]
+    pub password_reset_ttl: Duration,
+    /// How long a message is retried before it is given up.
+    #[serde(rename = "mail_retry_for", with = "positive_duration")]
+    pub retry_for: Duration,
+    /// The longest wait between two tries.
+    #[serde(rename = "mail_retry_max_delay", with = "positive_duration")]
+    pub retry_max_delay: Duration,
+}
+
+impl Default for MailSettings {
+    fn default() -> Self {
+        let link = |path: &str| format!("http://localhost:8080/{path}?token={{token}}");
+        Self {
+            smtp_url: None,
+            from: "portcullis <no-reply@localhost>".to_owned(),
+            verify_email_url: link("verify-email"),
+            reset_password_url: link("reset-password"),
+            verification: EmailVerification::Optional,
+            email_token_ttl: Duration::from_secs(24 * 3_600),
+            password_reset_ttl: Duration::from_secs(30 * 60),
+            retry_for: Duration::from_secs(24 * 3_600),
+            retry_max_delay: Duration::from_secs(5),
         }
     }
 }
 
-#[derive(Clone)]
-pub struct MailSettings {
-    /// `None`: messages are written as `.eml` files under `DATA_DIR/mail/`.
-    pub smtp_url: Option<String>,
-    /// The `From` mailbox, such as `portcullis <no-reply@localhost>`.
-    pub from: String,
-    /// Link templates; each contains `{token}`.
-    pub verify_email_url: String,
-    pub reset_password_url: String,
-    pub verification: EmailVerification,
-    pub email_token_ttl: Duration,
-    pub password_reset_ttl: Duration,
-    /// How long a message is retried before it is given up.
-    pub retry_for: Duration,
-    /// The longest wait between two tries.
-    pub retry_max_delay: Duration,
-}
-
-/// SMTP credentials are masked; everything else is shown.
-impl fmt::Debug for MailSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Self {
-            smtp_url,
-            from,
-            verify_email_url,
-            reset_password_url,
-            verification,
-            email_token_ttl,
-            password_reset_ttl,
-            retry_for,
-            retry_max_delay,
-        } = self;
-        f.debug_struct("MailSettings")
-            .field("smtp_url", &smtp_url.as_deref().map(mask_url))
-            .field("from", from)
-            .field("verify_email_url", verify_email_url)
-            .field("reset_password_url", reset_password_url)
-            .field("verification", verification)
-            .field("email_token_ttl", email_token_ttl)
-            .field("password_reset_ttl", password_reset_ttl)
-            .field("retry_for", retry_for)
-            .field("retry_max_delay", retry_max_delay)
-            .finish()
-    }
-}
-
-pub(super) fn from_raw(raw: &Raw) -> Result<MailSettings, ConfigError> {
-    let smtp_url = raw
-        .optional("SMTP_URL")
-        .map(|url| {
-            let schemes = ["smtp://", "smtp+starttls://", "smtps://"];
-            if schemes.iter().any(|s| url.starts_with(s)) {
-                Ok(url.trim().to_owned())
-            } else {
-                Err(ConfigError::new(
-                    "SMTP_URL",
-                    "must start with smtp://, smtp+starttls:// or smtps://",
-                ))
-            }
-        })
-        .transpose()?;
-    Ok(MailSettings {
-        smtp_url,
-        from: raw.parse("MAIL_FROM", |v| {
-            v.parse::<lettre::message::Mailbox>()
-                .map(|_| v.to_owned())
-                .map_err(|_| "must be a mailbox such as `name <address@example.com>`".to_owned())
-        })?,
-        verify_email_url: raw.parse("VERIFY_EMAIL_URL", link_template)?,
-        reset_password_url: raw.parse("RESET_PASSWORD_URL", link_template)?,
-        verification: raw.parse("EMAIL_VERIFICATION", |v| match v {
-            "off" => Ok(EmailVerification::Off),
-            "optional" => Ok(EmailVerification::Optional),
-            "required" => Ok(EmailVerification::Required),
-            _ => Err("must be off, optional or required".to_owned()),
-        })?,
-        email_token_ttl: raw.parse("EMAIL_TOKEN_TTL", parse_positive_duration)?,
-        password_reset_ttl: raw.parse("PASSWORD_RESET_TTL", parse_positive_duration)?,
-        retry_for: raw.parse("MAIL_RETRY_FOR", parse_positive_duration)?,
-        retry_max_delay: raw.parse("MAIL_RETRY_MAX_DELAY", parse_positive_duration)?,
-    })
-}
-
-/// A link template: an http(s) URL with `{token}` in it. Links are built from it alone, never
-/// from a request's `Host` or forwarding headers.
-fn link_template(value: &str) -> Result<String, String> {
-    let web = value.starts_with("https://") || value.starts_with("http://");
-    if web && value.contains("{token}") && !value.chars().any(char::is_whitespace) {
-        Ok(value.to_owned())
-    } else {
-        Err("must be an http(s) URL that contains {token}".to_owned())
-    }
-}
-
-impl MailSettings {
-    pub(super) fn describe(&self) -> Vec<(&'static str, Shown)> {
-        let secs = |d: Duration| Shown::Value(format_duration(d));
-        vec![
-            ("SMTP_URL", shown_url(self.smtp_url.as_deref())),
-            ("MAIL_FROM", Shown::Value(self.from.clone())),
-            ("VERIFY_EMAIL_URL", Shown::Value(self.verify_email_url.clone())),
-            ("RESET_PASSWORD_URL", Shown::Value(self.reset_password_url.clone())),
-            ("EMAIL_VERIFICATION", Shown::Value(self.verification.as_str().to_owned())),
-            ("EMAIL_TOKEN_TTL", secs(self.email_token_ttl)),
-            ("PASSWORD_RESET_TTL", secs(self.password_reset_ttl)),
-            ("MAIL_RETRY_FOR", secs(self.retry_for)),
-            ("MAIL_RETRY_MAX_DELAY", secs(self.retry_max_delay)),
-        ]
-    }
-}
+value_format!(
+    /// Plain SMTP (for a local relay), STARTTLS or implicit TLS.
+    smtp_url: Option<SecretUrl> = optional(|url| {
+        let schemes = ["smtp://", "smtp+starttls://", "smtps://"];
+        SecretUrl::with_scheme(url, &schemes).and_then(|_| SecretUrl::with_scheme(url.trim(), &schemes))
+    }),
+    |url| shown_url(url.as_deref())
+);
+value_format!(
+    /// `name <address@example.com>`.
+    mailbox: String = required(|v| {
+        v.parse::<lettre::message::Mailbox>()
+            .map(|_| v.to_owned())
+            .map_err(|_| "must be a mailbox such as `name <address@example.com>`".to_owned())
+    }),
+    |v| Shown::Value(v.clone())
+);
+value_format!(
+    /// A link template: an http(s) URL with `{token}` in it. Links are built from it alone,
+    /// never from a request's `Host` or forwarding headers.
+    link_template: String = required(|value| {
+        let web = value.starts_with("https://") || value.starts_with("http://");
+        if web && value.contains("{token}") && !value.chars().any(char::is_whitespace) {
+            Ok(value.to_owned())
+        } else {
+            Err("must be an http(s) URL that contains {token}".to_owned())
+        }
+    }),
+    |v| Shown::Value(v.clone())
+);
+value_format!(
+    /// `off`, `optional` or `required`.
+    verification: EmailVerification = required(|v| choice(v, &VERIFICATIONS)),
+    |v| word_of(v, &VERIFICATIONS)
+);

@@ -1,4 +1,7 @@
 //! Loading and validating settings.
+use std::time::Duration;
+
+use super::parse::mask_url;
 use super::*;
 
 fn load(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
@@ -8,13 +11,13 @@ fn load(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
 #[test]
 fn defaults_match_the_contract() -> Result<(), ConfigError> {
     let s = load(&[])?;
-    assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
-    assert_eq!(s.access_token_ttl, Duration::from_secs(900));
-    assert_eq!(s.refresh_token_ttl, Duration::from_secs(14 * 86_400));
-    assert_eq!(s.rate_limit_ip, Rate { count: 30, period: Duration::from_secs(60) });
-    assert_eq!(s.lockout_threshold, 5);
+    assert_eq!(s.http.bind.to_string(), "127.0.0.1:8080");
+    assert_eq!(s.tokens.access_ttl, Duration::from_secs(900));
+    assert_eq!(s.tokens.refresh_ttl, Duration::from_secs(14 * 86_400));
+    assert_eq!(s.limits.ip, Rate { count: 30, period: Duration::from_secs(60) });
+    assert_eq!(s.lockout.threshold, 5);
     assert_eq!(s.argon2, Argon2Settings { memory_kib: 19_456, iterations: 2, parallelism: 1 });
-    assert!(matches!(s.database_url, DatabaseUrl::Embedded(_)));
+    assert!(matches!(s.storage.database_url, DatabaseUrl::Embedded(_)));
     Ok(())
 }
 
@@ -59,8 +62,8 @@ fn the_environment_wins_over_the_file() -> Result<(), Box<dyn std::error::Error>
     std::fs::write(&path, "lockout_threshold = 7\nissuer = \"from-file\"\n")?;
     let env = [("PORTCULLIS_ISSUER".to_owned(), "from-env".to_owned())];
     let s = Settings::load(Some(&path), env)?;
-    assert_eq!(s.lockout_threshold, 7);
-    assert_eq!(s.issuer, "from-env");
+    assert_eq!(s.lockout.threshold, 7);
+    assert_eq!(s.tokens.issuer, "from-env");
     Ok(())
 }
 
@@ -91,7 +94,7 @@ fn debug_reveals_no_secret() -> Result<(), ConfigError> {
     // What an operator needs to read stays readable.
     assert!(text.contains("postgres://portcullis:********@db.internal:5432/auth"), "{text}");
     assert!(text.contains("rediss://default:********@cache.internal:6380/0"), "{text}");
-    assert!(text.contains("lockout_threshold: 5"), "{text}");
+    assert!(text.contains("threshold: 5"), "{text}");
     Ok(())
 }
 
@@ -115,8 +118,8 @@ fn urls_are_masked_whatever_the_password_holds() {
 #[test]
 fn max_connections_defaults_to_ten_thousand_and_tls_to_off() -> Result<(), ConfigError> {
     let s = load(&[])?;
-    assert_eq!(s.max_connections, 10_000);
-    assert_eq!(s.tls, None);
+    assert_eq!(s.http.max_connections, 10_000);
+    assert_eq!(s.http.tls(), None);
     Ok(())
 }
 
@@ -136,6 +139,6 @@ fn tls_needs_both_files_and_they_must_be_readable() -> Result<(), Box<dyn std::e
         .map(|e| e.variable);
     assert_eq!(missing.as_deref(), Some("PORTCULLIS_TLS_KEY"));
     let both = load(&[("PORTCULLIS_TLS_CERT", &cert), ("PORTCULLIS_TLS_KEY", &key)])?;
-    assert_eq!(both.tls.map(|t| t.key.display().to_string()), Some(key));
+    assert_eq!(both.http.tls().map(|t| t.key.display().to_string()), Some(key));
     Ok(())
 }

@@ -1,39 +1,79 @@
 //! The relying party of passkeys: its id, its name, and the origins its pages are served from.
 //! Checked at start, so that a typo does not surface as every ceremony failing.
 
-use super::parse::list;
-use super::{ConfigError, Raw};
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug)]
+use super::formats::value_format;
+use super::parse::list;
+use super::{ConfigError, Shown};
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default)]
 pub struct WebauthnSettings {
     /// The domain passkeys are scoped to, such as `example.com`.
+    #[serde(rename = "webauthn_rp_id", with = "relying_party_id")]
     pub rp_id: String,
     /// The name authenticators show.
+    #[serde(rename = "webauthn_rp_name", with = "relying_party_name")]
     pub rp_name: String,
+    /// `origins` as configured: a comma-separated list, read into `origins` by `check` (each is
+    /// checked against `rp_id`).
+    #[serde(rename = "webauthn_origins", with = "origin_list")]
+    origin_list: String,
     /// The origins a ceremony may come from; each is `rp_id` or one of its subdomains.
+    #[serde(skip)]
     pub origins: Vec<url::Url>,
 }
 
-pub(super) fn from_raw(raw: &Raw) -> Result<WebauthnSettings, ConfigError> {
-    let rp_id = raw.parse("WEBAUTHN_RP_ID", rp_id)?;
-    let rp_name = raw.parse("WEBAUTHN_RP_NAME", |v| {
-        let v = v.trim();
+impl Default for WebauthnSettings {
+    fn default() -> Self {
+        Self {
+            rp_id: "localhost".to_owned(),
+            rp_name: "portcullis".to_owned(),
+            origin_list: "http://localhost:8080".to_owned(),
+            origins: Vec::new(),
+        }
+    }
+}
+
+impl WebauthnSettings {
+    /// Reads the origins, each within `rp_id`, and writes them back as `config check` shows them.
+    pub(super) fn check(&mut self) -> Result<(), ConfigError> {
+        let given = &self.origin_list;
+        let origins = list(given)
+            .map(|o| origin(o, &self.rp_id))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|m| ConfigError::new("WEBAUTHN_ORIGINS", format!("{m} (got {given:?})")))?;
+        let shown: Vec<&str> = origins.iter().map(|o| o.as_str().trim_end_matches('/')).collect();
+        self.origin_list = shown.join(",");
+        self.origins = origins;
+        Ok(())
+    }
+}
+
+value_format!(
+    relying_party_id: String = required(rp_id), |v| Shown::Value(v.clone())
+);
+value_format!(
+    relying_party_name: String = required(|v| {
         if v.is_empty() || v.chars().count() > 64 || v.chars().any(char::is_control) {
             Err("must be 1 to 64 characters without control characters".to_owned())
         } else {
             Ok(v.to_owned())
         }
-    })?;
-    let origins = raw.parse("WEBAUTHN_ORIGINS", |v| {
-        let origins = list(v).map(|o| origin(o, &rp_id)).collect::<Result<Vec<_>, _>>()?;
-        if origins.is_empty() {
+    }),
+    |v| Shown::Value(v.clone())
+);
+value_format!(
+    origin_list: String = required(|v| {
+        if list(v).next().is_none() {
             Err("must name at least one origin".to_owned())
         } else {
-            Ok(origins)
+            Ok(v.to_owned())
         }
-    })?;
-    Ok(WebauthnSettings { rp_id, rp_name, origins })
-}
+    }),
+    |v| Shown::Value(v.clone())
+);
 
 /// A relying party id is a domain (WebAuthn §5.1.3: an IP address or a URL is not one), stored
 /// lower-cased.
@@ -69,18 +109,6 @@ fn origin(value: &str, rp_id: &str) -> Result<url::Url, String> {
         return Err(format!("{value:?} is not within the relying party id {rp_id:?}"));
     }
     Ok(url)
-}
-
-impl WebauthnSettings {
-    pub(super) fn describe(&self) -> Vec<(&'static str, String)> {
-        let origins: Vec<String> =
-            self.origins.iter().map(|o| o.as_str().trim_end_matches('/').to_owned()).collect();
-        vec![
-            ("WEBAUTHN_RP_ID", self.rp_id.clone()),
-            ("WEBAUTHN_RP_NAME", self.rp_name.clone()),
-            ("WEBAUTHN_ORIGINS", origins.join(",")),
-        ]
-    }
 }
 
 #[cfg(test)]

@@ -127,12 +127,16 @@ pub fn sealer(settings: &Settings) -> Result<Sealer, StartupError> {
             message: "must be 32 bytes in base64".to_owned(),
         })
     };
-    let previous =
-        settings.master_key_previous.as_ref().map(|k| key(k.expose_secret())).transpose()?;
-    let current = match (&settings.master_key, &settings.database_url) {
+    let previous = settings
+        .secrets
+        .master_key_previous
+        .as_ref()
+        .map(|k| key(k.expose_secret()))
+        .transpose()?;
+    let current = match (&settings.secrets.master_key, &settings.storage.database_url) {
         (Some(configured), _) => Some(key(configured.expose_secret())?),
         (None, DatabaseUrl::Embedded(_) | DatabaseUrl::Sqlite(_)) => {
-            Some(generated_key(&settings.data_dir)?)
+            Some(generated_key(&settings.storage.data_dir)?)
         }
         (None, DatabaseUrl::Postgres(_)) => None,
     };

@@ -21,13 +21,17 @@ pub struct StartSummary {
 impl StartSummary {
     /// The backends and data directory `settings` name; what the start did is filled in later.
     pub fn of(settings: &Settings) -> Self {
-        let data_dir = std::path::absolute(&settings.data_dir)
-            .unwrap_or_else(|_| settings.data_dir.clone())
+        let data_dir = std::path::absolute(&settings.storage.data_dir)
+            .unwrap_or_else(|_| settings.storage.data_dir.clone())
             .display()
             .to_string();
         Self {
-            database: database(&settings.database_url),
-            session_store: settings.redis_url.as_deref().map_or("embedded".to_owned(), redis),
+            database: database(&settings.storage.database_url),
+            session_store: settings
+                .storage
+                .redis_url
+                .as_deref()
+                .map_or("embedded".to_owned(), redis),
             data_dir,
             migrations_applied: 0,
             signing_key_generated: false,

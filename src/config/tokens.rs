@@ -1,0 +1,91 @@
+//! Tokens: who issues them and for whom, how long they live, and the keys that sign them.
+
+use std::time::Duration;
+
+use secrecy::SecretSlice;
+use serde::{Deserialize, Serialize};
+
+use super::ConfigError;
+use super::formats::{
+    duration, masked, non_empty, on_off, optional_positive_duration, value_format,
+};
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Tokens {
+    /// Signs with HS256 under this secret (used as raw bytes); `None`: EdDSA keys kept in the
+    /// database and published in the JWKS.
+    #[serde(rename = "jwt_secret", with = "jwt_secret")]
+    pub secret: Option<SecretSlice<u8>>,
+    #[serde(rename = "issuer", with = "non_empty")]
+    pub issuer: String,
+    #[serde(rename = "audience", with = "non_empty")]
+    pub audience: String,
+    /// The `client_id` claim of access tokens (RFC 9068).
+    #[serde(rename = "client_id", with = "non_empty")]
+    pub client_id: String,
+    #[serde(rename = "access_token_ttl", with = "duration")]
+    pub access_ttl: Duration,
+    #[serde(rename = "refresh_token_ttl", with = "duration")]
+    pub refresh_ttl: Duration,
+    #[serde(rename = "refresh_reuse_grace", with = "duration")]
+    pub refresh_reuse_grace: Duration,
+    /// Clock skew allowed on `exp`.
+    #[serde(rename = "jwt_leeway", with = "duration")]
+    pub leeway: Duration,
+    /// How long a new signing key is published before it signs.
+    #[serde(rename = "key_publish_ahead", with = "duration")]
+    pub key_publish_ahead: Duration,
+    /// Scheduled key rotation; `None`: only `keys rotate` rotates.
+    #[serde(rename = "key_rotate_every", with = "optional_positive_duration")]
+    pub key_rotate_every: Option<Duration>,
+    /// The refresh token also travels in an `HttpOnly` cookie.
+    #[serde(rename = "refresh_cookie", with = "on_off")]
+    pub refresh_cookie: bool,
+}
+
+impl Default for Tokens {
+    fn default() -> Self {
+        Self {
+            secret: None,
+            issuer: "portcullis".to_owned(),
+            audience: "portcullis".to_owned(),
+            client_id: "portcullis".to_owned(),
+            access_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(14 * 86_400),
+            refresh_reuse_grace: Duration::ZERO,
+            leeway: Duration::ZERO,
+            key_publish_ahead: Duration::from_secs(15 * 60),
+            key_rotate_every: None,
+            refresh_cookie: false,
+        }
+    }
+}
+
+impl Tokens {
+    /// An access token lives a while, and a refresh token at least as long.
+    pub(super) fn check(&self) -> Result<(), ConfigError> {
+        if self.access_ttl.is_zero() {
+            return Err(ConfigError::new("ACCESS_TOKEN_TTL", "must be longer than 0s"));
+        }
+        if self.refresh_ttl < self.access_ttl {
+            return Err(ConfigError::new(
+                "REFRESH_TOKEN_TTL",
+                "must be at least as long as PORTCULLIS_ACCESS_TOKEN_TTL",
+            ));
+        }
+        Ok(())
+    }
+}
+
+value_format!(
+    /// RFC 7518 §3.2: an HMAC key needs at least the hash's 256 bits.
+    jwt_secret: Option<SecretSlice<u8>> = optional(|secret| {
+        if secret.len() < 32 {
+            Err("must be at least 32 bytes".to_owned())
+        } else {
+            Ok(SecretSlice::from(secret.as_bytes().to_vec()))
+        }
+    }),
+    masked
+);
