@@ -1,16 +1,19 @@
 //! portcullis: a self-hosted authentication service.
 //!
-//! The layers, each importing only from those below it:
-//! - `cli`: the subcommands of the contract.
-//! - `config`: `Settings`, loaded once from a file and the environment, validated, passed in.
-//! - `startup`: builds the application from `Settings`; the one place that chooses backends.
+//! The layers, each importing only from those below it (a test of the imports holds this):
+//! - `cli`: the subcommands of the contract; each builds only what it touches.
+//! - `startup`: builds the application from `Settings`; the one place that chooses backends;
+//!   the background jobs and the lifecycle of a running server.
 //! - `http`: axum router, extractors, middleware and handlers.
 //! - `error`: `ApiError`, the one place that picks status codes and public messages.
-//! - `metrics`: the Prometheus registry, passed to the layers that count.
-//! - `auth`: the use cases (register, login, refresh, logout, sessions, password change).
-//! - `audit`: typed security events and the trail.
-//! - `store`: storage traits and their backends.
-//! - `domain`: pure types and rules: emails, passwords and the policy, ids, roles.
+//! - `auth`: the use cases (register, login, refresh, sessions, the second factors, the mail
+//!   flows, administration).
+//! - `audit`, `mail`: the trail of security events; the outbox and its sender.
+//! - `crypto`: password hashing, access-token keys and their rotation, random tokens, sealing
+//!   under the master key and the keys derived from it.
+//! - `store`, `config`, `metrics`: storage traits and their backends; `Settings`, loaded once
+//!   from a file and the environment, validated, passed in; the Prometheus registry.
+//! - `domain`: pure types and rules: emails, passwords and the policy, ids, roles, the clock.
 
 pub mod audit;
 pub mod auth;

@@ -18,6 +18,7 @@ mod faults;
 mod http_edges;
 mod instances;
 mod jwt_attacks;
+mod layers;
 mod lockout;
 mod login;
 mod logs;
