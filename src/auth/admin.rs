@@ -13,7 +13,6 @@
 
 use serde::Serialize;
 
-use super::lockout::{device_group, email_lock_key};
 use super::paging::{decode_cursor, encode_cursor};
 use super::{AuthError, AuthService, Principal, RequestContext, UserView};
 use crate::audit::{AuditEvent, EventType, Outcome};
@@ -130,8 +129,7 @@ impl AuthService {
     /// The admin view of an account: its lock and live sessions read now.
     async fn admin_view(&self, user: &UserRecord) -> Result<AdminUserView, AuthError> {
         let now = self.now();
-        let locked_for =
-            self.lockouts.locked_for(&email_lock_key(user.email.as_str()), now).await?;
+        let locked_for = self.lockout.email_locked_for(user.email.as_str()).await?;
         let locked_until = locked_for.map(|wait| now + super::chrono_duration(wait));
         let sessions = self.sessions.count_sessions(user.id, now).await?;
         Ok(AdminUserView {
@@ -285,7 +283,7 @@ impl AuthService {
         self.refuse_last_admin(user.id).await?;
         let ended = self.sessions.revoke_sessions_of(user.id, None, self.now()).await?;
         guarded(self.users.delete_user(user.id).await?)?;
-        self.lockouts.clear_group(&device_group(user.id)).await?;
+        self.lockout.clear_devices(user.id).await?;
         let event = actor.event(EventType::UserDeleted, context, &user, self.now());
         self.audit.record(event.detail(format!("{ended} sessions ended {}", actor.by()))).await?;
         self.notify(self.templates.account_deleted(user.email.as_str())).await

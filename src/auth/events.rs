@@ -12,7 +12,7 @@ impl AuthService {
         principal: &Principal,
         query: &AuditQuery,
     ) -> Result<Page, AuthError> {
-        self.limit_read(context, principal).await?;
+        self.budgets.limit_read(context, principal).await?;
         let mut filter = query.filter().map_err(AuthError::InvalidQuery)?;
         filter.user = Some(principal.user);
         Ok(self.audit.page(filter).await?)

@@ -9,9 +9,13 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
-use super::{AuthError, AuthService, Principal, RequestContext};
-use crate::audit::{AuditEvent, EventType, Outcome};
-use crate::domain::{Rate, UserId, client_ip_key};
+use std::sync::Arc;
+
+use super::{AuthError, AuthService, Limits, Principal, RequestContext};
+use crate::audit::{Audit, AuditEvent, EventType, Outcome};
+use crate::domain::{Clock, Rate, UserId, client_ip_key};
+use crate::metrics::Metrics;
+use crate::store::RateLimitStore;
 
 /// The account key of an attempted email (normalised). Junk longer than any address is hashed,
 /// so that a key never holds more than a few dozen bytes.
@@ -25,7 +29,7 @@ pub(super) fn email_account_key(attempted: &str) -> String {
 
 /// Whose account a request names, for the account budget.
 #[derive(Clone, Copy, Debug)]
-pub(super) enum Account<'a> {
+pub enum Account<'a> {
     /// The attempted email, normalised.
     Email(&'a str),
     /// The user a token names.
@@ -44,26 +48,35 @@ struct Budget<'a> {
     email: Option<&'a str>,
 }
 
-impl AuthService {
-    /// Refuses at once (503, `Retry-After`) a request that would hash when the hasher has no
-    /// room for one more check, before its lookups: in a login flood the excess then costs a
-    /// budget and this test, and the hashes go to the requests already waiting.
-    pub(super) fn admit_password_check(&self) -> Result<(), AuthError> {
-        if self.hasher.has_room() {
-            return Ok(());
-        }
-        self.metrics.refusal("hashing_queue_full");
-        Err(AuthError::Unavailable("too many password checks waiting".into()))
+/// The request budgets, the first step of every use case: it holds only what taking from a
+/// budget needs.
+pub struct Budgets {
+    limiter: Arc<dyn RateLimitStore>,
+    audit: Audit,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+    limits: Limits,
+}
+
+impl Budgets {
+    pub fn new(
+        limiter: Arc<dyn RateLimitStore>,
+        audit: Audit,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+        limits: Limits,
+    ) -> Self {
+        Self { limiter, audit, metrics, clock, limits }
     }
 
     /// Takes one request from the client's IP budget and, when the request names one, from the
     /// account's budget.
-    pub(super) async fn limit_credential_request(
+    pub async fn limit_credential_request(
         &self,
         context: &RequestContext,
         account: Option<Account<'_>>,
     ) -> Result<(), AuthError> {
-        let limits = &self.settings.limits;
+        let limits = &self.limits;
         let ip = Budget {
             name: "ip",
             key: client_ip_key(context.ip),
@@ -80,12 +93,12 @@ impl AuthService {
 
     /// Takes one request from the account's budget alone (for a request whose account is known
     /// only after its IP budget was taken).
-    pub(super) async fn take_account_budget(
+    pub async fn take_account_budget(
         &self,
         context: &RequestContext,
         account: Account<'_>,
     ) -> Result<(), AuthError> {
-        let rate = self.settings.limits.account;
+        let rate = self.limits.account;
         let budget = match account {
             Account::Email(email) => Budget {
                 name: "account",
@@ -114,7 +127,7 @@ impl AuthService {
 
     /// Takes one message from the mail budget of an attempted email. Over it the request still
     /// answers as usual but sends nothing, so the answer tells nothing.
-    pub(super) async fn mail_budget_has_room(
+    pub async fn mail_budget_has_room(
         &self,
         context: &RequestContext,
         attempted: &str,
@@ -122,7 +135,7 @@ impl AuthService {
         let budget = Budget {
             name: "mail",
             key: format!("mail:{}", email_account_key(attempted)),
-            rate: self.settings.limits.mail,
+            rate: self.limits.mail,
             user: None,
             email: Some(attempted),
         };
@@ -142,7 +155,7 @@ impl AuthService {
         let budget = Budget {
             name: "reads",
             key: format!("reads:{}", principal.user),
-            rate: self.settings.limits.reads,
+            rate: self.limits.reads,
             user: Some(principal.user),
             email: None,
         };
@@ -150,7 +163,7 @@ impl AuthService {
     }
 
     async fn take(&self, context: &RequestContext, budget: Budget<'_>) -> Result<(), AuthError> {
-        let decision = self.limiter.take(&budget.key, budget.rate, self.now()).await?;
+        let decision = self.limiter.take(&budget.key, budget.rate, self.clock.now()).await?;
         if decision.allowed {
             return Ok(());
         }
@@ -169,17 +182,17 @@ impl AuthService {
     /// audit writes. The sampling is itself a budget of one event per period.
     async fn record_refusal(&self, context: &RequestContext, budget: &Budget<'_>) {
         let sample = Rate { count: 1, period: budget.rate.period };
-        let first = self.limiter.take(&format!("audit:{}", budget.key), sample, self.now()).await;
+        let first =
+            self.limiter.take(&format!("audit:{}", budget.key), sample, self.clock.now()).await;
         if !first.is_ok_and(|decision| decision.allowed) {
             return;
         }
         let mut event =
-            AuditEvent::new(EventType::RateLimited, Outcome::Failure, context, self.now()).detail(
-                format!(
+            AuditEvent::new(EventType::RateLimited, Outcome::Failure, context, self.clock.now())
+                .detail(format!(
                     "{} budget spent; later refusals this period are not recorded",
                     budget.name
-                ),
-            );
+                ));
         event.user_id = budget.user;
         if let Some(email) = budget.email {
             event = event.email(email);
@@ -187,5 +200,18 @@ impl AuthService {
         // The request is refused either way; a refusal the trail could not take is logged by
         // `record` and counted, and the answer stays 429.
         let _ = self.audit.record(event).await;
+    }
+}
+
+impl AuthService {
+    /// Refuses at once (503, `Retry-After`) a request that would hash when the hasher has no
+    /// room for one more check, before its lookups: in a login flood the excess then costs a
+    /// budget and this test, and the hashes go to the requests already waiting.
+    pub(super) fn admit_password_check(&self) -> Result<(), AuthError> {
+        if self.hasher.has_room() {
+            return Ok(());
+        }
+        self.metrics.refusal("hashing_queue_full");
+        Err(AuthError::Unavailable("too many password checks waiting".into()))
     }
 }

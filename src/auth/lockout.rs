@@ -9,10 +9,14 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use super::{AuthError, AuthService, RequestContext};
-use crate::audit::{AuditEvent, EventType, Outcome};
-use crate::domain::{Email, UserId};
-use crate::store::{AttemptGate, LockKey, TokenHash};
+use crate::audit::{Audit, AuditEvent, EventType, Outcome};
+use crate::domain::{Clock, Email, LockoutPolicy, UserId};
+use crate::metrics::Metrics;
+use crate::store::{AttemptGate, LockKey, LockoutStore, TokenHash};
 
 pub(super) fn email_lock_key(attempted: &str) -> LockKey {
     LockKey::subject(super::limits::email_account_key(attempted))
@@ -26,12 +30,31 @@ pub(super) fn device_group(user: UserId) -> String {
     format!("device:{user}")
 }
 
-impl AuthService {
+/// Lockout, the shared step of every check of a credential: it holds only what counting,
+/// refusing and lifting locks needs.
+pub struct Lockouts {
+    store: Arc<dyn LockoutStore>,
+    audit: Audit,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+    policy: LockoutPolicy,
+}
+
+impl Lockouts {
+    pub fn new(
+        store: Arc<dyn LockoutStore>,
+        audit: Audit,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+        policy: LockoutPolicy,
+    ) -> Self {
+        Self { store, audit, metrics, clock, policy }
+    }
+
     /// Counts an attempt on `key` before its credential is checked; refuses it if `key` is
     /// locked. Returns whether this attempt engaged the lock.
-    pub(super) async fn begin_attempt(&self, key: &LockKey) -> Result<bool, AuthError> {
-        let policy = self.settings.lockout;
-        match self.lockouts.begin_attempt(key, policy, self.now()).await? {
+    pub async fn begin_attempt(&self, key: &LockKey) -> Result<bool, AuthError> {
+        match self.store.begin_attempt(key, self.policy, self.clock.now()).await? {
             AttemptGate::Proceed { locks } => Ok(locks),
             AttemptGate::Locked { retry_after } => {
                 self.metrics.refusal("locked");
@@ -40,6 +63,79 @@ impl AuthService {
         }
     }
 
+    /// Gives back an attempt `begin_attempt` counted on `key`, when no credential was checked
+    /// (or the right one must ask for its second step first).
+    pub async fn release(&self, key: &LockKey) -> Result<(), AuthError> {
+        Ok(self.store.release_attempt(key, self.policy, self.clock.now()).await?)
+    }
+
+    /// How long `attempted`'s email stays locked, if it is.
+    pub async fn email_locked_for(&self, attempted: &str) -> Result<Option<Duration>, AuthError> {
+        Ok(self.store.locked_for(&email_lock_key(attempted), self.clock.now()).await?)
+    }
+
+    /// Lifts the locks of every device of `user`.
+    pub async fn clear_devices(&self, user: UserId) -> Result<(), AuthError> {
+        self.store.clear_group(&device_group(user)).await?;
+        Ok(())
+    }
+
+    /// Forgets the failures of `key` after a successful check.
+    pub async fn forgive(&self, key: &LockKey) -> Result<(), AuthError> {
+        Ok(self.store.clear(key).await?)
+    }
+
+    /// Records that a failure engaged a lock.
+    pub async fn record_lockout(
+        &self,
+        context: &RequestContext,
+        attempted: &str,
+        user: Option<UserId>,
+        on_device: bool,
+    ) -> Result<(), AuthError> {
+        let mut event =
+            AuditEvent::new(EventType::Lockout, Outcome::Failure, context, self.clock.now())
+                .email(attempted)
+                .detail(if on_device { "device" } else { "email" });
+        event.user_id = user;
+        Ok(self.audit.record(event).await?)
+    }
+
+    pub async fn lift_locks(
+        &self,
+        context: &RequestContext,
+        attempted: &str,
+        user: Option<UserId>,
+        by: &str,
+    ) -> Result<(), AuthError> {
+        self.lift_locks_by(context, attempted, user, by, None).await
+    }
+
+    /// Lifts the locks, recording `actor`, the admin who asked, if one did.
+    pub async fn lift_locks_by(
+        &self,
+        context: &RequestContext,
+        attempted: &str,
+        user: Option<UserId>,
+        by: &str,
+        actor: Option<UserId>,
+    ) -> Result<(), AuthError> {
+        self.store.clear(&email_lock_key(attempted)).await?;
+        if let Some(user) = user {
+            self.store.clear_group(&device_group(user)).await?;
+        }
+        let mut event =
+            AuditEvent::new(EventType::Unlock, Outcome::Success, context, self.clock.now())
+                .email(attempted)
+                .detail(by);
+        event.user_id = user;
+        event.actor_id = actor;
+        self.audit.record(event).await?;
+        Ok(())
+    }
+}
+
+impl AuthService {
     /// Checks `password` for an attempt that `begin_attempt` counted on `key`. When no check was
     /// made (the hasher had no room, a store failed), the counted attempt is given back, so that
     /// requests refused with 503 never count as failed logins.
@@ -51,32 +147,12 @@ impl AuthService {
     ) -> Result<bool, AuthError> {
         let checked = self.check_password(password, user).await;
         if checked.is_err()
-            && let Err(error) =
-                self.lockouts.release_attempt(key, self.settings.lockout, self.now()).await
+            && let Err(error) = self.lockout.release(key).await
         {
-            tracing::warn!(error = error.with_causes(), "an attempt not checked stays counted");
+            let error = crate::domain::with_causes(&error);
+            tracing::warn!(error, "an attempt not checked stays counted");
         }
         checked
-    }
-
-    /// Forgets the failures of `key` after a successful check.
-    pub(super) async fn forgive(&self, key: &LockKey) -> Result<(), AuthError> {
-        Ok(self.lockouts.clear(key).await?)
-    }
-
-    /// Records that a failure engaged a lock.
-    pub(super) async fn record_lockout(
-        &self,
-        context: &RequestContext,
-        attempted: &str,
-        user: Option<UserId>,
-        on_device: bool,
-    ) -> Result<(), AuthError> {
-        let mut event = AuditEvent::new(EventType::Lockout, Outcome::Failure, context, self.now())
-            .email(attempted)
-            .detail(if on_device { "device" } else { "email" });
-        event.user_id = user;
-        Ok(self.audit.record(event).await?)
     }
 
     /// Lifts every lock of a user: their email's and their devices'. The event names the admin
@@ -89,7 +165,9 @@ impl AuthService {
     ) -> Result<(), AuthError> {
         let record = self.users.user_by_id(user).await?.ok_or(AuthError::NotFound)?;
         let by = format!("admin {admin}");
-        self.lift_locks_by(context, record.email.as_str(), Some(user), &by, Some(admin)).await
+        self.lockout
+            .lift_locks_by(context, record.email.as_str(), Some(user), &by, Some(admin))
+            .await
     }
 
     /// Lifts the lock of an email, whether or not it has an account. An address that is not an
@@ -105,43 +183,11 @@ impl AuthService {
         let attempted = Email::normalise_key(email);
         let user = self.users.user_by_email(&parsed).await?.map(|u| u.id);
         if user.is_none() {
-            let locked = self.lockouts.locked_for(&email_lock_key(&attempted), self.now()).await?;
+            let locked = self.lockout.email_locked_for(&attempted).await?;
             if locked.is_none() {
                 return Err(AuthError::NotFound);
             }
         }
-        self.lift_locks(context, &attempted, user, by).await
-    }
-
-    pub(super) async fn lift_locks(
-        &self,
-        context: &RequestContext,
-        attempted: &str,
-        user: Option<UserId>,
-        by: &str,
-    ) -> Result<(), AuthError> {
-        self.lift_locks_by(context, attempted, user, by, None).await
-    }
-
-    /// Lifts the locks, recording `actor`, the admin who asked, if one did.
-    async fn lift_locks_by(
-        &self,
-        context: &RequestContext,
-        attempted: &str,
-        user: Option<UserId>,
-        by: &str,
-        actor: Option<UserId>,
-    ) -> Result<(), AuthError> {
-        self.lockouts.clear(&email_lock_key(attempted)).await?;
-        if let Some(user) = user {
-            self.lockouts.clear_group(&device_group(user)).await?;
-        }
-        let mut event = AuditEvent::new(EventType::Unlock, Outcome::Success, context, self.now())
-            .email(attempted)
-            .detail(by);
-        event.user_id = user;
-        event.actor_id = actor;
-        self.audit.record(event).await?;
-        Ok(())
+        self.lockout.lift_locks(context, &attempted, user, by).await
     }
 }

@@ -31,7 +31,7 @@ impl AuthService {
         device_token: Option<&str>,
     ) -> Result<TokenPair, AuthError> {
         let attempted = Email::normalise_key(email);
-        self.limit_credential_request(context, None).await?;
+        self.budgets.limit_credential_request(context, None).await?;
         self.admit_password_check()?;
         let user = self.find_user(email).await?;
         let device = self.known_device(user.as_ref(), device_token).await?;
@@ -39,12 +39,12 @@ impl AuthService {
             (Some(user), Some(device)) => Account::Device(user.id, device),
             _ => Account::Email(&attempted),
         };
-        self.take_account_budget(context, account).await?;
+        self.budgets.take_account_budget(context, account).await?;
         let lock_key = match (&user, &device) {
             (Some(user), Some(device)) => device_lock_key(user.id, device),
             _ => email_lock_key(&attempted),
         };
-        let locks = match self.begin_attempt(&lock_key).await {
+        let locks = match self.lockout.begin_attempt(&lock_key).await {
             Ok(locks) => locks,
             Err(error) => {
                 self.record_failed_login(context, &attempted, user.as_ref(), "locked").await?;
@@ -60,17 +60,17 @@ impl AuthService {
             self.record_failed_login(context, &attempted, user.as_ref(), "invalid_credentials")
                 .await?;
             if locks {
-                self.record_lockout(context, &attempted, user_id, device.is_some()).await?;
+                self.lockout.record_lockout(context, &attempted, user_id, device.is_some()).await?;
             }
             return Err(AuthError::InvalidCredentials);
         };
         // Only after the right password, so that the answer reveals nothing to a guesser.
         if user.disabled {
-            self.forgive(&lock_key).await?;
+            self.lockout.forgive(&lock_key).await?;
             self.refuse_if_disabled(context, user).await?;
         }
         if self.settings.mail.verification == EmailVerification::Required && !user.email_verified {
-            self.forgive(&lock_key).await?;
+            self.lockout.forgive(&lock_key).await?;
             self.record_failed_login(context, &attempted, Some(user), "email_not_verified").await?;
             return Err(AuthError::EmailNotVerified);
         }
@@ -81,7 +81,7 @@ impl AuthService {
             let mfa_token = self.require_second_factor(user, &attempted, &lock_key, known).await?;
             return Err(AuthError::MfaRequired { mfa_token });
         }
-        self.forgive(&lock_key).await?;
+        self.lockout.forgive(&lock_key).await?;
         self.complete_login(context, user, device_token, device, Amr::PASSWORD, "password").await
     }
 

@@ -36,7 +36,7 @@ use crate::domain::{
 };
 use crate::mail::{Outbox, Templates};
 use crate::metrics::Metrics;
-use crate::store::{LockoutStore, RateLimitStore, SessionStore, UserStore};
+use crate::store::{LockoutStore, RateLimitStore, SessionStore, UserRecord, UserStore};
 
 pub use admin::{AccountChange, Actor, AdminUserPage, AdminUserView, MAX_USERS_PAGE};
 pub use context::{Principal, RequestContext};
@@ -45,6 +45,8 @@ pub use factors::{CEREMONY_TTL, PasskeyOptions, PasskeyView};
 pub use factors::{
     MFA_METHODS, Proof, RECENT_SIGN_IN, RecoveryCodes, SecondFactor, SecondFactors, TotpEnrolment,
 };
+pub use limits::Budgets;
+pub use lockout::Lockouts;
 pub use sessions::SessionPage;
 pub use views::UserView;
 
@@ -107,8 +109,8 @@ pub struct AuthStores {
 pub struct AuthService {
     users: Arc<dyn UserStore>,
     sessions: Arc<dyn SessionStore>,
-    limiter: Arc<dyn RateLimitStore>,
-    lockouts: Arc<dyn LockoutStore>,
+    budgets: Budgets,
+    lockout: Lockouts,
     audit: Audit,
     outbox: Outbox,
     templates: Templates,
@@ -160,11 +162,20 @@ impl AuthService {
     ) -> Self {
         let AuthStores { users, sessions, limiter, lockouts, audit, outbox, clock, factors } =
             stores;
+        let budgets =
+            Budgets::new(limiter, audit.clone(), metrics.clone(), clock.clone(), settings.limits);
+        let lockout = Lockouts::new(
+            lockouts,
+            audit.clone(),
+            metrics.clone(),
+            clock.clone(),
+            settings.lockout,
+        );
         Self {
             users,
             sessions,
-            limiter,
-            lockouts,
+            budgets,
+            lockout,
             audit,
             outbox,
             templates,
@@ -196,6 +207,29 @@ impl AuthService {
     /// The current time, from the injected clock.
     fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    /// The first step of a change to the caller's own account: the IP and account budgets, then
+    /// the account as it is now (one deleted meanwhile is `Unauthorized`).
+    async fn own_account_to_change(
+        &self,
+        context: &RequestContext,
+        principal: &Principal,
+    ) -> Result<UserRecord, AuthError> {
+        let account = Some(limits::Account::User(principal.user));
+        self.budgets.limit_credential_request(context, account).await?;
+        self.users.user_by_id(principal.user).await?.ok_or(AuthError::Unauthorized)
+    }
+
+    /// The first step of a read of the caller's own account: the reads budget, then the account
+    /// as it is now.
+    async fn own_account_to_read(
+        &self,
+        context: &RequestContext,
+        principal: &Principal,
+    ) -> Result<UserRecord, AuthError> {
+        self.budgets.limit_read(context, principal).await?;
+        self.users.user_by_id(principal.user).await?.ok_or(AuthError::Unauthorized)
     }
 
     /// Signs an access token and pairs it with `refresh_token`.

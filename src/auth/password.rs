@@ -1,6 +1,5 @@
 //! Password change.
 
-use super::limits::Account;
 use super::{AuthError, AuthService, Principal, RequestContext};
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::domain::Password;
@@ -17,8 +16,7 @@ impl AuthService {
         current: &str,
         new: &str,
     ) -> Result<(), AuthError> {
-        self.limit_credential_request(context, Some(Account::User(principal.user))).await?;
-        let user = self.users.user_by_id(principal.user).await?.ok_or(AuthError::Unauthorized)?;
+        let user = self.own_account_to_change(context, principal).await?;
         self.check_current_password(context, principal, &user, current, "password_change").await?;
         let new = Password::new(new);
         let violations = self.settings.password_policy.violations(&new, Some(&user.email));

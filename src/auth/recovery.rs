@@ -13,7 +13,6 @@
 
 use std::time::{Duration, Instant};
 
-use super::limits::Account;
 use super::lockout::{device_lock_key, email_lock_key};
 use super::{AuthError, AuthService, Principal, RequestContext, UserView, tokens};
 use crate::audit::{AuditEvent, EventType, Outcome};
@@ -76,7 +75,7 @@ impl AuthService {
         context: &RequestContext,
         token: &str,
     ) -> Result<UserView, AuthError> {
-        self.limit_credential_request(context, None).await?;
+        self.budgets.limit_credential_request(context, None).await?;
         if !tokens::is_well_formed(token) {
             return Err(AuthError::InvalidMailToken);
         }
@@ -126,8 +125,8 @@ impl AuthService {
         email: &str,
     ) -> Result<(String, Option<UserRecord>), AuthError> {
         let attempted = Email::normalise_key(email);
-        self.limit_credential_request(context, None).await?;
-        if !self.mail_budget_has_room(context, &attempted).await? {
+        self.budgets.limit_credential_request(context, None).await?;
+        if !self.budgets.mail_budget_has_room(context, &attempted).await? {
             return Ok((attempted, None));
         }
         let user = self.find_user(email).await?;
@@ -195,7 +194,7 @@ impl AuthService {
         token: &str,
         new_password: &str,
     ) -> Result<(), AuthError> {
-        self.limit_credential_request(context, None).await?;
+        self.budgets.limit_credential_request(context, None).await?;
         if !tokens::is_well_formed(token) {
             return Err(AuthError::InvalidMailToken);
         }
@@ -233,7 +232,9 @@ impl AuthService {
             self.factors.store.drop_challenges(user.id).await?;
             0
         };
-        self.lift_locks(context, user.email.as_str(), Some(user.id), "password reset").await?;
+        self.lockout
+            .lift_locks(context, user.email.as_str(), Some(user.id), "password reset")
+            .await?;
         let mut detail = format!("{ended} sessions ended, {forgotten} devices forgotten");
         if first_proof {
             detail.push_str(&format!(
@@ -257,8 +258,7 @@ impl AuthService {
         new_email: &str,
         password: &str,
     ) -> Result<(), AuthError> {
-        self.limit_credential_request(context, Some(Account::User(principal.user))).await?;
-        let user = self.users.user_by_id(principal.user).await?.ok_or(AuthError::Unauthorized)?;
+        let user = self.own_account_to_change(context, principal).await?;
         let new_email = Email::parse(new_email)?;
         self.check_current_password(context, principal, &user, password, "email_change").await?;
         if new_email == user.email {
@@ -290,8 +290,7 @@ impl AuthService {
         password: &str,
         code: Option<&str>,
     ) -> Result<(), AuthError> {
-        self.limit_credential_request(context, Some(Account::User(principal.user))).await?;
-        let user = self.users.user_by_id(principal.user).await?.ok_or(AuthError::Unauthorized)?;
+        let user = self.own_account_to_change(context, principal).await?;
         self.check_password_and_code(context, principal, &user, password, code, "account_deletion")
             .await?;
         // The last enabled admin stays (409), checked again in the deletion's transaction.
@@ -301,7 +300,7 @@ impl AuthService {
         if deleted == crate::store::AdminGuard::LastAdmin {
             return super::admin::guarded(deleted);
         }
-        self.lockouts.clear_group(&super::lockout::device_group(user.id)).await?;
+        self.lockout.clear_devices(user.id).await?;
         let event =
             AuditEvent::new(EventType::AccountDeleted, Outcome::Success, context, self.now())
                 .user(user.id)
@@ -324,7 +323,7 @@ impl AuthService {
     ) -> Result<(), AuthError> {
         let lock_key =
             self.count_current_password(context, principal, user, password, what).await?;
-        self.forgive(&lock_key).await
+        self.lockout.forgive(&lock_key).await
     }
 
     /// Checks the signed-in user's password as `check_current_password` does, but leaves the
@@ -339,7 +338,7 @@ impl AuthService {
         what: &str,
     ) -> Result<LockKey, AuthError> {
         let lock_key = self.session_lock_key(principal, user).await?;
-        let locks = self.begin_attempt(&lock_key).await?;
+        let locks = self.lockout.begin_attempt(&lock_key).await?;
         if !self.check_counted_password(&lock_key, Password::new(password), Some(user)).await? {
             let event =
                 AuditEvent::new(EventType::LoginFailed, Outcome::Failure, context, self.now())
@@ -349,7 +348,9 @@ impl AuthService {
             self.audit.record(event).await?;
             if locks {
                 let on_device = lock_key.member_name().is_some();
-                self.record_lockout(context, user.email.as_str(), Some(user.id), on_device).await?;
+                self.lockout
+                    .record_lockout(context, user.email.as_str(), Some(user.id), on_device)
+                    .await?;
             }
             return Err(AuthError::InvalidCredentials);
         }

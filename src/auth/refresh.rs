@@ -14,7 +14,7 @@ impl AuthService {
         context: &RequestContext,
         refresh_token: &str,
     ) -> Result<TokenPair, AuthError> {
-        self.limit_credential_request(context, None).await?;
+        self.budgets.limit_credential_request(context, None).await?;
         let owner = tokens::refresh_token_owner(refresh_token).ok_or(AuthError::InvalidToken)?;
         let now = self.now();
         let successor = self.successors.successor(owner, refresh_token);

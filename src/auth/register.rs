@@ -21,7 +21,7 @@ impl AuthService {
         roles: Vec<Role>,
     ) -> Result<UserView, AuthError> {
         let attempted = Email::normalise_key(email);
-        self.limit_credential_request(context, Some(Account::Email(&attempted))).await?;
+        self.budgets.limit_credential_request(context, Some(Account::Email(&attempted))).await?;
         self.create_user(context, email, password, roles).await
     }
 

@@ -48,8 +48,7 @@ impl AuthService {
         context: &RequestContext,
         principal: &Principal,
     ) -> Result<(), AuthError> {
-        self.limit_read(context, principal).await?;
-        let user = self.users.user_by_id(principal.user).await?.ok_or(AuthError::Unauthorized)?;
+        let user = self.own_account_to_read(context, principal).await?;
         if user.roles.contains(&crate::domain::Role::Admin) {
             Ok(())
         } else {
@@ -63,8 +62,7 @@ impl AuthService {
         context: &RequestContext,
         principal: &Principal,
     ) -> Result<UserView, AuthError> {
-        self.limit_read(context, principal).await?;
-        let user = self.users.user_by_id(principal.user).await?.ok_or(AuthError::Unauthorized)?;
+        let user = self.own_account_to_read(context, principal).await?;
         Ok(UserView::from(&user))
     }
 
@@ -76,7 +74,7 @@ impl AuthService {
         refresh_token: Option<&str>,
     ) -> Result<(), AuthError> {
         let account = principal.map(|p| Account::User(p.user));
-        self.limit_credential_request(context, account).await?;
+        self.budgets.limit_credential_request(context, account).await?;
         let now = self.now();
         let (user, session) = match (principal, refresh_token) {
             (Some(principal), _) => (principal.user, principal.session),
@@ -103,7 +101,7 @@ impl AuthService {
         context: &RequestContext,
         principal: &Principal,
     ) -> Result<(), AuthError> {
-        self.limit_credential_request(context, Some(Account::User(principal.user))).await?;
+        self.budgets.limit_credential_request(context, Some(Account::User(principal.user))).await?;
         let count = self.sessions.revoke_sessions_of(principal.user, None, self.now()).await?;
         // Signing out everywhere takes the account back: links mailed before it stop working.
         self.users.bump_credential_epoch(principal.user).await?;
@@ -122,7 +120,7 @@ impl AuthService {
         cursor: Option<&str>,
         limit: Option<u32>,
     ) -> Result<SessionPage, AuthError> {
-        self.limit_read(context, principal).await?;
+        self.budgets.limit_read(context, principal).await?;
         let after = cursor
             .map(|raw| decode_cursor(raw, SessionId::parse))
             .transpose()?
@@ -147,7 +145,7 @@ impl AuthService {
         principal: &Principal,
         session: SessionId,
     ) -> Result<(), AuthError> {
-        self.limit_read(context, principal).await?;
+        self.budgets.limit_read(context, principal).await?;
         if !self.sessions.revoke_session(principal.user, session, self.now()).await? {
             return Err(AuthError::NotFound);
         }

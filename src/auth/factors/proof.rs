@@ -24,20 +24,22 @@ impl AuthService {
         let lock_key =
             self.count_current_password(context, principal, user, password, what).await?;
         if !user.factors.totp {
-            return self.forgive(&lock_key).await;
+            return self.lockout.forgive(&lock_key).await;
         }
-        self.lockouts.release_attempt(&lock_key, self.settings.lockout, self.now()).await?;
+        self.lockout.release(&lock_key).await?;
         let factor = SecondFactor::either(code.unwrap_or_default());
-        let locks = self.begin_attempt(&lock_key).await?;
+        let locks = self.lockout.begin_attempt(&lock_key).await?;
         if code.is_none() || !self.check_second_factor(context, user, factor).await? {
             self.record_mfa_failure(context, user, factor, what).await?;
             if locks {
                 let on_device = lock_key.member_name().is_some();
-                self.record_lockout(context, user.email.as_str(), Some(user.id), on_device).await?;
+                self.lockout
+                    .record_lockout(context, user.email.as_str(), Some(user.id), on_device)
+                    .await?;
             }
             return Err(AuthError::InvalidMfaCode);
         }
-        self.forgive(&lock_key).await
+        self.lockout.forgive(&lock_key).await
     }
 
     /// The proof a change of the factors needs: the password (and, with TOTP on, a code), or,

@@ -6,7 +6,6 @@ use super::{
     RecoveryCodes, RequestContext,
 };
 use crate::audit::{AuditEvent, EventType, Outcome};
-use crate::auth::limits::Account;
 use crate::auth::tokens;
 use crate::domain::UserId;
 use crate::store::TokenHash;
@@ -40,8 +39,7 @@ impl AuthService {
         password: &str,
         code: Option<&str>,
     ) -> Result<RecoveryCodes, AuthError> {
-        self.limit_credential_request(context, Some(Account::User(principal.user))).await?;
-        let user = self.users.user_by_id(principal.user).await?.ok_or(AuthError::Unauthorized)?;
+        let user = self.own_account_to_change(context, principal).await?;
         if !user.factors.totp {
             self.check_current_password(context, principal, &user, password, "recovery_codes")
                 .await?;

@@ -23,7 +23,7 @@ impl AuthService {
         device_token: Option<&str>,
     ) -> Result<MfaToken, AuthError> {
         let now = self.now();
-        self.lockouts.release_attempt(lock_key, self.settings.lockout, now).await?;
+        self.lockout.release(lock_key).await?;
         let pending = PendingLogin {
             attempted: attempted.to_owned(),
             device_token: device_token.map(str::to_owned),
@@ -44,7 +44,7 @@ impl AuthService {
         mfa_token: &str,
         factor: SecondFactor<'_>,
     ) -> Result<TokenPair, AuthError> {
-        self.limit_credential_request(context, None).await?;
+        self.budgets.limit_credential_request(context, None).await?;
         let now = self.now();
         let found = self
             .factors
@@ -56,14 +56,14 @@ impl AuthService {
             Some(device) => Account::Device(user_id, device),
             None => Account::Email(&pending.attempted),
         };
-        self.take_account_budget(context, account).await?;
+        self.budgets.take_account_budget(context, account).await?;
         let user = self.users.user_by_id(user_id).await?;
         let user = user.filter(|u| !u.disabled).ok_or(AuthError::InvalidToken)?;
         let lock_key = match &device {
             Some(device) => device_lock_key(user.id, device),
             None => email_lock_key(&pending.attempted),
         };
-        let locks = match self.begin_attempt(&lock_key).await {
+        let locks = match self.lockout.begin_attempt(&lock_key).await {
             Ok(locks) => locks,
             Err(error) => {
                 self.record_mfa_failure(context, &user, factor, "locked").await?;
@@ -74,7 +74,9 @@ impl AuthService {
             self.record_mfa_failure(context, &user, factor, "invalid_mfa_code").await?;
             if locks {
                 let attempted = &pending.attempted;
-                self.record_lockout(context, attempted, Some(user.id), device.is_some()).await?;
+                self.lockout
+                    .record_lockout(context, attempted, Some(user.id), device.is_some())
+                    .await?;
             }
             return Err(AuthError::InvalidMfaCode);
         }
@@ -86,7 +88,7 @@ impl AuthService {
         if taken.is_none() {
             return Err(AuthError::InvalidToken);
         }
-        self.forgive(&lock_key).await?;
+        self.lockout.forgive(&lock_key).await?;
         let amr = match factor {
             SecondFactor::Totp(_) => Amr::PASSWORD_AND_TOTP,
             SecondFactor::RecoveryCode(_) => Amr::PASSWORD_AND_RECOVERY_CODE,

@@ -6,7 +6,6 @@ use super::{
     TOTP_DRIFT_STEPS, TOTP_SECRET_BYTES, TOTP_STEP_SECS, TotpEnrolment, totp_context,
 };
 use crate::audit::{AuditEvent, EventType, Outcome};
-use crate::auth::limits::Account;
 use crate::auth::tokens;
 use crate::domain::UserId;
 use subtle::ConstantTimeEq;
@@ -87,8 +86,7 @@ impl AuthService {
         principal: &Principal,
         password: &str,
     ) -> Result<TotpEnrolment, AuthError> {
-        self.limit_credential_request(context, Some(Account::User(principal.user))).await?;
-        let user = self.users.user_by_id(principal.user).await?.ok_or(AuthError::Unauthorized)?;
+        let user = self.own_account_to_change(context, principal).await?;
         self.check_current_password(context, principal, &user, password, "totp_enrolment").await?;
         if user.factors.totp {
             return Err(AuthError::Conflict("TOTP is already on; disable it first".into()));
@@ -111,8 +109,7 @@ impl AuthService {
         principal: &Principal,
         code: &str,
     ) -> Result<RecoveryCodes, AuthError> {
-        self.limit_credential_request(context, Some(Account::User(principal.user))).await?;
-        let user = self.users.user_by_id(principal.user).await?.ok_or(AuthError::Unauthorized)?;
+        let user = self.own_account_to_change(context, principal).await?;
         let pending = self.factors.store.totp(user.id).await?.filter(|t| !t.confirmed);
         let Some(pending) = pending else {
             return Err(AuthError::Conflict("no TOTP enrolment is pending".into()));
@@ -144,8 +141,7 @@ impl AuthService {
         password: &str,
         code: Option<&str>,
     ) -> Result<(), AuthError> {
-        self.limit_credential_request(context, Some(Account::User(principal.user))).await?;
-        let user = self.users.user_by_id(principal.user).await?.ok_or(AuthError::Unauthorized)?;
+        let user = self.own_account_to_change(context, principal).await?;
         if !user.factors.totp {
             // Still behind the password, so the answer tells nothing to a token thief.
             self.check_current_password(context, principal, &user, password, "totp_disable")

@@ -32,7 +32,9 @@ impl AuthService {
         email: Option<&str>,
     ) -> Result<PasskeyOptions, AuthError> {
         let attempted = email.map(Email::normalise_key);
-        self.limit_credential_request(context, attempted.as_deref().map(Account::Email)).await?;
+        self.budgets
+            .limit_credential_request(context, attempted.as_deref().map(Account::Email))
+            .await?;
         let (user, credentials) = match email {
             Some(email) => self.login_credentials(email).await?,
             None => (None, Vec::new()),
@@ -113,7 +115,7 @@ impl AuthService {
         credential: serde_json::Value,
         device_token: Option<&str>,
     ) -> Result<TokenPair, AuthError> {
-        self.limit_credential_request(context, None).await?;
+        self.budgets.limit_credential_request(context, None).await?;
         let (user, verified) = match self.verify_assertion(challenge_id, credential).await {
             Ok(done) => done,
             Err((user, error)) => {

@@ -28,7 +28,6 @@ use webauthn_rs_core::proto::{
 };
 
 use crate::audit::{AuditEvent, EventType, Outcome};
-use crate::auth::limits::Account;
 use crate::auth::{AuthError, AuthService, Principal, Proof, RequestContext, chrono_duration};
 use crate::domain::Timestamp;
 use crate::store::{ChallengePurpose, PasskeyRecord, StoreError};
@@ -91,8 +90,7 @@ impl AuthService {
         principal: &Principal,
         proof: Option<Proof<'_>>,
     ) -> Result<PasskeyOptions, AuthError> {
-        self.limit_credential_request(context, Some(Account::User(principal.user))).await?;
-        let user = self.users.user_by_id(principal.user).await?.ok_or(AuthError::Unauthorized)?;
+        let user = self.own_account_to_change(context, principal).await?;
         self.confirm_identity(context, principal, &user, proof, "passkey_registration").await?;
         let existing = self.factors.store.passkeys_of(user.id).await?;
         if existing.len() >= MAX_PASSKEYS_PER_USER {
@@ -134,9 +132,8 @@ impl AuthService {
         credential: serde_json::Value,
         name: Option<&str>,
     ) -> Result<PasskeyView, AuthError> {
-        self.limit_credential_request(context, Some(Account::User(principal.user))).await?;
+        let user = self.own_account_to_change(context, principal).await?;
         let name = passkey_name(name)?;
-        let user = self.users.user_by_id(principal.user).await?.ok_or(AuthError::Unauthorized)?;
         let now = self.now();
         let purpose = ChallengePurpose::PasskeyRegistration;
         let ceremony =
@@ -187,7 +184,7 @@ impl AuthService {
         context: &RequestContext,
         principal: &Principal,
     ) -> Result<Vec<PasskeyView>, AuthError> {
-        self.limit_read(context, principal).await?;
+        self.budgets.limit_read(context, principal).await?;
         let passkeys = self.factors.store.passkeys_of(principal.user).await?;
         Ok(passkeys.into_iter().map(PasskeyView::from).collect())
     }
@@ -200,8 +197,7 @@ impl AuthService {
         id: &str,
         proof: Option<Proof<'_>>,
     ) -> Result<(), AuthError> {
-        self.limit_credential_request(context, Some(Account::User(principal.user))).await?;
-        let user = self.users.user_by_id(principal.user).await?.ok_or(AuthError::Unauthorized)?;
+        let user = self.own_account_to_change(context, principal).await?;
         self.confirm_identity(context, principal, &user, proof, "passkey_removal").await?;
         if !self.factors.store.remove_passkey(user.id, id).await? {
             return Err(AuthError::NotFound);
