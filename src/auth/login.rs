@@ -19,8 +19,8 @@ use super::lockout::{device_lock_key, email_lock_key};
 use super::{AuthError, AuthService, RequestContext, TokenPair, chrono_duration, tokens};
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::config::EmailVerification;
-use crate::domain::{Amr, Email, Password, SessionId, UserId};
-use crate::store::{NewSession, TokenHash, UserRecord};
+use crate::domain::{Amr, Email, Password, UserId};
+use crate::store::{TokenHash, UserRecord};
 
 impl AuthService {
     pub async fn login(
@@ -104,7 +104,7 @@ impl AuthService {
             _ => tokens::random_token(),
         };
         let session_device = device.unwrap_or_else(|| tokens::hash_token(&device_token));
-        let mut pair = self.open_session(context, user, Some(session_device), amr).await?;
+        let mut pair = self.session.open_session(context, user, Some(session_device), amr).await?;
         // A disable that raced this login has set its flag before ending the sessions: either
         // it ended this one, or the flag shows here.
         if self.users.user_by_id(user.id).await?.is_none_or(|now| now.disabled) {
@@ -190,39 +190,6 @@ impl AuthService {
                 .detail(detail);
         event.user_id = user.map(|u| u.id);
         Ok(self.audit.record(event).await?)
-    }
-
-    /// Creates a session with its first refresh token and signs its first access token.
-    pub(super) async fn open_session(
-        &self,
-        context: &RequestContext,
-        user: &UserRecord,
-        device: Option<TokenHash>,
-        amr: Amr,
-    ) -> Result<TokenPair, AuthError> {
-        let now = self.now();
-        let refresh_token = tokens::new_refresh_token(user.id);
-        let session = NewSession {
-            id: SessionId::new(),
-            user_id: user.id,
-            refresh_token: tokens::hash_token(&refresh_token),
-            created_at: now,
-            expires_at: self.refresh_expiry(now)?,
-            ends_at: now + chrono_duration(self.settings.session_lifetime),
-            device,
-            ip: context.ip.map(|ip| ip.to_string()),
-            user_agent: context.user_agent.clone(),
-            amr,
-        };
-        let ended =
-            self.sessions.create_session(&session, self.settings.max_sessions_per_user).await?;
-        if ended > 0 {
-            let event = AuditEvent::new(EventType::SessionRevoked, Outcome::Success, context, now)
-                .user(user.id)
-                .detail(format!("{ended} oldest sessions ended: over the session cap"));
-            self.audit.record(event).await?;
-        }
-        self.token_pair(user.id, session.id, &user.roles, (amr, now), refresh_token, now)
     }
 
     /// Remembers the device token as one this user has just logged in from; only the most

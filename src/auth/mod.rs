@@ -16,7 +16,6 @@ mod login;
 mod paging;
 mod password;
 mod recovery;
-mod refresh;
 mod register;
 mod sessions;
 mod views;
@@ -30,10 +29,7 @@ use crate::audit::Audit;
 use crate::config::EmailVerification;
 use crate::crypto::tokens;
 use crate::crypto::{AccessTokens, PasswordHasher, SuccessorKey};
-use crate::domain::{
-    Amr, Clock, LockoutPolicy, PasswordPolicy, Rate, Role, SessionId, Timestamp, UserId,
-    chrono_duration,
-};
+use crate::domain::{Clock, LockoutPolicy, PasswordPolicy, Rate, Timestamp, chrono_duration};
 use crate::mail::{Outbox, Templates};
 use crate::metrics::Metrics;
 use crate::store::{LockoutStore, RateLimitStore, SessionStore, UserRecord, UserStore};
@@ -47,7 +43,7 @@ pub use factors::{
 };
 pub use limits::Budgets;
 pub use lockout::Lockouts;
-pub use sessions::SessionPage;
+pub use sessions::{SessionPage, SessionParts, SessionSettings, Sessions};
 pub use views::UserView;
 
 /// The request budgets.
@@ -109,15 +105,14 @@ pub struct AuthStores {
 pub struct AuthService {
     users: Arc<dyn UserStore>,
     sessions: Arc<dyn SessionStore>,
-    budgets: Budgets,
+    budgets: Arc<Budgets>,
     lockout: Lockouts,
+    session: Arc<Sessions>,
     audit: Audit,
     outbox: Outbox,
     templates: Templates,
     clock: Arc<dyn Clock>,
     hasher: PasswordHasher,
-    access: Arc<AccessTokens>,
-    successors: SuccessorKey,
     factors: SecondFactors,
     settings: AuthSettings,
     metrics: Arc<Metrics>,
@@ -162,8 +157,28 @@ impl AuthService {
     ) -> Self {
         let AuthStores { users, sessions, limiter, lockouts, audit, outbox, clock, factors } =
             stores;
-        let budgets =
-            Budgets::new(limiter, audit.clone(), metrics.clone(), clock.clone(), settings.limits);
+        let budgets = Arc::new(Budgets::new(
+            limiter,
+            audit.clone(),
+            metrics.clone(),
+            clock.clone(),
+            settings.limits,
+        ));
+        let session = Arc::new(Sessions::new(SessionParts {
+            users: users.clone(),
+            sessions: sessions.clone(),
+            access,
+            successors,
+            budgets: budgets.clone(),
+            audit: audit.clone(),
+            clock: clock.clone(),
+            settings: SessionSettings {
+                refresh_token_ttl: settings.refresh_token_ttl,
+                refresh_reuse_grace: settings.refresh_reuse_grace,
+                session_lifetime: settings.session_lifetime,
+                max_sessions_per_user: settings.max_sessions_per_user,
+            },
+        }));
         let lockout = Lockouts::new(
             lockouts,
             audit.clone(),
@@ -176,13 +191,12 @@ impl AuthService {
             sessions,
             budgets,
             lockout,
+            session,
             audit,
             outbox,
             templates,
             clock,
             hasher,
-            access,
-            successors,
             factors,
             settings,
             metrics,
@@ -200,8 +214,9 @@ impl AuthService {
         &self.audit
     }
 
-    pub fn access_tokens(&self) -> &AccessTokens {
-        &self.access
+    /// The sessions and their tokens, a service of their own that this one opens sessions in.
+    pub fn sessions(&self) -> &Arc<Sessions> {
+        &self.session
     }
 
     /// The current time, from the injected clock.
@@ -219,43 +234,6 @@ impl AuthService {
         let account = Some(limits::Account::User(principal.user));
         self.budgets.limit_credential_request(context, account).await?;
         self.users.user_by_id(principal.user).await?.ok_or(AuthError::Unauthorized)
-    }
-
-    /// The first step of a read of the caller's own account: the reads budget, then the account
-    /// as it is now.
-    async fn own_account_to_read(
-        &self,
-        context: &RequestContext,
-        principal: &Principal,
-    ) -> Result<UserRecord, AuthError> {
-        self.budgets.limit_read(context, principal).await?;
-        self.users.user_by_id(principal.user).await?.ok_or(AuthError::Unauthorized)
-    }
-
-    /// Signs an access token and pairs it with `refresh_token`.
-    fn token_pair(
-        &self,
-        user: UserId,
-        session: SessionId,
-        roles: &[Role],
-        (amr, login_at): (Amr, Timestamp),
-        refresh_token: String,
-        now: Timestamp,
-    ) -> Result<TokenPair, AuthError> {
-        Ok(TokenPair {
-            access_token: self.access.issue(user, session, roles, amr, login_at, now)?,
-            refresh_token,
-            token_type: "Bearer",
-            expires_in: self.access.ttl().as_secs(),
-            refresh_expires_in: self.settings.refresh_token_ttl.as_secs(),
-            device_token: None,
-        })
-    }
-
-    fn refresh_expiry(&self, now: Timestamp) -> Result<Timestamp, AuthError> {
-        chrono::Duration::from_std(self.settings.refresh_token_ttl)
-            .map(|ttl| now + ttl)
-            .map_err(|e| AuthError::Internal(e.into()))
     }
 }
 

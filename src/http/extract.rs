@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 
 use super::client_ip::client_ip_from;
 use super::middleware::RequestId;
-use crate::auth::{AuthService, Principal, RequestContext};
+use crate::auth::{Principal, RequestContext, Sessions};
 use crate::config::ClientIpHeader;
 use crate::domain::escape_controls;
 use crate::error::ApiError;
@@ -161,7 +161,7 @@ pub struct MaybeAuthenticated(pub Option<Principal>);
 impl<S> FromRequestParts<S> for Authenticated
 where
     S: Send + Sync,
-    Arc<AuthService>: FromRef<S>,
+    Arc<Sessions>: FromRef<S>,
 {
     type Rejection = ApiError;
 
@@ -176,7 +176,7 @@ where
 impl<S> FromRequestParts<S> for MaybeAuthenticated
 where
     S: Send + Sync,
-    Arc<AuthService>: FromRef<S>,
+    Arc<Sessions>: FromRef<S>,
 {
     type Rejection = ApiError;
 
@@ -186,14 +186,14 @@ where
         };
         let token =
             value.to_str().ok().and_then(bearer_token).ok_or_else(ApiError::unauthorized)?;
-        let auth = Arc::<AuthService>::from_ref(state);
-        let principal = auth.authenticate(token).await.map_err(ApiError::from)?;
+        let sessions = Arc::<Sessions>::from_ref(state);
+        let principal = sessions.authenticate(token).await.map_err(ApiError::from)?;
         parts.extensions.insert(principal.clone());
         Ok(Self(Some(principal)))
     }
 }
 
-/// A caller who passed the admin gate (`AuthService::admit_admin`: the reads budget, then the
+/// A caller who passed the admin gate (`Sessions::admit_admin`: the reads budget, then the
 /// admin role as the account holds it now). Every admin handler takes it, so no admin route can
 /// skip the check.
 pub struct Admin {
@@ -204,7 +204,7 @@ pub struct Admin {
 impl<S> FromRequestParts<S> for Admin
 where
     S: Send + Sync,
-    Arc<AuthService>: FromRef<S>,
+    Arc<Sessions>: FromRef<S>,
     TrustedProxies: FromRef<S>,
 {
     type Rejection = ApiError;
@@ -212,7 +212,7 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let Context(context) = Context::from_request_parts(parts, state).await?;
         let Authenticated(principal) = Authenticated::from_request_parts(parts, state).await?;
-        Arc::<AuthService>::from_ref(state).admit_admin(&context, &principal).await?;
+        Arc::<Sessions>::from_ref(state).admit_admin(&context, &principal).await?;
         Ok(Self { principal, context })
     }
 }

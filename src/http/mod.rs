@@ -33,7 +33,7 @@ use tower_http::timeout::TimeoutLayer;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
-use crate::auth::AuthService;
+use crate::auth::{AuthService, Sessions};
 use crate::config::Posture;
 use crate::metrics::Metrics;
 use crate::store::Health;
@@ -50,6 +50,8 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 #[derive(Clone, FromRef)]
 pub struct AppState {
     pub auth: Arc<AuthService>,
+    /// Who is calling, and the sessions and their tokens: the narrow state of most handlers.
+    pub sessions: Arc<Sessions>,
     pub health: Arc<dyn Health>,
     pub proxies: TrustedProxies,
     pub metrics: Arc<Metrics>,

@@ -11,7 +11,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::openapi::problems;
-use crate::auth::AuthService;
+use crate::auth::Sessions;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::store::Health;
@@ -27,8 +27,8 @@ problems!(NoProblems: []);
 
 /// `Cache-Control` of the JWKS and the discovery document: public, for a third of
 /// `KEY_PUBLISH_AHEAD`, so that a verifier caching them has seen a new key well before it signs.
-fn key_cache(auth: &AuthService) -> [(header::HeaderName, String); 1] {
-    let max_age = auth.access_tokens().publish_ahead().as_secs() / 3;
+fn key_cache(sessions: &Sessions) -> [(header::HeaderName, String); 1] {
+    let max_age = sessions.access_tokens().publish_ahead().as_secs() / 3;
     [(header::CACHE_CONTROL, format!("public, max-age={max_age}"))]
 }
 
@@ -41,8 +41,8 @@ fn key_cache(auth: &AuthService) -> [(header::HeaderName, String); 1] {
         KEY_PUBLISH_AHEAD before it signs. Cache-Control: public, max-age of a third of that lead.",
     responses((status = 200, description = "A JWK set (RFC 7517)", body = Object), NoProblems),
 )]
-pub async fn jwks(State(auth): State<Arc<AuthService>>) -> impl IntoResponse {
-    (key_cache(&auth), Json(auth.access_tokens().jwks()))
+pub async fn jwks(State(sessions): State<Arc<Sessions>>) -> impl IntoResponse {
+    (key_cache(&sessions), Json(sessions.access_tokens().jwks()))
 }
 
 /// GET /.well-known/openid-configuration: where verifiers find the keys (OpenID Connect
@@ -54,8 +54,8 @@ pub async fn jwks(State(auth): State<Arc<AuthService>>) -> impl IntoResponse {
         are never taken from the request.",
     responses((status = 200, description = "The discovery document", body = Object), NoProblems),
 )]
-pub async fn discovery(State(auth): State<Arc<AuthService>>) -> impl IntoResponse {
-    let tokens = auth.access_tokens();
+pub async fn discovery(State(sessions): State<Arc<Sessions>>) -> impl IntoResponse {
+    let tokens = sessions.access_tokens();
     let issuer = tokens.issuer();
     let base = issuer.trim_end_matches('/');
     let url = |path: &str| format!("{base}{path}");
@@ -82,7 +82,7 @@ pub async fn discovery(State(auth): State<Arc<AuthService>>) -> impl IntoRespons
             "passkey_login": url("/v1/auth/passkeys/login"),
         },
     });
-    (key_cache(&auth), Json(document))
+    (key_cache(&sessions), Json(document))
 }
 
 /// GET /metrics: Prometheus text format.

@@ -15,7 +15,7 @@ use super::cookie::{CookiePolicy, pair_response};
 use super::extract::{Authenticated, Context, JsonBody, MaybeAuthenticated, OptionalJsonBody};
 use super::openapi::problems;
 use crate::audit::query::{AuditQuery, Page};
-use crate::auth::{AuthError, AuthService, TokenPair, UserView};
+use crate::auth::{AuthError, AuthService, Sessions, TokenPair, UserView};
 use crate::domain::{Role, SessionId};
 use crate::error::ApiError;
 use crate::store::{SessionRecord, Timestamp};
@@ -154,7 +154,7 @@ problems!(RefreshProblems: JSON_BODY, [InvalidToken, TokenReused, RateLimited, S
     responses((status = 200, description = "A new token pair", body = TokenPair), RefreshProblems),
 )]
 pub async fn refresh(
-    State(auth): State<Arc<AuthService>>,
+    State(sessions): State<Arc<Sessions>>,
     State(cookie): State<Option<Arc<CookiePolicy>>>,
     Context(context): Context,
     headers: HeaderMap,
@@ -165,7 +165,7 @@ pub async fn refresh(
         (None, Some(policy)) => policy.token(&headers)?.ok_or(AuthError::InvalidToken)?,
         (None, None) => return Err(ApiError::malformed("missing field `refresh_token`")),
     };
-    let pair = auth.refresh(&context, &token).await?;
+    let pair = sessions.refresh(&context, &token).await?;
     Ok(pair_response(&cookie, pair))
 }
 
@@ -181,7 +181,7 @@ problems!(LogoutProblems: JSON_BODY, [Unauthorized, InvalidToken, RateLimited, S
     responses((status = 204, description = "The session has ended"), LogoutProblems),
 )]
 pub async fn logout(
-    State(auth): State<Arc<AuthService>>,
+    State(sessions): State<Arc<Sessions>>,
     State(cookie): State<Option<Arc<CookiePolicy>>>,
     Context(context): Context,
     headers: HeaderMap,
@@ -192,7 +192,7 @@ pub async fn logout(
     if let (None, None, Some(policy)) = (&principal, &refresh_token, &cookie) {
         refresh_token = policy.token(&headers)?;
     }
-    auth.logout(&context, principal.as_ref(), refresh_token.as_deref()).await?;
+    sessions.logout(&context, principal.as_ref(), refresh_token.as_deref()).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     for clear in cookie.as_ref().map(|p| p.clear()).unwrap_or_default() {
         response.headers_mut().append(axum::http::header::SET_COOKIE, clear);
@@ -209,11 +209,11 @@ problems!(LogoutAllProblems: [Unauthorized, RateLimited, ServiceUnavailable]);
     responses((status = 204, description = "Every session has ended"), LogoutAllProblems),
 )]
 pub async fn logout_all(
-    State(auth): State<Arc<AuthService>>,
+    State(sessions): State<Arc<Sessions>>,
     Context(context): Context,
     Authenticated(principal): Authenticated,
 ) -> Result<StatusCode, ApiError> {
-    auth.logout_all(&context, &principal).await?;
+    sessions.logout_all(&context, &principal).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -252,11 +252,11 @@ problems!(PagedReadProblems: [MalformedRequest, Unauthorized, ValidationFailed, 
     responses((status = 200, description = "The user", body = UserView), ReadProblems),
 )]
 pub async fn me(
-    State(auth): State<Arc<AuthService>>,
+    State(sessions): State<Arc<Sessions>>,
     Context(context): Context,
     Authenticated(principal): Authenticated,
 ) -> Result<Json<UserView>, ApiError> {
-    Ok(Json(auth.me(&context, &principal).await?))
+    Ok(Json(sessions.me(&context, &principal).await?))
 }
 
 /// GET /v1/auth/sessions: the bearer's live sessions, newest first.
@@ -268,7 +268,7 @@ pub async fn me(
     responses((status = 200, description = "The sessions", body = SessionList), PagedReadProblems),
 )]
 pub async fn sessions(
-    State(auth): State<Arc<AuthService>>,
+    State(sessions): State<Arc<Sessions>>,
     Context(context): Context,
     Authenticated(principal): Authenticated,
     Query(query): Query<SessionsQuery>,
@@ -283,7 +283,7 @@ pub async fn sessions(
     };
     // An empty cursor (`cursor=`) is the first page, as if it were absent.
     let cursor = query.cursor.as_deref().filter(|c| !c.is_empty());
-    let page = auth.sessions(&context, &principal, cursor, limit).await?;
+    let page = sessions.sessions(&context, &principal, cursor, limit).await?;
     let sessions = page
         .sessions
         .into_iter()
@@ -310,13 +310,13 @@ problems!(RevokeSessionProblems: [Unauthorized, NotFound, RateLimited, ServiceUn
     responses((status = 204, description = "The session has ended"), RevokeSessionProblems),
 )]
 pub async fn revoke_session(
-    State(auth): State<Arc<AuthService>>,
+    State(sessions): State<Arc<Sessions>>,
     Context(context): Context,
     Authenticated(principal): Authenticated,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = SessionId::parse(&id).ok_or_else(ApiError::not_found)?;
-    auth.revoke_session(&context, &principal, id).await?;
+    sessions.revoke_session(&context, &principal, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -94,6 +94,7 @@ impl Application {
             header: settings.http.client_ip_header,
         };
         let state = AppState {
+            sessions: auth.sessions().clone(),
             auth,
             health: backends.health.clone(),
             proxies,

@@ -11,5 +11,5 @@ pub(in crate::startup) fn spawn_key_reload(
     auth: Arc<AuthService>,
     keys: Arc<dyn KeyStore>,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move { auth.access_tokens().keep_reloading(keys).await })
+    tokio::spawn(async move { auth.sessions().access_tokens().keep_reloading(keys).await })
 }

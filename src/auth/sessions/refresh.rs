@@ -1,11 +1,12 @@
 //! Refresh-token rotation with reuse detection (OAuth 2.0 Security BCP, RFC 9700 §4.14.2).
 
-use super::{AuthError, AuthService, RequestContext, TokenPair, tokens};
+use super::Sessions;
 use crate::audit::{AuditEvent, EventType, Outcome};
+use crate::auth::{AuthError, RequestContext, TokenPair, tokens};
 use crate::domain::{Amr, SessionId, UserId};
 use crate::store::Rotation;
 
-impl AuthService {
+impl Sessions {
     /// Exchanges a refresh token for a new pair. A token that was already rotated revokes its
     /// whole session, unless it comes back within the reuse grace while its successor is unused:
     /// then it gets that same successor again.

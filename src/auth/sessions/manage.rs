@@ -1,12 +1,11 @@
-//! Authentication of access tokens, and the session operations of a signed-in user.
-//!
-//! Revocation is immediate: every authenticated request checks that the token's session is still
-//! live in the session store, so the next request after a logout answers 401.
+//! The session operations of a signed-in user: logging out, everywhere or here, and the list of
+//! sessions, each of which can be ended.
 
-use super::limits::Account;
-use super::paging::{decode_cursor, encode_cursor};
-use super::{AuthError, AuthService, Principal, RequestContext, UserView, tokens};
+use super::Sessions;
 use crate::audit::{AuditEvent, EventType, Outcome};
+use crate::auth::limits::Account;
+use crate::auth::paging::{decode_cursor, encode_cursor};
+use crate::auth::{AuthError, Principal, RequestContext, tokens};
 use crate::domain::SessionId;
 use crate::store::{SessionCursor, SessionRecord};
 
@@ -22,50 +21,7 @@ pub struct SessionPage {
     pub next_cursor: Option<String>,
 }
 
-impl AuthService {
-    /// Verifies a bearer access token and that its session is still live.
-    pub async fn authenticate(&self, bearer: &str) -> Result<Principal, AuthError> {
-        let token = self.access.verify(bearer)?;
-        let session = self.sessions.live_session(token.user, token.session, self.now()).await?;
-        match session {
-            Some(session) if session.user_id == token.user => Ok(Principal {
-                user: token.user,
-                session: token.session,
-                roles: token.roles,
-                device: session.device,
-                amr: session.amr,
-                signed_in_at: session.created_at,
-            }),
-            _ => Err(AuthError::Unauthorized),
-        }
-    }
-
-    /// The gate of every admin request: the reads budget, then the admin role as the account
-    /// holds it now (read from the store, not the token, so that a revoked role stops working at
-    /// once).
-    pub async fn admit_admin(
-        &self,
-        context: &RequestContext,
-        principal: &Principal,
-    ) -> Result<(), AuthError> {
-        let user = self.own_account_to_read(context, principal).await?;
-        if user.roles.contains(&crate::domain::Role::Admin) {
-            Ok(())
-        } else {
-            Err(AuthError::Forbidden)
-        }
-    }
-
-    /// The signed-in user's account.
-    pub async fn me(
-        &self,
-        context: &RequestContext,
-        principal: &Principal,
-    ) -> Result<UserView, AuthError> {
-        let user = self.own_account_to_read(context, principal).await?;
-        Ok(UserView::from(&user))
-    }
-
+impl Sessions {
     /// Ends the bearer's session, or else the session of the presented refresh token.
     pub async fn logout(
         &self,
