@@ -304,8 +304,8 @@ async fn reset(app: &TestApp, token: &str, new_password: &str) -> Response {
 }
 
 /// The binary on the app's storage, its output captured.
-fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+async fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args(args)
         .env_clear()
         .envs(app.storage.env())
@@ -314,6 +314,7 @@ fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
         .env("PORTCULLIS_LOG", "warn")
         .stdin(std::process::Stdio::null())
         .output()
+        .await
         .unwrap()
 }
 
@@ -1163,7 +1164,10 @@ async fn an_unlock_by_an_admin_is_audited_with_the_admin_as_actor() -> TestResul
     let path = format!("{}/unlock", user_path(&id));
     let unlocked = call(&app, Method::POST, &path, Some(&admin.token), None).await;
     assert_eq!(unlocked.status(), StatusCode::NO_CONTENT);
-    assert_eq!(common::run_cli(&app, &["user", "unlock", "--email", "uma@example.com"]), Some(0));
+    assert_eq!(
+        common::run_cli(&app, &["user", "unlock", "--email", "uma@example.com"]).await,
+        Some(0)
+    );
 
     let unlocks = trail(&app, &admin, &format!("type=unlock&user_id={id}")).await;
     assert_eq!(unlocks.len(), 2, "{unlocks:?}");
@@ -1358,7 +1362,7 @@ async fn user_list_prints_admin_user_objects_newest_first_as_json_lines() -> Tes
     }
     let api = list_all(&app, &admin.token, "", 200).await;
 
-    let output = cli(&app, &["user", "list"]);
+    let output = cli(&app, &["user", "list"]).await;
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     let lines: Vec<Value> = text(&output.stdout)
         .lines()
@@ -1372,12 +1376,12 @@ async fn user_list_prints_admin_user_objects_newest_first_as_json_lines() -> Tes
     assert_eq!(ada["sessions"], 1, "{ada}");
     assert!(ada["last_login_at"].is_string(), "{ada}");
 
-    let output = cli(&app, &["user", "list", "--email", "ADA"]);
+    let output = cli(&app, &["user", "list", "--email", "ADA"]).await;
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     let filtered: Vec<Value> =
         text(&output.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(emails(&filtered), ["adam@example.com", "ada@example.com"]);
-    let output = cli(&app, &["user", "list", "--email", "nobody"]);
+    let output = cli(&app, &["user", "list", "--email", "nobody"]).await;
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(text(&output.stdout).trim(), "");
     Ok(())
@@ -1390,7 +1394,7 @@ async fn user_disable_enable_and_delete_act_at_once_on_a_running_server() -> Tes
     let pair = app.signed_in("carl@example.com").await;
     let id = user_id(&app, str_of(&pair, "access_token")).await;
 
-    let disable = cli(&app, &["user", "disable", "--email", "Carl@Example.com"]);
+    let disable = cli(&app, &["user", "disable", "--email", "Carl@Example.com"]).await;
     assert_eq!(disable.status.code(), Some(0), "{}", text(&disable.stderr));
     let me = app.get("/v1/auth/me", str_of(&pair, "access_token")).await;
     assert_problem(me, StatusCode::UNAUTHORIZED, "unauthorized").await;
@@ -1400,12 +1404,12 @@ async fn user_disable_enable_and_delete_act_at_once_on_a_running_server() -> Tes
     assert_problem(login, StatusCode::FORBIDDEN, "account_disabled").await;
     assert_eq!(admin_user(&app, &admin, &id).await["disabled"], true);
 
-    let enable = cli(&app, &["user", "enable", "--email", "carl@example.com"]);
+    let enable = cli(&app, &["user", "enable", "--email", "carl@example.com"]).await;
     assert_eq!(enable.status.code(), Some(0), "{}", text(&enable.stderr));
     assert_eq!(admin_user(&app, &admin, &id).await["disabled"], false);
     let back = app.logged_in("carl@example.com", PASSWORD).await;
 
-    let delete = cli(&app, &["user", "delete", "--email", "carl@example.com"]);
+    let delete = cli(&app, &["user", "delete", "--email", "carl@example.com"]).await;
     assert_eq!(delete.status.code(), Some(0), "{}", text(&delete.stderr));
     let me = app.get("/v1/auth/me", str_of(&back, "access_token")).await;
     assert_problem(me, StatusCode::UNAUTHORIZED, "unauthorized").await;
@@ -1430,7 +1434,7 @@ async fn user_disable_enable_and_delete_act_at_once_on_a_running_server() -> Tes
     // The address registers again; unknown addresses fail with status 1.
     registered(&app, "carl@example.com").await;
     for command in ["disable", "enable", "delete"] {
-        let output = cli(&app, &["user", command, "--email", "ghost@example.com"]);
+        let output = cli(&app, &["user", command, "--email", "ghost@example.com"]).await;
         assert_eq!(output.status.code(), Some(1), "user {command}: {}", text(&output.stdout));
         assert!(!text(&output.stderr).trim().is_empty(), "user {command} says why");
     }

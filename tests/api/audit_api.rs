@@ -25,13 +25,14 @@ fn kinds(page: &Value) -> Vec<String> {
         .collect()
 }
 
-fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+async fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args(args)
         .env_clear()
         .envs(app.storage.env())
         .env("PORTCULLIS_LOG", "warn")
         .output()
+        .await
         .unwrap()
 }
 
@@ -204,7 +205,10 @@ async fn an_unlock_appears_in_the_users_own_events() -> TestResult {
     for _ in 0..2 {
         app.login("hal@example.com", "Wrong-Pass-1").await;
     }
-    assert_eq!(common::run_cli(&app, &["user", "unlock", "--email", "hal@example.com"]), Some(0));
+    assert_eq!(
+        common::run_cli(&app, &["user", "unlock", "--email", "hal@example.com"]).await,
+        Some(0)
+    );
     let page = get_json(&app, "/v1/auth/events?limit=1", str_of(&pair, "access_token")).await;
     assert_eq!(kinds(&page), ["unlock"]);
     Ok(())
@@ -217,7 +221,7 @@ async fn the_trail_verifies_after_concurrent_writes_and_tampering_is_found() -> 
     futures::future::join_all(emails.iter().map(|e| app.register(e, PASSWORD))).await;
     futures::future::join_all(emails.iter().map(|e| app.login(e, "Wrong-Pass-1"))).await;
     futures::future::join_all(emails.iter().map(|e| app.login(e, PASSWORD))).await;
-    let intact = cli(&app, &["audit", "verify"]);
+    let intact = cli(&app, &["audit", "verify"]).await;
     let stdout = String::from_utf8_lossy(&intact.stdout).into_owned();
     assert_eq!(intact.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("30 events"), "{stdout}");
@@ -226,7 +230,7 @@ async fn the_trail_verifies_after_concurrent_writes_and_tampering_is_found() -> 
     sqlx::query("UPDATE audit_events SET detail = 'nothing to see' WHERE chain_seq = 5")
         .execute(&pool)
         .await?;
-    let edited = cli(&app, &["audit", "verify"]);
+    let edited = cli(&app, &["audit", "verify"]).await;
     assert_eq!(edited.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&edited.stdout).contains("position 5: the event was changed"));
     Ok(())
@@ -239,10 +243,10 @@ async fn removed_events_are_found_in_the_middle_and_at_the_end() -> TestResult {
     app.signed_in("kim@example.com").await;
     let pool = app.storage.db().await;
     sqlx::query("DELETE FROM audit_events WHERE chain_seq = 4").execute(&pool).await?;
-    let end = cli(&app, &["audit", "verify"]);
+    let end = cli(&app, &["audit", "verify"]).await;
     assert_eq!(end.status.code(), Some(1), "the last event was removed");
     sqlx::query("DELETE FROM audit_events WHERE chain_seq = 2").execute(&pool).await?;
-    let middle = cli(&app, &["audit", "verify"]);
+    let middle = cli(&app, &["audit", "verify"]).await;
     assert!(String::from_utf8_lossy(&middle.stdout).contains("position 3: expected position 2"));
     Ok(())
 }
@@ -251,7 +255,7 @@ async fn removed_events_are_found_in_the_middle_and_at_the_end() -> TestResult {
 async fn tail_prints_the_latest_events_as_json_lines() -> TestResult {
     let app = spawn().await;
     app.signed_in("lee@example.com").await;
-    let output = cli(&app, &["audit", "tail", "--lines", "1"]);
+    let output = cli(&app, &["audit", "tail", "--lines", "1"]).await;
     assert_eq!(output.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -294,7 +298,7 @@ async fn control_and_bidi_characters_are_escaped_in_the_trail() -> TestResult {
     assert_eq!(failed["email"], "evil\\u{9b}\\u{202e}\\u{7f}@example.com");
     assert_eq!(failed["user_agent"], "agent\\u{9b}31m\\u{202e}x");
 
-    let tail = cli(&app, &["audit", "tail", "--lines", "20"]);
+    let tail = cli(&app, &["audit", "tail", "--lines", "20"]).await;
     assert_eq!(tail.status.code(), Some(0));
     let stdout = String::from_utf8(tail.stdout)?;
     assert!(raw_controls(&stdout).is_empty(), "raw controls in {stdout}");
@@ -305,14 +309,15 @@ async fn control_and_bidi_characters_are_escaped_in_the_trail() -> TestResult {
 const MASTER_KEY: &str = "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=";
 
 /// `audit verify` with the master key, whatever the backend.
-fn verify_with_key(app: &TestApp) -> (Option<i32>, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+async fn verify_with_key(app: &TestApp) -> (Option<i32>, String) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args(["audit", "verify"])
         .env_clear()
         .envs(app.storage.env())
         .env("PORTCULLIS_MASTER_KEY", MASTER_KEY)
         .env("PORTCULLIS_LOG", "warn")
         .output()
+        .await
         .unwrap();
     (output.status.code(), String::from_utf8_lossy(&output.stdout).into_owned())
 }
@@ -330,7 +335,7 @@ async fn a_trail_rewritten_whole_with_its_head_fails_the_signed_head() -> TestRe
         .with_head_keys(backends.audit_head_keys.clone());
     let signed = audit.sign_head(portcullis::domain::SystemClock.now()).await?;
     assert_eq!(signed, Some(2), "registration and login");
-    let (status, stdout) = verify_with_key(&app);
+    let (status, stdout) = verify_with_key(&app).await;
     assert_eq!(status, Some(0), "{stdout}");
     assert!(stdout.contains("signed through position 2"), "{stdout}");
 
@@ -359,7 +364,7 @@ async fn a_trail_rewritten_whole_with_its_head_fails_the_signed_head() -> TestRe
         .bind(previous.to_vec())
         .execute(&pool)
         .await?;
-    let (status, stdout) = verify_with_key(&app);
+    let (status, stdout) = verify_with_key(&app).await;
     assert_eq!(status, Some(1), "{stdout}");
     assert!(stdout.contains("position 2: the trail differs from what was signed"), "{stdout}");
     Ok(())
@@ -411,7 +416,7 @@ async fn a_trail_cut_at_its_end_with_its_signatures_fails_verify_once_two_heartb
     assert!(report.problems.is_empty(), "within a heartbeat nothing shows: {report:?}");
 
     // Two heartbeats later (the command reads the system clock, 9 minutes on), it shows.
-    let (status, stdout) = verify_with_key(&app);
+    let (status, stdout) = verify_with_key(&app).await;
     assert_eq!(status, Some(1), "{stdout}");
     assert!(stdout.contains("more than two heartbeats"), "{stdout}");
     // And no signer of this process signs over the cut.
@@ -431,7 +436,7 @@ async fn an_idle_trail_verifies_while_its_heartbeats_go_on_and_keeps_one_signatu
         clock.advance(std::time::Duration::from_secs(60));
         assert_eq!(audit.sign_head(clock.now()).await?, Some(2), "a heartbeat");
     }
-    let (status, stdout) = verify_with_key(&app);
+    let (status, stdout) = verify_with_key(&app).await;
     assert_eq!(status, Some(0), "{stdout}");
     assert!(stdout.contains("signed through position 2"), "{stdout}");
     let pool = app.storage.db().await;
@@ -474,7 +479,7 @@ async fn signatures_from_before_chaining_start_the_chain_and_still_verify() -> T
     assert_eq!(audit.sign_head(clock.now()).await?, Some(4), "follows the old signature");
     clock.advance(std::time::Duration::from_secs(300));
     assert_eq!(audit.sign_head(clock.now()).await?, Some(4), "a heartbeat");
-    let (status, stdout) = verify_with_key(&app);
+    let (status, stdout) = verify_with_key(&app).await;
     assert_eq!(status, Some(0), "{stdout}");
     assert!(stdout.contains("signed through position 4"), "{stdout}");
     Ok(())

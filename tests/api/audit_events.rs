@@ -100,7 +100,10 @@ async fn a_lockout_and_its_unlock_are_recorded_for_the_user() -> TestResult {
         app.login("mia@example.com", "Wrong-Pass-1").await;
     }
     app.login("mia@example.com", PASSWORD).await;
-    assert_eq!(common::run_cli(&app, &["user", "unlock", "--email", "mia@example.com"]), Some(0));
+    assert_eq!(
+        common::run_cli(&app, &["user", "unlock", "--email", "mia@example.com"]).await,
+        Some(0)
+    );
     let events = events(&app).await;
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(

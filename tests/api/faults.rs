@@ -374,7 +374,11 @@ async fn faults_under_load(backend: Backend) -> TestResult {
     }
 
     // The trail is still one unbroken chain.
-    assert_eq!(common::run_cli(&app, &["audit", "verify"]), Some(0), "{backend:?}: audit verify");
+    assert_eq!(
+        common::run_cli(&app, &["audit", "verify"]).await,
+        Some(0),
+        "{backend:?}: audit verify"
+    );
     Ok(())
 }
 

@@ -214,7 +214,10 @@ async fn the_command_line_unlocks_an_email_on_a_running_server() -> TestResult {
     app.register("lee@example.com", PASSWORD).await;
     fail_times(&app, "lee@example.com", 5).await;
     assert_eq!(app.login("lee@example.com", PASSWORD).await.status(), StatusCode::LOCKED);
-    assert_eq!(common::run_cli(&app, &["user", "unlock", "--email", "LEE@example.com"]), Some(0));
+    assert_eq!(
+        common::run_cli(&app, &["user", "unlock", "--email", "LEE@example.com"]).await,
+        Some(0)
+    );
     assert_eq!(app.login("lee@example.com", PASSWORD).await.status(), StatusCode::OK);
     Ok(())
 }
@@ -294,7 +297,10 @@ async fn consecutive_failures_past_the_maximum_lock_until_an_unlock() -> TestRes
     clock.advance(Duration::from_secs(365 * 86_400));
     let locked = app.login("frank@example.com", PASSWORD).await;
     assert_problem(locked, StatusCode::LOCKED, "account_locked").await;
-    assert_eq!(common::run_cli(&app, &["user", "unlock", "--email", "frank@example.com"]), Some(0));
+    assert_eq!(
+        common::run_cli(&app, &["user", "unlock", "--email", "frank@example.com"]).await,
+        Some(0)
+    );
     assert_eq!(app.login("frank@example.com", PASSWORD).await.status(), StatusCode::OK);
     Ok(())
 }

@@ -839,7 +839,7 @@ async fn totp_secrets_are_not_stored_in_clear() -> TestResult {
 async fn the_command_line_resets_a_users_mfa() -> TestResult {
     let (app, clock) = start(&[]).await;
     let (pair, _, _) = with_totp(&app, &clock, "wen@example.com").await;
-    let status = common::run_cli(&app, &["user", "reset-mfa", "--email", "wen@example.com"]);
+    let status = common::run_cli(&app, &["user", "reset-mfa", "--email", "wen@example.com"]).await;
     assert_eq!(status, Some(0));
     let direct = app.logged_in("wen@example.com", PASSWORD).await;
     let access = str_of(&direct, "access_token");
@@ -849,7 +849,8 @@ async fn the_command_line_resets_a_users_mfa() -> TestResult {
     assert_eq!(count(&mine, "mfa_disabled"), 1, "{mine:?}");
     assert_eq!(factors(&app, str_of(&pair, "access_token")).await, json!([]));
 
-    let unknown = common::run_cli(&app, &["user", "reset-mfa", "--email", "nobody@example.com"]);
+    let unknown =
+        common::run_cli(&app, &["user", "reset-mfa", "--email", "nobody@example.com"]).await;
     assert_eq!(unknown, Some(1));
     Ok(())
 }

@@ -563,15 +563,17 @@ pub fn create_admin(app: &TestApp, email: &str) {
     assert!(child.wait().unwrap().success());
 }
 
-/// Runs the binary on the app's database and returns its exit status.
-pub fn run_cli(app: &TestApp, args: &[&str]) -> Option<i32> {
-    std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+/// Runs the binary on the app's database and returns its exit status; the app keeps serving
+/// meanwhile.
+pub async fn run_cli(app: &TestApp, args: &[&str]) -> Option<i32> {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args(args)
         .env_clear()
         .envs(app.storage.env())
         .env("PORTCULLIS_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .status()
+        .await
         .unwrap()
         .code()
 }
