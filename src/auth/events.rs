@@ -1,9 +1,22 @@
 //! Reading the audit trail: a user's own events, and the whole trail for admins.
 
-use super::{AuthError, AuthService, Principal, RequestContext};
+use std::sync::Arc;
+
+use super::{AuthError, Budgets, Principal, RequestContext};
+use crate::audit::Audit;
 use crate::audit::query::{AuditQuery, Page};
 
-impl AuthService {
+/// The trail as its readers see it: it holds only the trail and the reads budget.
+pub struct Events {
+    audit: Audit,
+    budgets: Arc<Budgets>,
+}
+
+impl Events {
+    pub fn new(audit: Audit, budgets: Arc<Budgets>) -> Self {
+        Self { audit, budgets }
+    }
+
     /// The caller's own security events, newest first. Any `user_id` parameter is ignored: a
     /// user sees their own events only.
     pub async fn own_events(

@@ -37,6 +37,7 @@ use crate::store::{LockoutStore, RateLimitStore, SessionStore, UserRecord, UserS
 pub use admin::{AccountChange, Actor, AdminUserPage, AdminUserView, MAX_USERS_PAGE};
 pub use context::{Principal, RequestContext};
 pub use error::{AuthError, MfaToken};
+pub use events::Events;
 pub use factors::{CEREMONY_TTL, PasskeyOptions, PasskeyView};
 pub use factors::{
     MFA_METHODS, Proof, RECENT_SIGN_IN, RecoveryCodes, SecondFactor, SecondFactors, TotpEnrolment,
@@ -108,6 +109,7 @@ pub struct AuthService {
     budgets: Arc<Budgets>,
     lockout: Lockouts,
     session: Arc<Sessions>,
+    events: Arc<Events>,
     audit: Audit,
     outbox: Outbox,
     templates: Templates,
@@ -186,12 +188,14 @@ impl AuthService {
             clock.clone(),
             settings.lockout,
         );
+        let events = Arc::new(Events::new(audit.clone(), budgets.clone()));
         Self {
             users,
             sessions,
             budgets,
             lockout,
             session,
+            events,
             audit,
             outbox,
             templates,
@@ -212,6 +216,11 @@ impl AuthService {
     /// The audit trail, for the operator's command line.
     pub fn audit(&self) -> &Audit {
         &self.audit
+    }
+
+    /// The trail as its readers see it.
+    pub fn events(&self) -> &Arc<Events> {
+        &self.events
     }
 
     /// The sessions and their tokens, a service of their own that this one opens sessions in.

@@ -13,7 +13,8 @@ use super::extract::{Admin, JsonBody};
 use super::openapi::problems;
 use crate::audit::query::{AuditQuery, Page};
 use crate::auth::{
-    AccountChange, Actor, AdminUserPage, AdminUserView, AuthError, AuthService, MAX_USERS_PAGE,
+    AccountChange, Actor, AdminUserPage, AdminUserView, AuthError, AuthService, Events,
+    MAX_USERS_PAGE,
 };
 use crate::config::Posture;
 use crate::domain::UserId;
@@ -53,11 +54,11 @@ problems!(AuditTrailProblems: [
     responses((status = 200, description = "A page of events", body = Page), AuditTrailProblems),
 )]
 pub async fn audit_trail(
-    State(auth): State<Arc<AuthService>>,
+    State(events): State<Arc<Events>>,
     _admin: Admin,
     Query(query): Query<AuditQuery>,
 ) -> Result<Json<Page>, ApiError> {
-    Ok(Json(auth.audit_trail(&query).await?))
+    Ok(Json(events.audit_trail(&query).await?))
 }
 
 problems!(PostureProblems: [Unauthorized, Forbidden, RateLimited, ServiceUnavailable]);

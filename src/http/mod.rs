@@ -33,7 +33,7 @@ use tower_http::timeout::TimeoutLayer;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
-use crate::auth::{AuthService, Sessions};
+use crate::auth::{AuthService, Events, Sessions};
 use crate::config::Posture;
 use crate::metrics::Metrics;
 use crate::store::Health;
@@ -52,6 +52,8 @@ pub struct AppState {
     pub auth: Arc<AuthService>,
     /// Who is calling, and the sessions and their tokens: the narrow state of most handlers.
     pub sessions: Arc<Sessions>,
+    /// The audit trail as its readers see it.
+    pub events: Arc<Events>,
     pub health: Arc<dyn Health>,
     pub proxies: TrustedProxies,
     pub metrics: Arc<Metrics>,

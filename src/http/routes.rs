@@ -15,7 +15,7 @@ use super::cookie::{CookiePolicy, pair_response};
 use super::extract::{Authenticated, Context, JsonBody, MaybeAuthenticated, OptionalJsonBody};
 use super::openapi::problems;
 use crate::audit::query::{AuditQuery, Page};
-use crate::auth::{AuthError, AuthService, Sessions, TokenPair, UserView};
+use crate::auth::{AuthError, AuthService, Events, Sessions, TokenPair, UserView};
 use crate::domain::{Role, SessionId};
 use crate::error::ApiError;
 use crate::store::{SessionRecord, Timestamp};
@@ -333,10 +333,10 @@ problems!(EventsProblems: [
     responses((status = 200, description = "A page of events", body = Page), EventsProblems),
 )]
 pub async fn events(
-    State(auth): State<Arc<AuthService>>,
+    State(events): State<Arc<Events>>,
     Context(context): Context,
     Authenticated(principal): Authenticated,
     Query(query): Query<AuditQuery>,
 ) -> Result<Json<Page>, ApiError> {
-    Ok(Json(auth.own_events(&context, &principal, &query).await?))
+    Ok(Json(events.own_events(&context, &principal, &query).await?))
 }

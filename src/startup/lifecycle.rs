@@ -95,6 +95,7 @@ impl Application {
         };
         let state = AppState {
             sessions: auth.sessions().clone(),
+            events: auth.events().clone(),
             auth,
             health: backends.health.clone(),
             proxies,
