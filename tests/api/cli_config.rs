@@ -195,20 +195,28 @@ fn a_misspelt_file_key_gets_a_did_you_mean_and_exits_2() {
     );
 }
 
-/// The environment of the command line on a test app's storage.
-fn on_app(app: &common::TestApp, args: &[&str], stdin: &str) -> Output {
+/// The command line on a test app's storage, run off the runtime that serves the app.
+async fn on_app(app: &common::TestApp, args: &[&str], stdin: &str) -> Output {
     let mut env = app.storage.env();
     env.extend(pairs(&[
         ("PORTCULLIS_ARGON2_MEMORY_KIB", "1024"),
         ("PORTCULLIS_ARGON2_ITERATIONS", "1"),
         ("PORTCULLIS_LOG", "warn"),
     ]));
-    run(&app.data_dir, args, &env, stdin)
+    let dir = app.data_dir.clone();
+    let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
+    let stdin = stdin.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&dir, &args, &env, &stdin)
+    })
+    .await
+    .unwrap()
 }
 
 /// The kinds of the audit events, oldest first, as `audit tail` prints them.
-fn audit_kinds(app: &common::TestApp) -> Vec<String> {
-    let output = on_app(app, &["audit", "tail", "--lines", "1000"], "");
+async fn audit_kinds(app: &common::TestApp) -> Vec<String> {
+    let output = on_app(app, &["audit", "tail", "--lines", "1000"], "").await;
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     text(&output.stdout)
         .lines()
@@ -222,32 +230,32 @@ fn audit_kinds(app: &common::TestApp) -> Vec<String> {
 #[tokio::test]
 async fn unlock_refuses_what_is_not_an_email_or_has_no_account_or_lock() -> TestResult {
     let app = common::spawn_with(&[("PORTCULLIS_LOCKOUT_THRESHOLD", "2")]).await;
-    let before = audit_kinds(&app);
+    let before = audit_kinds(&app).await;
     for (email, says) in [
         ("not-an-email", "is not an email address"),
         ("nobody@example.com", "no account or lock has the email"),
     ] {
-        let output = on_app(&app, &["user", "unlock", "--email", email], "");
+        let output = on_app(&app, &["user", "unlock", "--email", email], "").await;
         assert_eq!(output.status.code(), Some(1), "{email}");
         let stderr = text(&output.stderr);
         assert!(stderr.contains(says), "{email}: {stderr}");
         assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     }
-    assert_eq!(audit_kinds(&app), before, "a refused unlock records nothing");
+    assert_eq!(audit_kinds(&app).await, before, "a refused unlock records nothing");
 
     // An account without a lock, and a lock without an account, are both unlocked.
-    let created = on_app(&app, &["user", "create", "--email", "kim@example.com"], PASSWORD);
+    let created = on_app(&app, &["user", "create", "--email", "kim@example.com"], PASSWORD).await;
     assert_eq!(created.status.code(), Some(0), "{}", text(&created.stderr));
-    let output = on_app(&app, &["user", "unlock", "--email", "kim@example.com"], "");
+    let output = on_app(&app, &["user", "unlock", "--email", "kim@example.com"], "").await;
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     for _ in 0..2 {
         let status = app.login("ghost@example.com", "Wrong-Pass-1").await.status();
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
     assert_eq!(app.login("ghost@example.com", "Wrong-Pass-1").await.status(), StatusCode::LOCKED);
-    let output = on_app(&app, &["user", "unlock", "--email", "Ghost@example.com"], "");
+    let output = on_app(&app, &["user", "unlock", "--email", "Ghost@example.com"], "").await;
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    assert_eq!(audit_kinds(&app).iter().filter(|k| *k == "unlock").count(), 2);
+    assert_eq!(audit_kinds(&app).await.iter().filter(|k| *k == "unlock").count(), 2);
     Ok(())
 }
 

@@ -129,10 +129,11 @@ async fn the_document_is_valid_openapi_3_1() -> TestResult {
     }
     let file = tempfile::Builder::new().suffix(".json").tempfile()?;
     std::fs::write(file.path(), serde_json::to_vec_pretty(&document)?)?;
-    let output = Command::new("python3")
+    let output = tokio::process::Command::new("python3")
         .args(["-m", "openapi_spec_validator", "--schema", "3.1"])
         .arg(file.path())
-        .output()?;
+        .output()
+        .await?;
     assert!(
         output.status.success(),
         "openapi-spec-validator refuses the document:\n{}\n{}",
