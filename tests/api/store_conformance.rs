@@ -331,6 +331,29 @@ async fn grace_ends_when_it_has_passed_or_the_successor_was_rotated() {
     }
 }
 
+/// Without a grace, a reuse is a reuse even when its request read the clock before the rotation
+/// it lost to was stamped (instances racing on one token: the loser's `now` can be earlier).
+#[tokio::test]
+async fn without_a_grace_a_reuse_stamped_before_the_rotation_is_still_a_reuse() {
+    for (name, sessions, users, _owner) in backends::sessions().await {
+        let clock = ManualClock::new();
+        let user = new_user(users.as_ref(), &clock).await;
+        let (first, second) = (random_token(), random_token());
+        let session = new_session(sessions.as_ref(), &clock, user, &first, DAY).await;
+        let expiry = at(&clock, DAY);
+        let earlier = clock.now();
+        clock.advance(Duration::from_millis(3));
+        sessions
+            .rotate_refresh_token(Some(user), &first, &second, clock.now(), expiry, Duration::ZERO)
+            .await
+            .unwrap();
+        let lost = sessions
+            .rotate_refresh_token(Some(user), &first, &second, earlier, expiry, Duration::ZERO)
+            .await;
+        assert_eq!(lost.unwrap(), Rotation::Reused { session, user }, "{name}");
+    }
+}
+
 #[tokio::test]
 async fn a_reused_token_revokes_its_session_and_leaves_other_sessions_alone() {
     for (name, sessions, users, _owner) in backends::sessions().await {

@@ -165,8 +165,10 @@ impl SessionStore for SqlStore {
         };
         let session = parse_id(&row.session_id, SessionId::parse)?;
         let user = parse_id(&row.user_id, UserId::parse)?;
-        // Strictly less: a grace of 0s means none, even within the same millisecond.
-        let within_grace = now_ms - rotated_at < duration_millis(grace);
+        // A grace of 0s means none: not within the same millisecond, nor for a request whose
+        // clock reading came before the rotation it lost to (instances racing on one token).
+        let grace_ms = duration_millis(grace);
+        let within_grace = grace_ms > 0 && now_ms - rotated_at < grace_ms;
         if within_grace
             && row.successor.as_deref() == Some(&successor.0[..])
             && row.successor_current == Some(1)

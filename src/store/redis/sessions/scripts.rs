@@ -72,7 +72,7 @@ if not t[3] then
   if redis.call('PTTL', KEYS[3]) < exp - now then redis.call('PEXPIREAT', KEYS[3], e) end
   return {'rotated', sid, s.amr or '', string.format('%.0f', s.created_at)}
 end
-if now - tonumber(t[3]) < grace and t[4] == ARGV[4] then
+if grace > 0 and now - tonumber(t[3]) < grace and t[4] == ARGV[4] then
   local n = redis.call('HMGET', KEYS[2], 'session', 'rotated_at')
   if n[1] and not n[2] then return {'grace', sid, s.amr or '', string.format('%.0f', s.created_at)} end
 end
