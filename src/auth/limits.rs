@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use std::sync::Arc;
 
-use super::{AuthError, AuthService, Limits, Principal, RequestContext};
+use super::{AuthError, Limits, Principal, RequestContext};
 use crate::audit::{Audit, AuditEvent, EventType, Outcome};
 use crate::domain::{Clock, Rate, UserId, client_ip_key};
 use crate::metrics::Metrics;
@@ -200,18 +200,5 @@ impl Budgets {
         // The request is refused either way; a refusal the trail could not take is logged by
         // `record` and counted, and the answer stays 429.
         let _ = self.audit.record(event).await;
-    }
-}
-
-impl AuthService {
-    /// Refuses at once (503, `Retry-After`) a request that would hash when the hasher has no
-    /// room for one more check, before its lookups: in a login flood the excess then costs a
-    /// budget and this test, and the hashes go to the requests already waiting.
-    pub(super) fn admit_password_check(&self) -> Result<(), AuthError> {
-        if self.hasher.has_room() {
-            return Ok(());
-        }
-        self.metrics.refusal("hashing_queue_full");
-        Err(AuthError::Unavailable("too many password checks waiting".into()))
     }
 }

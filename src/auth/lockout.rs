@@ -12,9 +12,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{AuthError, AuthService, RequestContext};
+use super::{AuthError, RequestContext};
 use crate::audit::{Audit, AuditEvent, EventType, Outcome};
-use crate::domain::{Clock, Email, LockoutPolicy, UserId};
+use crate::domain::{Clock, LockoutPolicy, UserId};
 use crate::metrics::Metrics;
 use crate::store::{AttemptGate, LockKey, LockoutStore, TokenHash};
 
@@ -132,62 +132,5 @@ impl Lockouts {
         event.actor_id = actor;
         self.audit.record(event).await?;
         Ok(())
-    }
-}
-
-impl AuthService {
-    /// Checks `password` for an attempt that `begin_attempt` counted on `key`. When no check was
-    /// made (the hasher had no room, a store failed), the counted attempt is given back, so that
-    /// requests refused with 503 never count as failed logins.
-    pub(super) async fn check_counted_password(
-        &self,
-        key: &LockKey,
-        password: crate::domain::Password,
-        user: Option<&crate::store::UserRecord>,
-    ) -> Result<bool, AuthError> {
-        let checked = self.check_password(password, user).await;
-        if checked.is_err()
-            && let Err(error) = self.lockout.release(key).await
-        {
-            let error = crate::domain::with_causes(&error);
-            tracing::warn!(error, "an attempt not checked stays counted");
-        }
-        checked
-    }
-
-    /// Lifts every lock of a user: their email's and their devices'. The event names the admin
-    /// who did it as its actor.
-    pub async fn unlock_user(
-        &self,
-        context: &RequestContext,
-        admin: UserId,
-        user: UserId,
-    ) -> Result<(), AuthError> {
-        let record = self.users.user_by_id(user).await?.ok_or(AuthError::NotFound)?;
-        let by = format!("admin {admin}");
-        self.lockout
-            .lift_locks_by(context, record.email.as_str(), Some(user), &by, Some(admin))
-            .await
-    }
-
-    /// Lifts the lock of an email, whether or not it has an account. An address that is not an
-    /// email is `InvalidEmail`; one that has neither an account nor a lock now is `NotFound`,
-    /// and nothing is recorded for either.
-    pub async fn unlock_email(
-        &self,
-        context: &RequestContext,
-        email: &str,
-        by: &str,
-    ) -> Result<(), AuthError> {
-        let parsed = Email::parse(email)?;
-        let attempted = Email::normalise_key(email);
-        let user = self.users.user_by_email(&parsed).await?.map(|u| u.id);
-        if user.is_none() {
-            let locked = self.lockout.email_locked_for(&attempted).await?;
-            if locked.is_none() {
-                return Err(AuthError::NotFound);
-            }
-        }
-        self.lockout.lift_locks(context, &attempted, user, by).await
     }
 }

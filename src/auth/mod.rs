@@ -2,22 +2,28 @@
 //! (verification, reset, email change, deletion), and the second factors (TOTP, recovery codes,
 //! passkeys).
 //!
-//! `AuthService` owns the policy and speaks only to the store traits; it knows nothing of HTTP.
-//! Each use case is one public method in its own file, built from small named steps.
+//! One service per capability, each holding only the stores and services it uses: `SignIn`,
+//! `Sessions`, `Registration` and `Accounts`, `Factors`, `Recovery`, `Administration`, `Events`.
+//! They share the steps written once beneath them: `Budgets`, `Lockouts`, `Passwords` (the
+//! account of a token, password checks), `Proofs` (password and second factor), and `Notifier`
+//! (the outbox). They speak only to the store traits and know nothing of HTTP; `UseCases` builds
+//! them all once. Each use case is one public method, built from small named steps.
 
+mod accounts;
 mod admin;
+mod assemble;
 mod context;
 mod error;
 mod events;
 mod factors;
 mod limits;
 mod lockout;
-mod login;
+mod notify;
 mod paging;
-mod password;
+mod passwords;
 mod recovery;
-mod register;
 mod sessions;
+mod sign_in;
 mod views;
 
 use std::sync::Arc;
@@ -28,23 +34,30 @@ use serde::Serialize;
 use crate::audit::Audit;
 use crate::config::EmailVerification;
 use crate::crypto::tokens;
-use crate::crypto::{AccessTokens, PasswordHasher, SuccessorKey};
-use crate::domain::{Clock, LockoutPolicy, PasswordPolicy, Rate, Timestamp, chrono_duration};
-use crate::mail::{Outbox, Templates};
-use crate::metrics::Metrics;
-use crate::store::{LockoutStore, RateLimitStore, SessionStore, UserRecord, UserStore};
+use crate::domain::{Clock, LockoutPolicy, PasswordPolicy, Rate, chrono_duration};
+use crate::mail::Outbox;
+use crate::store::{LockoutStore, MfaStore, RateLimitStore, SessionStore, UserStore};
 
-pub use admin::{AccountChange, Actor, AdminUserPage, AdminUserView, MAX_USERS_PAGE};
+pub use accounts::{AccountParts, Accounts, Registration};
+pub use admin::{
+    AccountChange, Actor, AdminUserPage, AdminUserView, Administration, AdministrationParts,
+    MAX_USERS_PAGE,
+};
+pub use assemble::{UseCases, administration};
 pub use context::{Principal, RequestContext};
 pub use error::{AuthError, MfaToken};
 pub use events::Events;
-pub use factors::{CEREMONY_TTL, PasskeyOptions, PasskeyView};
+pub use factors::{CEREMONY_TTL, FactorParts, Factors, PasskeyOptions, PasskeyView, Proofs};
 pub use factors::{
     MFA_METHODS, Proof, RECENT_SIGN_IN, RecoveryCodes, SecondFactor, SecondFactors, TotpEnrolment,
 };
 pub use limits::Budgets;
 pub use lockout::Lockouts;
+pub use notify::Notifier;
+pub use passwords::{PasswordParts, Passwords};
+pub use recovery::{Recovery, RecoveryParts};
 pub use sessions::{SessionPage, SessionParts, SessionSettings, Sessions};
+pub use sign_in::{SignIn, SignInParts, SignInSettings};
 pub use views::UserView;
 
 /// The request budgets.
@@ -93,31 +106,13 @@ pub struct AuthStores {
     pub sessions: Arc<dyn SessionStore>,
     pub limiter: Arc<dyn RateLimitStore>,
     pub lockouts: Arc<dyn LockoutStore>,
+    /// TOTP, recovery codes, passkeys and ceremonies in progress.
+    pub factors: Arc<dyn MfaStore>,
     pub audit: Audit,
     /// Where messages wait to be delivered.
     pub outbox: Outbox,
     /// Where every use case reads the time.
     pub clock: Arc<dyn Clock>,
-    /// TOTP, recovery codes and passkeys, with the keys they rest on.
-    pub factors: SecondFactors,
-}
-
-/// Everything a use case needs, built once by `startup`.
-pub struct AuthService {
-    users: Arc<dyn UserStore>,
-    sessions: Arc<dyn SessionStore>,
-    budgets: Arc<Budgets>,
-    lockout: Lockouts,
-    session: Arc<Sessions>,
-    events: Arc<Events>,
-    audit: Audit,
-    outbox: Outbox,
-    templates: Templates,
-    clock: Arc<dyn Clock>,
-    hasher: PasswordHasher,
-    factors: SecondFactors,
-    settings: AuthSettings,
-    metrics: Arc<Metrics>,
 }
 
 /// Tokens handed to a client after login or refresh. Its `Debug` shows `..` for each token: any
@@ -144,105 +139,6 @@ impl std::fmt::Debug for TokenPair {
             .field("refresh_expires_in", &self.refresh_expires_in)
             .field("device_token", &self.device_token.as_ref().map(|_| hidden))
             .finish()
-    }
-}
-
-impl AuthService {
-    pub fn new(
-        stores: AuthStores,
-        hasher: PasswordHasher,
-        access: Arc<AccessTokens>,
-        successors: SuccessorKey,
-        settings: AuthSettings,
-        templates: Templates,
-        metrics: Arc<Metrics>,
-    ) -> Self {
-        let AuthStores { users, sessions, limiter, lockouts, audit, outbox, clock, factors } =
-            stores;
-        let budgets = Arc::new(Budgets::new(
-            limiter,
-            audit.clone(),
-            metrics.clone(),
-            clock.clone(),
-            settings.limits,
-        ));
-        let session = Arc::new(Sessions::new(SessionParts {
-            users: users.clone(),
-            sessions: sessions.clone(),
-            access,
-            successors,
-            budgets: budgets.clone(),
-            audit: audit.clone(),
-            clock: clock.clone(),
-            settings: SessionSettings {
-                refresh_token_ttl: settings.refresh_token_ttl,
-                refresh_reuse_grace: settings.refresh_reuse_grace,
-                session_lifetime: settings.session_lifetime,
-                max_sessions_per_user: settings.max_sessions_per_user,
-            },
-        }));
-        let lockout = Lockouts::new(
-            lockouts,
-            audit.clone(),
-            metrics.clone(),
-            clock.clone(),
-            settings.lockout,
-        );
-        let events = Arc::new(Events::new(audit.clone(), budgets.clone()));
-        Self {
-            users,
-            sessions,
-            budgets,
-            lockout,
-            session,
-            events,
-            audit,
-            outbox,
-            templates,
-            clock,
-            hasher,
-            factors,
-            settings,
-            metrics,
-        }
-    }
-
-    /// The outbox the use cases queue mail in: the sender of this instance works on the same one,
-    /// so a queued message wakes it at once.
-    pub fn outbox(&self) -> &Outbox {
-        &self.outbox
-    }
-
-    /// The audit trail, for the operator's command line.
-    pub fn audit(&self) -> &Audit {
-        &self.audit
-    }
-
-    /// The trail as its readers see it.
-    pub fn events(&self) -> &Arc<Events> {
-        &self.events
-    }
-
-    /// The sessions and their tokens, a service of their own that this one opens sessions in.
-    pub fn sessions(&self) -> &Arc<Sessions> {
-        &self.session
-    }
-
-    /// The current time, from the injected clock.
-    fn now(&self) -> Timestamp {
-        self.clock.now()
-    }
-
-    /// The first step of a change to the caller's own account: the IP and account budgets, then
-    /// the account as it is now (one deleted meanwhile is `Unauthorized`).
-    async fn own_account_to_change(
-        &self,
-        context: &RequestContext,
-        principal: &Principal,
-    ) -> Result<UserRecord, AuthError> {
-        let account = Some(limits::Account::User(principal.user));
-        self.budgets.limit_credential_request(context, account).await?;
-        self.users.user_by_id(principal.user).await?.ok_or(AuthError::Unauthorized)
     }
 }
 

@@ -1,16 +1,16 @@
-//! `user …`: the account commands. They build the use cases without the signing keys (see
-//! `startup::build_for_commands`), apply the migrations first, and sign the audit trail's head
-//! after they write to it.
+//! `user …`: the account commands. They build account administration alone (no signing key,
+//! refresh-successor key or second-factor key is read or created), apply the migrations first,
+//! and sign the audit trail's head after they write to it.
 
 use std::sync::Arc;
 
 use clap::Subcommand;
 use tokio::io::AsyncBufReadExt;
 
-use crate::auth::{AuthError, AuthService, RequestContext};
+use crate::auth::{AuthError, RequestContext};
 use crate::config::Settings;
 use crate::domain::{Clock, Role, SystemClock};
-use crate::startup::{build_for_commands, new_metrics, open_backends};
+use crate::startup::{build_administration, new_metrics, open_backends};
 
 use super::Failure;
 
@@ -120,7 +120,7 @@ async fn unlock(settings: Settings, email: &str) -> Result<(), Failure> {
 /// Signs the audit trail's head after a command wrote to it, as a running server would within
 /// a heartbeat, so that `audit verify` right after finds the new events signed. A failure is
 /// only logged: the command itself was done.
-async fn sign_head(auth: &AuthService) {
+async fn sign_head(auth: &crate::auth::Administration) {
     if let Err(error) = auth.audit().sign_head(SystemClock.now()).await {
         tracing::warn!(error = error.with_causes(), "could not sign the audit head");
     }
@@ -134,11 +134,11 @@ enum Administration {
     Delete,
 }
 
-/// The service as the account commands use it: migrated, on the configured backends.
-async fn auth_for_commands(settings: &Settings) -> Result<AuthService, Failure> {
+/// Administration as the account commands use it: migrated, on the configured backends.
+async fn auth_for_commands(settings: &Settings) -> Result<crate::auth::Administration, Failure> {
     let backends = open_backends(settings, true).await?;
     let clock = Arc::new(SystemClock);
-    Ok(build_for_commands(settings, &backends, new_metrics()?, clock).await?)
+    Ok(build_administration(settings, &backends, new_metrics()?, clock)?)
 }
 
 async fn list_users(settings: Settings, prefix: Option<&str>) -> Result<(), Failure> {

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::extract::{Authenticated, Context, JsonBody};
 use super::openapi::problems;
-use crate::auth::{AuthService, UserView};
+use crate::auth::{Accounts, Recovery, UserView};
 use crate::error::ApiError;
 
 /// A token from a link.
@@ -66,11 +66,11 @@ problems!(VerifyProblems: JSON_BODY, [InvalidToken, EmailTaken, RateLimited, Ser
     responses((status = 200, description = "The user", body = UserView), VerifyProblems),
 )]
 pub async fn verify_email(
-    State(auth): State<Arc<AuthService>>,
+    State(recovery): State<Arc<Recovery>>,
     Context(context): Context,
     JsonBody(body): JsonBody<LinkToken>,
 ) -> Result<Json<UserView>, ApiError> {
-    Ok(Json(auth.verify_email(&context, &body.token).await?))
+    Ok(Json(recovery.verify_email(&context, &body.token).await?))
 }
 
 problems!(MailRequestProblems: JSON_BODY, [RateLimited, ServiceUnavailable]);
@@ -85,11 +85,11 @@ problems!(MailRequestProblems: JSON_BODY, [RateLimited, ServiceUnavailable]);
     responses((status = 202, description = "Accepted", body = Accepted), MailRequestProblems),
 )]
 pub async fn resend_verification(
-    State(auth): State<Arc<AuthService>>,
+    State(recovery): State<Arc<Recovery>>,
     Context(context): Context,
     JsonBody(body): JsonBody<EmailOnly>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
-    auth.resend_verification(&context, &body.email).await?;
+    recovery.resend_verification(&context, &body.email).await?;
     Ok((StatusCode::ACCEPTED, Json(ACCEPTED)))
 }
 
@@ -102,11 +102,11 @@ pub async fn resend_verification(
     responses((status = 202, description = "Accepted", body = Accepted), MailRequestProblems),
 )]
 pub async fn forgot_password(
-    State(auth): State<Arc<AuthService>>,
+    State(recovery): State<Arc<Recovery>>,
     Context(context): Context,
     JsonBody(body): JsonBody<EmailOnly>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
-    auth.forgot_password(&context, &body.email).await?;
+    recovery.forgot_password(&context, &body.email).await?;
     Ok((StatusCode::ACCEPTED, Json(ACCEPTED)))
 }
 
@@ -121,11 +121,11 @@ problems!(ResetProblems: JSON_BODY, [InvalidToken, PasswordPolicy, RateLimited, 
     responses((status = 204, description = "The password is reset"), ResetProblems),
 )]
 pub async fn reset_password(
-    State(auth): State<Arc<AuthService>>,
+    State(recovery): State<Arc<Recovery>>,
     Context(context): Context,
     JsonBody(body): JsonBody<PasswordReset>,
 ) -> Result<StatusCode, ApiError> {
-    auth.reset_password(&context, &body.token, &body.new_password).await?;
+    recovery.reset_password(&context, &body.token, &body.new_password).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -145,12 +145,12 @@ problems!(EmailChangeProblems: JSON_BODY, [
     responses((status = 202, description = "Accepted", body = Accepted), EmailChangeProblems),
 )]
 pub async fn change_email(
-    State(auth): State<Arc<AuthService>>,
+    State(accounts): State<Arc<Accounts>>,
     Context(context): Context,
     Authenticated(principal): Authenticated,
     JsonBody(body): JsonBody<EmailChange>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
-    auth.request_email_change(&context, &principal, &body.new_email, &body.password).await?;
+    accounts.request_email_change(&context, &principal, &body.new_email, &body.password).await?;
     Ok((StatusCode::ACCEPTED, Json(ACCEPTED)))
 }
 
@@ -170,11 +170,11 @@ problems!(DeletionProblems: JSON_BODY, [
     responses((status = 204, description = "The account is deleted"), DeletionProblems),
 )]
 pub async fn delete_account(
-    State(auth): State<Arc<AuthService>>,
+    State(accounts): State<Arc<Accounts>>,
     Context(context): Context,
     Authenticated(principal): Authenticated,
     JsonBody(body): JsonBody<AccountDeletion>,
 ) -> Result<StatusCode, ApiError> {
-    auth.delete_account(&context, &principal, &body.password, body.code.as_deref()).await?;
+    accounts.delete_account(&context, &principal, &body.password, body.code.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -13,7 +13,7 @@ use super::extract::{Admin, JsonBody};
 use super::openapi::problems;
 use crate::audit::query::{AuditQuery, Page};
 use crate::auth::{
-    AccountChange, Actor, AdminUserPage, AdminUserView, AuthError, AuthService, Events,
+    AccountChange, Actor, AdminUserPage, AdminUserView, Administration, AuthError, Events,
     MAX_USERS_PAGE,
 };
 use crate::config::Posture;
@@ -32,12 +32,12 @@ problems!(UnlockProblems: [Unauthorized, Forbidden, NotFound, RateLimited, Servi
     responses((status = 204, description = "Every lock of the user is lifted"), UnlockProblems),
 )]
 pub async fn unlock_user(
-    State(auth): State<Arc<AuthService>>,
+    State(admin): State<Arc<Administration>>,
     Admin { principal, context }: Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let user = UserId::parse(&id).ok_or_else(ApiError::not_found)?;
-    auth.unlock_user(&context, principal.user, user).await?;
+    admin.unlock_user(&context, principal.user, user).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -126,7 +126,7 @@ problems!(UsersProblems: [
     responses((status = 200, description = "A page of accounts", body = AdminUserPage), UsersProblems),
 )]
 pub async fn users(
-    State(auth): State<Arc<AuthService>>,
+    State(admin): State<Arc<Administration>>,
     _admin: Admin,
     Query(query): Query<UsersQuery>,
 ) -> Result<Json<AdminUserPage>, ApiError> {
@@ -140,7 +140,7 @@ pub async fn users(
     };
     // An empty cursor (`cursor=`) is the first page, as if it were absent.
     let cursor = query.cursor.as_deref().filter(|c| !c.is_empty());
-    let page = auth.list_users(query.email.as_deref(), cursor, limit).await?;
+    let page = admin.list_users(query.email.as_deref(), cursor, limit).await?;
     Ok(Json(page))
 }
 
@@ -157,13 +157,13 @@ problems!(CreateUserProblems: JSON_BODY, [
     responses((status = 201, description = "The account", body = AdminUserView), CreateUserProblems),
 )]
 pub async fn create_user(
-    State(auth): State<Arc<AuthService>>,
+    State(admin): State<Arc<Administration>>,
     Admin { principal, context }: Admin,
     JsonBody(body): JsonBody<NewUserByAdmin>,
 ) -> Result<(StatusCode, Json<AdminUserView>), ApiError> {
     let roles = body.roles.unwrap_or_default();
     let password = body.password.as_deref();
-    let user = auth.admin_create_user(&context, &principal, &body.email, password, &roles).await?;
+    let user = admin.admin_create_user(&context, &principal, &body.email, password, &roles).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -177,12 +177,12 @@ problems!(UserProblems: [Unauthorized, Forbidden, NotFound, RateLimited, Service
     responses((status = 200, description = "The account", body = AdminUserView), UserProblems),
 )]
 pub async fn user(
-    State(auth): State<Arc<AuthService>>,
+    State(admin): State<Arc<Administration>>,
     _admin: Admin,
     Path(id): Path<String>,
 ) -> Result<Json<AdminUserView>, ApiError> {
     let id = UserId::parse(&id).ok_or_else(ApiError::not_found)?;
-    Ok(Json(auth.admin_user(id).await?))
+    Ok(Json(admin.admin_user(id).await?))
 }
 
 problems!(UpdateUserProblems: JSON_BODY, [
@@ -202,7 +202,7 @@ problems!(UpdateUserProblems: JSON_BODY, [
     responses((status = 200, description = "The account", body = AdminUserView), UpdateUserProblems),
 )]
 pub async fn update_user(
-    State(auth): State<Arc<AuthService>>,
+    State(admin): State<Arc<Administration>>,
     Admin { principal, context }: Admin,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<UserChange>,
@@ -213,7 +213,7 @@ pub async fn update_user(
         disabled: body.disabled,
         email_verified: body.email_verified,
     };
-    Ok(Json(auth.update_user(&context, Actor::Admin(principal.user), id, change).await?))
+    Ok(Json(admin.update_user(&context, Actor::Admin(principal.user), id, change).await?))
 }
 
 problems!(DeleteUserProblems: [
@@ -230,12 +230,12 @@ problems!(DeleteUserProblems: [
     responses((status = 204, description = "The account is deleted"), DeleteUserProblems),
 )]
 pub async fn delete_user(
-    State(auth): State<Arc<AuthService>>,
+    State(admin): State<Arc<Administration>>,
     Admin { principal, context }: Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = UserId::parse(&id).ok_or_else(ApiError::not_found)?;
-    auth.admin_delete_user(&context, Actor::Admin(principal.user), id).await?;
+    admin.admin_delete_user(&context, Actor::Admin(principal.user), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -248,11 +248,11 @@ pub async fn delete_user(
     responses((status = 204, description = "Every session has ended"), UserProblems),
 )]
 pub async fn end_user_sessions(
-    State(auth): State<Arc<AuthService>>,
+    State(admin): State<Arc<Administration>>,
     Admin { principal, context }: Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = UserId::parse(&id).ok_or_else(ApiError::not_found)?;
-    auth.admin_end_sessions(&context, Actor::Admin(principal.user), id).await?;
+    admin.admin_end_sessions(&context, Actor::Admin(principal.user), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

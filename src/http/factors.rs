@@ -14,7 +14,7 @@ use super::cookie::{CookiePolicy, pair_response};
 use super::extract::{Authenticated, Context, JsonBody, OptionalJsonBody};
 use super::openapi::problems;
 use crate::auth::{
-    AuthService, PasskeyOptions, PasskeyView, Proof, RecoveryCodes, SecondFactor, TokenPair,
+    Factors, PasskeyOptions, PasskeyView, Proof, RecoveryCodes, SecondFactor, SignIn, TokenPair,
     TotpEnrolment,
 };
 use crate::error::ApiError;
@@ -107,7 +107,7 @@ problems!(SecondStepProblems: JSON_BODY, [
     ),
 )]
 pub async fn login_second_factor(
-    State(auth): State<Arc<AuthService>>,
+    State(sign_in): State<Arc<SignIn>>,
     State(cookie): State<Option<Arc<CookiePolicy>>>,
     Context(context): Context,
     JsonBody(body): JsonBody<SecondStep>,
@@ -117,7 +117,7 @@ pub async fn login_second_factor(
         (None, Some(code)) => SecondFactor::RecoveryCode(code),
         _ => return Err(ApiError::malformed("give either code or recovery_code")),
     };
-    let pair = auth.login_second_factor(&context, &body.mfa_token, factor).await?;
+    let pair = sign_in.login_second_factor(&context, &body.mfa_token, factor).await?;
     Ok(pair_response(&cookie, pair))
 }
 
@@ -138,12 +138,12 @@ problems!(StartTotpProblems: JSON_BODY, [
     ),
 )]
 pub async fn start_totp(
-    State(auth): State<Arc<AuthService>>,
+    State(factors): State<Arc<Factors>>,
     Context(context): Context,
     Authenticated(principal): Authenticated,
     JsonBody(body): JsonBody<PasswordOnly>,
 ) -> Result<Json<TotpEnrolment>, ApiError> {
-    Ok(Json(auth.start_totp(&context, &principal, &body.password).await?))
+    Ok(Json(factors.start_totp(&context, &principal, &body.password).await?))
 }
 
 problems!(ConfirmTotpProblems: JSON_BODY, [
@@ -162,12 +162,12 @@ problems!(ConfirmTotpProblems: JSON_BODY, [
     ),
 )]
 pub async fn confirm_totp(
-    State(auth): State<Arc<AuthService>>,
+    State(factors): State<Arc<Factors>>,
     Context(context): Context,
     Authenticated(principal): Authenticated,
     JsonBody(body): JsonBody<CodeOnly>,
 ) -> Result<Json<RecoveryCodes>, ApiError> {
-    Ok(Json(auth.confirm_totp(&context, &principal, &body.code).await?))
+    Ok(Json(factors.confirm_totp(&context, &principal, &body.code).await?))
 }
 
 problems!(FactorChangeProblems: JSON_BODY, [
@@ -184,12 +184,12 @@ problems!(FactorChangeProblems: JSON_BODY, [
     responses((status = 204, description = "TOTP is off"), FactorChangeProblems),
 )]
 pub async fn disable_totp(
-    State(auth): State<Arc<AuthService>>,
+    State(factors): State<Arc<Factors>>,
     Context(context): Context,
     Authenticated(principal): Authenticated,
     JsonBody(body): JsonBody<PasswordAndCode>,
 ) -> Result<StatusCode, ApiError> {
-    auth.disable_totp(&context, &principal, &body.password, body.code.as_deref()).await?;
+    factors.disable_totp(&context, &principal, &body.password, body.code.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -206,13 +206,13 @@ pub async fn disable_totp(
     ),
 )]
 pub async fn regenerate_recovery_codes(
-    State(auth): State<Arc<AuthService>>,
+    State(factors): State<Arc<Factors>>,
     Context(context): Context,
     Authenticated(principal): Authenticated,
     JsonBody(body): JsonBody<PasswordAndCode>,
 ) -> Result<Json<RecoveryCodes>, ApiError> {
     let code = body.code.as_deref();
-    Ok(Json(auth.regenerate_recovery_codes(&context, &principal, &body.password, code).await?))
+    Ok(Json(factors.regenerate_recovery_codes(&context, &principal, &body.password, code).await?))
 }
 
 problems!(RegistrationOptionsProblems: JSON_BODY, [
@@ -237,13 +237,13 @@ problems!(RegistrationOptionsProblems: JSON_BODY, [
     ),
 )]
 pub async fn passkey_registration_options(
-    State(auth): State<Arc<AuthService>>,
+    State(factors): State<Arc<Factors>>,
     Context(context): Context,
     Authenticated(principal): Authenticated,
     OptionalJsonBody(body): OptionalJsonBody<PasskeyChangeProof>,
 ) -> Result<Json<PasskeyOptions>, ApiError> {
     let proof = body.as_ref().and_then(PasskeyChangeProof::proof);
-    Ok(Json(auth.passkey_registration_options(&context, &principal, proof).await?))
+    Ok(Json(factors.passkey_registration_options(&context, &principal, proof).await?))
 }
 
 problems!(AddPasskeyProblems: JSON_BODY, [
@@ -261,14 +261,15 @@ problems!(AddPasskeyProblems: JSON_BODY, [
     ),
 )]
 pub async fn add_passkey(
-    State(auth): State<Arc<AuthService>>,
+    State(factors): State<Arc<Factors>>,
     Context(context): Context,
     Authenticated(principal): Authenticated,
     JsonBody(body): JsonBody<NewPasskey>,
 ) -> Result<(StatusCode, Json<PasskeyView>), ApiError> {
     let name = body.name.as_deref();
-    let passkey =
-        auth.add_passkey(&context, &principal, &body.challenge_id, body.credential, name).await?;
+    let passkey = factors
+        .add_passkey(&context, &principal, &body.challenge_id, body.credential, name)
+        .await?;
     Ok((StatusCode::CREATED, Json(passkey)))
 }
 
@@ -281,11 +282,11 @@ problems!(PasskeyReadProblems: [Unauthorized, RateLimited, ServiceUnavailable]);
     responses((status = 200, description = "The passkeys", body = PasskeyList), PasskeyReadProblems),
 )]
 pub async fn passkeys(
-    State(auth): State<Arc<AuthService>>,
+    State(factors): State<Arc<Factors>>,
     Context(context): Context,
     Authenticated(principal): Authenticated,
 ) -> Result<Json<PasskeyList>, ApiError> {
-    Ok(Json(PasskeyList { passkeys: auth.passkeys(&context, &principal).await? }))
+    Ok(Json(PasskeyList { passkeys: factors.passkeys(&context, &principal).await? }))
 }
 
 problems!(RemovePasskeyProblems: JSON_BODY, [
@@ -305,7 +306,7 @@ problems!(RemovePasskeyProblems: JSON_BODY, [
     responses((status = 204, description = "The passkey is removed"), RemovePasskeyProblems),
 )]
 pub async fn remove_passkey(
-    State(auth): State<Arc<AuthService>>,
+    State(factors): State<Arc<Factors>>,
     Context(context): Context,
     Authenticated(principal): Authenticated,
     Path(id): Path<String>,
@@ -313,7 +314,7 @@ pub async fn remove_passkey(
 ) -> Result<StatusCode, ApiError> {
     let id = uuid::Uuid::parse_str(&id).map_err(|_| ApiError::not_found())?;
     let proof = body.as_ref().and_then(PasskeyChangeProof::proof);
-    auth.remove_passkey(&context, &principal, &id.to_string(), proof).await?;
+    factors.remove_passkey(&context, &principal, &id.to_string(), proof).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -330,12 +331,12 @@ problems!(LoginOptionsProblems: JSON_BODY, [RateLimited, ServiceUnavailable]);
     responses((status = 200, description = "The options", body = PasskeyOptions), LoginOptionsProblems),
 )]
 pub async fn passkey_login_options(
-    State(auth): State<Arc<AuthService>>,
+    State(sign_in): State<Arc<SignIn>>,
     Context(context): Context,
     OptionalJsonBody(body): OptionalJsonBody<PasskeyLoginRequest>,
 ) -> Result<Json<PasskeyOptions>, ApiError> {
     let email = body.and_then(|b| b.email);
-    Ok(Json(auth.passkey_login_options(&context, email.as_deref()).await?))
+    Ok(Json(sign_in.passkey_login_options(&context, email.as_deref()).await?))
 }
 
 problems!(PasskeyLoginProblems: JSON_BODY, [InvalidChallenge, RateLimited, ServiceUnavailable]);
@@ -352,12 +353,12 @@ problems!(PasskeyLoginProblems: JSON_BODY, [InvalidChallenge, RateLimited, Servi
     ),
 )]
 pub async fn passkey_login(
-    State(auth): State<Arc<AuthService>>,
+    State(sign_in): State<Arc<SignIn>>,
     State(cookie): State<Option<Arc<CookiePolicy>>>,
     Context(context): Context,
     JsonBody(body): JsonBody<PasskeyAssertion>,
 ) -> Result<Response, ApiError> {
     let device = body.device_token.as_deref();
-    let pair = auth.passkey_login(&context, &body.challenge_id, body.credential, device).await?;
+    let pair = sign_in.passkey_login(&context, &body.challenge_id, body.credential, device).await?;
     Ok(pair_response(&cookie, pair))
 }

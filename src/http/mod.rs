@@ -33,7 +33,9 @@ use tower_http::timeout::TimeoutLayer;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
-use crate::auth::{AuthService, Events, Sessions};
+use crate::auth::{
+    Accounts, Administration, Events, Factors, Recovery, Registration, Sessions, SignIn,
+};
 use crate::config::Posture;
 use crate::metrics::Metrics;
 use crate::store::Health;
@@ -49,9 +51,14 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// What the handlers share.
 #[derive(Clone, FromRef)]
 pub struct AppState {
-    pub auth: Arc<AuthService>,
+    pub sign_in: Arc<SignIn>,
     /// Who is calling, and the sessions and their tokens: the narrow state of most handlers.
     pub sessions: Arc<Sessions>,
+    pub registration: Arc<Registration>,
+    pub accounts: Arc<Accounts>,
+    pub factors: Arc<Factors>,
+    pub recovery: Arc<Recovery>,
+    pub admin: Arc<Administration>,
     /// The audit trail as its readers see it.
     pub events: Arc<Events>,
     pub health: Arc<dyn Health>,

@@ -15,7 +15,9 @@ use super::cookie::{CookiePolicy, pair_response};
 use super::extract::{Authenticated, Context, JsonBody, MaybeAuthenticated, OptionalJsonBody};
 use super::openapi::problems;
 use crate::audit::query::{AuditQuery, Page};
-use crate::auth::{AuthError, AuthService, Events, Sessions, TokenPair, UserView};
+use crate::auth::{
+    Accounts, AuthError, Events, Registration, Sessions, SignIn, TokenPair, UserView,
+};
 use crate::domain::{Role, SessionId};
 use crate::error::ApiError;
 use crate::store::{SessionRecord, Timestamp};
@@ -103,11 +105,12 @@ problems!(RegisterProblems: JSON_BODY, [
     responses((status = 201, description = "The new user", body = UserView), RegisterProblems),
 )]
 pub async fn register(
-    State(auth): State<Arc<AuthService>>,
+    State(registration): State<Arc<Registration>>,
     Context(context): Context,
     JsonBody(body): JsonBody<NewAccount>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let user = auth.register(&context, &body.email, &body.password, vec![Role::User]).await?;
+    let user =
+        registration.register(&context, &body.email, &body.password, vec![Role::User]).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -131,13 +134,13 @@ problems!(LoginProblems: JSON_BODY, [
     ),
 )]
 pub async fn login(
-    State(auth): State<Arc<AuthService>>,
+    State(sign_in): State<Arc<SignIn>>,
     State(cookie): State<Option<Arc<CookiePolicy>>>,
     Context(context): Context,
     JsonBody(body): JsonBody<Credentials>,
 ) -> Result<Response, ApiError> {
     let device = body.device_token.as_deref();
-    let pair = auth.login(&context, &body.email, &body.password, device).await?;
+    let pair = sign_in.login(&context, &body.email, &body.password, device).await?;
     Ok(pair_response(&cookie, pair))
 }
 
@@ -232,13 +235,13 @@ problems!(PasswordProblems: JSON_BODY, [
     responses((status = 204, description = "The password is changed"), PasswordProblems),
 )]
 pub async fn change_password(
-    State(auth): State<Arc<AuthService>>,
+    State(accounts): State<Arc<Accounts>>,
     Context(context): Context,
     Authenticated(principal): Authenticated,
     JsonBody(body): JsonBody<PasswordChange>,
 ) -> Result<StatusCode, ApiError> {
     let (current, new) = (&body.current_password, &body.new_password);
-    auth.change_password(&context, &principal, current, new).await?;
+    accounts.change_password(&context, &principal, current, new).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

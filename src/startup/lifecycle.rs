@@ -71,8 +71,7 @@ impl Application {
         // No signing key before the service is built, one after: this start generated it.
         let signing_keys = || async { backends.keys.signing_keys().await.map(|k| k.len()).ok() };
         let keys_before = signing_keys().await;
-        let auth =
-            Arc::new(build_auth(&settings, &backends, metrics.clone(), clock.clone()).await?);
+        let auth = build_auth(&settings, &backends, metrics.clone(), clock.clone()).await?;
         let summary = StartSummary {
             migrations_applied: backends.migrations_applied,
             signing_key_generated: keys_before == Some(0)
@@ -80,11 +79,11 @@ impl Application {
             ..StartSummary::of(&settings)
         };
         let mut tasks = vec![
-            jobs::spawn_reseal(auth.clone()),
-            jobs::spawn_key_reload(auth.clone(), backends.keys.clone()),
-            jobs::spawn_head_signing(auth.clone(), clock.clone()),
+            jobs::spawn_reseal(auth.factors.clone()),
+            jobs::spawn_key_reload(auth.sessions.clone(), backends.keys.clone()),
+            jobs::spawn_head_signing(auth.admin.audit().clone(), clock.clone()),
             jobs::spawn_purge(&backends, &settings, clock.clone()),
-            jobs::spawn_mail_sender(&settings, auth.outbox().clone(), metrics.clone(), clock)?,
+            jobs::spawn_mail_sender(&settings, auth.mail.outbox().clone(), metrics.clone(), clock)?,
         ];
         if let Some(tls) = &tls {
             tasks.push(crate::http::tls::spawn_reload_on_sighup(tls.clone()));
@@ -94,9 +93,14 @@ impl Application {
             header: settings.http.client_ip_header,
         };
         let state = AppState {
-            sessions: auth.sessions().clone(),
-            events: auth.events().clone(),
-            auth,
+            sign_in: auth.sign_in,
+            sessions: auth.sessions,
+            registration: auth.registration,
+            accounts: auth.accounts,
+            factors: auth.factors,
+            recovery: auth.recovery,
+            admin: auth.admin,
+            events: auth.events,
             health: backends.health.clone(),
             proxies,
             metrics: metrics.clone(),

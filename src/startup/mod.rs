@@ -17,5 +17,5 @@ mod summary;
 pub use backends::{Backends, open_backends};
 pub use errors::StartupError;
 pub use lifecycle::Application;
-pub use service::{build_auth, build_for_commands, new_metrics};
+pub use service::{build_administration, build_auth, new_metrics};
 pub use summary::StartSummary;

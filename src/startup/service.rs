@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use crate::audit::Audit;
-use crate::auth::{AuthService, AuthSettings, AuthStores, Limits, MailFlows, SecondFactors};
+use crate::auth::{
+    Administration, AuthSettings, AuthStores, Limits, MailFlows, SecondFactors, UseCases,
+};
 use crate::config::Settings;
 use crate::crypto::{
     AccessTokenSettings, AccessTokens, KeyedHasher, PasswordHasher, SuccessorKey, tokens,
@@ -22,54 +24,51 @@ pub async fn build_auth(
     backends: &Backends,
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
-) -> Result<AuthService, StartupError> {
+) -> Result<UseCases, StartupError> {
     let access = AccessTokens::load_with_clock(
         access_settings(settings),
         backends.keys.as_ref(),
         clock.clone(),
     )
     .await?;
-    let keys = ServiceKeys {
-        successor: backends
-            .keys
-            .secret("refresh_successor_key", &tokens::random_bytes::<32>())
-            .await?,
-        factors: backends.keys.secret("second_factor_key", &tokens::random_bytes::<32>()).await?,
+    let successor =
+        backends.keys.secret("refresh_successor_key", &tokens::random_bytes::<32>()).await?;
+    let factor_key =
+        backends.keys.secret("second_factor_key", &tokens::random_bytes::<32>()).await?;
+    let factors = SecondFactors {
+        store: backends.mfa.clone(),
+        sealer: backends.sealer.clone(),
+        key: KeyedHasher::new(&factor_key)?,
+        webauthn: relying_party(settings),
+        issuer: settings.tokens.issuer.clone(),
     };
-    assemble(settings, backends, metrics, clock, access, keys)
+    Ok(UseCases::new(
+        stores(backends, &metrics, clock),
+        factors,
+        hasher(settings, &metrics)?,
+        Arc::new(access),
+        SuccessorKey::new(successor),
+        auth_settings(settings),
+        templates(settings),
+        metrics,
+    ))
 }
 
-/// The use cases as the account commands of the command line use them (create, unlock,
-/// disable, enable, delete, list, reset second factors): none of them issues a token or opens a
-/// second factor, so no signing key, refresh-successor key or second-factor key is read from the
-/// database or created in it. The keys this service holds are random, of this process only, and
-/// never stored: it must not be used to sign tokens or seal second factors.
-pub async fn build_for_commands(
+/// Account administration alone, as the command line uses it: no signing key, refresh
+/// successor key or second-factor key is read from the database or created in it.
+pub fn build_administration(
     settings: &Settings,
     backends: &Backends,
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
-) -> Result<AuthService, StartupError> {
-    let random = || tokens::random_bytes::<32>().to_vec();
-    let settings_of_this_process = AccessTokenSettings {
-        secret: Some(secrecy::SecretSlice::from(random())),
-        ..access_settings(settings)
-    };
-    // With a secret of its own the token issuer reads and writes no key (HS256 mode).
-    let access = AccessTokens::load_with_clock(
-        settings_of_this_process,
-        backends.keys.as_ref(),
-        clock.clone(),
-    )
-    .await?;
-    let keys = ServiceKeys { successor: random(), factors: random() };
-    assemble(settings, backends, metrics, clock, access, keys)
-}
-
-/// The keys under the use cases: the refresh-successor key and the second-factor key.
-struct ServiceKeys {
-    successor: Vec<u8>,
-    factors: Vec<u8>,
+) -> Result<Administration, StartupError> {
+    Ok(crate::auth::administration(
+        stores(backends, &metrics, clock),
+        hasher(settings, &metrics)?,
+        &auth_settings(settings),
+        templates(settings),
+        metrics,
+    ))
 }
 
 fn access_settings(settings: &Settings) -> AccessTokenSettings {
@@ -86,28 +85,14 @@ fn access_settings(settings: &Settings) -> AccessTokenSettings {
     }
 }
 
-/// The service on `backends`, with its token issuer and keys.
-fn assemble(
-    settings: &Settings,
-    backends: &Backends,
-    metrics: Arc<Metrics>,
-    clock: Arc<dyn Clock>,
-    access: AccessTokens,
-    keys: ServiceKeys,
-) -> Result<AuthService, StartupError> {
-    let factors = SecondFactors {
-        store: backends.mfa.clone(),
-        sealer: backends.sealer.clone(),
-        key: KeyedHasher::new(&keys.factors)?,
-        webauthn: relying_party(settings),
-        issuer: settings.tokens.issuer.clone(),
-    };
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let stores = AuthStores {
+/// The stores the use cases work on, on `backends`.
+fn stores(backends: &Backends, metrics: &Arc<Metrics>, clock: Arc<dyn Clock>) -> AuthStores {
+    AuthStores {
         users: backends.users.clone(),
         sessions: backends.sessions.clone(),
         limiter: backends.limiter.clone(),
         lockouts: backends.lockouts.clone(),
+        factors: backends.mfa.clone(),
         audit: Audit::new(backends.audit.clone(), metrics.clone())
             .with_head_keys(backends.audit_head_keys.clone()),
         outbox: Outbox::new(
@@ -117,36 +102,41 @@ fn assemble(
             metrics.clone(),
         ),
         clock,
-        factors,
-    };
-    Ok(AuthService::new(
-        stores,
-        PasswordHasher::new(settings.argon2, cores, metrics.clone())?,
-        Arc::new(access),
-        SuccessorKey::new(keys.successor),
-        AuthSettings {
-            refresh_token_ttl: settings.tokens.refresh_ttl,
-            refresh_reuse_grace: settings.tokens.refresh_reuse_grace,
-            password_policy: settings.accounts.password_policy,
-            limits: Limits {
-                ip: settings.limits.ip,
-                account: settings.limits.account,
-                reads: settings.limits.reads,
-                mail: settings.limits.mail,
-            },
-            lockout: lockout_policy(settings),
-            session_lifetime: settings.accounts.session_lifetime,
-            max_sessions_per_user: settings.accounts.max_sessions_per_user,
-            device_token_ttl: settings.accounts.device_token_ttl,
-            mail: MailFlows {
-                verification: settings.mail.verification,
-                email_token_ttl: settings.mail.email_token_ttl,
-                password_reset_ttl: settings.mail.password_reset_ttl,
-            },
+    }
+}
+
+/// The password hasher, one slot per core.
+fn hasher(settings: &Settings, metrics: &Arc<Metrics>) -> Result<PasswordHasher, StartupError> {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    Ok(PasswordHasher::new(settings.argon2, cores, metrics.clone())?)
+}
+
+fn templates(settings: &Settings) -> Templates {
+    Templates::new(&settings.tokens.issuer, &settings.mail)
+}
+
+/// What the use cases take of the settings.
+fn auth_settings(settings: &Settings) -> AuthSettings {
+    AuthSettings {
+        refresh_token_ttl: settings.tokens.refresh_ttl,
+        refresh_reuse_grace: settings.tokens.refresh_reuse_grace,
+        password_policy: settings.accounts.password_policy,
+        limits: Limits {
+            ip: settings.limits.ip,
+            account: settings.limits.account,
+            reads: settings.limits.reads,
+            mail: settings.limits.mail,
         },
-        Templates::new(&settings.tokens.issuer, &settings.mail),
-        metrics,
-    ))
+        lockout: lockout_policy(settings),
+        session_lifetime: settings.accounts.session_lifetime,
+        max_sessions_per_user: settings.accounts.max_sessions_per_user,
+        device_token_ttl: settings.accounts.device_token_ttl,
+        mail: MailFlows {
+            verification: settings.mail.verification,
+            email_token_ttl: settings.mail.email_token_ttl,
+            password_reset_ttl: settings.mail.password_reset_ttl,
+        },
+    }
 }
 
 /// The passkey relying party the settings describe (checked when they were read). Subdomains

@@ -19,19 +19,22 @@
 mod passkeys;
 mod proof;
 mod recovery_codes;
-mod second_step;
 mod totp;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
-use super::{AuthError, AuthService, Principal, RequestContext, TokenPair, tokens};
+use super::{AuthError, Budgets, Notifier, Passwords, Principal, RequestContext, tokens};
+use crate::audit::Audit;
 use crate::crypto::{KeyedHasher, Sealer};
-use crate::domain::{Timestamp, UserId};
-use crate::store::{ChallengePurpose, ChallengeRecord, MfaStore, TokenHash};
+use crate::domain::{Clock, Timestamp, UserId};
+use crate::store::{ChallengePurpose, ChallengeRecord, MfaStore, TokenHash, UserStore};
+
+pub use proof::Proofs;
 
 const TOTP_DIGITS: usize = 6;
 const TOTP_STEP_SECS: i64 = 30;
@@ -56,9 +59,45 @@ pub struct Proof<'a> {
     pub code: Option<&'a str>,
 }
 
+/// A signed-in user's second factors: enrolling, replacing and removing them. It holds only
+/// the stores and keys they use.
+pub struct Factors {
+    users: Arc<dyn UserStore>,
+    passwords: Arc<Passwords>,
+    proofs: Arc<Proofs>,
+    budgets: Arc<Budgets>,
+    factors: Arc<SecondFactors>,
+    mail: Arc<Notifier>,
+    audit: Audit,
+    clock: Arc<dyn Clock>,
+}
+
+/// What `Factors` is built from.
+pub struct FactorParts {
+    pub users: Arc<dyn UserStore>,
+    pub passwords: Arc<Passwords>,
+    pub proofs: Arc<Proofs>,
+    pub budgets: Arc<Budgets>,
+    pub factors: Arc<SecondFactors>,
+    pub mail: Arc<Notifier>,
+    pub audit: Audit,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Factors {
+    pub fn new(parts: FactorParts) -> Self {
+        let FactorParts { users, passwords, proofs, budgets, factors, mail, audit, clock } = parts;
+        Self { users, passwords, proofs, budgets, factors, mail, audit, clock }
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+}
+
 /// What the second factors rest on, built once by `startup`.
 pub struct SecondFactors {
-    pub store: std::sync::Arc<dyn MfaStore>,
+    pub store: Arc<dyn MfaStore>,
     /// Seals TOTP secrets and ceremony states under the master key.
     pub sealer: Sealer,
     /// Keys the hashes of recovery codes and the decoy credential ids of unknown emails.
@@ -84,16 +123,20 @@ impl SecondFactors {
         TokenHash(self.key.hash(purpose, parts))
     }
 
-    pub(super) fn seal(&self, context: &str, value: &[u8]) -> Result<Vec<u8>, AuthError> {
+    pub(in crate::auth) fn seal(&self, context: &str, value: &[u8]) -> Result<Vec<u8>, AuthError> {
         self.sealer.seal(context, value).map_err(|e| AuthError::Internal(e.into()))
     }
 
-    pub(super) fn open(&self, context: &str, stored: &[u8]) -> Result<(Vec<u8>, bool), AuthError> {
+    pub(in crate::auth) fn open(
+        &self,
+        context: &str,
+        stored: &[u8],
+    ) -> Result<(Vec<u8>, bool), AuthError> {
         self.sealer.open(context, stored).map_err(|e| AuthError::Internal(e.into()))
     }
 
     /// Stores a ceremony's state, sealed and bound to its id, and returns the id to hand out.
-    pub(super) async fn begin_ceremony(
+    pub(in crate::auth) async fn begin_ceremony(
         &self,
         purpose: ChallengePurpose,
         user: Option<UserId>,
@@ -110,7 +153,7 @@ impl SecondFactors {
     }
 
     /// The state of a ceremony in progress: peeked (it stays usable) or taken (used up).
-    pub(super) async fn ceremony<T: for<'de> Deserialize<'de>>(
+    pub(in crate::auth) async fn ceremony<T: for<'de> Deserialize<'de>>(
         &self,
         id: &str,
         purpose: ChallengePurpose,
@@ -198,10 +241,13 @@ impl<'a> SecondFactor<'a> {
 #[derive(Serialize, Deserialize)]
 pub(in crate::auth) struct PendingLogin {
     /// The attempted email, normalised: the account budget and the lockout key.
-    attempted: String,
+    pub attempted: String,
     /// The device token the first step presented, when it was this account's: the lockout key
     /// is then that device's, and the login binds its session to it.
-    device_token: Option<String>,
+    pub device_token: Option<String>,
 }
 
 pub use passkeys::{CEREMONY_TTL, PasskeyOptions, PasskeyView};
+pub(in crate::auth) use passkeys::{
+    DECOY_LENGTHS, failed, stored_credential, to_json, to_json_text,
+};

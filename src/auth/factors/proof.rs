@@ -1,13 +1,40 @@
 //! The proof a change of the factors (or of the password, the email, the account) asks for: the
-//! password and a code, or a sign-in recent enough to stand for them.
+//! password and a code, or a sign-in recent enough to stand for them; and the check of a second
+//! factor that the second step of a login shares with it.
 
-use super::{
-    AuthError, AuthService, Principal, Proof, RECENT_SIGN_IN, RequestContext, SecondFactor,
-};
-use crate::auth::chrono_duration;
+use std::sync::Arc;
+
+use super::{Proof, RECENT_SIGN_IN, SecondFactor, SecondFactors};
+use crate::audit::{Audit, AuditEvent, EventType, Outcome};
+use crate::auth::{AuthError, Lockouts, Passwords, Principal, RequestContext};
+use crate::domain::{Clock, Timestamp, chrono_duration};
 use crate::store::UserRecord;
 
-impl AuthService {
+/// Proofs of identity beyond a session: it holds only what checking a password and a second
+/// factor needs.
+pub struct Proofs {
+    passwords: Arc<Passwords>,
+    factors: Arc<SecondFactors>,
+    lockout: Arc<Lockouts>,
+    audit: Audit,
+    clock: Arc<dyn Clock>,
+}
+
+impl Proofs {
+    pub fn new(
+        passwords: Arc<Passwords>,
+        factors: Arc<SecondFactors>,
+        lockout: Arc<Lockouts>,
+        audit: Audit,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { passwords, factors, lockout, audit, clock }
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
     /// Checks the password and then a TOTP or recovery code before a change to the factors (or
     /// the account's deletion), as a login does: a wrong password or code counts toward the
     /// lockout, a right password alone neither adds to the count nor clears it, and only a
@@ -22,7 +49,7 @@ impl AuthService {
         what: &str,
     ) -> Result<(), AuthError> {
         let lock_key =
-            self.count_current_password(context, principal, user, password, what).await?;
+            self.passwords.count_current(context, principal, user, password, what).await?;
         if !user.factors.totp {
             return self.lockout.forgive(&lock_key).await;
         }
@@ -62,5 +89,55 @@ impl AuthService {
         let recent = principal.signed_in_at > self.now() - chrono_duration(RECENT_SIGN_IN);
         let enough = !user.factors.totp || principal.amr.is_multi_factor();
         if recent && enough { Ok(()) } else { Err(AuthError::InvalidCredentials) }
+    }
+
+    /// Checks a TOTP or recovery code of an account with TOTP, using it up if it is right.
+    pub(in crate::auth) async fn check_second_factor(
+        &self,
+        context: &RequestContext,
+        user: &UserRecord,
+        factor: SecondFactor<'_>,
+    ) -> Result<bool, AuthError> {
+        let Some(totp) = self.factors.store.totp(user.id).await?.filter(|t| t.confirmed) else {
+            return Ok(false);
+        };
+        match factor {
+            SecondFactor::Totp(code) => {
+                let Some(step) = self.factors.matching_step(user.id, &totp, code, self.now())?
+                else {
+                    return Ok(false);
+                };
+                Ok(self.factors.store.accept_totp_step(user.id, step).await?)
+            }
+            SecondFactor::RecoveryCode(code) => {
+                let hash = self.factors.recovery_code_hash(user.id, code);
+                let used = self.factors.store.use_recovery_code(user.id, &hash, self.now()).await?;
+                if used {
+                    let event = AuditEvent::new(
+                        EventType::RecoveryCodeUsed,
+                        Outcome::Success,
+                        context,
+                        self.now(),
+                    )
+                    .user(user.id);
+                    self.audit.record(event).await?;
+                }
+                Ok(used)
+            }
+        }
+    }
+
+    pub(in crate::auth) async fn record_mfa_failure(
+        &self,
+        context: &RequestContext,
+        user: &UserRecord,
+        factor: SecondFactor<'_>,
+        detail: &str,
+    ) -> Result<(), AuthError> {
+        let event = AuditEvent::new(EventType::MfaFailed, Outcome::Failure, context, self.now())
+            .user(user.id)
+            .email(user.email.as_str())
+            .detail(format!("{}: {detail}", factor.name()));
+        Ok(self.audit.record(event).await?)
     }
 }

@@ -2,23 +2,22 @@
 //! removing every second factor of an account.
 
 use super::{
-    AuthError, AuthService, Principal, RECOVERY_ALPHABET, RECOVERY_CODE_CHARS, RECOVERY_CODE_COUNT,
-    RecoveryCodes, RequestContext,
+    AuthError, Factors, Principal, RECOVERY_ALPHABET, RECOVERY_CODE_CHARS, RECOVERY_CODE_COUNT,
+    RecoveryCodes, RequestContext, SecondFactors,
 };
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::auth::tokens;
 use crate::domain::UserId;
 use crate::store::TokenHash;
 
-impl AuthService {
+impl SecondFactors {
     pub(in crate::auth) fn recovery_code_hash(&self, user: UserId, code: &str) -> TokenHash {
         let normalised: String = code
             .chars()
             .filter(|c| *c != '-' && !c.is_whitespace())
             .flat_map(char::to_lowercase)
             .collect();
-        self.factors
-            .keyed_hash("recovery code", &[user.to_string().as_bytes(), normalised.as_bytes()])
+        self.keyed_hash("recovery code", &[user.to_string().as_bytes(), normalised.as_bytes()])
     }
 
     /// Fresh recovery codes and their hashes.
@@ -30,6 +29,9 @@ impl AuthService {
         let hashes = codes.iter().map(|code| self.recovery_code_hash(user, code)).collect();
         (codes, hashes)
     }
+}
+
+impl Factors {
     /// `POST /v1/auth/mfa/recovery-codes`: after the password and a code, new codes replace the
     /// old ones.
     pub async fn regenerate_recovery_codes(
@@ -39,15 +41,17 @@ impl AuthService {
         password: &str,
         code: Option<&str>,
     ) -> Result<RecoveryCodes, AuthError> {
-        let user = self.own_account_to_change(context, principal).await?;
+        let user = self.passwords.own_account_to_change(context, principal).await?;
         if !user.factors.totp {
-            self.check_current_password(context, principal, &user, password, "recovery_codes")
+            self.passwords
+                .check_current(context, principal, &user, password, "recovery_codes")
                 .await?;
             return Err(AuthError::Conflict("TOTP is not on".into()));
         }
-        self.check_password_and_code(context, principal, &user, password, code, "recovery_codes")
+        self.proofs
+            .check_password_and_code(context, principal, &user, password, code, "recovery_codes")
             .await?;
-        let (codes, hashes) = self.new_recovery_codes(user.id);
+        let (codes, hashes) = self.factors.new_recovery_codes(user.id);
         self.factors.store.replace_recovery_codes(user.id, &hashes).await?;
         self.users.bump_credential_epoch(user.id).await?;
         let event = AuditEvent::new(
@@ -58,29 +62,8 @@ impl AuthService {
         )
         .user(user.id);
         self.audit.record(event).await?;
-        self.notify(self.templates.recovery_codes_replaced(user.email.as_str())).await?;
+        self.mail.notify(|t| t.recovery_codes_replaced(user.email.as_str())).await?;
         Ok(RecoveryCodes { recovery_codes: codes })
-    }
-
-    /// `portcullis user reset-mfa`: removes every second factor of an account whose owner lost
-    /// them, for an operator who has checked who is asking.
-    pub async fn reset_second_factors(
-        &self,
-        context: &RequestContext,
-        email: &str,
-        by: &str,
-    ) -> Result<u64, AuthError> {
-        let user = self.find_user(email).await?.ok_or(AuthError::NotFound)?;
-        let removed = self.factors.store.remove_factors(user.id).await?;
-        self.users.bump_credential_epoch(user.id).await?;
-        let event = AuditEvent::new(EventType::MfaDisabled, Outcome::Success, context, self.now())
-            .user(user.id)
-            .email(user.email.as_str())
-            .detail(format!("every second factor removed ({removed}) {by}"));
-        self.audit.record(event).await?;
-        self.notify(self.templates.mfa_changed(user.email.as_str(), "removed by an operator"))
-            .await?;
-        Ok(removed)
     }
 }
 

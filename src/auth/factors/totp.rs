@@ -2,18 +2,18 @@
 //! and sealing the stored secrets again after a master-key rotation.
 
 use super::{
-    AuthError, AuthService, Principal, RecoveryCodes, RequestContext, SecondFactor, TOTP_DIGITS,
-    TOTP_DRIFT_STEPS, TOTP_SECRET_BYTES, TOTP_STEP_SECS, TotpEnrolment, totp_context,
+    AuthError, Factors, Principal, RecoveryCodes, RequestContext, SecondFactor, SecondFactors,
+    TOTP_DIGITS, TOTP_DRIFT_STEPS, TOTP_SECRET_BYTES, TOTP_STEP_SECS, TotpEnrolment, totp_context,
 };
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::auth::tokens;
-use crate::domain::UserId;
+use crate::domain::{Timestamp, UserId};
 use subtle::ConstantTimeEq;
 use totp_rs::{Algorithm, Secret, TOTP};
 
 use crate::store::TotpRecord;
 
-impl AuthService {
+impl SecondFactors {
     /// The step within the drift whose code is `code` and that is later than the last accepted
     /// one. Every candidate is compared in constant time, whichever matches.
     pub(in crate::auth) fn matching_step(
@@ -21,12 +21,13 @@ impl AuthService {
         user: UserId,
         totp: &TotpRecord,
         code: &str,
+        now: Timestamp,
     ) -> Result<Option<i64>, AuthError> {
         if code.len() != TOTP_DIGITS || !code.bytes().all(|b| b.is_ascii_digit()) {
             return Ok(None);
         }
         let secret = self.totp_secret(user, totp)?;
-        let current = self.now().timestamp().div_euclid(TOTP_STEP_SECS);
+        let current = now.timestamp().div_euclid(TOTP_STEP_SECS);
         let mut matched = None;
         for step in current - TOTP_DRIFT_STEPS..=current + TOTP_DRIFT_STEPS {
             let expected = totp_code(&secret, step);
@@ -39,15 +40,11 @@ impl AuthService {
 
     /// The plain secret of a stored TOTP factor, sealed again if it was sealed under the previous
     /// master key (or stored in clear before there was one).
-    pub(in crate::auth) fn totp_secret(
-        &self,
-        user: UserId,
-        totp: &TotpRecord,
-    ) -> Result<Vec<u8>, AuthError> {
-        let (secret, reseal) = self.factors.open(&totp_context(user), &totp.secret)?;
+    fn totp_secret(&self, user: UserId, totp: &TotpRecord) -> Result<Vec<u8>, AuthError> {
+        let (secret, reseal) = self.open(&totp_context(user), &totp.secret)?;
         if reseal {
-            let sealed = self.factors.seal(&totp_context(user), &secret)?;
-            let store = self.factors.store.clone();
+            let sealed = self.seal(&totp_context(user), &secret)?;
+            let store = self.store.clone();
             // Best effort and off the request's path: the value opens either way.
             tokio::spawn(async move {
                 if let Err(error) = store.replace_totp_secret(user, &sealed).await {
@@ -57,7 +54,9 @@ impl AuthService {
         }
         Ok(secret)
     }
+}
 
+impl Factors {
     /// Seals again every TOTP secret stored in clear or under the previous master key; returns
     /// how many it sealed.
     pub async fn reseal_totp_secrets(&self) -> Result<u64, AuthError> {
@@ -86,8 +85,8 @@ impl AuthService {
         principal: &Principal,
         password: &str,
     ) -> Result<TotpEnrolment, AuthError> {
-        let user = self.own_account_to_change(context, principal).await?;
-        self.check_current_password(context, principal, &user, password, "totp_enrolment").await?;
+        let user = self.passwords.own_account_to_change(context, principal).await?;
+        self.passwords.check_current(context, principal, &user, password, "totp_enrolment").await?;
         if user.factors.totp {
             return Err(AuthError::Conflict("TOTP is already on; disable it first".into()));
         }
@@ -109,16 +108,18 @@ impl AuthService {
         principal: &Principal,
         code: &str,
     ) -> Result<RecoveryCodes, AuthError> {
-        let user = self.own_account_to_change(context, principal).await?;
+        let user = self.passwords.own_account_to_change(context, principal).await?;
         let pending = self.factors.store.totp(user.id).await?.filter(|t| !t.confirmed);
         let Some(pending) = pending else {
             return Err(AuthError::Conflict("no TOTP enrolment is pending".into()));
         };
-        let Some(step) = self.matching_step(user.id, &pending, code)? else {
-            self.record_mfa_failure(context, &user, SecondFactor::Totp(code), "enrolment").await?;
+        let Some(step) = self.factors.matching_step(user.id, &pending, code, self.now())? else {
+            self.proofs
+                .record_mfa_failure(context, &user, SecondFactor::Totp(code), "enrolment")
+                .await?;
             return Err(AuthError::InvalidMfaCode);
         };
-        let (codes, hashes) = self.new_recovery_codes(user.id);
+        let (codes, hashes) = self.factors.new_recovery_codes(user.id);
         if !self.factors.store.confirm_totp(user.id, step, &hashes, self.now()).await? {
             return Err(AuthError::InvalidMfaCode);
         }
@@ -128,7 +129,7 @@ impl AuthService {
             .email(user.email.as_str())
             .detail("totp");
         self.audit.record(event).await?;
-        self.notify(self.templates.mfa_changed(user.email.as_str(), "turned on")).await?;
+        self.mail.notify(|t| t.mfa_changed(user.email.as_str(), "turned on")).await?;
         Ok(RecoveryCodes { recovery_codes: codes })
     }
 
@@ -141,14 +142,16 @@ impl AuthService {
         password: &str,
         code: Option<&str>,
     ) -> Result<(), AuthError> {
-        let user = self.own_account_to_change(context, principal).await?;
+        let user = self.passwords.own_account_to_change(context, principal).await?;
         if !user.factors.totp {
             // Still behind the password, so the answer tells nothing to a token thief.
-            self.check_current_password(context, principal, &user, password, "totp_disable")
+            self.passwords
+                .check_current(context, principal, &user, password, "totp_disable")
                 .await?;
             return Err(AuthError::Conflict("TOTP is not on".into()));
         }
-        self.check_password_and_code(context, principal, &user, password, code, "totp_disable")
+        self.proofs
+            .check_password_and_code(context, principal, &user, password, code, "totp_disable")
             .await?;
         self.factors.store.remove_totp(user.id).await?;
         self.users.bump_credential_epoch(user.id).await?;
@@ -157,7 +160,7 @@ impl AuthService {
             .email(user.email.as_str())
             .detail("totp");
         self.audit.record(event).await?;
-        self.notify(self.templates.mfa_changed(user.email.as_str(), "turned off")).await
+        self.mail.notify(|t| t.mfa_changed(user.email.as_str(), "turned off")).await
     }
 }
 

@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use crate::auth::AuthService;
+use crate::auth::Sessions;
 use crate::store::KeyStore;
 
 /// Re-reads the signing keys so that a rotation reaches this instance within the interval.
 pub(in crate::startup) fn spawn_key_reload(
-    auth: Arc<AuthService>,
+    sessions: Arc<Sessions>,
     keys: Arc<dyn KeyStore>,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move { auth.sessions().access_tokens().keep_reloading(keys).await })
+    tokio::spawn(async move { sessions.access_tokens().keep_reloading(keys).await })
 }

@@ -28,7 +28,7 @@ use webauthn_rs_core::proto::{
 };
 
 use crate::audit::{AuditEvent, EventType, Outcome};
-use crate::auth::{AuthError, AuthService, Principal, Proof, RequestContext, chrono_duration};
+use crate::auth::{AuthError, Factors, Principal, Proof, RequestContext, chrono_duration};
 use crate::domain::Timestamp;
 use crate::store::{ChallengePurpose, PasskeyRecord, StoreError};
 
@@ -42,7 +42,7 @@ const MAX_NAME_CHARS: usize = 64;
 const DEFAULT_NAME: &str = "passkey";
 /// Credential id lengths of common authenticators (Bitwarden, Apple, Windows Hello, Google,
 /// YubiKey), which decoys take after.
-pub(super) const DECOY_LENGTHS: [usize; 5] = [16, 20, 32, 65, 64];
+pub(in crate::auth) const DECOY_LENGTHS: [usize; 5] = [16, 20, 32, 65, 64];
 
 /// A ceremony's options: the id to send back with its result, and `publicKey`, the WebAuthn
 /// Level 3 `PublicKeyCredentialCreationOptionsJSON` or `PublicKeyCredentialRequestOptionsJSON`.
@@ -78,11 +78,11 @@ impl From<PasskeyRecord> for PasskeyView {
     }
 }
 
-pub(super) fn failed(why: impl Into<String>) -> AuthError {
+pub(in crate::auth) fn failed(why: impl Into<String>) -> AuthError {
     AuthError::InvalidChallenge(why.into())
 }
 
-impl AuthService {
+impl Factors {
     /// `POST /v1/auth/passkeys/register/options`.
     pub async fn passkey_registration_options(
         &self,
@@ -90,8 +90,10 @@ impl AuthService {
         principal: &Principal,
         proof: Option<Proof<'_>>,
     ) -> Result<PasskeyOptions, AuthError> {
-        let user = self.own_account_to_change(context, principal).await?;
-        self.confirm_identity(context, principal, &user, proof, "passkey_registration").await?;
+        let user = self.passwords.own_account_to_change(context, principal).await?;
+        self.proofs
+            .confirm_identity(context, principal, &user, proof, "passkey_registration")
+            .await?;
         let existing = self.factors.store.passkeys_of(user.id).await?;
         if existing.len() >= MAX_PASSKEYS_PER_USER {
             let why = format!("an account holds at most {MAX_PASSKEYS_PER_USER} passkeys");
@@ -132,7 +134,7 @@ impl AuthService {
         credential: serde_json::Value,
         name: Option<&str>,
     ) -> Result<PasskeyView, AuthError> {
-        let user = self.own_account_to_change(context, principal).await?;
+        let user = self.passwords.own_account_to_change(context, principal).await?;
         let name = passkey_name(name)?;
         let now = self.now();
         let purpose = ChallengePurpose::PasskeyRegistration;
@@ -174,7 +176,7 @@ impl AuthService {
             .user(user.id)
             .detail(format!("passkey {}", passkey.id));
         self.audit.record(event).await?;
-        self.notify(self.templates.passkey_changed(user.email.as_str(), "added to")).await?;
+        self.mail.notify(|t| t.passkey_changed(user.email.as_str(), "added to")).await?;
         Ok(PasskeyView::from(passkey))
     }
 
@@ -197,8 +199,8 @@ impl AuthService {
         id: &str,
         proof: Option<Proof<'_>>,
     ) -> Result<(), AuthError> {
-        let user = self.own_account_to_change(context, principal).await?;
-        self.confirm_identity(context, principal, &user, proof, "passkey_removal").await?;
+        let user = self.passwords.own_account_to_change(context, principal).await?;
+        self.proofs.confirm_identity(context, principal, &user, proof, "passkey_removal").await?;
         if !self.factors.store.remove_passkey(user.id, id).await? {
             return Err(AuthError::NotFound);
         }
@@ -208,20 +210,20 @@ impl AuthService {
                 .user(user.id)
                 .detail(format!("passkey {id}"));
         self.audit.record(event).await?;
-        self.notify(self.templates.passkey_changed(user.email.as_str(), "removed from")).await
+        self.mail.notify(|t| t.passkey_changed(user.email.as_str(), "removed from")).await
     }
 }
 
-pub(super) fn stored_credential(passkey: &PasskeyRecord) -> Result<Credential, AuthError> {
+pub(in crate::auth) fn stored_credential(passkey: &PasskeyRecord) -> Result<Credential, AuthError> {
     serde_json::from_str(&passkey.credential)
         .map_err(|e| AuthError::internal("a stored passkey is corrupt", e))
 }
 
-pub(super) fn to_json(value: &impl Serialize) -> Result<serde_json::Value, AuthError> {
+pub(in crate::auth) fn to_json(value: &impl Serialize) -> Result<serde_json::Value, AuthError> {
     serde_json::to_value(value).map_err(|e| AuthError::Internal(e.into()))
 }
 
-pub(super) fn to_json_text(value: &impl Serialize) -> Result<String, AuthError> {
+pub(in crate::auth) fn to_json_text(value: &impl Serialize) -> Result<String, AuthError> {
     serde_json::to_string(value).map_err(|e| AuthError::Internal(e.into()))
 }
 
@@ -241,8 +243,6 @@ fn passkey_name(name: Option<&str>) -> Result<String, AuthError> {
     }
     Ok(name.to_owned())
 }
-
-mod login;
 
 #[cfg(test)]
 mod tests;

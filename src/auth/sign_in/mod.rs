@@ -14,15 +14,98 @@
 //!    of the second step; otherwise forgive the counted attempt, open a session, remember the
 //!    device, record it. (A hash is upgraded in step 3 when the parameters changed.)
 
+mod passkey;
+mod second_step;
+
+use std::sync::Arc;
+
+use super::factors::{Proofs, SecondFactors};
 use super::limits::Account;
 use super::lockout::{device_lock_key, email_lock_key};
-use super::{AuthError, AuthService, RequestContext, TokenPair, chrono_duration, tokens};
-use crate::audit::{AuditEvent, EventType, Outcome};
+use super::{AuthError, Budgets, Lockouts, Passwords, RequestContext, Sessions, TokenPair, tokens};
+use crate::audit::{Audit, AuditEvent, EventType, Outcome};
 use crate::config::EmailVerification;
-use crate::domain::{Amr, Email, Password, UserId};
-use crate::store::{TokenHash, UserRecord};
+use crate::domain::{Amr, Clock, Email, Password, Timestamp};
+use crate::metrics::Metrics;
+use crate::store::{SessionStore, TokenHash, UserRecord, UserStore};
 
-impl AuthService {
+/// Signing in: a password and its second step, or a passkey. It holds only the stores and
+/// services a sign-in uses.
+pub struct SignIn {
+    users: Arc<dyn UserStore>,
+    sessions: Arc<dyn SessionStore>,
+    passwords: Arc<Passwords>,
+    proofs: Arc<Proofs>,
+    budgets: Arc<Budgets>,
+    lockout: Arc<Lockouts>,
+    session: Arc<Sessions>,
+    factors: Arc<SecondFactors>,
+    audit: Audit,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    settings: SignInSettings,
+}
+
+/// What a sign-in depends on beyond its stores.
+#[derive(Clone, Copy, Debug)]
+pub struct SignInSettings {
+    pub verification: EmailVerification,
+    /// Devices a user stays known on: as many as the sessions they may hold.
+    pub max_sessions_per_user: u32,
+}
+
+/// What `SignIn` is built from.
+pub struct SignInParts {
+    pub users: Arc<dyn UserStore>,
+    pub sessions: Arc<dyn SessionStore>,
+    pub passwords: Arc<Passwords>,
+    pub proofs: Arc<Proofs>,
+    pub budgets: Arc<Budgets>,
+    pub lockout: Arc<Lockouts>,
+    pub session: Arc<Sessions>,
+    pub factors: Arc<SecondFactors>,
+    pub audit: Audit,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<Metrics>,
+    pub settings: SignInSettings,
+}
+
+impl SignIn {
+    pub fn new(parts: SignInParts) -> Self {
+        let SignInParts {
+            users,
+            sessions,
+            passwords,
+            proofs,
+            budgets,
+            lockout,
+            session,
+            factors,
+            audit,
+            clock,
+            metrics,
+            settings,
+        } = parts;
+        Self {
+            users,
+            sessions,
+            passwords,
+            proofs,
+            budgets,
+            lockout,
+            session,
+            factors,
+            audit,
+            clock,
+            metrics,
+            settings,
+        }
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
     pub async fn login(
         &self,
         context: &RequestContext,
@@ -32,9 +115,9 @@ impl AuthService {
     ) -> Result<TokenPair, AuthError> {
         let attempted = Email::normalise_key(email);
         self.budgets.limit_credential_request(context, None).await?;
-        self.admit_password_check()?;
-        let user = self.find_user(email).await?;
-        let device = self.known_device(user.as_ref(), device_token).await?;
+        self.passwords.admit_check()?;
+        let user = self.passwords.find_user(email).await?;
+        let device = self.passwords.known_device(user.as_ref(), device_token).await?;
         let account = match (&user, &device) {
             (Some(user), Some(device)) => Account::Device(user.id, device),
             _ => Account::Email(&attempted),
@@ -52,7 +135,7 @@ impl AuthService {
             }
         };
         let matches =
-            self.check_counted_password(&lock_key, Password::new(password), user.as_ref()).await?;
+            self.passwords.check_counted(&lock_key, Password::new(password), user.as_ref()).await?;
         // Failures against an existing account carry its id, so its owner sees them in their
         // own events; the response is the same either way.
         let Some(user) = user.as_ref().filter(|_| matches) else {
@@ -69,7 +152,7 @@ impl AuthService {
             self.lockout.forgive(&lock_key).await?;
             self.refuse_if_disabled(context, user).await?;
         }
-        if self.settings.mail.verification == EmailVerification::Required && !user.email_verified {
+        if self.settings.verification == EmailVerification::Required && !user.email_verified {
             self.lockout.forgive(&lock_key).await?;
             self.record_failed_login(context, &attempted, Some(user), "email_not_verified").await?;
             return Err(AuthError::EmailNotVerified);
@@ -90,7 +173,7 @@ impl AuthService {
     /// that device's lock, and a password change it makes keeps that device known), the device
     /// remembered, the event recorded. `device` is the hash of `device_token` when that is a
     /// known device of this account.
-    pub(super) async fn complete_login(
+    async fn complete_login(
         &self,
         context: &RequestContext,
         user: &UserRecord,
@@ -122,61 +205,6 @@ impl AuthService {
         Ok(pair)
     }
 
-    /// Verifies the password against the user's hash or the dummy hash, storing an upgraded
-    /// hash when the parameters changed. Over-long passwords fail without hashing.
-    pub(super) async fn check_password(
-        &self,
-        password: Password,
-        user: Option<&UserRecord>,
-    ) -> Result<bool, AuthError> {
-        if password.is_over_length_cap() {
-            return Ok(false);
-        }
-        // An account without a password is checked against the dummy hash, like no account.
-        let stored =
-            user.map(|u| u.password_hash.clone()).filter(|h| h != super::register::NO_PASSWORD);
-        let verified = self.hasher.verify(password, stored).await?;
-        if let (Some(user), Some(hash)) = (user, &verified.upgraded_hash)
-            && let Err(error) = self.users.set_password_hash(user.id, hash).await
-        {
-            tracing::warn!(user_id = %user.id, %error, "could not upgrade a password hash");
-        }
-        Ok(verified.matches)
-    }
-
-    /// The account for a login attempt; an invalid address simply has none.
-    pub(super) async fn find_user(&self, email: &str) -> Result<Option<UserRecord>, AuthError> {
-        match Email::parse(email) {
-            Ok(email) => Ok(self.users.user_by_email(&email).await?),
-            Err(_) => Ok(None),
-        }
-    }
-
-    /// The hash of the presented device token, if it is one this account logged in with.
-    pub(super) async fn known_device(
-        &self,
-        user: Option<&UserRecord>,
-        presented: Option<&str>,
-    ) -> Result<Option<TokenHash>, AuthError> {
-        let (Some(user), Some(token)) = (user, presented) else { return Ok(None) };
-        if !tokens::is_well_formed(token) {
-            return Ok(None);
-        }
-        let hash = tokens::hash_token(token);
-        Ok(self.is_known_device(user.id, &hash).await?.then_some(hash))
-    }
-
-    /// Whether the device token (by its hash) is this user's and was used within
-    /// `DEVICE_TOKEN_TTL`.
-    pub(super) async fn is_known_device(
-        &self,
-        user: UserId,
-        device: &TokenHash,
-    ) -> Result<bool, AuthError> {
-        let used_since = self.now() - chrono_duration(self.settings.device_token_ttl);
-        Ok(self.users.is_known_device(user, device, used_since).await?)
-    }
-
     async fn record_failed_login(
         &self,
         context: &RequestContext,
@@ -198,5 +226,24 @@ impl AuthService {
         let hash = tokens::hash_token(token);
         let keep = self.settings.max_sessions_per_user;
         Ok(self.users.remember_device(user.id, &hash, self.now(), keep).await?)
+    }
+
+    /// Refuses a disabled account after its right credential (so the answer tells a guesser
+    /// nothing), recording why.
+    async fn refuse_if_disabled(
+        &self,
+        context: &RequestContext,
+        user: &UserRecord,
+    ) -> Result<(), AuthError> {
+        if !user.disabled {
+            return Ok(());
+        }
+        let event = AuditEvent::new(EventType::LoginFailed, Outcome::Failure, context, self.now())
+            .user(user.id)
+            .email(user.email.as_str())
+            .detail("account_disabled");
+        self.audit.record(event).await?;
+        self.metrics.refusal("disabled");
+        Err(AuthError::AccountDisabled)
     }
 }

@@ -1,21 +1,19 @@
 //! The second step of a login: the token the password step hands out, and the TOTP or recovery
 //! code that completes the login under the same lockout key and budgets.
 
-use super::{
-    AuthError, AuthService, MFA_TOKEN_TTL, PendingLogin, RequestContext, SecondFactor, TokenPair,
-};
-use crate::audit::{AuditEvent, EventType, Outcome};
+use super::SignIn;
+use crate::auth::factors::{MFA_TOKEN_TTL, PendingLogin, SecondFactor};
 use crate::auth::limits::Account;
 use crate::auth::lockout::{device_lock_key, email_lock_key};
-use crate::auth::{MfaToken, chrono_duration, tokens};
+use crate::auth::{AuthError, MfaToken, RequestContext, TokenPair, chrono_duration, tokens};
 use crate::domain::Amr;
 use crate::store::{ChallengePurpose, LockKey, UserRecord};
 
-impl AuthService {
+impl SignIn {
     /// After a right password for an account with TOTP: the single-use token of the second step
     /// (the login answers `mfa_required` with it). The attempt the password counted is taken
     /// back, not forgiven: failures before it stay.
-    pub(in crate::auth) async fn require_second_factor(
+    pub(super) async fn require_second_factor(
         &self,
         user: &UserRecord,
         attempted: &str,
@@ -66,12 +64,12 @@ impl AuthService {
         let locks = match self.lockout.begin_attempt(&lock_key).await {
             Ok(locks) => locks,
             Err(error) => {
-                self.record_mfa_failure(context, &user, factor, "locked").await?;
+                self.proofs.record_mfa_failure(context, &user, factor, "locked").await?;
                 return Err(error);
             }
         };
-        if !self.check_second_factor(context, &user, factor).await? {
-            self.record_mfa_failure(context, &user, factor, "invalid_mfa_code").await?;
+        if !self.proofs.check_second_factor(context, &user, factor).await? {
+            self.proofs.record_mfa_failure(context, &user, factor, "invalid_mfa_code").await?;
             if locks {
                 let attempted = &pending.attempted;
                 self.lockout
@@ -102,54 +100,5 @@ impl AuthService {
             factor.name(),
         )
         .await
-    }
-
-    /// Checks a TOTP or recovery code of an account with TOTP, using it up if it is right.
-    pub(in crate::auth) async fn check_second_factor(
-        &self,
-        context: &RequestContext,
-        user: &UserRecord,
-        factor: SecondFactor<'_>,
-    ) -> Result<bool, AuthError> {
-        let Some(totp) = self.factors.store.totp(user.id).await?.filter(|t| t.confirmed) else {
-            return Ok(false);
-        };
-        match factor {
-            SecondFactor::Totp(code) => {
-                let Some(step) = self.matching_step(user.id, &totp, code)? else {
-                    return Ok(false);
-                };
-                Ok(self.factors.store.accept_totp_step(user.id, step).await?)
-            }
-            SecondFactor::RecoveryCode(code) => {
-                let hash = self.recovery_code_hash(user.id, code);
-                let used = self.factors.store.use_recovery_code(user.id, &hash, self.now()).await?;
-                if used {
-                    let event = AuditEvent::new(
-                        EventType::RecoveryCodeUsed,
-                        Outcome::Success,
-                        context,
-                        self.now(),
-                    )
-                    .user(user.id);
-                    self.audit.record(event).await?;
-                }
-                Ok(used)
-            }
-        }
-    }
-
-    pub(in crate::auth) async fn record_mfa_failure(
-        &self,
-        context: &RequestContext,
-        user: &UserRecord,
-        factor: SecondFactor<'_>,
-        detail: &str,
-    ) -> Result<(), AuthError> {
-        let event = AuditEvent::new(EventType::MfaFailed, Outcome::Failure, context, self.now())
-            .user(user.id)
-            .email(user.email.as_str())
-            .detail(format!("{}: {detail}", factor.name()));
-        Ok(self.audit.record(event).await?)
     }
 }

@@ -1,14 +1,42 @@
 //! Registration.
 
-use super::limits::Account;
-use super::{AuthError, AuthService, RequestContext, UserView};
-use crate::audit::{AuditEvent, EventType, Outcome};
-use crate::config::EmailVerification;
-use crate::domain::{Email, Password, Role, UserId};
-use crate::store::{Factors, UserRecord};
-use crate::store::{NewUser, StoreError};
+use std::sync::Arc;
 
-impl AuthService {
+use crate::audit::{Audit, AuditEvent, EventType, Outcome};
+use crate::auth::limits::Account;
+use crate::auth::passwords::NO_PASSWORD;
+use crate::auth::{AuthError, Budgets, Notifier, Passwords, RequestContext, UserView};
+use crate::config::EmailVerification;
+use crate::domain::{Clock, Email, Role, Timestamp, UserId};
+use crate::store::{Factors, NewUser, StoreError, UserRecord, UserStore};
+
+/// New accounts: a sign-up, or one an admin or the operator creates. It holds only what
+/// creating an account needs.
+pub struct Registration {
+    users: Arc<dyn UserStore>,
+    passwords: Arc<Passwords>,
+    budgets: Arc<Budgets>,
+    mail: Arc<Notifier>,
+    audit: Audit,
+    clock: Arc<dyn Clock>,
+}
+
+impl Registration {
+    pub fn new(
+        users: Arc<dyn UserStore>,
+        passwords: Arc<Passwords>,
+        budgets: Arc<Budgets>,
+        mail: Arc<Notifier>,
+        audit: Audit,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { users, passwords, budgets, mail, audit, clock }
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
     /// Creates an account. Creates no session: the client logs in next.
     ///
     /// The policy is checked before hashing, so a refused password (an over-long one included)
@@ -40,7 +68,7 @@ impl AuthService {
     /// Creates an account: with a password (checked against the policy before any hashing), or
     /// without one, when it can log in only after a password reset. `actor` is the admin who
     /// creates it, if one does; the event is then `user_created`.
-    pub(super) async fn insert_account(
+    pub(in crate::auth) async fn insert_account(
         &self,
         context: &RequestContext,
         email: &str,
@@ -50,15 +78,7 @@ impl AuthService {
     ) -> Result<UserRecord, AuthError> {
         let email = Email::parse(email)?;
         let password_hash = match password {
-            Some(password) => {
-                self.admit_password_check()?;
-                let password = Password::new(password);
-                let violations = self.settings.password_policy.violations(&password, Some(&email));
-                if !violations.is_empty() {
-                    return Err(AuthError::PasswordPolicy(violations));
-                }
-                self.hasher.hash(password).await?
-            }
+            Some(password) => self.passwords.new_hash(password, &email).await?,
             None => NO_PASSWORD.to_owned(),
         };
         let user =
@@ -92,13 +112,9 @@ impl AuthService {
             last_login_at: None,
             credential_epoch: 0,
         };
-        if self.settings.mail.verification != EmailVerification::Off {
-            self.send_verification(&record).await?;
+        if self.mail.flows().verification != EmailVerification::Off {
+            self.mail.send_verification(&record).await?;
         }
         Ok(record)
     }
 }
-
-/// The stored hash of an account created without a password: not a PHC string, so it never
-/// verifies; a login against it costs the dummy hash, like an unknown email.
-pub(super) const NO_PASSWORD: &str = "!";

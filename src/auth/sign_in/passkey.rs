@@ -7,12 +7,13 @@ use webauthn_rs_core::proto::{
     AuthenticationState, Credential, PublicKeyCredential, UserVerificationPolicy,
 };
 
-use super::{
+use super::SignIn;
+use crate::audit::{AuditEvent, EventType, Outcome};
+use crate::auth::factors::{
     CEREMONY_TTL, DECOY_LENGTHS, PasskeyOptions, failed, stored_credential, to_json, to_json_text,
 };
-use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::auth::limits::Account;
-use crate::auth::{AuthError, AuthService, RequestContext, TokenPair, chrono_duration};
+use crate::auth::{AuthError, RequestContext, TokenPair, chrono_duration};
 use crate::domain::{Amr, Email, UserId};
 use crate::store::{ChallengePurpose, UserRecord};
 
@@ -23,7 +24,7 @@ struct LoginCeremony {
     user: Option<UserId>,
 }
 
-impl AuthService {
+impl SignIn {
     /// `POST /v1/auth/passkeys/login/options`: any discoverable credential without `email`; with
     /// it, the account's credentials, or decoys of the same shape.
     pub async fn passkey_login_options(
@@ -76,7 +77,9 @@ impl AuthService {
         &self,
         email: &str,
     ) -> Result<(Option<UserId>, Vec<Credential>), AuthError> {
-        let Some(user) = self.find_user(email).await? else { return Ok((None, Vec::new())) };
+        let Some(user) = self.passwords.find_user(email).await? else {
+            return Ok((None, Vec::new()));
+        };
         let passkeys = self.factors.store.passkeys_of(user.id).await?;
         let credentials = passkeys.iter().map(stored_credential).collect::<Result<Vec<_>, _>>()?;
         Ok((Some(user.id), credentials))
@@ -134,7 +137,7 @@ impl AuthService {
             }
         };
         self.refuse_if_disabled(context, &user).await?;
-        let device = self.known_device(Some(&user), device_token).await?;
+        let device = self.passwords.known_device(Some(&user), device_token).await?;
         let amr = Amr::passkey(verified);
         self.complete_login(context, &user, device_token, device, amr, "passkey").await
     }
