@@ -8,24 +8,20 @@ use ipnet::IpNet;
 
 use super::Rate;
 
-/// Durations like `90s`, `15m`, `2h`, `14d`.
+/// A duration as people write it, read by `humantime`: `90s`, `15m`, `1h 30m`, `14d`, `2days`.
+/// A bare number is refused (seconds or minutes?), and so is anything past ten years, far beyond
+/// any sensible setting, which keeps time arithmetic from overflowing.
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
-    let error = || "must be a whole number followed by s, m, h or d, like 15m".to_owned();
-    let unit_at = value.find(|c: char| !c.is_ascii_digit()).ok_or_else(error)?;
-    let (number, unit) = value.split_at(unit_at);
-    let number: u64 = number.parse().map_err(|_| error())?;
-    let scale = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        _ => return Err(error()),
-    };
-    // Ten years is far beyond any sensible setting and keeps time arithmetic from overflowing.
-    let seconds =
-        number.checked_mul(scale).filter(|s| *s <= 10 * 365 * 86_400).ok_or_else(error)?;
-    Ok(Duration::from_secs(seconds))
+    let duration = humantime::parse_duration(value.trim())
+        .map_err(|e| format!("must be a duration like 15m, 1h 30m or 14d ({e})"))?;
+    if duration > MAX_DURATION {
+        return Err("must be at most ten years".to_owned());
+    }
+    Ok(duration)
 }
+
+/// The longest duration a setting takes.
+const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
 
 pub(super) fn parse_positive_duration(value: &str) -> Result<Duration, String> {
     match parse_duration(value)? {
@@ -50,8 +46,13 @@ pub fn parse_rate(value: &str) -> Result<Rate, String> {
 
 /// A duration as `parse_duration` reads it back: in its largest whole unit (`15m`, `14d`, `90s`).
 pub(super) fn format_duration(duration: Duration) -> String {
-    let seconds = duration.as_secs();
-    match seconds {
+    if duration.subsec_nanos() != 0 {
+        return match duration.as_nanos() {
+            nanos if nanos % 1_000_000 == 0 => format!("{}ms", nanos / 1_000_000),
+            nanos => format!("{nanos}ns"),
+        };
+    }
+    match duration.as_secs() {
         0 => "0s".to_owned(),
         s if s % 86_400 == 0 => format!("{}d", s / 86_400),
         s if s % 3_600 == 0 => format!("{}h", s / 3_600),

@@ -1,7 +1,7 @@
 //! Loading and validating settings.
 use std::time::Duration;
 
-use super::parse::mask_url;
+use super::parse::{format_duration, mask_url};
 use super::*;
 
 fn load(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
@@ -26,7 +26,7 @@ fn errors_name_the_variable() {
     let cases = [
         ("PORTCULLIS_LOCKOUT_THRESHOLD", "zero"),
         ("PORTCULLIS_LOCKOUT_THRESHOLD", "0"),
-        ("PORTCULLIS_ACCESS_TOKEN_TTL", "15 minutes"),
+        ("PORTCULLIS_ACCESS_TOKEN_TTL", "15 fortnights"),
         ("PORTCULLIS_RATE_LIMIT_IP", "30/fortnight"),
         ("PORTCULLIS_JWT_SECRET", "short"),
         ("PORTCULLIS_BIND", "localhost"),
@@ -51,6 +51,15 @@ fn durations_and_rates_parse() {
     assert!(parse_duration("15").is_err());
     assert!(parse_duration("-1s").is_err());
     assert!(parse_duration("99999999999999d").is_err());
+    assert!(parse_duration("3651d").is_err());
+    assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5_400)));
+    assert_eq!(parse_duration("2days"), Ok(Duration::from_secs(2 * 86_400)));
+    assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1_500)));
+    for written in ["0s", "90s", "1h 30m", "14d", "1500ms", "250us"] {
+        let duration = parse_duration(written).unwrap_or_default();
+        let shown = format_duration(duration);
+        assert_eq!(parse_duration(&shown), Ok(duration), "{written} is shown as {shown}");
+    }
     assert_eq!(parse_rate("5/s"), Ok(Rate { count: 5, period: Duration::from_secs(1) }));
     assert!(parse_rate("0/min").is_err());
 }

@@ -59,7 +59,7 @@ fn a_bad_setting_exits_2_naming_the_variable() {
     for (variable, value) in [
         ("PORTCULLIS_LOCKOUT_THRESHOLD", "many"),
         ("PORTCULLIS_JWT_SECRET", "too-short"),
-        ("PORTCULLIS_ACCESS_TOKEN_TTL", "15 minutes"),
+        ("PORTCULLIS_ACCESS_TOKEN_TTL", "15 fortnights"),
         ("PORTCULLIS_RATE_LIMIT_IP", "30/fortnight"),
         ("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/40"),
     ] {
