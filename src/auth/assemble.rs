@@ -5,10 +5,9 @@
 use std::sync::Arc;
 
 use super::{
-    AccountParts, Accounts, Administration, AdministrationParts, AuthSettings, AuthStores, Budgets,
-    Events, FactorParts, Factors, Lockouts, Notifier, PasswordParts, Passwords, Proofs, Recovery,
-    RecoveryParts, Registration, SecondFactors, SessionParts, SessionSettings, Sessions, SignIn,
-    SignInParts, SignInSettings,
+    Accounts, Administration, AuthSettings, AuthStores, Budgets, Events, Factors, Lockouts,
+    Notifier, Passwords, Proofs, Recovery, Registration, SecondFactors, SessionSettings, Sessions,
+    SignIn, SignInSettings,
 };
 use crate::crypto::{AccessTokens, PasswordHasher, SuccessorKey};
 use crate::mail::Templates;
@@ -63,7 +62,7 @@ impl Shared {
             clock.clone(),
             settings.lockout,
         ));
-        let passwords = Arc::new(Passwords::new(PasswordParts {
+        let passwords = Arc::new(Passwords {
             users: stores.users.clone(),
             hasher,
             budgets: budgets.clone(),
@@ -73,23 +72,27 @@ impl Shared {
             metrics: metrics.clone(),
             policy: settings.password_policy,
             device_token_ttl: settings.device_token_ttl,
-        }));
-        let mail =
-            Arc::new(Notifier::new(stores.outbox.clone(), templates, clock.clone(), settings.mail));
-        let registration = Arc::new(Registration::new(
-            stores.users.clone(),
-            passwords.clone(),
-            budgets.clone(),
-            mail.clone(),
+        });
+        let mail = Arc::new(Notifier {
+            outbox: stores.outbox.clone(),
+            templates,
+            clock: clock.clone(),
+            flows: settings.mail,
+        });
+        let registration = Arc::new(Registration {
+            users: stores.users.clone(),
+            passwords: passwords.clone(),
+            budgets: budgets.clone(),
+            mail: mail.clone(),
             audit,
             clock,
-        ));
+        });
         Self { stores, budgets, lockout, passwords, mail, registration, metrics }
     }
 
     fn administration(&self) -> Administration {
         let stores = &self.stores;
-        Administration::new(AdministrationParts {
+        Administration {
             users: stores.users.clone(),
             sessions: stores.sessions.clone(),
             factors: stores.factors.clone(),
@@ -99,7 +102,7 @@ impl Shared {
             mail: self.mail.clone(),
             audit: stores.audit.clone(),
             clock: stores.clock.clone(),
-        })
+        }
     }
 }
 
@@ -132,7 +135,7 @@ impl UseCases {
         let Shared { stores, budgets, lockout, passwords, mail, registration, metrics } = shared;
         let factors = Arc::new(factors);
         let (audit, clock) = (stores.audit.clone(), stores.clock.clone());
-        let sessions = Arc::new(Sessions::new(SessionParts {
+        let sessions = Arc::new(Sessions {
             users: stores.users.clone(),
             sessions: stores.sessions.clone(),
             access,
@@ -146,15 +149,15 @@ impl UseCases {
                 session_lifetime: settings.session_lifetime,
                 max_sessions_per_user: settings.max_sessions_per_user,
             },
-        }));
-        let proofs = Arc::new(Proofs::new(
-            passwords.clone(),
-            factors.clone(),
-            lockout.clone(),
-            audit.clone(),
-            clock.clone(),
-        ));
-        let sign_in = Arc::new(SignIn::new(SignInParts {
+        });
+        let proofs = Arc::new(Proofs {
+            passwords: passwords.clone(),
+            factors: factors.clone(),
+            lockout: lockout.clone(),
+            audit: audit.clone(),
+            clock: clock.clone(),
+        });
+        let sign_in = Arc::new(SignIn {
             users: stores.users.clone(),
             sessions: stores.sessions.clone(),
             passwords: passwords.clone(),
@@ -170,8 +173,8 @@ impl UseCases {
                 verification: settings.mail.verification,
                 max_sessions_per_user: settings.max_sessions_per_user,
             },
-        }));
-        let accounts = Arc::new(Accounts::new(AccountParts {
+        });
+        let accounts = Arc::new(Accounts {
             users: stores.users.clone(),
             sessions: stores.sessions.clone(),
             factors: stores.factors.clone(),
@@ -181,8 +184,8 @@ impl UseCases {
             mail: mail.clone(),
             audit: audit.clone(),
             clock: clock.clone(),
-        }));
-        let recovery = Arc::new(Recovery::new(RecoveryParts {
+        });
+        let recovery = Arc::new(Recovery {
             users: stores.users.clone(),
             sessions: stores.sessions.clone(),
             factors: stores.factors.clone(),
@@ -192,9 +195,9 @@ impl UseCases {
             mail: mail.clone(),
             audit: audit.clone(),
             clock: clock.clone(),
-        }));
+        });
         let events = Arc::new(Events::new(audit.clone(), budgets.clone()));
-        let factors = Arc::new(Factors::new(FactorParts {
+        let factors = Arc::new(Factors {
             users: stores.users.clone(),
             passwords,
             proofs,
@@ -203,7 +206,7 @@ impl UseCases {
             mail: mail.clone(),
             audit,
             clock,
-        }));
+        });
         Self { sign_in, sessions, registration, accounts, factors, recovery, admin, events, mail }
     }
 }

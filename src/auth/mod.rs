@@ -38,26 +38,25 @@ use crate::domain::{Clock, LockoutPolicy, PasswordPolicy, Rate, chrono_duration}
 use crate::mail::Outbox;
 use crate::store::{LockoutStore, MfaStore, RateLimitStore, SessionStore, UserStore};
 
-pub use accounts::{AccountParts, Accounts, Registration};
+pub use accounts::{Accounts, Registration};
 pub use admin::{
-    AccountChange, Actor, AdminUserPage, AdminUserView, Administration, AdministrationParts,
-    MAX_USERS_PAGE,
+    AccountChange, Actor, AdminUserPage, AdminUserView, Administration, MAX_USERS_PAGE,
 };
 pub use assemble::{UseCases, administration};
 pub use context::{Principal, RequestContext};
 pub use error::{AuthError, MfaToken};
 pub use events::Events;
-pub use factors::{CEREMONY_TTL, FactorParts, Factors, PasskeyOptions, PasskeyView, Proofs};
+pub use factors::{CEREMONY_TTL, Factors, PasskeyOptions, PasskeyView, Proofs};
 pub use factors::{
     MFA_METHODS, Proof, RECENT_SIGN_IN, RecoveryCodes, SecondFactor, SecondFactors, TotpEnrolment,
 };
 pub use limits::Budgets;
 pub use lockout::Lockouts;
 pub use notify::Notifier;
-pub use passwords::{PasswordParts, Passwords};
-pub use recovery::{Recovery, RecoveryParts};
-pub use sessions::{SessionPage, SessionParts, SessionSettings, Sessions};
-pub use sign_in::{SignIn, SignInParts, SignInSettings};
+pub use passwords::Passwords;
+pub use recovery::Recovery;
+pub use sessions::{SessionPage, SessionSettings, Sessions};
+pub use sign_in::{SignIn, SignInSettings};
 pub use views::UserView;
 
 /// The request budgets.

@@ -10,22 +10,13 @@ use crate::store::{MailStore, NewEmailToken, TokenPurpose, UserRecord};
 
 /// The outbox, the messages and how long their links work: it holds nothing else.
 pub struct Notifier {
-    outbox: Outbox,
-    templates: Templates,
-    clock: Arc<dyn Clock>,
-    flows: MailFlows,
+    pub(in crate::auth) outbox: Outbox,
+    pub(in crate::auth) templates: Templates,
+    pub(in crate::auth) clock: Arc<dyn Clock>,
+    pub(in crate::auth) flows: MailFlows,
 }
 
 impl Notifier {
-    pub fn new(
-        outbox: Outbox,
-        templates: Templates,
-        clock: Arc<dyn Clock>,
-        flows: MailFlows,
-    ) -> Self {
-        Self { outbox, templates, clock, flows }
-    }
-
     /// The outbox messages are queued in: the sender of this instance works on the same one, so
     /// a queued message wakes it at once.
     pub fn outbox(&self) -> &Outbox {

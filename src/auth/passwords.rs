@@ -22,47 +22,18 @@ pub(in crate::auth) const NO_PASSWORD: &str = "!";
 /// Passwords and the devices that spare their owner a lockout: it holds only what checking
 /// them needs.
 pub struct Passwords {
-    users: Arc<dyn UserStore>,
-    hasher: PasswordHasher,
-    budgets: Arc<Budgets>,
-    lockout: Arc<Lockouts>,
-    audit: Audit,
-    clock: Arc<dyn Clock>,
-    metrics: Arc<Metrics>,
-    policy: PasswordPolicy,
-    device_token_ttl: Duration,
-}
-
-/// What `Passwords` is built from.
-pub struct PasswordParts {
-    pub users: Arc<dyn UserStore>,
-    pub hasher: PasswordHasher,
-    pub budgets: Arc<Budgets>,
-    pub lockout: Arc<Lockouts>,
-    pub audit: Audit,
-    pub clock: Arc<dyn Clock>,
-    pub metrics: Arc<Metrics>,
-    pub policy: PasswordPolicy,
-    /// A device token unused this long no longer spares its owner a lockout.
-    pub device_token_ttl: Duration,
+    pub(in crate::auth) users: Arc<dyn UserStore>,
+    pub(in crate::auth) hasher: PasswordHasher,
+    pub(in crate::auth) budgets: Arc<Budgets>,
+    pub(in crate::auth) lockout: Arc<Lockouts>,
+    pub(in crate::auth) audit: Audit,
+    pub(in crate::auth) clock: Arc<dyn Clock>,
+    pub(in crate::auth) metrics: Arc<Metrics>,
+    pub(in crate::auth) policy: PasswordPolicy,
+    pub(in crate::auth) device_token_ttl: Duration,
 }
 
 impl Passwords {
-    pub fn new(parts: PasswordParts) -> Self {
-        let PasswordParts {
-            users,
-            hasher,
-            budgets,
-            lockout,
-            audit,
-            clock,
-            metrics,
-            policy,
-            device_token_ttl,
-        } = parts;
-        Self { users, hasher, budgets, lockout, audit, clock, metrics, policy, device_token_ttl }
-    }
-
     fn now(&self) -> Timestamp {
         self.clock.now()
     }

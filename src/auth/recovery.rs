@@ -29,46 +29,18 @@ const ANSWER_FLOOR: Duration = Duration::from_millis(150);
 /// The mail flows of someone who may not be signed in: it holds only the stores and services
 /// they use.
 pub struct Recovery {
-    users: Arc<dyn UserStore>,
-    sessions: Arc<dyn SessionStore>,
-    factors: Arc<dyn MfaStore>,
-    passwords: Arc<Passwords>,
-    budgets: Arc<Budgets>,
-    lockout: Arc<Lockouts>,
-    mail: Arc<Notifier>,
-    audit: Audit,
-    clock: Arc<dyn Clock>,
-}
-
-/// What `Recovery` is built from.
-pub struct RecoveryParts {
-    pub users: Arc<dyn UserStore>,
-    pub sessions: Arc<dyn SessionStore>,
-    pub factors: Arc<dyn MfaStore>,
-    pub passwords: Arc<Passwords>,
-    pub budgets: Arc<Budgets>,
-    pub lockout: Arc<Lockouts>,
-    pub mail: Arc<Notifier>,
-    pub audit: Audit,
-    pub clock: Arc<dyn Clock>,
+    pub(in crate::auth) users: Arc<dyn UserStore>,
+    pub(in crate::auth) sessions: Arc<dyn SessionStore>,
+    pub(in crate::auth) factors: Arc<dyn MfaStore>,
+    pub(in crate::auth) passwords: Arc<Passwords>,
+    pub(in crate::auth) budgets: Arc<Budgets>,
+    pub(in crate::auth) lockout: Arc<Lockouts>,
+    pub(in crate::auth) mail: Arc<Notifier>,
+    pub(in crate::auth) audit: Audit,
+    pub(in crate::auth) clock: Arc<dyn Clock>,
 }
 
 impl Recovery {
-    pub fn new(parts: RecoveryParts) -> Self {
-        let RecoveryParts {
-            users,
-            sessions,
-            factors,
-            passwords,
-            budgets,
-            lockout,
-            mail,
-            audit,
-            clock,
-        } = parts;
-        Self { users, sessions, factors, passwords, budgets, lockout, mail, audit, clock }
-    }
-
     fn now(&self) -> Timestamp {
         self.clock.now()
     }

@@ -77,6 +77,7 @@ async fn create_user(settings: Settings, email: &str, admin: bool) -> Result<(),
     let auth = auth_for_commands(&settings).await?;
     let roles = if admin { vec![Role::User, Role::Admin] } else { vec![Role::User] };
     let user = auth
+        .registration()
         .create_user(&RequestContext::default(), email, &password, roles)
         .await
         .map_err(|error| match error {

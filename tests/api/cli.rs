@@ -203,6 +203,43 @@ async fn read_only_commands_leave_a_fresh_database_unmigrated() -> TestResult {
     Ok(())
 }
 
+/// Rows of `table` in the storage's database.
+async fn rows_of(storage: &common::Storage, table: &str) -> i64 {
+    let db = storage.db().await;
+    let count = sqlx::query_scalar::<_, i64>(&format!("SELECT COUNT(*) FROM {table}"))
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    db.close().await;
+    count
+}
+
+#[tokio::test]
+async fn the_account_commands_read_and_create_no_key() -> TestResult {
+    let (storage, _owner) = common::new_storage().await;
+    let on_storage = |args: &[&str], stdin: &str| run(&storage.env(), args, &[], stdin);
+    let email = "ops@example.com";
+    let create = on_storage(&["user", "create", "--email", email], "Kestrel-Harbour-1234!\n");
+    assert_eq!(create.status.code(), Some(0), "{}", text(&create.stderr));
+    for args in [
+        &["user", "unlock", "--email", email][..],
+        &["user", "disable", "--email", email],
+        &["user", "enable", "--email", email],
+        &["user", "reset-mfa", "--email", email],
+        &["user", "list"],
+        &["user", "delete", "--email", email],
+    ] {
+        let output = on_storage(args, "");
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {}", text(&output.stderr));
+    }
+    // No signing key, refresh-successor key or second-factor key: a server's first start
+    // makes them, not an account command.
+    assert_eq!(rows_of(&storage, "signing_keys").await, 0, "a signing key was created");
+    assert_eq!(rows_of(&storage, "secrets").await, 0, "a service key was created");
+    assert!(rows_of(&storage, "audit_events").await >= 6, "every command is in the trail");
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_user_created_on_the_command_line_can_log_in_to_a_running_server() -> TestResult {
     let app = spawn().await;

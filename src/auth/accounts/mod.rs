@@ -17,46 +17,18 @@ pub use register::Registration;
 
 /// Changes to one's own account: it holds only the stores and services they use.
 pub struct Accounts {
-    users: Arc<dyn UserStore>,
-    sessions: Arc<dyn SessionStore>,
-    factors: Arc<dyn MfaStore>,
-    passwords: Arc<Passwords>,
-    proofs: Arc<Proofs>,
-    lockout: Arc<Lockouts>,
-    mail: Arc<Notifier>,
-    audit: Audit,
-    clock: Arc<dyn Clock>,
-}
-
-/// What `Accounts` is built from.
-pub struct AccountParts {
-    pub users: Arc<dyn UserStore>,
-    pub sessions: Arc<dyn SessionStore>,
-    pub factors: Arc<dyn MfaStore>,
-    pub passwords: Arc<Passwords>,
-    pub proofs: Arc<Proofs>,
-    pub lockout: Arc<Lockouts>,
-    pub mail: Arc<Notifier>,
-    pub audit: Audit,
-    pub clock: Arc<dyn Clock>,
+    pub(in crate::auth) users: Arc<dyn UserStore>,
+    pub(in crate::auth) sessions: Arc<dyn SessionStore>,
+    pub(in crate::auth) factors: Arc<dyn MfaStore>,
+    pub(in crate::auth) passwords: Arc<Passwords>,
+    pub(in crate::auth) proofs: Arc<Proofs>,
+    pub(in crate::auth) lockout: Arc<Lockouts>,
+    pub(in crate::auth) mail: Arc<Notifier>,
+    pub(in crate::auth) audit: Audit,
+    pub(in crate::auth) clock: Arc<dyn Clock>,
 }
 
 impl Accounts {
-    pub fn new(parts: AccountParts) -> Self {
-        let AccountParts {
-            users,
-            sessions,
-            factors,
-            passwords,
-            proofs,
-            lockout,
-            mail,
-            audit,
-            clock,
-        } = parts;
-        Self { users, sessions, factors, passwords, proofs, lockout, mail, audit, clock }
-    }
-
     fn now(&self) -> Timestamp {
         self.clock.now()
     }

@@ -13,26 +13,15 @@ use crate::store::{Factors, NewUser, StoreError, UserRecord, UserStore};
 /// New accounts: a sign-up, or one an admin or the operator creates. It holds only what
 /// creating an account needs.
 pub struct Registration {
-    users: Arc<dyn UserStore>,
-    passwords: Arc<Passwords>,
-    budgets: Arc<Budgets>,
-    mail: Arc<Notifier>,
-    audit: Audit,
-    clock: Arc<dyn Clock>,
+    pub(in crate::auth) users: Arc<dyn UserStore>,
+    pub(in crate::auth) passwords: Arc<Passwords>,
+    pub(in crate::auth) budgets: Arc<Budgets>,
+    pub(in crate::auth) mail: Arc<Notifier>,
+    pub(in crate::auth) audit: Audit,
+    pub(in crate::auth) clock: Arc<dyn Clock>,
 }
 
 impl Registration {
-    pub fn new(
-        users: Arc<dyn UserStore>,
-        passwords: Arc<Passwords>,
-        budgets: Arc<Budgets>,
-        mail: Arc<Notifier>,
-        audit: Audit,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
-        Self { users, passwords, budgets, mail, audit, clock }
-    }
-
     fn now(&self) -> Timestamp {
         self.clock.now()
     }

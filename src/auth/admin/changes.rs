@@ -4,7 +4,7 @@ use super::{
     AccountChange, Actor, AdminUserView, Administration, guarded, parse_roles, refuse_last_admin,
 };
 use crate::audit::EventType;
-use crate::auth::{AuthError, Principal, RequestContext, UserView};
+use crate::auth::{AuthError, Principal, RequestContext};
 use crate::domain::{Role, UserId};
 use crate::store::{TokenPurpose, UserRecord};
 
@@ -25,17 +25,6 @@ impl Administration {
             .insert_account(context, email, password, roles, Some(admin.user))
             .await?;
         self.admin_view(&user).await
-    }
-
-    /// An account the operator creates on the command line, without taking from any budget.
-    pub async fn create_user(
-        &self,
-        context: &RequestContext,
-        email: &str,
-        password: &str,
-        roles: Vec<Role>,
-    ) -> Result<UserView, AuthError> {
-        self.registration.create_user(context, email, password, roles).await
     }
 
     /// `PATCH /v1/admin/users/{id}`: roles, disabled, email verified.

@@ -147,44 +147,21 @@ pub(in crate::auth) async fn refuse_last_admin(
 /// holds only the stores and services it uses, and no key that signs a token or opens a second
 /// factor.
 pub struct Administration {
-    users: Arc<dyn UserStore>,
-    sessions: Arc<dyn SessionStore>,
-    factors: Arc<dyn MfaStore>,
-    passwords: Arc<Passwords>,
-    registration: Arc<Registration>,
-    lockout: Arc<Lockouts>,
-    mail: Arc<Notifier>,
-    audit: Audit,
-    clock: Arc<dyn Clock>,
-}
-
-/// What `Administration` is built from.
-pub struct AdministrationParts {
-    pub users: Arc<dyn UserStore>,
-    pub sessions: Arc<dyn SessionStore>,
-    pub factors: Arc<dyn MfaStore>,
-    pub passwords: Arc<Passwords>,
-    pub registration: Arc<Registration>,
-    pub lockout: Arc<Lockouts>,
-    pub mail: Arc<Notifier>,
-    pub audit: Audit,
-    pub clock: Arc<dyn Clock>,
+    pub(in crate::auth) users: Arc<dyn UserStore>,
+    pub(in crate::auth) sessions: Arc<dyn SessionStore>,
+    pub(in crate::auth) factors: Arc<dyn MfaStore>,
+    pub(in crate::auth) passwords: Arc<Passwords>,
+    pub(in crate::auth) registration: Arc<Registration>,
+    pub(in crate::auth) lockout: Arc<Lockouts>,
+    pub(in crate::auth) mail: Arc<Notifier>,
+    pub(in crate::auth) audit: Audit,
+    pub(in crate::auth) clock: Arc<dyn Clock>,
 }
 
 impl Administration {
-    pub fn new(parts: AdministrationParts) -> Self {
-        let AdministrationParts {
-            users,
-            sessions,
-            factors,
-            passwords,
-            registration,
-            lockout,
-            mail,
-            audit,
-            clock,
-        } = parts;
-        Self { users, sessions, factors, passwords, registration, lockout, mail, audit, clock }
+    /// New accounts, which the command line creates without taking from any budget.
+    pub fn registration(&self) -> &Registration {
+        &self.registration
     }
 
     /// The audit trail, whose head the command line signs after it wrote to it.

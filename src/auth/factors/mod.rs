@@ -62,34 +62,17 @@ pub struct Proof<'a> {
 /// A signed-in user's second factors: enrolling, replacing and removing them. It holds only
 /// the stores and keys they use.
 pub struct Factors {
-    users: Arc<dyn UserStore>,
-    passwords: Arc<Passwords>,
-    proofs: Arc<Proofs>,
-    budgets: Arc<Budgets>,
-    factors: Arc<SecondFactors>,
-    mail: Arc<Notifier>,
-    audit: Audit,
-    clock: Arc<dyn Clock>,
-}
-
-/// What `Factors` is built from.
-pub struct FactorParts {
-    pub users: Arc<dyn UserStore>,
-    pub passwords: Arc<Passwords>,
-    pub proofs: Arc<Proofs>,
-    pub budgets: Arc<Budgets>,
-    pub factors: Arc<SecondFactors>,
-    pub mail: Arc<Notifier>,
-    pub audit: Audit,
-    pub clock: Arc<dyn Clock>,
+    pub(in crate::auth) users: Arc<dyn UserStore>,
+    pub(in crate::auth) passwords: Arc<Passwords>,
+    pub(in crate::auth) proofs: Arc<Proofs>,
+    pub(in crate::auth) budgets: Arc<Budgets>,
+    pub(in crate::auth) factors: Arc<SecondFactors>,
+    pub(in crate::auth) mail: Arc<Notifier>,
+    pub(in crate::auth) audit: Audit,
+    pub(in crate::auth) clock: Arc<dyn Clock>,
 }
 
 impl Factors {
-    pub fn new(parts: FactorParts) -> Self {
-        let FactorParts { users, passwords, proofs, budgets, factors, mail, audit, clock } = parts;
-        Self { users, passwords, proofs, budgets, factors, mail, audit, clock }
-    }
-
     fn now(&self) -> Timestamp {
         self.clock.now()
     }

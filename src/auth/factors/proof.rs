@@ -13,24 +13,14 @@ use crate::store::UserRecord;
 /// Proofs of identity beyond a session: it holds only what checking a password and a second
 /// factor needs.
 pub struct Proofs {
-    passwords: Arc<Passwords>,
-    factors: Arc<SecondFactors>,
-    lockout: Arc<Lockouts>,
-    audit: Audit,
-    clock: Arc<dyn Clock>,
+    pub(in crate::auth) passwords: Arc<Passwords>,
+    pub(in crate::auth) factors: Arc<SecondFactors>,
+    pub(in crate::auth) lockout: Arc<Lockouts>,
+    pub(in crate::auth) audit: Audit,
+    pub(in crate::auth) clock: Arc<dyn Clock>,
 }
 
 impl Proofs {
-    pub fn new(
-        passwords: Arc<Passwords>,
-        factors: Arc<SecondFactors>,
-        lockout: Arc<Lockouts>,
-        audit: Audit,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
-        Self { passwords, factors, lockout, audit, clock }
-    }
-
     fn now(&self) -> Timestamp {
         self.clock.now()
     }

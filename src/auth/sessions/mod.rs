@@ -30,35 +30,17 @@ pub struct SessionSettings {
 
 /// The sessions and their tokens: it holds only the stores and keys they use.
 pub struct Sessions {
-    users: Arc<dyn UserStore>,
-    sessions: Arc<dyn SessionStore>,
-    access: Arc<AccessTokens>,
-    successors: SuccessorKey,
-    budgets: Arc<Budgets>,
-    audit: Audit,
-    clock: Arc<dyn Clock>,
-    settings: SessionSettings,
-}
-
-/// What `Sessions` is built from.
-pub struct SessionParts {
-    pub users: Arc<dyn UserStore>,
-    pub sessions: Arc<dyn SessionStore>,
-    pub access: Arc<AccessTokens>,
-    pub successors: SuccessorKey,
-    pub budgets: Arc<Budgets>,
-    pub audit: Audit,
-    pub clock: Arc<dyn Clock>,
-    pub settings: SessionSettings,
+    pub(in crate::auth) users: Arc<dyn UserStore>,
+    pub(in crate::auth) sessions: Arc<dyn SessionStore>,
+    pub(in crate::auth) access: Arc<AccessTokens>,
+    pub(in crate::auth) successors: SuccessorKey,
+    pub(in crate::auth) budgets: Arc<Budgets>,
+    pub(in crate::auth) audit: Audit,
+    pub(in crate::auth) clock: Arc<dyn Clock>,
+    pub(in crate::auth) settings: SessionSettings,
 }
 
 impl Sessions {
-    pub fn new(parts: SessionParts) -> Self {
-        let SessionParts { users, sessions, access, successors, budgets, audit, clock, settings } =
-            parts;
-        Self { users, sessions, access, successors, budgets, audit, clock, settings }
-    }
-
     /// The access tokens this service signs and verifies (their keys are reloaded in the
     /// background).
     pub fn access_tokens(&self) -> &AccessTokens {

@@ -32,18 +32,18 @@ use crate::store::{SessionStore, TokenHash, UserRecord, UserStore};
 /// Signing in: a password and its second step, or a passkey. It holds only the stores and
 /// services a sign-in uses.
 pub struct SignIn {
-    users: Arc<dyn UserStore>,
-    sessions: Arc<dyn SessionStore>,
-    passwords: Arc<Passwords>,
-    proofs: Arc<Proofs>,
-    budgets: Arc<Budgets>,
-    lockout: Arc<Lockouts>,
-    session: Arc<Sessions>,
-    factors: Arc<SecondFactors>,
-    audit: Audit,
-    clock: Arc<dyn Clock>,
-    metrics: Arc<Metrics>,
-    settings: SignInSettings,
+    pub(in crate::auth) users: Arc<dyn UserStore>,
+    pub(in crate::auth) sessions: Arc<dyn SessionStore>,
+    pub(in crate::auth) passwords: Arc<Passwords>,
+    pub(in crate::auth) proofs: Arc<Proofs>,
+    pub(in crate::auth) budgets: Arc<Budgets>,
+    pub(in crate::auth) lockout: Arc<Lockouts>,
+    pub(in crate::auth) session: Arc<Sessions>,
+    pub(in crate::auth) factors: Arc<SecondFactors>,
+    pub(in crate::auth) audit: Audit,
+    pub(in crate::auth) clock: Arc<dyn Clock>,
+    pub(in crate::auth) metrics: Arc<Metrics>,
+    pub(in crate::auth) settings: SignInSettings,
 }
 
 /// What a sign-in depends on beyond its stores.
@@ -54,54 +54,7 @@ pub struct SignInSettings {
     pub max_sessions_per_user: u32,
 }
 
-/// What `SignIn` is built from.
-pub struct SignInParts {
-    pub users: Arc<dyn UserStore>,
-    pub sessions: Arc<dyn SessionStore>,
-    pub passwords: Arc<Passwords>,
-    pub proofs: Arc<Proofs>,
-    pub budgets: Arc<Budgets>,
-    pub lockout: Arc<Lockouts>,
-    pub session: Arc<Sessions>,
-    pub factors: Arc<SecondFactors>,
-    pub audit: Audit,
-    pub clock: Arc<dyn Clock>,
-    pub metrics: Arc<Metrics>,
-    pub settings: SignInSettings,
-}
-
 impl SignIn {
-    pub fn new(parts: SignInParts) -> Self {
-        let SignInParts {
-            users,
-            sessions,
-            passwords,
-            proofs,
-            budgets,
-            lockout,
-            session,
-            factors,
-            audit,
-            clock,
-            metrics,
-            settings,
-        } = parts;
-        Self {
-            users,
-            sessions,
-            passwords,
-            proofs,
-            budgets,
-            lockout,
-            session,
-            factors,
-            audit,
-            clock,
-            metrics,
-            settings,
-        }
-    }
-
     fn now(&self) -> Timestamp {
         self.clock.now()
     }
