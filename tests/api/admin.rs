@@ -56,7 +56,7 @@ struct Admin {
 
 /// Creates an admin on the command line and logs it in.
 async fn admin_named(app: &TestApp, email: &str) -> Admin {
-    create_admin(app, email);
+    create_admin(app, email).await;
     let pair = app.logged_in(email, PASSWORD).await;
     let token = str_of(&pair, "access_token").to_owned();
     let id = user_id(app, &token).await;
@@ -1185,7 +1185,7 @@ async fn an_unlock_by_an_admin_is_audited_with_the_admin_as_actor() -> TestResul
 async fn the_list_pages_newest_first_and_filters_by_a_literal_email_prefix() -> TestResult {
     let (app, clock) = clocked(&[]).await;
     let admin_email = ROOT;
-    create_admin(&app, admin_email);
+    create_admin(&app, admin_email).await;
     // Every account below is newer than the admin, one second apart.
     clock.advance(Duration::from_secs(60));
     let mut names: Vec<String> = (0..52).map(|i| format!("user{i:02}@example.com")).collect();
@@ -1278,7 +1278,7 @@ async fn the_list_pages_newest_first_and_filters_by_a_literal_email_prefix() -> 
 async fn paging_while_accounts_are_created_lists_each_earlier_account_once_in_order() -> TestResult
 {
     let (app, clock) = clocked(&[]).await;
-    create_admin(&app, ROOT);
+    create_admin(&app, ROOT).await;
     clock.advance(Duration::from_secs(60));
     for i in 0..40 {
         clock.advance(Duration::from_millis(1));

@@ -181,7 +181,7 @@ async fn bad_parameters_are_validation_errors() -> TestResult {
 #[tokio::test]
 async fn the_admin_trail_is_for_admins_and_filters_by_user() -> TestResult {
     let app = spawn().await;
-    common::create_admin(&app, "root@example.com");
+    common::create_admin(&app, "root@example.com").await;
     let admin: Value = app.login("root@example.com", PASSWORD).await.json().await?;
     let user = app.signed_in("gina@example.com").await;
     let forbidden = app.get("/v1/admin/audit", str_of(&user, "access_token")).await;
@@ -272,7 +272,7 @@ fn raw_controls(text: &str) -> Vec<char> {
 #[tokio::test]
 async fn control_and_bidi_characters_are_escaped_in_the_trail() -> TestResult {
     let app = spawn().await;
-    common::create_admin(&app, "root@example.com");
+    common::create_admin(&app, "root@example.com").await;
     let admin: Value = app.login("root@example.com", PASSWORD).await.json().await?;
     let agent = reqwest::header::HeaderValue::from_bytes("agent\u{9b}31m\u{202e}x".as_bytes())?;
     for email in ["mia@example.com", "evil\u{9b}\u{202e}\u{7f}@example.com"] {

@@ -218,7 +218,7 @@ async fn health_and_readiness_answer() -> TestResult {
 #[tokio::test]
 async fn a_control_character_in_any_query_parameter_is_a_validation_failure() -> TestResult {
     let app = spawn().await;
-    common::create_admin(&app, "root@example.com");
+    common::create_admin(&app, "root@example.com").await;
     let pair = app.logged_in("root@example.com", PASSWORD).await;
     let token = common::str_of(&pair, "access_token");
     for control in ["%00", "%1F", "%7F", "%C2%85"] {

@@ -178,7 +178,7 @@ async fn wrong_current_passwords_on_password_change_count_as_failed_logins() -> 
 #[tokio::test]
 async fn an_admin_unlocks_a_user_at_once() -> TestResult {
     let app = spawn_with(&[]).await;
-    common::create_admin(&app, "root@example.com");
+    common::create_admin(&app, "root@example.com").await;
     let admin: Value = app.login("root@example.com", PASSWORD).await.json().await?;
     let user: Value = app.register("jay@example.com", PASSWORD).await.json().await?;
     fail_times(&app, "jay@example.com", 5).await;

@@ -836,7 +836,7 @@ async fn passkey_changes_and_failed_ceremonies_are_audited() -> TestResult {
     assert_eq!(events[0]["request_id"], request_id.as_str());
 
     // A ceremony that names no known credential is in the admin's trail.
-    common::create_admin(&app, "admin@example.com");
+    common::create_admin(&app, "admin@example.com").await;
     let admin = app.logged_in("admin@example.com", PASSWORD).await;
     let unknown = json!(uuid::Uuid::new_v4().to_string());
     let options = login_options(&app, None).await;

@@ -14,7 +14,7 @@ const WEAK: [(&str, &str); 2] = [
 #[tokio::test]
 async fn an_admin_gets_the_findings_of_the_running_configuration() -> TestResult {
     let app = spawn_with(&WEAK).await;
-    common::create_admin(&app, "root@example.com");
+    common::create_admin(&app, "root@example.com").await;
     let admin: Value = app.login("root@example.com", PASSWORD).await.json().await?;
     let body = ok_json(app.get("/v1/admin/posture", str_of(&admin, "access_token")).await).await;
 

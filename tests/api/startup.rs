@@ -282,7 +282,7 @@ async fn an_empty_cursor_is_the_first_page() -> TestResult {
     let app = spawn().await;
     let user = app.signed_in("ada@example.com").await;
     let token = str_of(&user, "access_token");
-    create_admin(&app, "root@example.com");
+    create_admin(&app, "root@example.com").await;
     let admin = app.logged_in("root@example.com", PASSWORD).await;
     let admin = str_of(&admin, "access_token");
 

@@ -545,10 +545,12 @@ pub async fn assert_problem(response: Response, status: StatusCode, code: &str) 
     body
 }
 
-/// Creates a user with the admin role through the command line, on the app's database.
-pub fn create_admin(app: &TestApp, email: &str) {
-    use std::io::Write;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+/// Creates a user with the admin role through the command line, on the app's database. The
+/// command runs off the test's runtime, so the app it shares its storage with keeps serving (and
+/// finishes any write the command would wait for) meanwhile.
+pub async fn create_admin(app: &TestApp, email: &str) {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args(["user", "create", "--email", email, "--admin"])
         .env_clear()
         .envs(app.storage.env())
@@ -559,8 +561,10 @@ pub fn create_admin(app: &TestApp, email: &str) {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
-    assert!(child.wait().unwrap().success());
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{PASSWORD}\n").as_bytes()).await.unwrap();
+    drop(stdin);
+    assert!(child.wait().await.unwrap().success());
 }
 
 /// Runs the binary on the app's database and returns its exit status; the app keeps serving
