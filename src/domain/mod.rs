@@ -14,6 +14,7 @@ mod ids;
 mod lockout;
 mod password;
 mod rate;
+mod redirect_uri;
 mod role;
 mod text;
 
@@ -26,5 +27,8 @@ pub use ids::{SessionId, UserId};
 pub use lockout::{AttemptGate, FAILURE_MEMORY, LockoutPolicy, PERMANENT_LOCK_MS};
 pub use password::{Password, PasswordPolicy, PolicyViolation};
 pub use rate::{Rate, client_ip_key};
+pub use redirect_uri::{
+    MAX_REDIRECT_URI_CHARS, RedirectUriError, check_redirect_uri, redirect_uri_matches,
+};
 pub use role::Role;
 pub use text::escape_controls;
