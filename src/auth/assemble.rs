@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use super::{
-    Accounts, Administration, AuthSettings, AuthStores, Budgets, Events, Factors, Lockouts,
-    Notifier, Passwords, Proofs, Recovery, Registration, SecondFactors, SessionSettings, Sessions,
-    SignIn, SignInSettings,
+    Accounts, Administration, AuthSettings, AuthStores, Budgets, Clients, Events, Factors,
+    Lockouts, Notifier, Passwords, Proofs, Recovery, Registration, SecondFactors, SessionSettings,
+    Sessions, SignIn, SignInSettings,
 };
 use crate::crypto::{AccessTokens, PasswordHasher, SuccessorKey};
 use crate::mail::Templates;
@@ -24,6 +24,7 @@ pub struct UseCases {
     pub recovery: Arc<Recovery>,
     pub admin: Arc<Administration>,
     pub events: Arc<Events>,
+    pub clients: Arc<Clients>,
     /// The outbox the use cases queue mail in, for this instance's sender.
     pub mail: Arc<Notifier>,
 }
@@ -197,6 +198,7 @@ impl UseCases {
             clock: clock.clone(),
         });
         let events = Arc::new(Events::new(audit.clone(), budgets.clone()));
+        let clients = Arc::new(Clients::new(stores.clients.clone(), audit.clone(), clock.clone()));
         let factors = Arc::new(Factors {
             users: stores.users.clone(),
             passwords,
@@ -207,6 +209,17 @@ impl UseCases {
             audit,
             clock,
         });
-        Self { sign_in, sessions, registration, accounts, factors, recovery, admin, events, mail }
+        Self {
+            sign_in,
+            sessions,
+            registration,
+            accounts,
+            factors,
+            recovery,
+            admin,
+            events,
+            clients,
+            mail,
+        }
     }
 }

@@ -19,6 +19,7 @@ mod factors;
 mod limits;
 mod lockout;
 mod notify;
+mod oauth;
 mod paging;
 mod passwords;
 mod recovery;
@@ -36,7 +37,7 @@ use crate::config::EmailVerification;
 use crate::crypto::tokens;
 use crate::domain::{Clock, LockoutPolicy, PasswordPolicy, Rate, chrono_duration};
 use crate::mail::Outbox;
-use crate::store::{LockoutStore, MfaStore, RateLimitStore, SessionStore, UserStore};
+use crate::store::{ClientStore, LockoutStore, MfaStore, RateLimitStore, SessionStore, UserStore};
 
 pub use accounts::{Accounts, Registration};
 pub use admin::{
@@ -53,6 +54,10 @@ pub use factors::{
 pub use limits::Budgets;
 pub use lockout::Lockouts;
 pub use notify::Notifier;
+pub use oauth::{
+    ClientPage, ClientSecret, ClientSettings, ClientType, ClientUpdate, ClientView, Clients,
+    Consent, FileClient, FileSecret, GrantType, IdTokenAlg, MAX_CLIENTS_PAGE, NewClient,
+};
 pub use passwords::Passwords;
 pub use recovery::Recovery;
 pub use sessions::{SessionPage, SessionSettings, Sessions};
@@ -107,6 +112,8 @@ pub struct AuthStores {
     pub lockouts: Arc<dyn LockoutStore>,
     /// TOTP, recovery codes, passkeys and ceremonies in progress.
     pub factors: Arc<dyn MfaStore>,
+    /// The OAuth clients.
+    pub clients: Arc<dyn ClientStore>,
     pub audit: Audit,
     /// Where messages wait to be delivered.
     pub outbox: Outbox,

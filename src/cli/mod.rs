@@ -1,9 +1,8 @@
 //! The command line of the contract, a file per command group: `serve` (and `migrate`),
-//! `users`, `audit`, `keys`, `config`. Each command opens only what it touches: the account
-//! commands build the use cases without the signing keys, `migrate` and the audit commands only
-//! the backends, `config check` nothing at all.
-//!
-//! The command line of the contract. Every command reads the same configuration as `serve`.
+//! `users`, `clients`, `audit`, `keys`, `config`. Every command reads the same configuration as
+//! `serve`, and opens only what it touches: the account commands build account administration
+//! alone and the client commands the client registry alone (neither reads or creates a key),
+//! `migrate` and the audit commands only the backends, `config check` nothing at all.
 //!
 //! `serve`, `migrate` and the commands that write apply the migrations first; the commands that
 //! only read (`audit tail`, `audit verify`, `config check`) never change the database.
@@ -19,12 +18,14 @@ use crate::config::{LogFormat, Settings};
 use crate::startup::StartupError;
 
 mod audit;
+mod clients;
 mod config;
 mod keys;
 mod serve;
 mod users;
 
 pub use audit::AuditCommand;
+pub use clients::ClientCommand;
 pub use config::ConfigCommand;
 pub use keys::KeysCommand;
 pub use users::UserCommand;
@@ -53,6 +54,9 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage OAuth clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
     /// Read and check the audit trail (never migrates: run `migrate` first).
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -101,9 +105,20 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Serve { no_migrate } => serve::serve(settings, !no_migrate).await,
         Command::Migrate => serve::migrate(settings).await,
         Command::User(command) => users::run(settings, command).await,
+        Command::Client(command) => clients::run(settings, command).await,
         Command::Audit(command) => audit::run(settings, command).await,
         Command::Keys(KeysCommand::Rotate) => keys::rotate(settings).await,
         Command::Config(ConfigCommand::Check) => config::check(&settings),
+    }
+}
+
+/// Signs the audit trail's head after a command wrote to it, as a running server would within
+/// a heartbeat, so that `audit verify` right after finds the new events signed. A failure is
+/// only logged: the command itself was done.
+async fn sign_head(audit: &crate::audit::Audit) {
+    use crate::domain::Clock;
+    if let Err(error) = audit.sign_head(crate::domain::SystemClock.now()).await {
+        tracing::warn!(error = error.with_causes(), "could not sign the audit head");
     }
 }
 

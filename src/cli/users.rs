@@ -9,10 +9,10 @@ use tokio::io::AsyncBufReadExt;
 
 use crate::auth::{AuthError, RequestContext};
 use crate::config::Settings;
-use crate::domain::{Clock, Role, SystemClock};
+use crate::domain::{Role, SystemClock};
 use crate::startup::{build_administration, new_metrics, open_backends};
 
-use super::Failure;
+use super::{Failure, sign_head};
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
@@ -92,7 +92,7 @@ async fn create_user(settings: Settings, email: &str, admin: bool) -> Result<(),
             )),
             other => Failure::other(other.to_string()),
         })?;
-    sign_head(&auth).await;
+    sign_head(auth.audit()).await;
     let view = serde_json::json!({
         "id": user.id, "email": user.email, "created_at": user.created_at, "roles": user.roles,
     });
@@ -113,18 +113,9 @@ async fn unlock(settings: Settings, email: &str) -> Result<(), Failure> {
             other => Failure::other(other.to_string()),
         },
     )?;
-    sign_head(&auth).await;
+    sign_head(auth.audit()).await;
     println!("unlocked {}", crate::domain::Email::normalise_key(email));
     Ok(())
-}
-
-/// Signs the audit trail's head after a command wrote to it, as a running server would within
-/// a heartbeat, so that `audit verify` right after finds the new events signed. A failure is
-/// only logged: the command itself was done.
-async fn sign_head(auth: &crate::auth::Administration) {
-    if let Err(error) = auth.audit().sign_head(SystemClock.now()).await {
-        tracing::warn!(error = error.with_causes(), "could not sign the audit head");
-    }
 }
 
 /// What `user disable / enable / delete` does.
@@ -177,13 +168,13 @@ async fn administer(settings: Settings, email: &str, what: Administration) -> Re
         }
         Administration::Delete => {
             auth.admin_delete_user(&context, actor, user.id).await.map_err(failure)?;
-            sign_head(&auth).await;
+            sign_head(auth.audit()).await;
             println!("deleted {}", user.email.as_str());
             return Ok(());
         }
     };
     auth.update_user(&context, actor, user.id, change).await.map_err(failure)?;
-    sign_head(&auth).await;
+    sign_head(auth.audit()).await;
     println!("{done} {}", user.email.as_str());
     Ok(())
 }
@@ -197,7 +188,7 @@ async fn reset_mfa(settings: Settings, email: &str) -> Result<(), Failure> {
             AuthError::NotFound => Failure::other(format!("no account has the email {email:?}")),
             other => Failure::other(other.to_string()),
         })?;
-    sign_head(&auth).await;
+    sign_head(auth.audit()).await;
     println!("removed {removed} second factors of {}", crate::domain::Email::normalise_key(email));
     Ok(())
 }

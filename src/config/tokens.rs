@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
 use super::formats::{
-    duration, masked, non_empty, on_off, optional_positive_duration, value_format,
+    duration, masked, non_empty, on_off, optional_path, optional_positive_duration, value_format,
 };
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -42,6 +42,9 @@ pub struct Tokens {
     /// The refresh token also travels in an `HttpOnly` cookie.
     #[serde(rename = "refresh_cookie", with = "on_off")]
     pub refresh_cookie: bool,
+    /// A TOML file of `[[client]]` tables: OAuth clients created or updated at every start.
+    #[serde(rename = "clients_file", with = "optional_path")]
+    pub clients_file: Option<std::path::PathBuf>,
 }
 
 impl Default for Tokens {
@@ -58,6 +61,7 @@ impl Default for Tokens {
             key_publish_ahead: Duration::from_secs(15 * 60),
             key_rotate_every: None,
             refresh_cookie: false,
+            clients_file: None,
         }
     }
 }

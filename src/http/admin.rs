@@ -130,18 +130,27 @@ pub async fn users(
     _admin: Admin,
     Query(query): Query<UsersQuery>,
 ) -> Result<Json<AdminUserPage>, ApiError> {
-    let limit = match query.limit.as_deref().map(str::parse::<u32>) {
+    let (limit, cursor) = page_of(query.limit.as_deref(), query.cursor.as_deref(), MAX_USERS_PAGE)?;
+    let page = admin.list_users(query.email.as_deref(), cursor, limit).await?;
+    Ok(Json(page))
+}
+
+/// The `limit` (1 to `max`, or absent) and `cursor` of a list's page. An empty cursor
+/// (`cursor=`) is the first page, as if it were absent.
+pub(super) fn page_of<'a>(
+    limit: Option<&str>,
+    cursor: Option<&'a str>,
+    max: u32,
+) -> Result<(Option<u32>, Option<&'a str>), ApiError> {
+    let limit = match limit.map(str::parse::<u32>) {
         None => None,
-        Some(Ok(limit)) if (1..=MAX_USERS_PAGE).contains(&limit) => Some(limit),
+        Some(Ok(limit)) if (1..=max).contains(&limit) => Some(limit),
         Some(_) => {
-            let message = format!("limit must be between 1 and {MAX_USERS_PAGE}");
+            let message = format!("limit must be between 1 and {max}");
             return Err(AuthError::InvalidQuery(message).into());
         }
     };
-    // An empty cursor (`cursor=`) is the first page, as if it were absent.
-    let cursor = query.cursor.as_deref().filter(|c| !c.is_empty());
-    let page = admin.list_users(query.email.as_deref(), cursor, limit).await?;
-    Ok(Json(page))
+    Ok((limit, cursor.filter(|c| !c.is_empty())))
 }
 
 problems!(CreateUserProblems: JSON_BODY, [

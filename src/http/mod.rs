@@ -8,6 +8,7 @@
 mod account;
 mod admin;
 mod client_ip;
+mod clients;
 pub mod cookie;
 mod extract;
 mod factors;
@@ -34,7 +35,7 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
 use crate::auth::{
-    Accounts, Administration, Events, Factors, Recovery, Registration, Sessions, SignIn,
+    Accounts, Administration, Clients, Events, Factors, Recovery, Registration, Sessions, SignIn,
 };
 use crate::config::Posture;
 use crate::metrics::Metrics;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub admin: Arc<Administration>,
     /// The audit trail as its readers see it.
     pub events: Arc<Events>,
+    /// The OAuth clients.
+    pub clients: Arc<Clients>,
     pub health: Arc<dyn Health>,
     pub proxies: TrustedProxies,
     pub metrics: Arc<Metrics>,
@@ -115,6 +118,9 @@ fn api_routes() -> Vec<UtoipaMethodRouter<AppState>> {
         routes!(admin::user, admin::update_user, admin::delete_user),
         routes!(admin::end_user_sessions),
         routes!(admin::posture),
+        routes!(clients::clients, clients::create_client),
+        routes!(clients::client, clients::update_client, clients::delete_client),
+        routes!(clients::rotate_secret),
         routes!(operations::jwks),
         routes!(operations::discovery),
         routes!(operations::healthz),

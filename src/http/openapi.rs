@@ -73,6 +73,7 @@ pub(crate) use problems;
         (name = "mfa", description = "TOTP, recovery codes and the second step of a login"),
         (name = "passkeys", description = "Passkeys (WebAuthn Level 3)"),
         (name = "admin", description = "Administration (role admin)"),
+        (name = "clients", description = "OAuth clients (role admin)"),
         (name = "operations", description = "Keys, health, metrics and this document"),
     ),
 )]

@@ -10,8 +10,8 @@ use crate::store::memory::MemoryRateLimiter;
 use crate::store::redis::RedisStore;
 use crate::store::sql::SqlStore;
 use crate::store::{
-    AuditStore, Health, KeyStore, LockoutStore, MailStore, MfaStore, RateLimitStore, SessionStore,
-    StoreError, UserStore,
+    AuditStore, ClientStore, Health, KeyStore, LockoutStore, MailStore, MfaStore, RateLimitStore,
+    SessionStore, StoreError, UserStore,
 };
 
 use super::errors::{StartupError, database_failed, root_cause, without_password};
@@ -31,6 +31,8 @@ pub struct Backends {
     pub mail: Arc<dyn MailStore>,
     /// Second factors and ceremonies in progress, in the database.
     pub mfa: Arc<dyn MfaStore>,
+    /// OAuth clients, in the database.
+    pub clients: Arc<dyn ClientStore>,
     /// Seals queued mail under the master key.
     pub sealer: Sealer,
     /// Sign the audit chain's head and check its signatures: derived from the master key.
@@ -147,6 +149,7 @@ impl Backends {
             + LockoutStore
             + MailStore
             + MfaStore
+            + ClientStore
             + Health
             + 'static,
     {
@@ -159,6 +162,7 @@ impl Backends {
             lockouts: store.clone(),
             mail: store.clone(),
             mfa: store.clone(),
+            clients: store.clone(),
             health: store,
             sealer: Sealer::default(),
             audit_head_keys: HeadKeys::default(),

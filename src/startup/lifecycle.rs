@@ -72,6 +72,11 @@ impl Application {
         let signing_keys = || async { backends.keys.signing_keys().await.map(|k| k.len()).ok() };
         let keys_before = signing_keys().await;
         let auth = build_auth(&settings, &backends, metrics.clone(), clock.clone()).await?;
+        if let Some(path) = &settings.tokens.clients_file {
+            let env = |name: &str| std::env::var(name).ok();
+            let count = super::clients_file::put_clients_file(path, &auth.clients, env).await?;
+            tracing::info!(count, file = %path.display(), "OAuth clients from CLIENTS_FILE");
+        }
         let summary = StartSummary {
             migrations_applied: backends.migrations_applied,
             signing_key_generated: keys_before == Some(0)
@@ -101,6 +106,7 @@ impl Application {
             recovery: auth.recovery,
             admin: auth.admin,
             events: auth.events,
+            clients: auth.clients,
             health: backends.health.clone(),
             proxies,
             metrics: metrics.clone(),

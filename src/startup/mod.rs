@@ -7,6 +7,7 @@
 //! - `errors`: why a start failed, naming the variable to change.
 
 mod backends;
+mod clients_file;
 mod errors;
 mod files;
 mod jobs;
@@ -17,5 +18,5 @@ mod summary;
 pub use backends::{Backends, open_backends};
 pub use errors::StartupError;
 pub use lifecycle::Application;
-pub use service::{build_administration, build_auth, new_metrics};
+pub use service::{build_administration, build_auth, build_clients, new_metrics};
 pub use summary::StartSummary;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::audit::Audit;
 use crate::auth::{
-    Administration, AuthSettings, AuthStores, Limits, MailFlows, SecondFactors, UseCases,
+    Administration, AuthSettings, AuthStores, Clients, Limits, MailFlows, SecondFactors, UseCases,
 };
 use crate::config::Settings;
 use crate::crypto::{
@@ -85,6 +85,13 @@ fn access_settings(settings: &Settings) -> AccessTokenSettings {
     }
 }
 
+/// The client registry alone, as the command line uses it.
+pub fn build_clients(backends: &Backends, metrics: Arc<Metrics>, clock: Arc<dyn Clock>) -> Clients {
+    let audit = Audit::new(backends.audit.clone(), metrics)
+        .with_head_keys(backends.audit_head_keys.clone());
+    Clients::new(backends.clients.clone(), audit, clock)
+}
+
 /// The stores the use cases work on, on `backends`.
 fn stores(backends: &Backends, metrics: &Arc<Metrics>, clock: Arc<dyn Clock>) -> AuthStores {
     AuthStores {
@@ -93,6 +100,7 @@ fn stores(backends: &Backends, metrics: &Arc<Metrics>, clock: Arc<dyn Clock>) ->
         limiter: backends.limiter.clone(),
         lockouts: backends.lockouts.clone(),
         factors: backends.mfa.clone(),
+        clients: backends.clients.clone(),
         audit: Audit::new(backends.audit.clone(), metrics.clone())
             .with_head_keys(backends.audit_head_keys.clone()),
         outbox: Outbox::new(

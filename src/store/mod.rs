@@ -6,7 +6,7 @@
 //! that leaves it is a `StoreError`.
 //!
 //! The traits live one concern to a file (`users`, `mail`, `mfa`, `sessions`, `limits`, `keys`,
-//! `audit`), the records they carry in `records`, the error in `error`; all are re-exported here.
+//! `audit`, `clients`), the records they carry in `records`, the error in `error`; all are re-exported here.
 
 mod codec;
 pub mod memory;
@@ -17,6 +17,7 @@ pub mod sql;
 use async_trait::async_trait;
 
 mod audit;
+mod clients;
 mod error;
 mod keys;
 mod limits;
@@ -28,6 +29,7 @@ mod users;
 pub use crate::domain::{AttemptGate, LockoutPolicy, Timestamp};
 
 pub use audit::AuditStore;
+pub use clients::{ClientCursor, ClientRecord, ClientStore};
 pub use error::{Cause, StoreError};
 pub use keys::KeyStore;
 pub use limits::{LockKey, LockoutStore, RateDecision, RateLimitStore};

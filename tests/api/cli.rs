@@ -241,6 +241,54 @@ async fn the_account_commands_read_and_create_no_key() -> TestResult {
 }
 
 #[tokio::test]
+async fn the_client_commands_register_show_rotate_list_and_delete() -> TestResult {
+    let (storage, _owner) = common::new_storage().await;
+    let on_storage = |args: &[&str]| run(&storage.env(), args, &[], "");
+    let created = on_storage(&[
+        "client",
+        "create",
+        "--name",
+        "Grafana",
+        "--redirect-uri",
+        "https://grafana.example.com/login/generic_oauth",
+        "--scope",
+        "openid",
+        "--scope",
+        "email",
+        "--skip-consent",
+    ]);
+    assert_eq!(created.status.code(), Some(0), "{}", text(&created.stderr));
+    let client: Value = serde_json::from_slice(&created.stdout)?;
+    let id = client["client_id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(client["scopes"], serde_json::json!(["openid", "email"]));
+    assert_eq!(client["consent"], "skip");
+    let first_secret = client["client_secret"].as_str().unwrap_or_default().to_owned();
+    assert!(first_secret.len() >= 43, "{client}");
+    let shown = on_storage(&["client", "show", "--id", &id]);
+    let shown: Value = serde_json::from_slice(&shown.stdout)?;
+    assert_eq!(shown["name"], "Grafana");
+    assert!(shown.get("client_secret").is_none(), "{shown}");
+    let rotated = on_storage(&["client", "rotate-secret", "--id", &id]);
+    assert_eq!(rotated.status.code(), Some(0), "{}", text(&rotated.stderr));
+    let rotated: Value = serde_json::from_slice(&rotated.stdout)?;
+    assert_ne!(rotated["client_secret"].as_str(), Some(first_secret.as_str()));
+    let bad =
+        on_storage(&["client", "create", "--name", "x", "--redirect-uri", "javascript:alert(1)"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad.stderr));
+    assert!(text(&bad.stderr).contains("redirect_uris"), "{}", text(&bad.stderr));
+    let list = on_storage(&["client", "list"]);
+    assert_eq!(text(&list.stdout).lines().count(), 1, "{}", text(&list.stdout));
+    let deleted = on_storage(&["client", "delete", "--id", &id]);
+    assert_eq!(deleted.status.code(), Some(0), "{}", text(&deleted.stderr));
+    let gone = on_storage(&["client", "show", "--id", &id]);
+    assert_eq!(gone.status.code(), Some(1));
+    assert_eq!(rows_of(&storage, "signing_keys").await, 0, "no key was created");
+    let verify = on_storage(&["audit", "verify"]);
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify.stdout));
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_user_created_on_the_command_line_can_log_in_to_a_running_server() -> TestResult {
     let app = spawn().await;
     let output = portcullis_on(

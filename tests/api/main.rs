@@ -12,6 +12,7 @@ mod browser_cors;
 mod browser_passkey;
 mod cli;
 mod cli_config;
+mod clients;
 mod cluster;
 mod connection_limits;
 mod faults;

@@ -21,10 +21,10 @@ use portcullis::domain::{
 };
 use portcullis::metrics::Metrics;
 use portcullis::store::{
-    AdminGuard, AuditStore, ChallengePurpose, ChallengeRecord, KeyStore, LockKey, LockoutStore,
-    MailStore, MfaStore, NewEmailToken, NewSession, NewUser, PasskeyRecord, QueuedMail,
-    RateLimitStore, Rotation, SessionCursor, SessionStore, SigningKeyRecord, StoreError, TokenHash,
-    TokenPurpose, UserStore,
+    AdminGuard, AuditStore, ChallengePurpose, ChallengeRecord, ClientCursor, ClientRecord,
+    ClientStore, KeyStore, LockKey, LockoutStore, MailStore, MfaStore, NewEmailToken, NewSession,
+    NewUser, PasskeyRecord, QueuedMail, RateLimitStore, Rotation, SessionCursor, SessionStore,
+    SigningKeyRecord, StoreError, TokenHash, TokenPurpose, UserStore,
 };
 
 mod backends {
@@ -1667,5 +1667,88 @@ async fn a_challenge_is_taken_once_for_its_purpose_only_and_expires() {
         store.put_challenge(&later, purpose, &record, at(&clock, DAY)).await.unwrap();
         assert_eq!(store.drop_challenges(user).await.unwrap(), 1, "{name}: the user's dropped");
         assert!(store.peek_challenge(&later, purpose, clock.now()).await.unwrap().is_none());
+    }
+}
+
+// ---- ClientStore ------------------------------------------------------------------------------
+
+fn client(id: &str, clock: &ManualClock) -> ClientRecord {
+    ClientRecord {
+        client_id: id.to_owned(),
+        registration: format!(r#"{{"name":"{id}"}}"#),
+        secret_hash: Some(format!("sha256:{id}")),
+        previous_secret: None,
+        from_file: false,
+        created_at: in_millis(clock.now()),
+    }
+}
+
+#[tokio::test]
+async fn a_client_is_stored_whole_changed_and_deleted_once() {
+    for (name, store, _owner) in backends::sql().await {
+        let clock = ManualClock::new();
+        let grafana = client("grafana", &clock);
+        store.insert_client(&grafana).await.unwrap();
+        assert_eq!(store.client("grafana").await.unwrap(), Some(grafana.clone()), "{name}");
+        assert!(store.client("GRAFANA").await.unwrap().is_none(), "{name}: ids are exact");
+        let taken = store.insert_client(&client("grafana", &clock)).await;
+        assert!(matches!(taken, Err(StoreError::Conflict)), "{name}: {taken:?}");
+        assert!(store.update_client("grafana", r#"{"name":"prod"}"#).await.unwrap(), "{name}");
+        let changed = store.client("grafana").await.unwrap().unwrap();
+        assert_eq!(changed.registration, r#"{"name":"prod"}"#, "{name}");
+        assert_eq!(changed.secret_hash, grafana.secret_hash, "{name}: the secret stays");
+        assert!(!store.update_client("nobody", "{}").await.unwrap(), "{name}");
+        let deletes = join_all((0..4).map(|_| store.delete_client("grafana"))).await;
+        let won = deletes.into_iter().filter(|d| matches!(d, Ok(true))).count();
+        assert_eq!(won, 1, "{name}: of concurrent deletions one finds the client");
+        assert!(store.client("grafana").await.unwrap().is_none(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_rotation_keeps_the_previous_secret_only_when_asked() {
+    for (name, store, _owner) in backends::sql().await {
+        let clock = ManualClock::new();
+        store.insert_client(&client("app", &clock)).await.unwrap();
+        let until = in_millis(at(&clock, Duration::from_secs(3_600)));
+        assert!(store.replace_client_secret("app", "sha256:two", Some(until)).await.unwrap());
+        let kept = store.client("app").await.unwrap().unwrap();
+        assert_eq!(kept.secret_hash.as_deref(), Some("sha256:two"), "{name}");
+        assert_eq!(kept.previous_secret, Some(("sha256:app".to_owned(), until)), "{name}");
+        assert!(store.replace_client_secret("app", "sha256:three", None).await.unwrap());
+        let dropped = store.client("app").await.unwrap().unwrap();
+        assert_eq!(dropped.secret_hash.as_deref(), Some("sha256:three"), "{name}");
+        assert_eq!(dropped.previous_secret, None, "{name}: the old ones stop at once");
+        assert!(!store.replace_client_secret("nobody", "x", None).await.unwrap(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn clients_come_in_pages_newest_first_without_gaps_or_repeats() {
+    for (name, store, _owner) in backends::sql().await {
+        let clock = ManualClock::new();
+        let mut ids = Vec::new();
+        for n in 0..7 {
+            // Two clients share each instant: the id breaks the tie.
+            if n % 2 == 0 {
+                clock.advance(Duration::from_secs(1));
+            }
+            let id = format!("client-{n}");
+            store.insert_client(&client(&id, &clock)).await.unwrap();
+            ids.push(id);
+        }
+        let mut seen = Vec::new();
+        let mut after: Option<ClientCursor> = None;
+        loop {
+            let page = store.list_clients(after.as_ref(), 3).await.unwrap();
+            let Some(last) = page.last() else { break };
+            after = Some(ClientCursor {
+                created_at: last.created_at,
+                client_id: last.client_id.clone(),
+            });
+            seen.extend(page.iter().map(|c| c.client_id.clone()));
+        }
+        ids.reverse();
+        assert_eq!(seen, ids, "{name}");
     }
 }

@@ -71,7 +71,7 @@ pub enum Actor {
 }
 
 impl Actor {
-    fn id(self) -> Option<UserId> {
+    pub(in crate::auth) fn id(self) -> Option<UserId> {
         match self {
             Self::Admin(id) => Some(id),
             Self::CommandLine => None,
@@ -97,7 +97,7 @@ impl Actor {
         event
     }
 
-    fn by(self) -> &'static str {
+    pub(in crate::auth) fn by(self) -> &'static str {
         match self {
             Self::Admin(_) => "by an admin",
             Self::CommandLine => "by the command line",

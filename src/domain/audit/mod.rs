@@ -65,6 +65,10 @@ event_types! {
     UserUpdated = "user_updated",
     UserDeleted = "user_deleted",
     SessionsRevoked = "sessions_revoked",
+    ClientCreated = "client_created",
+    ClientUpdated = "client_updated",
+    ClientDeleted = "client_deleted",
+    ClientSecretRotated = "client_secret_rotated",
 }
 
 impl EventType {

@@ -15,6 +15,7 @@
 #[macro_use]
 mod rows;
 mod audit;
+mod clients;
 mod dialect;
 mod hot;
 mod keys;
