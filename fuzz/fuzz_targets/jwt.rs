@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use libfuzzer_sys::fuzz_target;
 use portcullis::crypto::{AccessTokenSettings, AccessTokens};
-use portcullis::domain::{Amr, Role, SessionId, UserId};
+use portcullis::domain::{Amr, Role, SessionId, SignatureAlg, UserId};
 use portcullis::store::{KeyStore, SigningKeyRecord, StoreError};
 
 /// One fixed signing key, as the database would hold it.
@@ -19,6 +19,7 @@ impl KeyStore for FixedKey {
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
         Ok(vec![SigningKeyRecord {
             kid: "fuzz".to_owned(),
+            alg: SignatureAlg::EdDsa,
             private_key: vec![7; 32],
             created_at: chrono::Utc::now(),
             signs_at: chrono::Utc::now(),

@@ -16,6 +16,7 @@ mod password;
 mod rate;
 mod redirect_uri;
 mod role;
+mod signature_alg;
 mod text;
 
 pub use amr::Amr;
@@ -31,4 +32,5 @@ pub use redirect_uri::{
     MAX_REDIRECT_URI_CHARS, RedirectUriError, check_redirect_uri, redirect_uri_matches,
 };
 pub use role::Role;
+pub use signature_alg::SignatureAlg;
 pub use text::escape_controls;

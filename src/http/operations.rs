@@ -62,7 +62,7 @@ pub async fn discovery(State(sessions): State<Arc<Sessions>>) -> impl IntoRespon
     let document = serde_json::json!({
         "issuer": issuer,
         "jwks_uri": url("/.well-known/jwks.json"),
-        "id_token_signing_alg_values_supported": [tokens.algorithm()],
+        "id_token_signing_alg_values_supported": ["RS256", "EdDSA"],
         "subject_types_supported": ["public"],
         "claims_supported": [
             "iss", "aud", "sub", "sid", "iat", "exp", "jti", "roles", "amr", "client_id",

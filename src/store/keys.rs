@@ -9,8 +9,8 @@ use super::{SigningKeyRecord, StoreError};
 pub trait KeyStore: Send + Sync {
     /// All signing keys, newest first.
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
-    /// Stores `key` only if no signing key exists yet, so that instances starting together agree
-    /// on one first key.
+    /// Stores `key` only if no signing key of its algorithm exists yet, so that instances
+    /// starting together agree on one first key of each.
     async fn insert_first_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
     /// Stores a new signing key, which becomes the newest.
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::Timestamp;
-use crate::domain::{Amr, Email, Role, SessionId, UserId};
+use crate::domain::{Amr, Email, Role, SessionId, SignatureAlg, UserId};
 
 /// SHA-256 of an opaque token. Only hashes are stored, so a leaked database cannot be replayed.
 #[derive(Clone, PartialEq, Eq)]
@@ -119,10 +119,13 @@ pub enum Rotation {
     Invalid,
 }
 
-/// One signing key as stored. `private_key` is the 32-byte Ed25519 seed.
+/// One signing key as stored. `private_key` is the 32-byte Ed25519 seed, or the PKCS#8 document
+/// of an RSA key.
 #[derive(Clone)]
 pub struct SigningKeyRecord {
     pub kid: String,
+    /// What it signs with: EdDSA keys sign access tokens and ID tokens, RS256 keys ID tokens.
+    pub alg: SignatureAlg,
     pub private_key: Vec<u8>,
     pub created_at: Timestamp,
     /// When it starts to sign; until then it is only published.

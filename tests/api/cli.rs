@@ -328,24 +328,30 @@ async fn a_key_rotation_reaches_a_running_server_and_old_tokens_keep_working() -
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     // The server re-reads its keys each reload interval of its clock.
     clock.advance(portcullis::crypto::keys::RELOAD_INTERVAL);
-    let mut keys = 1;
+    let of_alg = |jwks: &Value, alg: &str| -> Vec<String> {
+        let keys = jwks["keys"].as_array().into_iter().flatten();
+        keys.filter(|k| k["alg"] == alg).map(|k| k["kid"].as_str().unwrap().to_owned()).collect()
+    };
+    let mut jwks = before.clone();
     for _ in 0..40 {
-        let jwks: Value =
-            app.client.get(app.url("/.well-known/jwks.json")).send().await?.json().await?;
-        keys = jwks["keys"].as_array().map_or(0, Vec::len);
-        if keys == 2 {
+        jwks = app.client.get(app.url("/.well-known/jwks.json")).send().await?.json().await?;
+        if jwks["keys"].as_array().map_or(0, Vec::len) == 4 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
-    assert_eq!(keys, 2, "both keys are published");
+    for alg in ["EdDSA", "RS256"] {
+        let (old, now) = (of_alg(&before, alg), of_alg(&jwks, alg));
+        assert_eq!((old.len(), now.len()), (1, 2), "a new {alg} key beside the old one: {jwks}");
+        assert!(now.contains(&old[0]), "{jwks}");
+    }
     let old_token = pair["access_token"].as_str().unwrap();
     assert_eq!(app.get("/v1/auth/me", old_token).await.status(), StatusCode::OK);
     let fresh: Value = app.login("alice@example.com", common::PASSWORD).await.json().await?;
     let kid = jsonwebtoken::decode_header(fresh["access_token"].as_str().unwrap())?.kid;
     // Published ahead: the old key signs until KEY_PUBLISH_AHEAD (15 min) has passed
     // (tests/resource_servers.rs follows a rotation to its end).
-    assert_eq!(kid.as_deref(), before["keys"][0]["kid"].as_str(), "the old key still signs");
+    assert_eq!(kid, Some(of_alg(&before, "EdDSA").remove(0)), "the old key still signs");
     Ok(())
 }
 

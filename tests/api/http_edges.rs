@@ -247,16 +247,44 @@ async fn a_control_character_in_any_query_parameter_is_a_validation_failure() ->
 }
 
 #[tokio::test]
-async fn the_jwks_publishes_an_ed25519_key() -> TestResult {
+async fn the_jwks_publishes_an_ed25519_key_and_an_rsa_key_of_2048_bits() -> TestResult {
+    use base64::Engine;
     let app = spawn().await;
     let jwks: Value =
         app.client.get(app.url("/.well-known/jwks.json")).send().await?.json().await?;
-    let key = &jwks["keys"][0];
-    assert_eq!(key["kty"], "OKP");
-    assert_eq!(key["crv"], "Ed25519");
-    assert_eq!(key["alg"], "EdDSA");
-    assert!(key.get("d").is_none(), "the private part is never published");
-    assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
+    let keys = jwks["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2, "{jwks}");
+    let ed = keys.iter().find(|k| k["alg"] == "EdDSA").unwrap();
+    assert_eq!(ed["kty"], "OKP");
+    assert_eq!(ed["crv"], "Ed25519");
+    let rsa = keys.iter().find(|k| k["alg"] == "RS256").unwrap();
+    assert_eq!(rsa["kty"], "RSA");
+    assert_eq!(rsa["use"], "sig");
+    assert_eq!(rsa["e"], "AQAB");
+    let n = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(rsa["n"].as_str().unwrap())?;
+    assert_eq!(n.len(), 256, "a 2048-bit modulus");
+    for key in keys {
+        for private in ["d", "p", "q", "dp", "dq", "qi", "k"] {
+            assert!(key.get(private).is_none(), "the private part is never published: {key}");
+        }
+        // RFC 7638: the kid is the thumbprint, so a verifier can check it names this key.
+        let required: Vec<(&str, &str)> = match key["kty"].as_str().unwrap() {
+            "OKP" => vec![("crv", "Ed25519"), ("kty", "OKP"), ("x", key["x"].as_str().unwrap())],
+            _ => vec![
+                ("e", key["e"].as_str().unwrap()),
+                ("kty", "RSA"),
+                ("n", key["n"].as_str().unwrap()),
+            ],
+        };
+        let canonical = format!(
+            "{{{}}}",
+            required.iter().map(|(k, v)| format!(r#""{k}":"{v}""#)).collect::<Vec<_>>().join(",")
+        );
+        use sha2::Digest;
+        let thumbprint = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(sha2::Sha256::digest(canonical.as_bytes()));
+        assert_eq!(key["kid"], thumbprint.as_str());
+    }
     Ok(())
 }
 

@@ -50,7 +50,8 @@ async fn hs256_signed_with_the_public_key_is_refused() -> TestResult {
     let (header, claims) = parts(str_of(&pair, "access_token"));
     let jwks: Value =
         app.client.get(app.url("/.well-known/jwks.json")).send().await?.json().await?;
-    let x = jwks["keys"][0]["x"].as_str().unwrap();
+    let published = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == header["kid"]);
+    let x = published.unwrap()["x"].as_str().unwrap();
     let mut forged_header = Header::new(Algorithm::HS256);
     forged_header.typ = Some("at+jwt".into());
     forged_header.kid = header["kid"].as_str().map(str::to_owned);
@@ -131,7 +132,16 @@ async fn an_eddsa_token_is_refused_by_an_hs256_server() -> TestResult {
     assert_refused(&hs256, str_of(&pair, "access_token")).await;
     let jwks: Value =
         hs256.client.get(hs256.url("/.well-known/jwks.json")).send().await?.json().await?;
-    assert_eq!(jwks, json!({ "keys": [] }), "a shared secret is never published");
+    // Only the ID-token key pairs: a shared secret is never published.
+    let keys = jwks["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2, "{jwks}");
+    assert!(keys.iter().all(|k| k["kty"] != "oct" && k.get("k").is_none()), "{jwks}");
+    let kid = jsonwebtoken::decode_header(str_of(
+        &hs256.signed_in("erin@example.com").await,
+        "access_token",
+    ))?
+    .kid;
+    assert!(keys.iter().all(|k| k["kid"].as_str() != kid.as_deref()), "{jwks}");
     Ok(())
 }
 

@@ -31,7 +31,12 @@ async fn the_access_token_carries_the_contract_claims() -> TestResult {
     assert_eq!(header.typ.as_deref(), Some("at+jwt"));
     let jwks: Value =
         app.client.get(app.url("/.well-known/jwks.json")).send().await?.json().await?;
-    assert_eq!(jwks["keys"][0]["kid"].as_str(), header.kid.as_deref());
+    let key = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"].as_str() == header.kid.as_deref());
+    assert_eq!(key.map(|k| &k["alg"]), Some(&json!("EdDSA")), "{jwks}");
     let payload = str_of(&pair, "access_token").split('.').nth(1).unwrap();
     use base64::Engine;
     let claims: Value =

@@ -17,7 +17,7 @@ use portcullis::domain::audit::chain::HeadSignature;
 use portcullis::domain::audit::{AuditEvent, EventType, Outcome};
 use portcullis::domain::{
     Amr, AttemptGate, Clock, Email, LockoutPolicy, ManualClock, Rate, RequestContext, Role,
-    SessionId, Timestamp, UserId,
+    SessionId, SignatureAlg, Timestamp, UserId,
 };
 use portcullis::metrics::Metrics;
 use portcullis::store::{
@@ -1307,14 +1307,16 @@ async fn concurrent_senders_claim_each_message_once_until_its_lease_ends() {
 // ---- KeyStore -------------------------------------------------------------------------------
 
 #[tokio::test]
-async fn instances_starting_together_agree_on_one_first_key_and_one_secret() {
+async fn instances_starting_together_agree_on_one_first_key_of_each_algorithm_and_one_secret() {
     for (name, store, _owner) in backends::sql().await {
         let now = ManualClock::new().now();
-        join_all((0..8u8).map(|i| {
+        join_all((0..16u8).map(|i| {
             let store = store.clone();
+            let alg = if i % 2 == 0 { SignatureAlg::EdDsa } else { SignatureAlg::Rs256 };
             async move {
                 let key = SigningKeyRecord {
                     kid: format!("kid-{i}"),
+                    alg,
                     private_key: vec![i; 32],
                     created_at: now,
                     signs_at: now,
@@ -1324,9 +1326,13 @@ async fn instances_starting_together_agree_on_one_first_key_and_one_secret() {
         }))
         .await;
         let keys = store.signing_keys().await.unwrap();
-        assert_eq!(keys.len(), 1, "{name}");
-        let first = &keys[0];
-        assert_eq!(first.private_key, vec![first.kid[4..].parse::<u8>().unwrap(); 32], "{name}");
+        assert_eq!(keys.len(), 2, "{name}: one of each algorithm");
+        for alg in SignatureAlg::ALL {
+            let first = keys.iter().find(|k| k.alg == alg).unwrap();
+            let i = first.kid[4..].parse::<u8>().unwrap();
+            assert_eq!(first.private_key, vec![i; 32], "{name}");
+            assert_eq!(i % 2 == 0, alg == SignatureAlg::EdDsa, "{name}: stored with its algorithm");
+        }
 
         let secrets = join_all((0..8u8).map(|i| {
             let store = store.clone();
@@ -1338,6 +1344,7 @@ async fn instances_starting_together_agree_on_one_first_key_and_one_secret() {
 
         let later = SigningKeyRecord {
             kid: "kid-later".into(),
+            alg: SignatureAlg::Rs256,
             private_key: vec![7; 32],
             created_at: now + chrono::Duration::seconds(1),
             signs_at: now + chrono::Duration::seconds(1),
@@ -1345,7 +1352,8 @@ async fn instances_starting_together_agree_on_one_first_key_and_one_secret() {
         store.insert_signing_key(&later).await.unwrap();
         let keys = store.signing_keys().await.unwrap();
         assert_eq!(keys.iter().map(|k| k.kid.as_str()).next(), Some("kid-later"), "{name}");
-        assert_eq!(keys.len(), 2, "{name}");
+        assert_eq!(keys[0].alg, SignatureAlg::Rs256, "{name}");
+        assert_eq!(keys.len(), 3, "{name}");
     }
 }
 

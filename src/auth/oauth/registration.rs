@@ -37,13 +37,8 @@ pub enum Consent {
     Skip,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub enum IdTokenAlg {
-    #[serde(rename = "RS256")]
-    Rs256,
-    #[serde(rename = "EdDSA")]
-    EdDsa,
-}
+/// The algorithm of a client's ID tokens.
+pub use crate::domain::SignatureAlg as IdTokenAlg;
 
 /// Everything of a client but its id, secret and creation time: the client object's settings.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

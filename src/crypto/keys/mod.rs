@@ -28,9 +28,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::CryptoError;
-use crate::domain::{Amr, Clock, Role, SessionId, UserId, chrono_duration};
-use crate::store::{KeyStore, Timestamp};
-use ring::{Lead, Mode, Ring, build_ring, signing_key_from_seed};
+use crate::domain::{Amr, Clock, Role, SessionId, SignatureAlg, UserId, chrono_duration};
+use crate::store::{KeyStore, SigningKeyRecord, Timestamp};
+use ring::{Lead, Mode, Ring, build_ring, new_private_key, signing_key};
 
 pub use ring::new_signing_key;
 
@@ -165,16 +165,16 @@ impl AccessTokens {
         // RFC 7519 §4.1.5: a token must not be accepted before its `nbf` (within the leeway).
         validation.validate_nbf = true;
         let now = clock.now();
-        if matches!(mode, Mode::EdDsa) {
-            let seed = super::tokens::random_bytes::<32>();
-            store
-                .insert_first_signing_key(&signing_key_from_seed(seed, Duration::ZERO, now))
-                .await?;
+        // The key pairs sign ID tokens (and, without a secret, access tokens): one of each
+        // algorithm, created by the first instance that finds none.
+        let stored = store.signing_keys().await?;
+        for alg in SignatureAlg::ALL {
+            if !stored.iter().any(|k| k.alg == alg) {
+                let key = signing_key(alg, new_private_key(alg)?, Duration::ZERO, now)?;
+                store.insert_first_signing_key(&key).await?;
+            }
         }
-        let keys = match mode {
-            Mode::EdDsa => store.signing_keys().await?,
-            Mode::Hs256(_) => Vec::new(),
-        };
+        let keys = store.signing_keys().await?;
         // The keys this instance starts with are in every JWKS it will serve.
         let first_served = keys.iter().map(|k| (k.kid.clone(), None)).collect();
         let lead = Lead { publish_ahead: settings.publish_ahead, first_served: &first_served };
@@ -198,13 +198,8 @@ impl AccessTokens {
     /// Re-reads the signing keys, picking up rotations made by the CLI or other instances,
     /// rotates when the schedule says so, and deletes the keys no live token can need.
     pub async fn reload(&self, store: &dyn KeyStore) -> Result<(), CryptoError> {
-        if matches!(self.mode, Mode::EdDsa) {
-            self.rotate_on_schedule(store).await?;
-        }
-        let keys = match self.mode {
-            Mode::EdDsa => store.signing_keys().await?,
-            Mode::Hs256(_) => Vec::new(),
-        };
+        self.rotate_on_schedule(store).await?;
+        let keys = store.signing_keys().await?;
         let now = self.clock.now();
         let ring = {
             let mut first_served = self.first_served.lock().unwrap_or_else(|e| e.into_inner());
@@ -245,31 +240,24 @@ impl AccessTokens {
         }
     }
 
-    /// With `KEY_ROTATE_EVERY`, a new key once the newest is that old. Every instance derives
-    /// the same key from one secret named after the key it replaces (the first instance to ask
-    /// creates it), so instances rotating together store one key, not one each.
+    /// With `KEY_ROTATE_EVERY`, a new key of each algorithm once its newest is that old. Every
+    /// instance takes the same private key from one secret named after the key it replaces (the
+    /// first instance to ask creates it), so instances rotating together store one key, not one
+    /// each.
     async fn rotate_on_schedule(&self, store: &dyn KeyStore) -> Result<(), CryptoError> {
         let Some(every) = self.rotate_every else { return Ok(()) };
         let keys = store.signing_keys().await?;
-        let Some(newest) = keys.first() else { return Ok(()) };
         let now = self.clock.now();
-        if newest.created_at + chrono_duration(every) > now {
-            return Ok(());
-        }
-        let slot = format!("scheduled key after {}", newest.kid);
-        let seed = store.secret(&slot, &super::tokens::random_bytes::<32>()).await?;
-        let seed: [u8; 32] = seed
-            .as_slice()
-            .try_into()
-            .map_err(|_| CryptoError::failed("malformed scheduled key seed"))?;
-        let key = signing_key_from_seed(seed, self.publish_ahead, now);
-        match store.insert_signing_key(&key).await {
-            Ok(()) => {
-                tracing::info!(kid = %key.kid, "scheduled key rotation: a new key is published")
+        for alg in SignatureAlg::ALL {
+            let newest = keys.iter().filter(|k| k.alg == alg).max_by_key(|k| k.created_at);
+            let Some(newest) = newest else { continue };
+            if newest.created_at + chrono_duration(every) > now {
+                continue;
             }
-            // Another instance stored the same key first.
-            Err(crate::store::StoreError::Conflict) => {}
-            Err(other) => return Err(other.into()),
+            let slot = format!("scheduled key after {}", newest.kid);
+            let private_key = store.secret(&slot, &new_private_key(alg)?).await?;
+            let key = signing_key(alg, private_key, self.publish_ahead, now)?;
+            insert_rotated(store, &key).await?;
         }
         Ok(())
     }
@@ -277,14 +265,6 @@ impl AccessTokens {
     /// How long a new key is published before it signs (`KEY_PUBLISH_AHEAD`).
     pub fn publish_ahead(&self) -> Duration {
         self.publish_ahead
-    }
-
-    /// The algorithm that signs, as JOSE names it.
-    pub fn algorithm(&self) -> &'static str {
-        match self.mode {
-            Mode::EdDsa => "EdDSA",
-            Mode::Hs256(_) => "HS256",
-        }
     }
 
     pub fn issuer(&self) -> &str {
@@ -314,9 +294,9 @@ impl AccessTokens {
         now: Timestamp,
     ) -> Result<String, CryptoError> {
         let ring = self.ring();
-        let mut header = Header::new(self.validation.algorithms[0]);
+        let mut header = Header::new(ring.access.alg);
         header.typ = Some(TOKEN_TYPE.to_owned());
-        header.kid = Some(ring.signing_kid.clone());
+        header.kid = Some(ring.access.kid.clone());
         let iat = now.timestamp();
         let claims = AccessClaims {
             iss: self.issuer.clone(),
@@ -331,7 +311,22 @@ impl AccessTokens {
             client_id: self.client_id.clone(),
             auth_time: auth_time.timestamp(),
         };
-        jsonwebtoken::encode(&header, &claims, &ring.signing_key)
+        jsonwebtoken::encode(&header, &claims, &ring.access.key)
+            .map_err(|e| CryptoError::caused("signing failed", e))
+    }
+
+    /// Signs an ID token (OpenID Connect Core §2) with the newest key of `alg` that may sign.
+    pub fn sign_id_token<T: Serialize>(
+        &self,
+        alg: SignatureAlg,
+        claims: &T,
+    ) -> Result<String, CryptoError> {
+        let ring = self.ring();
+        let signer = ring.id_tokens.get(&alg).ok_or(CryptoError::failed("no ID-token key"))?;
+        let mut header = Header::new(signer.alg);
+        header.typ = Some("JWT".to_owned());
+        header.kid = Some(signer.kid.clone());
+        jsonwebtoken::encode(&header, claims, &signer.key)
             .map_err(|e| CryptoError::caused("signing failed", e))
     }
 
@@ -362,10 +357,13 @@ impl AccessTokens {
             return Err(CryptoError::Rejected);
         }
         let ring = self.ring();
+        // Only a key of the access tokens' own algorithm: an ID-token key never verifies one.
         let key = header
             .kid
             .as_ref()
             .and_then(|kid| ring.verifying.get(kid))
+            .filter(|(alg, _)| *alg == self.validation.algorithms[0])
+            .map(|(_, key)| key)
             .ok_or(CryptoError::Rejected)?;
         let data = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
             .map_err(|_| CryptoError::Rejected)?;
@@ -385,10 +383,23 @@ impl AccessTokens {
         Ok((verified, claims.exp))
     }
 
-    /// The public keys that may still verify a live token, as a JWK set (RFC 7517). Empty with
-    /// HS256: a shared secret is never published.
+    /// The public keys that may still verify a live token, as a JWK set (RFC 7517). A shared
+    /// HS256 secret is never published.
     pub fn jwks(&self) -> serde_json::Value {
         serde_json::json!({ "keys": self.ring().jwks })
+    }
+}
+
+/// Stores a key that a scheduled rotation or `keys rotate` made.
+async fn insert_rotated(store: &dyn KeyStore, key: &SigningKeyRecord) -> Result<(), CryptoError> {
+    match store.insert_signing_key(key).await {
+        Ok(()) => {
+            tracing::info!(kid = %key.kid, alg = key.alg.as_str(), "a new signing key is published");
+            Ok(())
+        }
+        // Another instance stored the same key first.
+        Err(crate::store::StoreError::Conflict) => Ok(()),
+        Err(other) => Err(other.into()),
     }
 }
 

@@ -1,27 +1,45 @@
 //! The key ring: which key signs, which keys verify and are published, and which are expired,
-//! built afresh from the stored keys at each reload.
+//! built afresh from the stored keys at each reload. Each algorithm has keys of its own, rotated
+//! and published the same way: EdDSA keys sign access tokens and EdDSA ID tokens, RS256 keys
+//! sign RS256 ID tokens.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::signature::KeyPair as _;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use hmac::{Hmac, Mac};
-use jsonwebtoken::{DecodingKey, EncodingKey};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use secrecy::{ExposeSecret, SecretSlice};
 use sha2::{Digest, Sha256};
 
 use super::RELOAD_INTERVAL;
 use crate::crypto::CryptoError;
-use crate::domain::chrono_duration;
+use crate::domain::{SignatureAlg, chrono_duration};
 use crate::store::{SigningKeyRecord, Timestamp};
 
+/// The size of a new RSA key: 2048 bits, the size RFC 7518 §3.3 requires at least and every
+/// relying party verifies.
+const RSA_KEY_SIZE: aws_lc_rs::rsa::KeySize = aws_lc_rs::rsa::KeySize::Rsa2048;
+
+/// A key that signs, and its id.
+pub(super) struct Signer {
+    pub(super) kid: String,
+    pub(super) alg: Algorithm,
+    pub(super) key: EncodingKey,
+}
+
 pub(super) struct Ring {
-    pub(super) signing_kid: String,
-    pub(super) signing_key: EncodingKey,
-    pub(super) verifying: HashMap<String, DecodingKey>,
+    /// Signs access tokens: the HS256 secret when one is set, else the EdDSA signer.
+    pub(super) access: Signer,
+    /// Signs ID tokens, by algorithm; an algorithm without a stored key has none.
+    pub(super) id_tokens: HashMap<SignatureAlg, Signer>,
+    /// Every key that may still verify a live token, by kid, with its algorithm.
+    pub(super) verifying: HashMap<String, (Algorithm, DecodingKey)>,
     pub(super) jwks: Vec<serde_json::Value>,
     /// Keys no live token can have been signed with: to delete.
     pub(super) expired: Vec<String>,
@@ -32,34 +50,123 @@ pub(super) enum Mode {
     Hs256(SecretSlice<u8>),
 }
 
-/// A new Ed25519 signing key that signs `publish_ahead` from now, its `kid` the RFC 7638
-/// thumbprint of its public key.
-pub fn new_signing_key(publish_ahead: Duration) -> SigningKeyRecord {
-    let now = crate::domain::Clock::now(&crate::domain::SystemClock);
-    signing_key_from_seed(crate::crypto::tokens::random_bytes::<32>(), publish_ahead, now)
-}
-
-pub(super) fn signing_key_from_seed(
-    seed: [u8; 32],
-    publish_ahead: Duration,
-    created_at: Timestamp,
-) -> SigningKeyRecord {
-    let public = SigningKey::from_bytes(&seed).verifying_key().to_bytes();
-    SigningKeyRecord {
-        kid: thumbprint(&public),
-        private_key: seed.to_vec(),
-        created_at,
-        signs_at: created_at + chrono_duration(publish_ahead),
+/// The JOSE algorithm of a key pair's signatures.
+pub(super) fn jose(alg: SignatureAlg) -> Algorithm {
+    match alg {
+        SignatureAlg::EdDsa => Algorithm::EdDSA,
+        SignatureAlg::Rs256 => Algorithm::RS256,
     }
 }
 
-fn public_jwk_x(public: &[u8; 32]) -> String {
-    URL_SAFE_NO_PAD.encode(public)
+/// A new private key of `alg`, as the store keeps it: an Ed25519 seed, or an RSA key's PKCS#8
+/// document.
+pub(super) fn new_private_key(alg: SignatureAlg) -> Result<Vec<u8>, CryptoError> {
+    match alg {
+        SignatureAlg::EdDsa => Ok(crate::crypto::tokens::random_bytes::<32>().to_vec()),
+        SignatureAlg::Rs256 => {
+            let pair = aws_lc_rs::rsa::KeyPair::generate(RSA_KEY_SIZE)
+                .map_err(|e| CryptoError::caused("generating an RSA key", e))?;
+            let der = pair.as_der().map_err(|e| CryptoError::caused("encoding an RSA key", e))?;
+            Ok(der.as_ref().to_vec())
+        }
+    }
 }
 
-fn thumbprint(public: &[u8; 32]) -> String {
-    let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, public_jwk_x(public));
-    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+/// A new signing key of `alg` that signs `publish_ahead` from now.
+pub fn new_signing_key(
+    alg: SignatureAlg,
+    publish_ahead: Duration,
+) -> Result<SigningKeyRecord, CryptoError> {
+    let now = crate::domain::Clock::now(&crate::domain::SystemClock);
+    signing_key(alg, new_private_key(alg)?, publish_ahead, now)
+}
+
+/// The record of the key `private_key`, its `kid` the RFC 7638 thumbprint of its public key.
+pub(super) fn signing_key(
+    alg: SignatureAlg,
+    private_key: Vec<u8>,
+    publish_ahead: Duration,
+    created_at: Timestamp,
+) -> Result<SigningKeyRecord, CryptoError> {
+    let kid = KeyPair::open(alg, &private_key)?.thumbprint();
+    Ok(SigningKeyRecord {
+        kid,
+        alg,
+        private_key,
+        created_at,
+        signs_at: created_at + chrono_duration(publish_ahead),
+    })
+}
+
+/// A stored key opened: what signs, what verifies, and its public JWK.
+struct KeyPair {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    /// The public key's members in RFC 7638's order (lexicographic), `kty` included.
+    public: Vec<(&'static str, String)>,
+}
+
+impl KeyPair {
+    fn open(alg: SignatureAlg, private_key: &[u8]) -> Result<Self, CryptoError> {
+        let malformed = || CryptoError::failed("a stored signing key is malformed");
+        match alg {
+            SignatureAlg::EdDsa => {
+                let seed: [u8; 32] = private_key.try_into().map_err(|_| malformed())?;
+                let signer = SigningKey::from_bytes(&seed);
+                let public = signer.verifying_key().to_bytes();
+                let der = signer
+                    .to_pkcs8_der()
+                    .map_err(|e| CryptoError::caused("encoding signing key", e))?;
+                Ok(Self {
+                    encoding: EncodingKey::from_ed_der(der.as_bytes()),
+                    decoding: DecodingKey::from_ed_der(&public),
+                    public: vec![
+                        ("crv", "Ed25519".to_owned()),
+                        ("kty", "OKP".to_owned()),
+                        ("x", URL_SAFE_NO_PAD.encode(public)),
+                    ],
+                })
+            }
+            SignatureAlg::Rs256 => {
+                let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(private_key)
+                    .map_err(|e| CryptoError::caused("a stored RSA key", e))?;
+                // jsonwebtoken signs with the PKCS#1 key that the PKCS#8 document wraps.
+                let info =
+                    pkcs8::PrivateKeyInfoRef::try_from(private_key).map_err(|_| malformed())?;
+                let public = pair.public_key();
+                let n = public.modulus().big_endian_without_leading_zero().to_vec();
+                let e = public.exponent().big_endian_without_leading_zero().to_vec();
+                Ok(Self {
+                    encoding: EncodingKey::from_rsa_der(info.private_key.as_bytes()),
+                    decoding: DecodingKey::from_rsa_raw_components(&n, &e),
+                    public: vec![
+                        ("e", URL_SAFE_NO_PAD.encode(e)),
+                        ("kty", "RSA".to_owned()),
+                        ("n", URL_SAFE_NO_PAD.encode(n)),
+                    ],
+                })
+            }
+        }
+    }
+
+    fn thumbprint(&self) -> String {
+        let members: Vec<String> =
+            self.public.iter().map(|(name, value)| format!(r#""{name}":"{value}""#)).collect();
+        let canonical = format!("{{{}}}", members.join(","));
+        URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+    }
+
+    fn jwk(&self, alg: SignatureAlg, kid: &str) -> serde_json::Value {
+        let mut jwk: serde_json::Map<String, serde_json::Value> = self
+            .public
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), value.clone().into()))
+            .collect();
+        jwk.insert("alg".into(), alg.as_str().into());
+        jwk.insert("use".into(), "sig".into());
+        jwk.insert("kid".into(), kid.into());
+        jwk.into()
+    }
 }
 
 /// How long this instance must have published a key before it signs with it.
@@ -86,13 +193,39 @@ pub(super) fn build_ring(
     now: Timestamp,
     lead: &Lead<'_>,
 ) -> Result<Ring, CryptoError> {
-    match mode {
-        Mode::Hs256(secret) => hs256_ring(secret),
-        Mode::EdDsa => eddsa_ring(keys, token_lifetime, now, lead),
+    let mut verifying = HashMap::new();
+    let mut jwks = Vec::new();
+    let mut expired = Vec::new();
+    let mut id_tokens = HashMap::new();
+    for alg in SignatureAlg::ALL {
+        let of_alg: Vec<&SigningKeyRecord> = keys.iter().filter(|k| k.alg == alg).collect();
+        if of_alg.is_empty() {
+            continue;
+        }
+        let family = family(alg, &of_alg, token_lifetime, now, lead)?;
+        verifying.extend(family.verifying);
+        jwks.extend(family.jwks);
+        expired.extend(family.expired);
+        id_tokens.insert(alg, family.signer);
     }
+    let access = match mode {
+        Mode::Hs256(secret) => {
+            let (signer, decoding) = hs256(secret)?;
+            verifying.insert(signer.kid.clone(), (Algorithm::HS256, decoding));
+            signer
+        }
+        Mode::EdDsa => {
+            let signer = id_tokens
+                .get(&SignatureAlg::EdDsa)
+                .ok_or(CryptoError::failed("no EdDSA signing key"))?;
+            Signer { kid: signer.kid.clone(), alg: signer.alg, key: signer.key.clone() }
+        }
+    };
+    Ok(Ring { access, id_tokens, verifying, jwks, expired })
 }
 
-fn hs256_ring(secret: &SecretSlice<u8>) -> Result<Ring, CryptoError> {
+/// The HS256 signer, and what verifies its tokens. Never published.
+fn hs256(secret: &SecretSlice<u8>) -> Result<(Signer, DecodingKey), CryptoError> {
     let bytes = secret.expose_secret();
     // The kid is a MAC of a fixed label, so it names the secret without revealing anything of it.
     let mut mac = Hmac::<Sha256>::new_from_slice(bytes)
@@ -101,15 +234,16 @@ fn hs256_ring(secret: &SecretSlice<u8>) -> Result<Ring, CryptoError> {
     let kid = format!("hs256-{}", URL_SAFE_NO_PAD.encode(&mac.finalize().into_bytes()[..12]));
     let decoding =
         DecodingKey::from_secret(bytes).map_err(|e| CryptoError::caused("HS256 key", e))?;
-    let signing_key =
-        EncodingKey::from_secret(bytes).map_err(|e| CryptoError::caused("HS256 key", e))?;
-    Ok(Ring {
-        signing_kid: kid.clone(),
-        signing_key,
-        verifying: HashMap::from([(kid, decoding)]),
-        jwks: Vec::new(),
-        expired: Vec::new(),
-    })
+    let key = EncodingKey::from_secret(bytes).map_err(|e| CryptoError::caused("HS256 key", e))?;
+    Ok((Signer { kid, alg: Algorithm::HS256, key }, decoding))
+}
+
+/// The keys of one algorithm in the ring.
+struct Family {
+    signer: Signer,
+    verifying: Vec<(String, (Algorithm, DecodingKey))>,
+    jwks: Vec<serde_json::Value>,
+    expired: Vec<String>,
 }
 
 /// The newest key that may sign (see `Lead::may_sign`) signs; a key that may not yet is
@@ -118,17 +252,18 @@ fn hs256_ring(secret: &SecretSlice<u8>) -> Result<Ring, CryptoError> {
 /// lifetime plus one reload interval plus the lead (an instance that got the new key late
 /// signs with the old one for up to that long after the new key's `signs_at`). Past that it is
 /// expired, and deleted.
-fn eddsa_ring(
-    keys: &[SigningKeyRecord],
+fn family(
+    alg: SignatureAlg,
+    keys: &[&SigningKeyRecord],
     token_lifetime: Duration,
     now: Timestamp,
     lead: &Lead<'_>,
-) -> Result<Ring, CryptoError> {
+) -> Result<Family, CryptoError> {
     let keep_for =
         chrono::Duration::from_std(token_lifetime + RELOAD_INTERVAL + lead.publish_ahead)
             .map_err(|e| CryptoError::caused("token lifetime", e))?;
     // Newest signing time first; a key whose time has not come is only published.
-    let mut keys: Vec<&SigningKeyRecord> = keys.iter().collect();
+    let mut keys = keys.to_vec();
     keys.sort_by_key(|k| std::cmp::Reverse((k.signs_at, k.created_at)));
     let (signed, upcoming): (Vec<_>, Vec<_>) =
         keys.into_iter().partition(|k| lead.may_sign(k, now));
@@ -140,28 +275,21 @@ fn eddsa_ring(
             (first.ok_or(CryptoError::failed("no signing key"))?, Vec::new())
         }
     };
-    let mut verifying = HashMap::new();
-    let mut jwks = Vec::new();
-    let mut publish = |key: &SigningKeyRecord| -> Result<SigningKey, CryptoError> {
-        let seed: [u8; 32] = key.private_key.as_slice().try_into().map_err(|_| {
+    let (mut jwks, mut verifying) = (Vec::new(), Vec::new());
+    let mut publish = |key: &SigningKeyRecord| -> Result<EncodingKey, CryptoError> {
+        let pair = KeyPair::open(alg, &key.private_key).inspect_err(|_| {
             tracing::error!(kid = %key.kid, "a stored signing key is malformed");
-            CryptoError::failed("a stored signing key is malformed")
         })?;
-        let signer = SigningKey::from_bytes(&seed);
-        let public = signer.verifying_key().to_bytes();
-        verifying.insert(key.kid.clone(), DecodingKey::from_ed_der(&public));
-        jwks.push(serde_json::json!({
-            "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
-            "kid": key.kid, "x": public_jwk_x(&public),
-        }));
-        Ok(signer)
+        jwks.push(pair.jwk(alg, &key.kid));
+        verifying.push((key.kid.clone(), (jose(alg), pair.decoding)));
+        Ok(pair.encoding)
     };
     for key in upcoming.iter().filter(|k| k.kid != signer.kid) {
         publish(key)?;
     }
     let signing = publish(signer)?;
-    let mut expired = Vec::new();
     let mut took_over = signer.signs_at;
+    let mut expired = Vec::new();
     for key in older {
         if took_over + keep_for > now {
             publish(key)?;
@@ -170,12 +298,6 @@ fn eddsa_ring(
         }
         took_over = key.signs_at;
     }
-    let der = signing.to_pkcs8_der().map_err(|e| CryptoError::caused("encoding signing key", e))?;
-    Ok(Ring {
-        signing_kid: signer.kid.clone(),
-        signing_key: EncodingKey::from_ed_der(der.as_bytes()),
-        verifying,
-        jwks,
-        expired,
-    })
+    let signer = Signer { kid: signer.kid.clone(), alg: jose(alg), key: signing };
+    Ok(Family { signer, verifying, jwks, expired })
 }

@@ -57,3 +57,47 @@ fn access_token_settings_debug_reveals_no_secret() {
     assert!(!text.contains("hs256-secret") && !text.contains("104"), "{text}");
     assert!(text.contains("secret: Some([REDACTED])"), "{text}");
 }
+
+/// An ID token of each algorithm verifies with the key the JWKS publishes under its `kid`, and
+/// neither is ever taken as an access token, whatever its header says.
+#[tokio::test]
+async fn id_tokens_verify_with_the_published_keys_and_never_as_access_tokens()
+-> Result<(), CryptoError> {
+    let dir = tempfile::tempdir().map_err(|e| CryptoError::caused("temporary directory", e))?;
+    let store = SqlStore::open_file(&dir.path().join("keys.db")).await?;
+    store.migrate().await?;
+    let tokens = AccessTokens::load(settings(), &store).await?;
+    let now = crate::domain::SystemClock.now().timestamp();
+    let claims = serde_json::json!({
+        "iss": "portcullis", "aud": "portcullis", "sub": UserId::new().to_string(),
+        "sid": SessionId::new().to_string(), "iat": now, "exp": now + 60, "roles": ["user"],
+    });
+    let jwks: jsonwebtoken::jwk::JwkSet =
+        serde_json::from_value(tokens.jwks()).map_err(|e| CryptoError::caused("jwks", e))?;
+    for (alg, jose) in
+        [(SignatureAlg::Rs256, Algorithm::RS256), (SignatureAlg::EdDsa, Algorithm::EdDSA)]
+    {
+        let token = tokens.sign_id_token(alg, &claims)?;
+        let header = jsonwebtoken::decode_header(&token).map_err(|_| CryptoError::Rejected)?;
+        assert_eq!((header.alg, header.typ.as_deref()), (jose, Some("JWT")));
+        let jwk =
+            jwks.find(header.kid.as_deref().unwrap_or_default()).ok_or(CryptoError::Rejected)?;
+        let key = jsonwebtoken::DecodingKey::from_jwk(jwk).map_err(|_| CryptoError::Rejected)?;
+        let mut validation = Validation::new(jose);
+        validation.set_audience(&["portcullis"]);
+        jsonwebtoken::decode::<serde_json::Value>(&token, &key, &validation)
+            .map_err(|e| CryptoError::caused("an ID token that does not verify", e))?;
+        assert!(matches!(tokens.verify(&token), Err(CryptoError::Rejected)), "{alg:?}");
+    }
+    // The RSA key itself, signing a token that claims to be an access token: refused, as only
+    // a key of the access tokens' algorithm verifies one.
+    let ring = tokens.ring();
+    let rsa = &ring.id_tokens[&SignatureAlg::Rs256];
+    let mut header = Header::new(Algorithm::RS256);
+    header.typ = Some(TOKEN_TYPE.to_owned());
+    header.kid = Some(rsa.kid.clone());
+    let forged = jsonwebtoken::encode(&header, &claims, &rsa.key)
+        .map_err(|e| CryptoError::caused("signing", e))?;
+    assert!(matches!(tokens.verify(&forged), Err(CryptoError::Rejected)));
+    Ok(())
+}

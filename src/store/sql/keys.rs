@@ -4,6 +4,7 @@ use async_trait::async_trait;
 
 use super::rows::SigningKeyRow;
 use super::{SqlStore, failed};
+use crate::domain::SignatureAlg;
 use crate::store::codec::millis;
 use crate::store::{KeyStore, SigningKeyRecord, StoreError};
 
@@ -11,7 +12,7 @@ use crate::store::{KeyStore, SigningKeyRecord, StoreError};
 impl KeyStore for SqlStore {
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
         let rows: Vec<SigningKeyRow> = sqlx::query_as(
-            "SELECT kid, private_key, created_at, COALESCE(signs_at, created_at) AS signs_at
+            "SELECT kid, alg, private_key, created_at, COALESCE(signs_at, created_at) AS signs_at
              FROM signing_keys ORDER BY created_at DESC, kid DESC",
         )
         .fetch_all(&self.read)
@@ -27,10 +28,14 @@ impl KeyStore for SqlStore {
         // unique name makes the others wait for the first and then insert nothing (a bare
         // `WHERE NOT EXISTS` lets each of them insert on PostgreSQL, whose concurrent
         // transactions do not see each other's uncommitted rows).
+        let marker = match key.alg {
+            SignatureAlg::EdDsa => "first signing key".to_owned(),
+            other => format!("first {} signing key", other.as_str()),
+        };
         let won = sqlx::query(
-            "INSERT INTO secrets (name, value) VALUES ('first signing key', $1)
-             ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
         )
+        .bind(marker)
         .bind(key.kid.as_bytes())
         .execute(&mut *tx)
         .await
@@ -39,13 +44,15 @@ impl KeyStore for SqlStore {
             == 1;
         if won {
             sqlx::query(
-                "INSERT INTO signing_keys (kid, private_key, created_at, signs_at)
-                 SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM signing_keys)",
+                "INSERT INTO signing_keys (kid, alg, private_key, created_at, signs_at)
+                 SELECT $1, $5, $2, $3, $4 WHERE NOT EXISTS
+                     (SELECT 1 FROM signing_keys WHERE alg = $5)",
             )
             .bind(&key.kid)
             .bind(&key.private_key)
             .bind(millis(key.created_at))
             .bind(millis(key.signs_at))
+            .bind(key.alg.as_str())
             .execute(&mut *tx)
             .await
             .map_err(&failed)?;
@@ -55,13 +62,14 @@ impl KeyStore for SqlStore {
 
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO signing_keys (kid, private_key, created_at, signs_at)
-             VALUES ($1, $2, $3, $4)",
+            "INSERT INTO signing_keys (kid, alg, private_key, created_at, signs_at)
+             VALUES ($1, $5, $2, $3, $4)",
         )
         .bind(&key.kid)
         .bind(&key.private_key)
         .bind(millis(key.created_at))
         .bind(millis(key.signs_at))
+        .bind(key.alg.as_str())
         .execute(&self.write)
         .await
         .map_err(failed("insert signing key"))?;

@@ -5,7 +5,7 @@ use sqlx::FromRow;
 
 use crate::domain::audit::chain::Link;
 use crate::domain::audit::{AuditEvent, EventType, Outcome};
-use crate::domain::{Amr, Email, Role, SessionId, UserId};
+use crate::domain::{Amr, Email, Role, SessionId, SignatureAlg, UserId};
 use crate::store::codec::{from_millis, parse_id};
 use crate::store::{
     ChallengeRecord, Factors, PasskeyRecord, SessionRecord, SigningKeyRecord, StoreError,
@@ -124,6 +124,7 @@ pub struct RotationRow {
 #[derive(FromRow)]
 pub struct SigningKeyRow {
     kid: String,
+    alg: String,
     private_key: Vec<u8>,
     created_at: i64,
     signs_at: i64,
@@ -133,8 +134,11 @@ impl TryFrom<SigningKeyRow> for SigningKeyRecord {
     type Error = StoreError;
 
     fn try_from(row: SigningKeyRow) -> Result<Self, StoreError> {
+        let alg = SignatureAlg::parse(&row.alg)
+            .ok_or_else(|| StoreError::backend("read signing key", "an unknown algorithm"))?;
         Ok(SigningKeyRecord {
             kid: row.kid,
+            alg,
             private_key: row.private_key,
             created_at: from_millis(row.created_at)?,
             signs_at: from_millis(row.signs_at)?,
