@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use super::{
-    Accounts, Administration, AuthSettings, AuthStores, Budgets, Clients, Events, Factors,
-    Lockouts, Notifier, Passwords, Proofs, Recovery, Registration, SecondFactors, SessionSettings,
-    Sessions, SignIn, SignInSettings,
+    Accounts, Administration, AuthSettings, AuthStores, Budgets, ClientEndpoints, Clients, Events,
+    Factors, Lockouts, Notifier, Passwords, Proofs, Recovery, Registration, SecondFactors,
+    SessionSettings, Sessions, SignIn, SignInSettings,
 };
 use crate::crypto::{AccessTokens, PasswordHasher, SuccessorKey};
 use crate::mail::Templates;
@@ -25,6 +25,8 @@ pub struct UseCases {
     pub admin: Arc<Administration>,
     pub events: Arc<Events>,
     pub clients: Arc<Clients>,
+    /// The endpoints where a client authenticates: token and introspection.
+    pub client_endpoints: Arc<ClientEndpoints>,
     /// The outbox the use cases queue mail in, for this instance's sender.
     pub mail: Arc<Notifier>,
 }
@@ -139,7 +141,7 @@ impl UseCases {
         let sessions = Arc::new(Sessions {
             users: stores.users.clone(),
             sessions: stores.sessions.clone(),
-            access,
+            access: access.clone(),
             successors,
             budgets: budgets.clone(),
             audit: audit.clone(),
@@ -199,6 +201,14 @@ impl UseCases {
         });
         let events = Arc::new(Events::new(audit.clone(), budgets.clone()));
         let clients = Arc::new(Clients::new(stores.clients.clone(), audit.clone(), clock.clone()));
+        let client_endpoints = Arc::new(ClientEndpoints {
+            clients: stores.clients.clone(),
+            passwords: passwords.clone(),
+            access,
+            sessions: stores.sessions.clone(),
+            budgets: budgets.clone(),
+            clock: clock.clone(),
+        });
         let factors = Arc::new(Factors {
             users: stores.users.clone(),
             passwords,
@@ -219,6 +229,7 @@ impl UseCases {
             admin,
             events,
             clients,
+            client_endpoints,
             mail,
         }
     }

@@ -146,6 +146,35 @@ impl Budgets {
         }
     }
 
+    /// Takes one request of an OAuth client from its IP's budget (as large as the reads budget:
+    /// an app's server sends every user's code exchange from one address) and from the
+    /// client's own budget (`RATE_LIMIT_CLIENT`).
+    pub async fn limit_client_request(
+        &self,
+        context: &RequestContext,
+        client_id: &str,
+    ) -> Result<(), AuthError> {
+        let ip = Budget {
+            name: "client_ip",
+            key: format!("client-ip:{}", client_ip_key(context.ip)),
+            rate: self.limits.reads,
+            user: None,
+            email: None,
+        };
+        self.take(context, ip).await?;
+        // A client id is at most 100 characters (longer ones are unknown): hashed, the key is
+        // bounded whatever was sent.
+        let id = URL_SAFE_NO_PAD.encode(&Sha256::digest(client_id.as_bytes())[..16]);
+        let client = Budget {
+            name: "client",
+            key: format!("client:{id}"),
+            rate: self.limits.client,
+            user: None,
+            email: None,
+        };
+        self.take(context, client).await
+    }
+
     /// Takes one request from the user's budget for reads.
     pub async fn limit_read(
         &self,

@@ -55,8 +55,9 @@ pub use limits::Budgets;
 pub use lockout::Lockouts;
 pub use notify::Notifier;
 pub use oauth::{
-    ClientPage, ClientSecret, ClientSettings, ClientType, ClientUpdate, ClientView, Clients,
-    Consent, FileClient, FileSecret, GrantType, IdTokenAlg, MAX_CLIENTS_PAGE, NewClient,
+    AuthenticatedClient, ClientCredentials, ClientEndpoints, ClientPage, ClientSecret,
+    ClientSettings, ClientType, ClientUpdate, ClientView, Clients, Consent, FileClient, FileSecret,
+    GrantType, IdTokenAlg, Introspection, MAX_CLIENTS_PAGE, NewClient, OAuthError, TokenResponse,
 };
 pub use passwords::Passwords;
 pub use recovery::Recovery;
@@ -75,6 +76,8 @@ pub struct Limits {
     pub reads: Rate,
     /// Per account, on the requests that mail a link to an address anyone can name.
     pub mail: Rate,
+    /// Per OAuth client, where it authenticates.
+    pub client: Rate,
 }
 
 /// The settings the use cases depend on.

@@ -77,6 +77,17 @@ impl Passwords {
         Ok(self.hasher.hash(password).await?)
     }
 
+    /// Whether `secret` matches the Argon2id PHC string `hash` (a client secret that
+    /// `CLIENTS_FILE` gives as a hash), after the hasher's admission.
+    pub(in crate::auth) async fn matches_hash(
+        &self,
+        secret: &str,
+        hash: &str,
+    ) -> Result<bool, AuthError> {
+        self.admit_check()?;
+        Ok(self.hasher.verify(Password::new(secret), Some(hash.to_owned())).await?.matches)
+    }
+
     /// Verifies the password against the user's hash or the dummy hash, storing an upgraded
     /// hash when the parameters changed. Over-long passwords fail without hashing.
     pub(in crate::auth) async fn check(

@@ -96,6 +96,9 @@ pub struct Limits {
     /// Per account: the mail that forgot-password and resend-verification may cause.
     #[serde(rename = "rate_limit_mail", with = "rate")]
     pub mail: Rate,
+    /// Per OAuth client, at the endpoints where it authenticates.
+    #[serde(rename = "rate_limit_client", with = "rate")]
+    pub client: Rate,
 }
 
 impl Default for Limits {
@@ -106,6 +109,7 @@ impl Default for Limits {
             account: per(10, MINUTE),
             reads: per(600, MINUTE),
             mail: per(5, Duration::from_secs(3_600)),
+            client: per(600, MINUTE),
         }
     }
 }

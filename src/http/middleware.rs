@@ -122,6 +122,7 @@ fn set_security_headers(headers: &mut axum::http::HeaderMap) {
 /// too, once for every route.
 pub async fn problem_details(request: Request, next: Next) -> Response {
     let request_id = request.extensions().get::<crate::http::middleware::RequestId>().cloned();
+    let oauth = request.uri().path().starts_with("/oauth2/");
     let response = if head_len(&request) > MAX_HEADER_BLOCK {
         ApiError::new(ErrorCode::HeaderTooLarge).into_response()
     } else if request.uri().query().is_some_and(has_control_character) {
@@ -134,6 +135,13 @@ pub async fn problem_details(request: Request, next: Next) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
+    }
+    if response.extensions().get::<crate::http::oauth::OwnBody>().is_some() {
+        let (mut parts, body) = response.into_parts();
+        if let Some(InternalCause(cause)) = parts.extensions.remove::<InternalCause>() {
+            tracing::error!(status = status.as_u16(), cause = %cause, "request failed");
+        }
+        return Response::from_parts(parts, body);
     }
     let (mut parts, _) = response.into_parts();
     let problem = match parts.extensions.remove::<Problem>() {
@@ -157,6 +165,10 @@ pub async fn problem_details(request: Request, next: Next) -> Response {
     };
     if let Some(InternalCause(cause)) = parts.extensions.remove::<InternalCause>() {
         tracing::error!(status = status.as_u16(), cause = %cause, "request failed");
+    }
+    if oauth {
+        // An error no OAuth handler built (a 405, a 413, the timeout): RFC 6749's shape.
+        return crate::http::oauth::generic_error(parts, &problem);
     }
     let body = render(&problem, request_id.as_ref().map(|id| &*id.0));
     parts

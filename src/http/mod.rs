@@ -16,6 +16,7 @@ mod guard;
 mod head;
 pub mod limits;
 mod middleware;
+mod oauth;
 pub mod openapi;
 mod operations;
 mod routes;
@@ -35,7 +36,8 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
 use crate::auth::{
-    Accounts, Administration, Clients, Events, Factors, Recovery, Registration, Sessions, SignIn,
+    Accounts, Administration, ClientEndpoints, Clients, Events, Factors, Recovery, Registration,
+    Sessions, SignIn,
 };
 use crate::config::Posture;
 use crate::metrics::Metrics;
@@ -64,6 +66,8 @@ pub struct AppState {
     pub events: Arc<Events>,
     /// The OAuth clients.
     pub clients: Arc<Clients>,
+    /// The endpoints where a client authenticates.
+    pub client_endpoints: Arc<ClientEndpoints>,
     pub health: Arc<dyn Health>,
     pub proxies: TrustedProxies,
     pub metrics: Arc<Metrics>,
@@ -121,6 +125,9 @@ fn api_routes() -> Vec<UtoipaMethodRouter<AppState>> {
         routes!(clients::clients, clients::create_client),
         routes!(clients::client, clients::update_client, clients::delete_client),
         routes!(clients::rotate_secret),
+        routes!(oauth::token),
+        routes!(oauth::introspect),
+        routes!(operations::authorization_server_metadata),
         routes!(operations::jwks),
         routes!(operations::discovery),
         routes!(operations::healthz),

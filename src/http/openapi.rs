@@ -62,11 +62,12 @@ pub(crate) use problems;
     info(
         title = "portcullis",
         description = "A self-hosted authentication service. Errors are RFC 9457 problem details \
-            with a machine-readable code. Every response carries security headers and \
-            X-Request-Id.",
+            with a machine-readable code, except on /oauth2/*, which answers RFC 6749 error \
+            objects. Every response carries security headers and X-Request-Id.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     modifiers(&Components),
+    components(schemas(super::oauth::OAuthErrorBody)),
     tags(
         (name = "auth", description = "Accounts, tokens and sessions"),
         (name = "account", description = "Address verification, password reset, email change, deletion"),
@@ -74,6 +75,7 @@ pub(crate) use problems;
         (name = "passkeys", description = "Passkeys (WebAuthn Level 3)"),
         (name = "admin", description = "Administration (role admin)"),
         (name = "clients", description = "OAuth clients (role admin)"),
+        (name = "oauth", description = "The OAuth endpoints where a client authenticates"),
         (name = "operations", description = "Keys, health, metrics and this document"),
     ),
 )]

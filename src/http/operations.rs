@@ -49,28 +49,50 @@ pub async fn jwks(State(sessions): State<Arc<Sessions>>) -> impl IntoResponse {
 /// Discovery 1.0, RFC 8414), for consumers configured with an issuer URL.
 #[utoipa::path(
     get, path = "/.well-known/openid-configuration", tag = "operations",
-    summary = "Discovery document: issuer, JWKS location, signing algorithm, endpoints",
+    summary = "Discovery document: issuer, JWKS location, signing algorithms, endpoints",
     description = "URLs are built from ISSUER, which should be this service's public URL; they \
         are never taken from the request.",
     responses((status = 200, description = "The discovery document", body = Object), NoProblems),
 )]
 pub async fn discovery(State(sessions): State<Arc<Sessions>>) -> impl IntoResponse {
-    let tokens = sessions.access_tokens();
-    let issuer = tokens.issuer();
+    (key_cache(&sessions), Json(discovery_document(sessions.access_tokens().issuer())))
+}
+
+/// GET /.well-known/oauth-authorization-server: RFC 8414's name for the same document.
+#[utoipa::path(
+    get, path = "/.well-known/oauth-authorization-server", tag = "operations",
+    summary = "Authorization server metadata (RFC 8414): the discovery document",
+    responses((status = 200, description = "The discovery document", body = Object), NoProblems),
+)]
+pub async fn authorization_server_metadata(
+    State(sessions): State<Arc<Sessions>>,
+) -> impl IntoResponse {
+    discovery(State(sessions)).await
+}
+
+/// The discovery document (OpenID Connect Discovery 1.0, RFC 8414): what exists, at the
+/// addresses `issuer` gives.
+fn discovery_document(issuer: &str) -> serde_json::Value {
     let base = issuer.trim_end_matches('/');
     let url = |path: &str| format!("{base}{path}");
-    let document = serde_json::json!({
+    let client_auth = ["client_secret_basic", "client_secret_post", "none"];
+    serde_json::json!({
         "issuer": issuer,
         "jwks_uri": url("/.well-known/jwks.json"),
+        "token_endpoint": url("/oauth2/token"),
+        "token_endpoint_auth_methods_supported": client_auth,
+        "introspection_endpoint": url("/oauth2/introspect"),
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": [],
         "id_token_signing_alg_values_supported": ["RS256", "EdDSA"],
         "subject_types_supported": ["public"],
         "claims_supported": [
             "iss", "aud", "sub", "sid", "iat", "exp", "jti", "roles", "amr", "client_id",
-            "auth_time",
+            "auth_time", "scope",
         ],
         "service_documentation": url("/openapi.json"),
-        // This is not an OAuth authorization server (no authorize or token endpoint of RFC
-        // 6749), so its own endpoints go under a name of their own.
+        // The first-party JSON API, which is not OAuth: its endpoints under a name of their own.
         "portcullis_endpoints": {
             "register": url("/v1/auth/register"),
             "login": url("/v1/auth/login"),
@@ -81,8 +103,7 @@ pub async fn discovery(State(sessions): State<Arc<Sessions>>) -> impl IntoRespon
             "passkey_login_options": url("/v1/auth/passkeys/login/options"),
             "passkey_login": url("/v1/auth/passkeys/login"),
         },
-    });
-    (key_cache(&sessions), Json(document))
+    })
 }
 
 /// GET /metrics: Prometheus text format.

@@ -107,6 +107,7 @@ impl Application {
             admin: auth.admin,
             events: auth.events,
             clients: auth.clients,
+            client_endpoints: auth.client_endpoints,
             health: backends.health.clone(),
             proxies,
             metrics: metrics.clone(),

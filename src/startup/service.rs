@@ -134,6 +134,7 @@ fn auth_settings(settings: &Settings) -> AuthSettings {
             account: settings.limits.account,
             reads: settings.limits.reads,
             mail: settings.limits.mail,
+            client: settings.limits.client,
         },
         lockout: lockout_policy(settings),
         session_lifetime: settings.accounts.session_lifetime,

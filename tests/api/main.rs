@@ -27,6 +27,7 @@ mod mail;
 mod mail_tls;
 mod metrics;
 mod mfa;
+mod oauth_clients;
 mod openapi;
 mod outage;
 mod passkeys;

@@ -45,26 +45,32 @@ const TOKEN_TYPE: &str = "at+jwt";
 /// `exp` check (RFC 8725 §3.10 asks verifiers to check every claim they rely on).
 const MAX_IAT_AHEAD_SECS: u64 = 60;
 
-/// The claims of an access token.
+/// The claims of an access token. A token of a client's own (`client_credentials`) has no
+/// user: no `sid`, `roles`, `amr` or `auth_time`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct AccessClaims {
     pub iss: String,
     pub aud: String,
     pub sub: String,
-    pub sid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
     /// What the session's login proved (RFC 8176).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub amr: Vec<String>,
     /// RFC 9068 §2.2.
     #[serde(default)]
     pub client_id: String,
     /// When the session's login happened (OpenID Connect Core §2).
-    #[serde(default)]
-    pub auth_time: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    /// The scopes granted to a client (RFC 9068 §2.2.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 /// What a verified access token says.
@@ -294,24 +300,59 @@ impl AccessTokens {
         now: Timestamp,
     ) -> Result<String, CryptoError> {
         let ring = self.ring();
-        let mut header = Header::new(ring.access.alg);
-        header.typ = Some(TOKEN_TYPE.to_owned());
-        header.kid = Some(ring.access.kid.clone());
         let iat = now.timestamp();
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             sub: user.to_string(),
-            sid: session.to_string(),
+            sid: Some(session.to_string()),
             iat,
-            exp: iat.saturating_add(i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX)),
+            exp: self.exp_of(iat),
             jti: uuid::Uuid::new_v4().to_string(),
             roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
             amr: amr.names().into_iter().map(str::to_owned).collect(),
             client_id: self.client_id.clone(),
-            auth_time: auth_time.timestamp(),
+            auth_time: Some(auth_time.timestamp()),
+            scope: None,
         };
-        jsonwebtoken::encode(&header, &claims, &ring.access.key)
+        self.sign_access(&ring, &claims)
+    }
+
+    /// Signs the access token of a client acting for itself (`client_credentials`): its `sub`
+    /// is the client's id. Returns the token and its lifetime.
+    pub fn issue_for_client(
+        &self,
+        client_id: &str,
+        scope: &str,
+        now: Timestamp,
+    ) -> Result<(String, Duration), CryptoError> {
+        let iat = now.timestamp();
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: client_id.to_owned(),
+            sid: None,
+            iat,
+            exp: self.exp_of(iat),
+            jti: uuid::Uuid::new_v4().to_string(),
+            roles: Vec::new(),
+            amr: Vec::new(),
+            client_id: client_id.to_owned(),
+            auth_time: None,
+            scope: Some(scope.to_owned()),
+        };
+        Ok((self.sign_access(&self.ring(), &claims)?, self.ttl))
+    }
+
+    fn exp_of(&self, iat: i64) -> i64 {
+        iat.saturating_add(i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX))
+    }
+
+    fn sign_access(&self, ring: &Ring, claims: &AccessClaims) -> Result<String, CryptoError> {
+        let mut header = Header::new(ring.access.alg);
+        header.typ = Some(TOKEN_TYPE.to_owned());
+        header.kid = Some(ring.access.kid.clone());
+        jsonwebtoken::encode(&header, claims, &ring.access.key)
             .map_err(|e| CryptoError::caused("signing failed", e))
     }
 
@@ -349,8 +390,31 @@ impl AccessTokens {
         Ok(verified)
     }
 
-    /// `verify` without the cache: the token, and its `exp`.
+    /// `verify` without the cache: the token, and its `exp`. Only a token of the first-party
+    /// client opens the API: one issued to an OAuth client reads userinfo, never an account.
     fn verify_signed(&self, token: &str) -> Result<(VerifiedToken, i64), CryptoError> {
+        let claims = self.decode(token)?;
+        if claims.client_id != self.client_id {
+            return Err(CryptoError::Rejected);
+        }
+        let sid = claims.sid.as_deref().ok_or(CryptoError::Rejected)?;
+        let verified = VerifiedToken {
+            user: UserId::parse(&claims.sub).ok_or(CryptoError::Rejected)?,
+            session: SessionId::parse(sid).ok_or(CryptoError::Rejected)?,
+            roles: claims.roles.iter().filter_map(|r| Role::parse(r)).collect(),
+        };
+        Ok((verified, claims.exp))
+    }
+
+    /// The claims of a live access token of any client (for introspection), after every check
+    /// `verify` makes of the token itself; `None` for any other string.
+    pub fn introspect(&self, token: &str) -> Option<AccessClaims> {
+        self.decode(token).ok()
+    }
+
+    /// Checks signature, algorithm, type, key id, issuer, audience, expiry, not-before, and that
+    /// the token was not issued in the future.
+    fn decode(&self, token: &str) -> Result<AccessClaims, CryptoError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| CryptoError::Rejected)?;
         if header.alg != self.validation.algorithms[0] || header.typ.as_deref() != Some(TOKEN_TYPE)
         {
@@ -375,12 +439,7 @@ impl AccessTokens {
         if u64::try_from(claims.iat).is_ok_and(|iat| iat > latest_iat) {
             return Err(CryptoError::Rejected);
         }
-        let verified = VerifiedToken {
-            user: UserId::parse(&claims.sub).ok_or(CryptoError::Rejected)?,
-            session: SessionId::parse(&claims.sid).ok_or(CryptoError::Rejected)?,
-            roles: claims.roles.iter().filter_map(|r| Role::parse(r)).collect(),
-        };
-        Ok((verified, claims.exp))
+        Ok(claims)
     }
 
     /// The public keys that may still verify a live token, as a JWK set (RFC 7517). A shared

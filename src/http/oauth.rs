@@ -1,0 +1,341 @@
+//! Handlers of the OAuth endpoints where a client authenticates (`/oauth2/token`,
+//! `/oauth2/introspect`). They read form bodies (RFC 6749 §3.2, each parameter at most once)
+//! and answer RFC 6749 JSON, errors included, never problem details, with `Cache-Control:
+//! no-store`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use secrecy::SecretString;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::extract::Context;
+use crate::auth::{
+    AuthError, ClientCredentials, ClientEndpoints, Introspection, OAuthError, TokenResponse,
+};
+use crate::error::{ApiError, InternalCause, Problem};
+
+/// An RFC 6749 §5.2 error body.
+#[derive(Serialize, ToSchema)]
+pub struct OAuthErrorBody {
+    /// `invalid_request`, `invalid_client`, `invalid_grant`, `unauthorized_client`,
+    /// `unsupported_grant_type`, `invalid_scope`, `rate_limited`, `server_error`,
+    /// `temporarily_unavailable`.
+    error: &'static str,
+    error_description: String,
+}
+
+/// The form of `/oauth2/token`, as the document describes it (the handler reads the form
+/// itself, to refuse a repeated parameter).
+#[derive(ToSchema)]
+#[allow(dead_code)] // only its OpenAPI description is used
+pub struct TokenForm {
+    /// `client_credentials`.
+    grant_type: String,
+    /// Space-separated scopes; absent: all of the client's own.
+    scope: Option<String>,
+    /// With `client_secret_post` (or a public client): the client's id.
+    client_id: Option<String>,
+    /// With `client_secret_post`: the client's secret.
+    client_secret: Option<String>,
+}
+
+/// The form of `/oauth2/introspect`, as the document describes it.
+#[derive(ToSchema)]
+#[allow(dead_code)] // only its OpenAPI description is used
+pub struct IntrospectionForm {
+    token: String,
+    /// `access_token` or `refresh_token`; a hint only.
+    token_type_hint: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// The errors every OAuth endpoint may answer, each an RFC 6749 object.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // only its OpenAPI description is used
+pub enum OAuthErrors {
+    /// `invalid_request`, `invalid_grant`, `invalid_scope`, `unauthorized_client`,
+    /// `unsupported_grant_type`.
+    #[response(status = 400, description = "The request is refused (RFC 6749 §5.2)")]
+    Refused(OAuthErrorBody),
+    #[response(
+        status = 401, description = "invalid_client: the client's authentication failed",
+        headers(("WWW-Authenticate" = String, description = "`Basic realm=\"portcullis\"`")),
+    )]
+    InvalidClient(OAuthErrorBody),
+    #[response(status = 413, description = "invalid_request: the body is too large")]
+    TooLarge(OAuthErrorBody),
+    #[response(
+        status = 429, description = "rate_limited: over the client's or the address's budget",
+        headers(("Retry-After" = u64, description = "Seconds to wait")),
+    )]
+    RateLimited(OAuthErrorBody),
+    #[response(status = 500, description = "server_error")]
+    Internal(OAuthErrorBody),
+    #[response(
+        status = 503, description = "temporarily_unavailable: a backend is down",
+        headers(("Retry-After" = u64, description = "Seconds to wait")),
+    )]
+    Unavailable(OAuthErrorBody),
+}
+
+/// Marks an answer whose body is already what the client expects: the problem-details layer
+/// leaves it as it is.
+#[derive(Clone, Copy, Debug)]
+pub struct OwnBody;
+
+/// An answer of an OAuth endpoint: its JSON, or an RFC 6749 error.
+pub struct OAuthReply(Result<Response, OAuthError>);
+
+impl<T: Serialize> From<Result<T, OAuthError>> for OAuthReply {
+    fn from(result: Result<T, OAuthError>) -> Self {
+        Self(result.map(|body| Json(body).into_response()))
+    }
+}
+
+impl IntoResponse for OAuthReply {
+    fn into_response(self) -> Response {
+        let mut response = match self.0 {
+            Ok(response) => response,
+            Err(error) => error_response(error),
+        };
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        response.extensions_mut().insert(OwnBody);
+        response
+    }
+}
+
+fn error_response(error: OAuthError) -> Response {
+    let body = |status: StatusCode, error: &'static str, description: String| {
+        (status, Json(OAuthErrorBody { error, error_description: description })).into_response()
+    };
+    match error {
+        OAuthError::Refused { error, description } => {
+            body(StatusCode::BAD_REQUEST, error, description)
+        }
+        OAuthError::InvalidClient(why) => {
+            let mut response = body(StatusCode::UNAUTHORIZED, "invalid_client", why.to_owned());
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Basic realm="portcullis""#),
+            );
+            response
+        }
+        OAuthError::RateLimited { retry_after } => {
+            let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            let why = "too many requests; retry after the time Retry-After gives".to_owned();
+            let mut response = body(StatusCode::TOO_MANY_REQUESTS, "rate_limited", why);
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+            response
+        }
+        OAuthError::Failed(error) => failed(error),
+    }
+}
+
+/// A failure of a backend or of the service: the status and cause the API would give (the
+/// cause is logged by the problem-details layer, never shown).
+fn failed(error: AuthError) -> Response {
+    let api = ApiError::from(error).into_response();
+    let status = api.status();
+    let (error, description) = if status == StatusCode::SERVICE_UNAVAILABLE {
+        ("temporarily_unavailable", "the service is unavailable; retry shortly")
+    } else if status.is_server_error() {
+        ("server_error", "the request could not be completed")
+    } else {
+        ("invalid_request", "the request was refused")
+    };
+    let mut response =
+        (status, Json(OAuthErrorBody { error, error_description: description.into() }))
+            .into_response();
+    if let Some(retry) = api.headers().get(header::RETRY_AFTER) {
+        response.headers_mut().insert(header::RETRY_AFTER, retry.clone());
+    }
+    if let Some(cause) = api.extensions().get::<InternalCause>() {
+        response.extensions_mut().insert(cause.clone());
+    }
+    response
+}
+
+/// The parameters of a form body, each at most once (RFC 6749 §3.2); `None` for a body that is
+/// not `application/x-www-form-urlencoded` or repeats a parameter.
+struct Form(Vec<(String, String)>);
+
+impl Form {
+    fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, OAuthError> {
+        let form = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+        if !form {
+            let why = "the body must be application/x-www-form-urlencoded";
+            return Err(OAuthError::invalid_request(why));
+        }
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for (name, value) in url::form_urlencoded::parse(body) {
+            if pairs.iter().any(|(seen, _)| *seen == name) {
+                return Err(OAuthError::invalid_request(format!("{name} is sent more than once")));
+            }
+            pairs.push((name.into_owned(), value.into_owned()));
+        }
+        Ok(Self(pairs))
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+    }
+
+    fn required(&self, name: &str) -> Result<&str, OAuthError> {
+        self.get(name).ok_or_else(|| OAuthError::invalid_request(format!("{name} is required")))
+    }
+}
+
+/// The client's credentials: HTTP Basic (RFC 6749 §2.3.1: id and secret form-urlencoded, then
+/// base64) or `client_id` and `client_secret` in the body, never both; a public client sends
+/// only `client_id`.
+fn client_credentials(headers: &HeaderMap, form: &Form) -> Result<ClientCredentials, OAuthError> {
+    let basic = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(value) => Some(basic_credentials(value).ok_or(OAuthError::InvalidClient(
+            "the Authorization header is not valid Basic credentials",
+        ))?),
+    };
+    match (basic, form.get("client_id"), form.get("client_secret")) {
+        (Some(_), _, Some(_)) => Err(OAuthError::invalid_request(
+            "the client authenticates in the Authorization header or the body, not both",
+        )),
+        (Some(basic), Some(id), None) if basic.client_id != id => {
+            Err(OAuthError::invalid_request("client_id differs from the Authorization header"))
+        }
+        (Some(basic), _, None) => Ok(basic),
+        (None, Some(id), secret) => Ok(ClientCredentials {
+            client_id: id.to_owned(),
+            secret: secret.map(|s| SecretString::from(s.to_owned())),
+        }),
+        (None, None, _) => Err(OAuthError::InvalidClient("the client must authenticate")),
+    }
+}
+
+fn basic_credentials(value: &HeaderValue) -> Option<ClientCredentials> {
+    let encoded = value.to_str().ok()?.strip_prefix("Basic ")?;
+    let decoded = STANDARD.decode(encoded.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    let unescape = |s: &str| {
+        url::form_urlencoded::parse(format!("v={s}").as_bytes()).next().map(|(_, v)| v.into_owned())
+    };
+    let (client_id, secret) = (unescape(id)?, unescape(secret)?);
+    if client_id.is_empty() {
+        return None;
+    }
+    Some(ClientCredentials {
+        client_id,
+        secret: (!secret.is_empty()).then(|| SecretString::from(secret)),
+    })
+}
+
+/// POST /oauth2/token: for now the `client_credentials` grant; the grants of a user's
+/// authorization answer `unsupported_grant_type` until they exist.
+#[utoipa::path(
+    post, path = "/oauth2/token", tag = "oauth",
+    summary = "Token endpoint (RFC 6749 §3.2): client_credentials",
+    description = "The client authenticates with HTTP Basic or `client_id` and `client_secret` \
+        in the body. Errors are RFC 6749 objects, not problem details.",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "An access token", body = TokenResponse), OAuthErrors),
+)]
+pub async fn token(
+    State(endpoints): State<Arc<ClientEndpoints>>,
+    Context(context): Context,
+    headers: HeaderMap,
+    body: Bytes,
+) -> OAuthReply {
+    let answer = async {
+        let form = Form::parse(&headers, &body)?;
+        let grant_type = form.required("grant_type")?;
+        let client = endpoints.authenticate(&context, client_credentials(&headers, &form)?).await?;
+        match grant_type {
+            "client_credentials" => endpoints.client_credentials(&client, form.get("scope")),
+            other => Err(OAuthError::unsupported_grant_type(format!(
+                "grant_type {:?} is not supported",
+                other.chars().take(40).collect::<String>()
+            ))),
+        }
+    };
+    answer.await.into()
+}
+
+/// POST /oauth2/introspect: RFC 7662, for confidential clients.
+#[utoipa::path(
+    post, path = "/oauth2/introspect", tag = "oauth",
+    summary = "Token introspection (RFC 7662)",
+    description = "Only a confidential client may ask; a token that is not live answers \
+        `{\"active\": false}`.",
+    request_body(content = IntrospectionForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Whether the token is live, and its claims", body = Introspection),
+        OAuthErrors,
+    ),
+)]
+pub async fn introspect(
+    State(endpoints): State<Arc<ClientEndpoints>>,
+    Context(context): Context,
+    headers: HeaderMap,
+    body: Bytes,
+) -> OAuthReply {
+    let answer = async {
+        let form = Form::parse(&headers, &body)?;
+        let client = endpoints.authenticate(&context, client_credentials(&headers, &form)?).await?;
+        let token = form.required("token")?;
+        endpoints.introspect(&client, token).await
+    };
+    answer.await.into()
+}
+
+/// An error on an OAuth path that no OAuth handler built (axum's 405, the body limit's 413, the
+/// timeout's 408, a panic's 500), in RFC 6749's shape with the problem's detail.
+pub fn generic_error(mut parts: axum::http::response::Parts, problem: &Problem) -> Response {
+    let error = if parts.status == StatusCode::SERVICE_UNAVAILABLE {
+        "temporarily_unavailable"
+    } else if parts.status.is_server_error() {
+        "server_error"
+    } else {
+        "invalid_request"
+    };
+    let description = problem.0.get("detail").and_then(|d| d.as_str()).unwrap_or_default();
+    let body = OAuthErrorBody { error, error_description: description.to_owned() };
+    let json = serde_json::to_vec(&body).unwrap_or_default();
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(json))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_are_form_decoded_after_base64() {
+        let value =
+            HeaderValue::from_str(&format!("Basic {}", STANDARD.encode("my%3Aapp:s%2Bcret+x")))
+                .unwrap();
+        let credentials = basic_credentials(&value).unwrap();
+        assert_eq!(credentials.client_id, "my:app");
+        use secrecy::ExposeSecret;
+        assert_eq!(credentials.secret.unwrap().expose_secret(), "s+cret x");
+        for bad in ["Bearer abc", "Basic !!!", "Basic Og=="] {
+            assert!(basic_credentials(&HeaderValue::from_static(bad)).is_none(), "{bad}");
+        }
+    }
+}
