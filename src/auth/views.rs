@@ -19,6 +19,8 @@ pub struct UserView {
     pub email_verified: bool,
     /// The second factors in use: `totp`, `passkey`.
     pub mfa: Vec<&'static str>,
+    /// The name the user gave, or `null`.
+    pub name: Option<String>,
 }
 
 impl From<&UserRecord> for UserView {
@@ -33,6 +35,7 @@ impl From<&UserRecord> for UserView {
                 .into_iter()
                 .filter_map(|(name, on)| on.then_some(name))
                 .collect(),
+            name: user.name.clone(),
         }
     }
 }

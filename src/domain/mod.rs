@@ -33,4 +33,4 @@ pub use redirect_uri::{
 };
 pub use role::Role;
 pub use signature_alg::SignatureAlg;
-pub use text::escape_controls;
+pub use text::{MAX_NAME_CHARS, display_name, escape_controls, has_hidden_characters, present};

@@ -48,6 +48,43 @@ pub fn escape_controls(text: &str) -> Cow<'_, str> {
     Cow::Owned(escaped)
 }
 
+/// Whether `text` holds a character that is not shown as itself: a control, or a
+/// bidirectional or default-ignorable one. A name with one could read one way and be stored
+/// another, and pass for something its reader knows. The joiners and variation selectors that
+/// scripts and emoji need to be written at all (ZWNJ in Persian, ZWJ in Indic scripts and emoji
+/// sequences, VS16) are not hidden: they shape what is shown.
+pub fn has_hidden_characters(text: &str) -> bool {
+    let shapes = |c: char| matches!(c, '\u{200c}' | '\u{200d}' | '\u{fe00}'..='\u{fe0f}' | '\u{e0100}'..='\u{e01ef}');
+    text.chars().any(|c| c.is_control() || (super::is_default_ignorable(c) && !shapes(c)))
+}
+
+/// The most characters of a user's name.
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// A user's name as the contract allows it: trimmed, 1 to 200 characters, none hidden.
+pub fn display_name(raw: &str) -> Result<String, String> {
+    let name = raw.trim();
+    let count = name.chars().count();
+    if count == 0 || count > MAX_NAME_CHARS {
+        return Err(format!("name: 1 to {MAX_NAME_CHARS} characters, or null"));
+    }
+    if has_hidden_characters(name) {
+        return Err("name: control, bidirectional and invisible characters are not allowed".into());
+    }
+    Ok(name.to_owned())
+}
+
+/// A member of a change that is present, `null` included: `Some(None)` for `null`, `None` when
+/// absent (serde's `deserialize_with`, with `#[serde(default)]`).
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    use serde::Deserialize;
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +117,22 @@ mod tests {
         let once = escape_controls(&text).into_owned();
         assert!(!once.chars().any(must_escape));
         assert_eq!(escape_controls(&once), once);
+    }
+
+    #[test]
+    fn names_are_trimmed_bounded_and_shown_as_they_are_stored() {
+        assert_eq!(display_name("  Ada Lovelace ").as_deref(), Ok("Ada Lovelace"));
+        assert_eq!(display_name(&"é".repeat(200)).map(|n| n.chars().count()), Ok(200));
+        // Scripts and emoji need their joiners and selectors.
+        let persian = "\u{645}\u{6cc}\u{200c}\u{62e}\u{648}\u{627}\u{647}\u{645}";
+        for fine in [persian, "👩\u{200d}💻", "❤\u{fe0f}"] {
+            assert!(display_name(fine).is_ok(), "{fine:?}");
+        }
+        for bad in
+            ["", "  ", "a\u{202e}b", "a\u{200b}b", "a\u{2066}b", "a\u{feff}", "a\u{ad}b", "a\nb"]
+        {
+            assert!(display_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(display_name(&"a".repeat(201)).is_err());
     }
 }

@@ -112,6 +112,10 @@ pub struct UserChange {
     /// `true` ends every session of the account at once.
     disabled: Option<bool>,
     email_verified: Option<bool>,
+    /// 1 to 200 characters; `null` clears it.
+    #[serde(default, deserialize_with = "crate::domain::present")]
+    #[schema(value_type = Option<String>)]
+    name: Option<Option<String>>,
 }
 
 problems!(UsersProblems: [
@@ -221,6 +225,7 @@ pub async fn update_user(
         roles: body.roles,
         disabled: body.disabled,
         email_verified: body.email_verified,
+        name: body.name,
     };
     Ok(Json(admin.update_user(&context, Actor::Admin(principal.user), id, change).await?))
 }

@@ -97,7 +97,7 @@ fn api_routes() -> Vec<UtoipaMethodRouter<AppState>> {
         routes!(routes::logout),
         routes!(routes::logout_all),
         routes!(routes::change_password),
-        routes!(routes::me),
+        routes!(routes::me, routes::update_me),
         routes!(routes::sessions),
         routes!(routes::revoke_session),
         routes!(routes::events),

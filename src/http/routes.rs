@@ -262,6 +262,35 @@ pub async fn me(
     Ok(Json(sessions.me(&context, &principal).await?))
 }
 
+/// A change to the caller's own profile.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileChange {
+    /// 1 to 200 characters; `null` clears it. Absent: left as it is.
+    #[serde(default, deserialize_with = "crate::domain::present")]
+    #[schema(value_type = Option<String>)]
+    name: Option<Option<String>>,
+}
+
+problems!(ProfileProblems: JSON_BODY, [Unauthorized, ValidationFailed, RateLimited, ServiceUnavailable]);
+
+/// PATCH /v1/auth/me: the caller's own name.
+#[utoipa::path(
+    patch, path = "/v1/auth/me", tag = "auth", summary = "Change the signed-in user's name",
+    request_body = ProfileChange,
+    security(("bearer" = [])),
+    responses((status = 200, description = "The user", body = UserView), ProfileProblems),
+)]
+pub async fn update_me(
+    State(accounts): State<Arc<Accounts>>,
+    Context(context): Context,
+    Authenticated(principal): Authenticated,
+    JsonBody(body): JsonBody<ProfileChange>,
+) -> Result<Json<UserView>, ApiError> {
+    let name = body.name.as_ref().map(Option::as_deref);
+    Ok(Json(accounts.update_profile(&context, &principal, name).await?))
+}
+
 /// GET /v1/auth/sessions: the bearer's live sessions, newest first.
 #[utoipa::path(
     get, path = "/v1/auth/sessions", tag = "auth",

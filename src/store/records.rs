@@ -39,6 +39,8 @@ pub struct UserRecord {
     pub last_login_at: Option<Timestamp>,
     /// Moves on with every change of the credentials (see `UserStore::bump_credential_epoch`).
     pub credential_epoch: i64,
+    /// The name the user gave, if any.
+    pub name: Option<String>,
 }
 
 /// Where a page of accounts ends: the last account's creation time and id.

@@ -25,6 +25,8 @@ pub trait UserStore: Send + Sync {
     async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError>;
     async fn set_password_hash(&self, id: UserId, hash: &str) -> Result<(), StoreError>;
     async fn set_email_verified(&self, id: UserId, verified: bool) -> Result<(), StoreError>;
+    /// Sets or clears the name the user gave.
+    async fn set_name(&self, id: UserId, name: Option<&str>) -> Result<(), StoreError>;
     /// Moves the account's credential epoch on: every mail token issued under an earlier one
     /// stops working.
     async fn bump_credential_epoch(&self, id: UserId) -> Result<(), StoreError>;

@@ -32,7 +32,7 @@ const ORIGIN: &str = "http://localhost:8080";
 const WAIT: Duration = Duration::from_secs(10);
 
 /// The members of the admin user object, and no others.
-const ADMIN_KEYS: [&str; 10] = [
+const ADMIN_KEYS: [&str; 11] = [
     "id",
     "email",
     "created_at",
@@ -43,6 +43,7 @@ const ADMIN_KEYS: [&str; 10] = [
     "locked_until",
     "last_login_at",
     "sessions",
+    "name",
 ];
 
 // ---------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ mod openapi;
 mod outage;
 mod passkeys;
 mod posture;
+mod profile;
 mod proxies;
 mod rate_limits;
 mod redis_tls;

@@ -2,6 +2,7 @@
 //! current password (and a code, to delete an account with TOTP on). Creating accounts is
 //! `register`'s.
 
+mod profile;
 mod register;
 
 use std::sync::Arc;

@@ -100,6 +100,7 @@ impl Registration {
             disabled: false,
             last_login_at: None,
             credential_epoch: 0,
+            name: None,
         };
         if self.mail.flows().verification != EmailVerification::Off {
             self.mail.send_verification(&record).await?;

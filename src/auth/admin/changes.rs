@@ -5,7 +5,7 @@ use super::{
 };
 use crate::audit::EventType;
 use crate::auth::{AuthError, Principal, RequestContext};
-use crate::domain::{Role, UserId};
+use crate::domain::{Role, UserId, display_name};
 use crate::store::{TokenPurpose, UserRecord};
 
 impl Administration {
@@ -37,6 +37,11 @@ impl Administration {
     ) -> Result<AdminUserView, AuthError> {
         let user = self.users.user_by_id(id).await?.ok_or(AuthError::NotFound)?;
         let roles = change.roles.as_deref().map(parse_roles).transpose()?;
+        let name = change
+            .name
+            .map(|name| name.as_deref().map(display_name).transpose())
+            .transpose()
+            .map_err(AuthError::InvalidQuery)?;
         if actor.is(user.id) {
             if roles.as_ref().is_some_and(|roles| !roles.contains(&Role::Admin)) {
                 return Err(AuthError::Conflict(
@@ -56,6 +61,10 @@ impl Administration {
             guarded(self.users.set_roles(user.id, &roles).await?)?;
             let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
             changed.push(format!("roles {}", names.join(",")));
+        }
+        if let Some(name) = name.filter(|name| *name != user.name) {
+            self.users.set_name(user.id, name.as_deref()).await?;
+            changed.push(if name.is_some() { "name set" } else { "name cleared" }.to_owned());
         }
         if let Some(verified) = change.email_verified.filter(|v| *v != user.email_verified) {
             self.users.set_email_verified(user.id, verified).await?;

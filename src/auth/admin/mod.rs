@@ -61,6 +61,8 @@ pub struct AccountChange {
     pub roles: Option<Vec<String>>,
     pub disabled: Option<bool>,
     pub email_verified: Option<bool>,
+    /// `Some(None)` clears the name.
+    pub name: Option<Option<String>>,
 }
 
 /// Who acts on an account: an admin over the API, or the operator's command line.

@@ -90,7 +90,7 @@ pub struct ClientUpdate {
     pub consent: Option<Consent>,
     pub id_token_signed_response_alg: Option<IdTokenAlg>,
     /// `null` removes it.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::domain::present")]
     #[schema(value_type = Option<String>)]
     pub backchannel_logout_uri: Option<Option<String>>,
 }
@@ -144,15 +144,6 @@ impl ClientUpdate {
         }
         .checked()
     }
-}
-
-/// A member that is present, `null` included: `Some(None)` for `null`, `None` when absent.
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 fn invalid(why: String) -> AuthError {

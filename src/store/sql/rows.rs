@@ -16,7 +16,7 @@ use crate::store::{
 macro_rules! user_columns {
     () => {
         "id, email, password_hash, roles, created_at, email_verified, disabled, last_login_at,
-         credential_epoch,
+         credential_epoch, name,
          (SELECT COUNT(*) FROM totp_factors t
           WHERE t.user_id = users.id AND t.confirmed_at IS NOT NULL) AS totp,
          (SELECT COUNT(*) FROM passkeys p WHERE p.user_id = users.id) AS passkeys"
@@ -34,6 +34,7 @@ pub struct UserRow {
     disabled: i64,
     last_login_at: Option<i64>,
     credential_epoch: i64,
+    name: Option<String>,
     totp: i64,
     passkeys: i64,
 }
@@ -53,6 +54,7 @@ impl TryFrom<UserRow> for UserRecord {
             disabled: row.disabled != 0,
             last_login_at: row.last_login_at.map(from_millis).transpose()?,
             credential_epoch: row.credential_epoch,
+            name: row.name,
         })
     }
 }

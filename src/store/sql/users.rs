@@ -88,6 +88,16 @@ impl UserStore for SqlStore {
         Ok(())
     }
 
+    async fn set_name(&self, id: UserId, name: Option<&str>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET name = $1 WHERE id = $2")
+            .bind(name)
+            .bind(id.to_string())
+            .execute(&self.write)
+            .await
+            .map_err(failed("set name"))?;
+        Ok(())
+    }
+
     async fn bump_credential_epoch(&self, id: UserId) -> Result<(), StoreError> {
         sqlx::query("UPDATE users SET credential_epoch = credential_epoch + 1 WHERE id = $1")
             .bind(id.to_string())

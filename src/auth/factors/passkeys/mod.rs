@@ -236,7 +236,7 @@ fn passkey_name(name: Option<&str>) -> Result<String, AuthError> {
         let why = format!("name: at most {MAX_NAME_CHARS} characters");
         return Err(AuthError::InvalidQuery(why));
     }
-    if name.chars().any(|c| c.is_control() || crate::domain::is_default_ignorable(c)) {
+    if crate::domain::has_hidden_characters(name) {
         return Err(AuthError::InvalidQuery(
             "name: control, bidirectional and invisible characters are not allowed".into(),
         ));
