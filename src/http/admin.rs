@@ -114,7 +114,7 @@ pub struct UserChange {
     email_verified: Option<bool>,
     /// 1 to 200 characters; `null` clears it.
     #[serde(default, deserialize_with = "crate::domain::present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 200)]
     name: Option<Option<String>>,
 }
 

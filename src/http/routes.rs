@@ -268,7 +268,7 @@ pub async fn me(
 pub struct ProfileChange {
     /// 1 to 200 characters; `null` clears it. Absent: left as it is.
     #[serde(default, deserialize_with = "crate::domain::present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 200)]
     name: Option<Option<String>>,
 }
 
