@@ -11,7 +11,7 @@ use crate::store::redis::RedisStore;
 use crate::store::sql::SqlStore;
 use crate::store::{
     AuditStore, ClientStore, Health, KeyStore, LockoutStore, MailStore, MfaStore, RateLimitStore,
-    SessionStore, StoreError, UserStore,
+    SessionStore, StoreError, TicketStore, UserStore,
 };
 
 use super::errors::{StartupError, database_failed, root_cause, without_password};
@@ -33,6 +33,8 @@ pub struct Backends {
     pub mfa: Arc<dyn MfaStore>,
     /// OAuth clients, in the database.
     pub clients: Arc<dyn ClientStore>,
+    /// The single-use tickets of OAuth authorizations in progress, where the sessions live.
+    pub tickets: Arc<dyn TicketStore>,
     /// Seals queued mail under the master key.
     pub sealer: Sealer,
     /// Sign the audit chain's head and check its signatures: derived from the master key.
@@ -69,6 +71,7 @@ pub async fn open_backends(settings: &Settings, migrate: bool) -> Result<Backend
             let redis = Arc::new(redis);
             Ok(Backends {
                 sessions: redis.clone(),
+                tickets: redis.clone(),
                 limiter: redis.clone(),
                 lockouts: redis.clone(),
                 health: Arc::new(AllOf(vec![backends.health, redis])),
@@ -150,6 +153,7 @@ impl Backends {
             + MailStore
             + MfaStore
             + ClientStore
+            + TicketStore
             + Health
             + 'static,
     {
@@ -163,6 +167,7 @@ impl Backends {
             mail: store.clone(),
             mfa: store.clone(),
             clients: store.clone(),
+            tickets: store.clone(),
             health: store,
             sealer: Sealer::default(),
             audit_head_keys: HeadKeys::default(),

@@ -6,7 +6,7 @@
 //! that leaves it is a `StoreError`.
 //!
 //! The traits live one concern to a file (`users`, `mail`, `mfa`, `sessions`, `limits`, `keys`,
-//! `audit`, `clients`), the records they carry in `records`, the error in `error`; all are re-exported here.
+//! `audit`, `clients`, `tickets`), the records they carry in `records`, the error in `error`; all are re-exported here.
 
 mod codec;
 pub mod memory;
@@ -24,6 +24,7 @@ mod limits;
 mod mail;
 mod mfa;
 mod sessions;
+mod tickets;
 mod users;
 
 pub use crate::domain::{AttemptGate, LockoutPolicy, Timestamp};
@@ -36,6 +37,7 @@ pub use limits::{LockKey, LockoutStore, RateDecision, RateLimitStore};
 pub use mail::MailStore;
 pub use mfa::MfaStore;
 pub use sessions::SessionStore;
+pub use tickets::{Taken, TicketKind, TicketStore};
 pub use users::{AdminGuard, UserStore};
 
 pub use records::{

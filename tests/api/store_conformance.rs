@@ -24,7 +24,7 @@ use portcullis::store::{
     AdminGuard, AuditStore, ChallengePurpose, ChallengeRecord, ClientCursor, ClientRecord,
     ClientStore, KeyStore, LockKey, LockoutStore, MailStore, MfaStore, NewEmailToken, NewSession,
     NewUser, PasskeyRecord, QueuedMail, RateLimitStore, Rotation, SessionCursor, SessionStore,
-    SigningKeyRecord, StoreError, TokenHash, TokenPurpose, UserStore,
+    SigningKeyRecord, StoreError, Taken, TicketKind, TokenHash, TokenPurpose, UserStore,
 };
 
 mod backends {
@@ -35,7 +35,7 @@ mod backends {
     use portcullis::store::memory::MemoryRateLimiter;
     use portcullis::store::redis::RedisStore;
     use portcullis::store::sql::SqlStore;
-    use portcullis::store::{LockoutStore, RateLimitStore, SessionStore, UserStore};
+    use portcullis::store::{LockoutStore, RateLimitStore, SessionStore, TicketStore, UserStore};
 
     use super::common;
 
@@ -112,6 +112,18 @@ mod backends {
         for (name, store, owner) in redis_stores().await {
             let (users, users_owner) = sqlite().await;
             all.push((name, Arc::new(store), Arc::new(users), Owner(vec![owner, users_owner])));
+        }
+        all
+    }
+
+    /// Ticket stores: wherever sessions live.
+    pub async fn tickets() -> Vec<(&'static str, Arc<dyn TicketStore>, Owner)> {
+        let mut all: Vec<(&'static str, Arc<dyn TicketStore>, Owner)> = Vec::new();
+        for (name, store, owner) in sql().await {
+            all.push((name, store, owner));
+        }
+        for (name, store, owner) in redis_stores().await {
+            all.push((name, Arc::new(store), Owner(vec![owner])));
         }
         all
     }
@@ -1354,6 +1366,66 @@ async fn instances_starting_together_agree_on_one_first_key_of_each_algorithm_an
         assert_eq!(keys.iter().map(|k| k.kid.as_str()).next(), Some("kid-later"), "{name}");
         assert_eq!(keys[0].alg, SignatureAlg::Rs256, "{name}");
         assert_eq!(keys.len(), 3, "{name}");
+    }
+}
+
+// ---- TicketStore ----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn of_many_concurrent_takes_of_one_ticket_exactly_one_is_first() {
+    for (name, store, _owner) in backends::tickets().await {
+        let clock = ManualClock::new();
+        let key = random_token();
+        let keep_until = at(&clock, Duration::from_secs(120));
+        let now = clock.now();
+        store.put_ticket(TicketKind::Code, &key, b"the grant", keep_until, now).await.unwrap();
+        let takes = join_all((0..16).map(|_| {
+            let (store, key, now) = (store.clone(), TokenHash(key.0), clock.now());
+            async move { store.take_ticket(TicketKind::Code, &key, now).await.unwrap() }
+        }))
+        .await;
+        let first = takes.iter().filter(|t| matches!(t, Taken::First(_))).count();
+        let again = takes.iter().filter(|t| matches!(t, Taken::Again(_))).count();
+        assert_eq!((first, again), (1, 15), "{name}: {takes:?}");
+        assert!(takes.iter().all(|t| match t {
+            Taken::First(v) | Taken::Again(v) => v == b"the grant",
+            Taken::Missing => false,
+        }));
+        // A replay later on is still known as one, with what the first take got.
+        let replay = store.take_ticket(TicketKind::Code, &key, clock.now()).await.unwrap();
+        assert_eq!(replay, Taken::Again(b"the grant".to_vec()), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_ticket_is_kept_until_its_time_under_its_kind_and_never_stored_twice() {
+    for (name, store, _owner) in backends::tickets().await {
+        let clock = ManualClock::new();
+        let key = random_token();
+        let keep_until = at(&clock, Duration::from_secs(60));
+        let now = clock.now();
+        let put = |value: &'static [u8], keep_until, now| {
+            store.put_ticket(TicketKind::PushedRequest, &key, value, keep_until, now)
+        };
+        put(b"request", keep_until, now).await.unwrap();
+        let twice = put(b"other", keep_until, now).await;
+        assert!(matches!(twice, Err(StoreError::Conflict)), "{name}: {twice:?}");
+        for kind in [TicketKind::Code, TicketKind::Interaction] {
+            let other = store.take_ticket(kind, &key, clock.now()).await.unwrap();
+            assert_eq!(other, Taken::Missing, "{name}: kinds do not mix");
+        }
+        let stranger = random_token();
+        let unknown = store.take_ticket(TicketKind::PushedRequest, &stranger, clock.now());
+        assert_eq!(unknown.await.unwrap(), Taken::Missing, "{name}");
+
+        clock.advance(Duration::from_secs(60));
+        let late = store.take_ticket(TicketKind::PushedRequest, &key, clock.now()).await.unwrap();
+        assert_eq!(late, Taken::Missing, "{name}: past its time");
+        store.purge_tickets(clock.now()).await.unwrap();
+        // Forgotten: the same key may be stored again.
+        put(b"new", at(&clock, Duration::from_secs(60)), clock.now()).await.unwrap();
+        let taken = store.take_ticket(TicketKind::PushedRequest, &key, clock.now()).await.unwrap();
+        assert_eq!(taken, Taken::First(b"new".to_vec()), "{name}");
     }
 }
 

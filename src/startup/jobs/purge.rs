@@ -1,4 +1,5 @@
-//! Forgetting what has expired: sessions, failure counters, mail tokens, ceremonies, devices.
+//! Forgetting what has expired: sessions, failure counters, mail tokens, ceremonies, devices,
+//! OAuth tickets.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,12 +17,13 @@ pub(in crate::startup) fn spawn_purge(
     settings: &Settings,
     clock: Arc<dyn Clock>,
 ) -> tokio::task::JoinHandle<()> {
-    let (sessions, lockouts, users, mail, mfa) = (
+    let (sessions, lockouts, users, mail, mfa, tickets) = (
         backends.sessions.clone(),
         backends.lockouts.clone(),
         backends.users.clone(),
         backends.mail.clone(),
         backends.mfa.clone(),
+        backends.tickets.clone(),
     );
     let policy = lockout_policy(settings);
     let device_ttl = chrono::Duration::from_std(settings.accounts.device_token_ttl)
@@ -53,6 +55,13 @@ pub(in crate::startup) fn spawn_purge(
                 Ok(count) => tracing::info!(count, "purged expired ceremonies"),
                 Err(error) => {
                     tracing::warn!(error = error.with_causes(), "could not purge old ceremonies")
+                }
+            }
+            match tickets.purge_tickets(now).await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "purged old OAuth tickets"),
+                Err(error) => {
+                    tracing::warn!(error = error.with_causes(), "could not purge old tickets")
                 }
             }
             match users.purge_devices(now - device_ttl).await {

@@ -11,6 +11,7 @@
 mod limits;
 mod lockouts;
 mod sessions;
+mod tickets;
 
 use std::time::Duration;
 

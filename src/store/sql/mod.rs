@@ -24,6 +24,7 @@ mod losses;
 mod mail;
 mod mfa;
 mod sessions;
+mod tickets;
 mod users;
 
 use async_trait::async_trait;
