@@ -203,6 +203,7 @@ impl UseCases {
         let clients = Arc::new(Clients::new(stores.clients.clone(), audit.clone(), clock.clone()));
         let client_endpoints = Arc::new(ClientEndpoints {
             clients: stores.clients.clone(),
+            tickets: stores.tickets.clone(),
             passwords: passwords.clone(),
             access,
             sessions: stores.sessions.clone(),

@@ -37,7 +37,9 @@ use crate::config::EmailVerification;
 use crate::crypto::tokens;
 use crate::domain::{Clock, LockoutPolicy, PasswordPolicy, Rate, chrono_duration};
 use crate::mail::Outbox;
-use crate::store::{ClientStore, LockoutStore, MfaStore, RateLimitStore, SessionStore, UserStore};
+use crate::store::{
+    ClientStore, LockoutStore, MfaStore, RateLimitStore, SessionStore, TicketStore, UserStore,
+};
 
 pub use accounts::{Accounts, Registration};
 pub use admin::{
@@ -57,7 +59,8 @@ pub use notify::Notifier;
 pub use oauth::{
     AuthenticatedClient, ClientCredentials, ClientEndpoints, ClientPage, ClientSecret,
     ClientSettings, ClientType, ClientUpdate, ClientView, Clients, Consent, FileClient, FileSecret,
-    GrantType, IdTokenAlg, Introspection, MAX_CLIENTS_PAGE, NewClient, OAuthError, TokenResponse,
+    GrantType, IdTokenAlg, Introspection, MAX_CLIENTS_PAGE, NewClient, OAuthError, PushedRequest,
+    TokenResponse,
 };
 pub use passwords::Passwords;
 pub use recovery::Recovery;
@@ -117,6 +120,8 @@ pub struct AuthStores {
     pub factors: Arc<dyn MfaStore>,
     /// The OAuth clients.
     pub clients: Arc<dyn ClientStore>,
+    /// The single-use tickets of OAuth authorizations in progress.
+    pub tickets: Arc<dyn TicketStore>,
     pub audit: Audit,
     /// Where messages wait to be delivered.
     pub outbox: Outbox,

@@ -127,6 +127,7 @@ fn api_routes() -> Vec<UtoipaMethodRouter<AppState>> {
         routes!(clients::rotate_secret),
         routes!(oauth::token),
         routes!(oauth::introspect),
+        routes!(oauth::par),
         routes!(operations::authorization_server_metadata),
         routes!(operations::jwks),
         routes!(operations::discovery),

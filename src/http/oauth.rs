@@ -18,7 +18,8 @@ use utoipa::ToSchema;
 
 use super::extract::Context;
 use crate::auth::{
-    AuthError, ClientCredentials, ClientEndpoints, Introspection, OAuthError, TokenResponse,
+    AuthError, ClientCredentials, ClientEndpoints, Introspection, OAuthError, PushedRequest,
+    TokenResponse,
 };
 use crate::error::{ApiError, InternalCause, Problem};
 
@@ -54,6 +55,35 @@ pub struct IntrospectionForm {
     token: String,
     /// `access_token` or `refresh_token`; a hint only.
     token_type_hint: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// The form of `/oauth2/par`: an authorization request (RFC 6749 §4.1.1, RFC 7636, OpenID
+/// Connect Core §3.1.2.1), as the document describes it.
+#[derive(ToSchema)]
+#[allow(dead_code)] // only its OpenAPI description is used
+pub struct PushedForm {
+    /// `code`.
+    response_type: String,
+    /// Identical to one the client registered.
+    redirect_uri: String,
+    /// Space-separated, within the client's scopes.
+    scope: String,
+    state: Option<String>,
+    nonce: Option<String>,
+    /// RFC 7636: 43 to 128 characters; required of public clients and with `require_pkce`.
+    code_challenge: Option<String>,
+    /// `S256`.
+    code_challenge_method: Option<String>,
+    /// `query` or `form_post`.
+    response_mode: Option<String>,
+    /// `none`, `login`, `consent`, `select_account`.
+    prompt: Option<String>,
+    max_age: Option<String>,
+    login_hint: Option<String>,
+    id_token_hint: Option<String>,
+    ui_locales: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
 }
@@ -273,6 +303,34 @@ pub async fn token(
         }
     };
     answer.await.into()
+}
+
+/// POST /oauth2/par: RFC 9126, a pushed authorization request.
+#[utoipa::path(
+    post, path = "/oauth2/par", tag = "oauth",
+    summary = "Pushed authorization request (RFC 9126)",
+    description = "The client authenticates as at the token endpoint and sends the parameters \
+        of an authorization request, checked as `/oauth2/authorize` checks them; the answer's \
+        `request_uri` stands for them there, once, for 60 seconds.",
+    request_body(content = PushedForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 201, description = "The request is kept", body = PushedRequest),
+        OAuthErrors,
+    ),
+)]
+pub async fn par(
+    State(endpoints): State<Arc<ClientEndpoints>>,
+    Context(context): Context,
+    headers: HeaderMap,
+    body: Bytes,
+) -> OAuthReply {
+    let answer = async {
+        let form = Form::parse(&headers, &body)?;
+        let client = endpoints.authenticate(&context, client_credentials(&headers, &form)?).await?;
+        let pushed = endpoints.push_request(&client, |name| form.get(name)).await?;
+        Ok((StatusCode::CREATED, Json(pushed)).into_response())
+    };
+    OAuthReply(answer.await)
 }
 
 /// POST /oauth2/introspect: RFC 7662, for confidential clients.

@@ -101,6 +101,7 @@ fn stores(backends: &Backends, metrics: &Arc<Metrics>, clock: Arc<dyn Clock>) ->
         lockouts: backends.lockouts.clone(),
         factors: backends.mfa.clone(),
         clients: backends.clients.clone(),
+        tickets: backends.tickets.clone(),
         audit: Audit::new(backends.audit.clone(), metrics.clone())
             .with_head_keys(backends.audit_head_keys.clone()),
         outbox: Outbox::new(

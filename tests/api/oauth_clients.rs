@@ -348,6 +348,8 @@ async fn both_discovery_paths_name_the_token_and_introspection_endpoints() {
     let issuer = str_of(&openid, "issuer");
     assert_eq!(openid["token_endpoint"], format!("{issuer}/oauth2/token"));
     assert_eq!(openid["introspection_endpoint"], format!("{issuer}/oauth2/introspect"));
+    assert_eq!(openid["pushed_authorization_request_endpoint"], format!("{issuer}/oauth2/par"));
+    assert_eq!(openid["code_challenge_methods_supported"], json!(["S256"]));
     assert_eq!(
         openid["token_endpoint_auth_methods_supported"],
         json!(["client_secret_basic", "client_secret_post", "none"])
@@ -388,4 +390,93 @@ async fn authlib_fetches_a_client_credentials_token_and_introspects_it() {
     assert_eq!(report["introspection"]["active"], true);
     assert_eq!(report["introspection"]["client_id"], id.as_str());
     assert_eq!(report["wrong_secret"], "invalid_client");
+}
+
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+#[tokio::test]
+async fn a_pushed_request_is_checked_as_an_authorization_and_answered_with_a_request_uri() {
+    let app = spawn().await;
+    let admin = admin_token(&app).await;
+    let web = json!({"name": "Web", "redirect_uris": ["https://app.example.com/cb"]});
+    let (web, secret) = register(&app, &admin, web).await;
+    let auth = basic(&web, &secret.unwrap());
+    let request = |extra: &[(&'static str, &'static str)]| {
+        let mut body: Vec<(&str, &str)> = vec![
+            ("response_type", "code"),
+            ("redirect_uri", "https://app.example.com/cb"),
+            ("scope", "openid email"),
+            ("state", "af0ifjsldkj"),
+            ("nonce", "n-0S6_WzA2Mj"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ];
+        for (name, value) in extra {
+            body.retain(|(n, _)| n != name);
+            if !value.is_empty() {
+                body.push((name, value));
+            }
+        }
+        body
+    };
+    let response = form(&app, "/oauth2/par", Some(&auth), &request(&[])).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let pushed: Value = response.json().await.unwrap();
+    let uri = str_of(&pushed, "request_uri");
+    let secret = uri.strip_prefix("urn:ietf:params:oauth:request_uri:").unwrap();
+    assert!(secret.len() >= 43, "256 random bits: {uri}");
+    assert_eq!(pushed["expires_in"], 60);
+    let again = ok_json_created(form(&app, "/oauth2/par", Some(&auth), &request(&[])).await).await;
+    assert_ne!(again["request_uri"], pushed["request_uri"], "each push its own");
+
+    for (extra, status, error) in [
+        (&[("redirect_uri", "https://evil.example/cb")][..], 400, "invalid_request"),
+        (&[("redirect_uri", "")][..], 400, "invalid_request"),
+        (&[("response_type", "token")][..], 400, "unsupported_response_type"),
+        (&[("scope", "openid billing:read")][..], 400, "invalid_scope"),
+        (&[("code_challenge", "")][..], 400, "invalid_request"),
+        (&[("code_challenge_method", "plain")][..], 400, "invalid_request"),
+        (&[("prompt", "none consent")][..], 400, "invalid_request"),
+        (&[("request_uri", "urn:ietf:params:oauth:request_uri:abc")][..], 400, "invalid_request"),
+        (&[("request", "eyJhbGciOiJub25lIn0.e30.")][..], 400, "request_not_supported"),
+    ] {
+        let response = form(&app, "/oauth2/par", Some(&auth), &request(extra)).await;
+        assert_oauth_error(response, StatusCode::from_u16(status).unwrap(), error).await;
+    }
+    let wrong = basic(&web, "not-the-secret");
+    let response = form(&app, "/oauth2/par", Some(&wrong), &request(&[])).await;
+    assert_oauth_error(response, StatusCode::UNAUTHORIZED, "invalid_client").await;
+
+    // A public client pushes with its id alone, and always with PKCE.
+    let spa = json!({"name": "SPA", "type": "public", "redirect_uris": ["http://127.0.0.1/cb"]});
+    let (spa, _) = register(&app, &admin, spa).await;
+    let mut body = request(&[("redirect_uri", "http://127.0.0.1:49152/cb")]);
+    body.push(("client_id", spa.as_str()));
+    let response = form(&app, "/oauth2/par", None, &body).await;
+    assert_eq!(response.status(), StatusCode::CREATED, "RFC 8252: any loopback port");
+    let mut body = request(&[
+        ("redirect_uri", "http://127.0.0.1/cb"),
+        ("code_challenge", ""),
+        ("code_challenge_method", ""),
+    ]);
+    body.push(("client_id", spa.as_str()));
+    let response = form(&app, "/oauth2/par", None, &body).await;
+    assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
+
+    // A client that only acts for itself may not start an authorization.
+    let worker = json!({
+        "name": "Worker",
+        "grant_types": ["client_credentials"],
+        "redirect_uris": ["https://app.example.com/cb"],
+    });
+    let (worker, worker_secret) = register(&app, &admin, worker).await;
+    let worker = basic(&worker, &worker_secret.unwrap());
+    let response = form(&app, "/oauth2/par", Some(&worker), &request(&[])).await;
+    assert_oauth_error(response, StatusCode::BAD_REQUEST, "unauthorized_client").await;
+}
+
+async fn ok_json_created(response: Response) -> Value {
+    assert_eq!(response.status(), StatusCode::CREATED);
+    response.json().await.unwrap()
 }

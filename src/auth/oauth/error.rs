@@ -17,6 +17,12 @@ pub enum OAuthError {
 }
 
 impl OAuthError {
+    /// A refusal with an error code of its own (`unsupported_response_type`,
+    /// `request_not_supported`, …).
+    pub fn refused_with(error: &'static str, description: impl Into<String>) -> Self {
+        Self::refused(error, description)
+    }
+
     fn refused(error: &'static str, description: impl Into<String>) -> Self {
         Self::Refused { error, description: description.into() }
     }

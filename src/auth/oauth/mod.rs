@@ -4,6 +4,7 @@
 mod clients;
 mod error;
 mod registration;
+mod request;
 mod tokens;
 
 pub use clients::{
@@ -14,5 +15,6 @@ pub use registration::{
     ClientSettings, ClientType, ClientUpdate, Consent, GrantType, IdTokenAlg, NewClient,
 };
 pub use tokens::{
-    AuthenticatedClient, ClientCredentials, ClientEndpoints, Introspection, TokenResponse,
+    AuthenticatedClient, ClientCredentials, ClientEndpoints, Introspection, PushedRequest,
+    TokenResponse,
 };

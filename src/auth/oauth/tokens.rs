@@ -11,10 +11,11 @@ use subtle::ConstantTimeEq;
 
 use super::error::OAuthError;
 use super::registration::{ClientSettings, ClientType, GrantType};
-use crate::auth::{Budgets, Passwords, RequestContext, tokens};
+use super::request::AuthorizationRequest;
+use crate::auth::{AuthError, Budgets, Passwords, RequestContext, tokens};
 use crate::crypto::AccessTokens;
 use crate::domain::{Clock, SessionId, UserId};
-use crate::store::{ClientRecord, ClientStore, SessionStore};
+use crate::store::{ClientRecord, ClientStore, SessionStore, TicketKind, TicketStore};
 
 /// The longest client secret checked: a longer one is wrong without any hashing.
 const MAX_SECRET_CHARS: usize = 512;
@@ -85,11 +86,35 @@ pub struct Introspection {
     pub sid: Option<String>,
 }
 
+/// What `/oauth2/par` answers (RFC 9126 §2.2).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PushedRequest {
+    /// `urn:ietf:params:oauth:request_uri:` and a secret of 256 random bits.
+    pub request_uri: String,
+    /// Seconds the `request_uri` may be used in.
+    pub expires_in: u64,
+}
+
+impl std::fmt::Debug for PushedRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushedRequest")
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The prefix of a pushed request's `request_uri` (RFC 9126 §2.2).
+pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
+
+/// How long a pushed request may be used (the contract's 60 s).
+pub const PUSHED_REQUEST_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The client-authenticated endpoints: it holds the client registry, the hasher (for the
 /// Argon2id secrets of `CLIENTS_FILE`), the access tokens, the sessions (an introspected
 /// token is live only while its session is), the budgets and the clock.
 pub struct ClientEndpoints {
     pub(in crate::auth) clients: Arc<dyn ClientStore>,
+    pub(in crate::auth) tickets: Arc<dyn TicketStore>,
     pub(in crate::auth) passwords: Arc<Passwords>,
     pub(in crate::auth) access: Arc<AccessTokens>,
     pub(in crate::auth) sessions: Arc<dyn SessionStore>,
@@ -216,6 +241,30 @@ impl ClientEndpoints {
         Ok(TokenResponse { access_token, token_type: "Bearer", expires_in: ttl.as_secs(), scope })
     }
 
+    /// RFC 9126: checks the authorization request as `/oauth2/authorize` would, and keeps it
+    /// for `PUSHED_REQUEST_TTL` under a single-use `request_uri`.
+    pub async fn push_request<'a>(
+        &self,
+        client: &AuthenticatedClient,
+        get: impl Fn(&str) -> Option<&'a str>,
+    ) -> Result<PushedRequest, OAuthError> {
+        if get("request_uri").is_some() {
+            return Err(OAuthError::invalid_request("request_uri is not pushed: it is answered"));
+        }
+        let request = AuthorizationRequest::check(&client.client_id, &client.settings, get)
+            .map_err(|e| e.into_oauth())?;
+        let value = serde_json::to_vec(&request).map_err(|e| AuthError::Internal(e.into()))?;
+        let secret = tokens::random_token();
+        let now = self.clock.now();
+        let keep_until = now + crate::domain::chrono_duration(PUSHED_REQUEST_TTL);
+        let key = tokens::hash_token(&secret);
+        self.tickets.put_ticket(TicketKind::PushedRequest, &key, &value, keep_until, now).await?;
+        Ok(PushedRequest {
+            request_uri: format!("{REQUEST_URI_PREFIX}{secret}"),
+            expires_in: PUSHED_REQUEST_TTL.as_secs(),
+        })
+    }
+
     /// RFC 7662: whether `token` is a live access token, and what it says. Only a confidential
     /// client may ask. A token of a user is live while its session is.
     pub async fn introspect(
@@ -255,7 +304,7 @@ impl ClientEndpoints {
 
 /// A `scope` parameter (RFC 6749 §3.3): space-separated tokens of visible ASCII but `"` and
 /// `\`, each once; an empty one is refused.
-fn parse_scope(scope: &str) -> Result<Vec<&str>, OAuthError> {
+pub(super) fn parse_scope(scope: &str) -> Result<Vec<&str>, OAuthError> {
     let tokens: Vec<&str> = scope.split(' ').collect();
     let well_formed = |token: &&str| {
         !token.is_empty()
