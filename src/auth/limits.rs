@@ -146,14 +146,9 @@ impl Budgets {
         }
     }
 
-    /// Takes one request of an OAuth client from its IP's budget (as large as the reads budget:
-    /// an app's server sends every user's code exchange from one address) and from the
-    /// client's own budget (`RATE_LIMIT_CLIENT`).
-    pub async fn limit_client_request(
-        &self,
-        context: &RequestContext,
-        client_id: &str,
-    ) -> Result<(), AuthError> {
+    /// Takes one request to an OAuth endpoint from its address's budget, as large as the reads
+    /// budget: an app's server sends every user's code exchange from one address.
+    pub async fn limit_client_address(&self, context: &RequestContext) -> Result<(), AuthError> {
         let ip = Budget {
             name: "client_ip",
             key: format!("client-ip:{}", client_ip_key(context.ip)),
@@ -161,9 +156,17 @@ impl Budgets {
             user: None,
             email: None,
         };
-        self.take(context, ip).await?;
-        // A client id is at most 100 characters (longer ones are unknown): hashed, the key is
-        // bounded whatever was sent.
+        self.take(context, ip).await
+    }
+
+    /// Takes one request of an authenticated OAuth client from its own budget
+    /// (`RATE_LIMIT_CLIENT`).
+    pub async fn limit_client(
+        &self,
+        context: &RequestContext,
+        client_id: &str,
+    ) -> Result<(), AuthError> {
+        // Hashed, the key is bounded whatever the id's length.
         let id = URL_SAFE_NO_PAD.encode(&Sha256::digest(client_id.as_bytes())[..16]);
         let client = Budget {
             name: "client",

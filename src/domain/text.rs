@@ -54,8 +54,12 @@ pub fn escape_controls(text: &str) -> Cow<'_, str> {
 /// scripts and emoji need to be written at all (ZWNJ in Persian, ZWJ in Indic scripts and emoji
 /// sequences, VS16) are not hidden: they shape what is shown.
 pub fn has_hidden_characters(text: &str) -> bool {
-    let shapes = |c: char| matches!(c, '\u{200c}' | '\u{200d}' | '\u{fe00}'..='\u{fe0f}' | '\u{e0100}'..='\u{e01ef}');
     text.chars().any(|c| c.is_control() || (super::is_default_ignorable(c) && !shapes(c)))
+}
+
+/// The joiners and variation selectors: invisible themselves, they shape what is shown.
+fn shapes(c: char) -> bool {
+    matches!(c, '\u{200c}' | '\u{200d}' | '\u{fe00}'..='\u{fe0f}' | '\u{e0100}'..='\u{e01ef}')
 }
 
 /// The most characters of a user's name.
@@ -68,7 +72,7 @@ pub fn display_name(raw: &str) -> Result<String, String> {
     if count == 0 || count > MAX_NAME_CHARS {
         return Err(format!("name: 1 to {MAX_NAME_CHARS} characters, or null"));
     }
-    if has_hidden_characters(name) {
+    if has_hidden_characters(name) || name.chars().all(|c| c.is_whitespace() || shapes(c)) {
         return Err("name: control, bidirectional and invisible characters are not allowed".into());
     }
     Ok(name.to_owned())
@@ -134,5 +138,8 @@ mod tests {
             assert!(display_name(bad).is_err(), "{bad:?}");
         }
         assert!(display_name(&"a".repeat(201)).is_err());
+        // Nothing to see is no name.
+        assert!(display_name("\u{200d}\u{200d}").is_err());
+        assert!(display_name("\u{fe0f} \u{200c}").is_err());
     }
 }

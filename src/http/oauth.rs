@@ -212,8 +212,10 @@ impl Form {
             return Err(OAuthError::invalid_request(why));
         }
         let mut pairs: Vec<(String, String)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for (name, value) in url::form_urlencoded::parse(body) {
-            if pairs.iter().any(|(seen, _)| *seen == name) {
+            if !seen.insert(name.clone()) {
+                let name: String = name.chars().take(40).collect();
                 return Err(OAuthError::invalid_request(format!("{name} is sent more than once")));
             }
             pairs.push((name.into_owned(), value.into_owned()));
@@ -257,7 +259,11 @@ fn client_credentials(headers: &HeaderMap, form: &Form) -> Result<ClientCredenti
 }
 
 fn basic_credentials(value: &HeaderValue) -> Option<ClientCredentials> {
-    let encoded = value.to_str().ok()?.strip_prefix("Basic ")?;
+    // RFC 9110 §11.1: the scheme's name is case-insensitive.
+    let (scheme, encoded) = value.to_str().ok()?.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
     let decoded = STANDARD.decode(encoded.trim()).ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (id, secret) = text.split_once(':')?;
@@ -392,7 +398,10 @@ mod tests {
         assert_eq!(credentials.client_id, "my:app");
         use secrecy::ExposeSecret;
         assert_eq!(credentials.secret.unwrap().expose_secret(), "s+cret x");
-        for bad in ["Bearer abc", "Basic !!!", "Basic Og=="] {
+        // The scheme's name in any case (RFC 9110 §11.1).
+        let lower = HeaderValue::from_str(&format!("basic {}", STANDARD.encode("app:s"))).unwrap();
+        assert_eq!(basic_credentials(&lower).unwrap().client_id, "app");
+        for bad in ["Bearer abc", "Basic !!!", "Basic Og==", "Basic"] {
             assert!(basic_credentials(&HeaderValue::from_static(bad)).is_none(), "{bad}");
         }
     }

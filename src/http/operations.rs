@@ -88,7 +88,6 @@ fn discovery_document(issuer: &str) -> serde_json::Value {
         "code_challenge_methods_supported": ["S256"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "grant_types_supported": ["client_credentials"],
-        "response_types_supported": [],
         "id_token_signing_alg_values_supported": ["RS256", "EdDSA"],
         "subject_types_supported": ["public"],
         "claims_supported": [

@@ -280,6 +280,18 @@ async fn introspection_reports_live_tokens_only_to_confidential_clients() {
         }
     }
 
+    // A client's own token ends with its client.
+    let resource = json!({"name": "API", "redirect_uris": ["https://api.example.com/cb"]});
+    let (resource, resource_secret) = register(&app, &admin, resource).await;
+    let resource = basic(&resource, &resource_secret.unwrap());
+    let body = [("token", str_of(&own, "access_token"))];
+    let answer = ok_json(form(&app, "/oauth2/introspect", Some(&resource), &body).await).await;
+    assert_eq!(answer["active"], true, "{answer}");
+    let path = format!("/v1/admin/clients/{id}");
+    let deleted = app.request(Method::DELETE, &path, Some(&admin), None).await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let answer = ok_json(form(&app, "/oauth2/introspect", Some(&resource), &body).await).await;
+    assert_eq!(answer, json!({"active": false}), "its client is gone");
     let public =
         json!({"name": "SPA", "type": "public", "redirect_uris": ["https://spa.example.com/cb"]});
     let (spa, _) = register(&app, &admin, public).await;
@@ -294,6 +306,11 @@ async fn a_client_over_its_budget_is_refused_with_retry_after() {
     let admin = admin_token(&app).await;
     let (id, secret) = billing(&app, &admin).await;
     let grant = [("grant_type", "client_credentials")];
+    // A stranger's failures spend the stranger's address budget, never the client's.
+    for _ in 0..5 {
+        let response = form(&app, "/oauth2/token", Some(&basic(&id, "guess")), &grant).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
     for _ in 0..3 {
         let response = form(&app, "/oauth2/token", Some(&basic(&id, &secret)), &grant).await;
         assert_eq!(response.status(), StatusCode::OK);

@@ -123,28 +123,46 @@ pub struct ClientEndpoints {
 }
 
 impl ClientEndpoints {
-    /// RFC 6749 §2.3: the client the credentials name, after its budgets. A confidential client
-    /// must send its secret (or, within a rotation's overlap, the previous one); a public client
-    /// sends none. A failed authentication also takes from the IP budget of credentials.
+    /// RFC 6749 §2.3: the client the credentials name. Every request takes from its address's
+    /// budget; a check against a secret an operator chose (an Argon2id hash of `CLIENTS_FILE`,
+    /// which may be weak and costs a hash) first takes from the address's budget of
+    /// credentials, as a login does, and so does every failure; only an authenticated client
+    /// takes from its own budget, so that no stranger can spend it. A confidential client must
+    /// send its secret (or, within a rotation's overlap, the previous one); a public client
+    /// sends none. Every failure reads the same, so the answer does not tell which clients
+    /// exist.
     pub async fn authenticate(
         &self,
         context: &RequestContext,
         credentials: ClientCredentials,
     ) -> Result<AuthenticatedClient, OAuthError> {
-        self.budgets.limit_client_request(context, &credentials.client_id).await?;
+        self.budgets.limit_client_address(context).await?;
         let record = self.clients.client(&credentials.client_id).await?;
+        let chosen_secret = record.as_ref().is_some_and(|record| {
+            let mut hashes =
+                record.secret_hash.iter().chain(record.previous_secret.iter().map(|(h, _)| h));
+            hashes.any(|hash| hash.starts_with("$argon2id$"))
+        });
+        if chosen_secret {
+            self.budgets.limit_credential_request(context, None).await?;
+        }
         let verdict = match record {
-            None => Err("unknown client"),
+            None => None,
             Some(record) => self
                 .check(&record, credentials.secret.as_ref())
                 .await?
                 .map(|settings| AuthenticatedClient { client_id: record.client_id, settings }),
         };
         match verdict {
-            Ok(client) => Ok(client),
-            Err(why) => {
-                self.budgets.limit_credential_request(context, None).await?;
-                Err(OAuthError::InvalidClient(why))
+            Some(client) => {
+                self.budgets.limit_client(context, &client.client_id).await?;
+                Ok(client)
+            }
+            None => {
+                if !chosen_secret {
+                    self.budgets.limit_credential_request(context, None).await?;
+                }
+                Err(OAuthError::InvalidClient("client authentication failed"))
             }
         }
     }
@@ -153,18 +171,13 @@ impl ClientEndpoints {
         &self,
         record: &ClientRecord,
         secret: Option<&SecretString>,
-    ) -> Result<Result<ClientSettings, &'static str>, OAuthError> {
+    ) -> Result<Option<ClientSettings>, OAuthError> {
         let settings = ClientSettings::from_json(&record.registration)?;
         let verdict = match (settings.client_type, secret) {
-            (ClientType::Public, None) => Ok(settings),
-            (ClientType::Public, Some(_)) => Err("a public client has no secret"),
-            (ClientType::Confidential, None) => Err("the client must authenticate"),
+            (ClientType::Public, None) => Some(settings),
+            (ClientType::Public, Some(_)) | (ClientType::Confidential, None) => None,
             (ClientType::Confidential, Some(secret)) => {
-                if self.secret_matches(record, secret.expose_secret()).await? {
-                    Ok(settings)
-                } else {
-                    Err("wrong client secret")
-                }
+                self.secret_matches(record, secret.expose_secret()).await?.then_some(settings)
             }
         };
         Ok(verdict)
@@ -278,6 +291,10 @@ impl ClientEndpoints {
         let Some(claims) = self.access.introspect(token) else {
             return Ok(Introspection::default());
         };
+        // A client's own token lives as long as its client; a user's, as long as its session.
+        if claims.sid.is_none() && self.clients.client(&claims.client_id).await?.is_none() {
+            return Ok(Introspection::default());
+        }
         if let Some(sid) = &claims.sid {
             let (Some(user), Some(session)) = (UserId::parse(&claims.sub), SessionId::parse(sid))
             else {

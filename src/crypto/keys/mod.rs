@@ -176,7 +176,7 @@ impl AccessTokens {
         let stored = store.signing_keys().await?;
         for alg in SignatureAlg::ALL {
             if !stored.iter().any(|k| k.alg == alg) {
-                let key = signing_key(alg, new_private_key(alg)?, Duration::ZERO, now)?;
+                let key = signing_key(alg, generate(alg).await?, Duration::ZERO, now)?;
                 store.insert_first_signing_key(&key).await?;
             }
         }
@@ -260,12 +260,26 @@ impl AccessTokens {
             if newest.created_at + chrono_duration(every) > now {
                 continue;
             }
-            let slot = format!("scheduled key after {}", newest.kid);
-            let private_key = store.secret(&slot, &new_private_key(alg)?).await?;
-            let key = signing_key(alg, private_key, self.publish_ahead, now)?;
-            insert_rotated(store, &key).await?;
+            // One algorithm's failure leaves the other's rotation, and the reload, to go on.
+            if let Err(error) = self.rotate(store, alg, &newest.kid, now).await {
+                let error = crate::domain::with_causes(&error);
+                tracing::warn!(alg = alg.as_str(), error, "a scheduled key rotation failed");
+            }
         }
         Ok(())
+    }
+
+    async fn rotate(
+        &self,
+        store: &dyn KeyStore,
+        alg: SignatureAlg,
+        newest: &str,
+        now: Timestamp,
+    ) -> Result<(), CryptoError> {
+        let slot = format!("scheduled key after {newest}");
+        let private_key = store.secret(&slot, &generate(alg).await?).await?;
+        let key = signing_key(alg, private_key, self.publish_ahead, now)?;
+        insert_rotated(store, &key).await
     }
 
     /// How long a new key is published before it signs (`KEY_PUBLISH_AHEAD`).
@@ -447,6 +461,13 @@ impl AccessTokens {
     pub fn jwks(&self) -> serde_json::Value {
         serde_json::json!({ "keys": self.ring().jwks })
     }
+}
+
+/// A new private key of `alg`, made off the async runtime: an RSA key takes tenths of a second.
+async fn generate(alg: SignatureAlg) -> Result<Vec<u8>, CryptoError> {
+    tokio::task::spawn_blocking(move || new_private_key(alg))
+        .await
+        .map_err(|e| CryptoError::caused("generating a key", e))?
 }
 
 /// Stores a key that a scheduled rotation or `keys rotate` made.
