@@ -203,7 +203,7 @@ async fn a_client_is_changed_rotated_and_deleted_and_each_change_is_audited() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| e["detail"].as_str().is_some_and(|d| d.contains(&id)))
+        .filter(|e| e["client_id"] == id.as_str())
         .map(|e| e["type"].as_str().unwrap())
         .collect();
     assert_eq!(
@@ -217,6 +217,13 @@ async fn a_client_is_changed_rotated_and_deleted_and_each_change_is_audited() {
         ],
         "{trail}"
     );
+    let events = trail["events"].as_array().unwrap();
+    let others = events.iter().filter(|e| !e["type"].as_str().unwrap().starts_with("client_"));
+    assert!(
+        others.clone().all(|e| e.get("client_id").is_none()),
+        "only where a client is concerned"
+    );
+    assert!(others.count() > 0, "{trail}");
 }
 
 #[tokio::test]

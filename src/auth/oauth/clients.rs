@@ -263,7 +263,9 @@ impl Clients {
         if !detail.is_empty() {
             text = format!("{text}; {detail}");
         }
-        let mut event = AuditEvent::new(kind, Outcome::Success, context, self.now()).detail(text);
+        let mut event = AuditEvent::new(kind, Outcome::Success, context, self.now())
+            .client(client_id)
+            .detail(text);
         event.actor_id = actor.id();
         Ok(self.audit.record(event).await?)
     }

@@ -18,8 +18,10 @@ use super::AuditEvent;
 pub const GENESIS: [u8; 32] = [0; 32];
 
 /// The exact bytes that are hashed for an event: a JSON array of its fields in a fixed order,
-/// times in milliseconds, so that the same event always gives the same bytes. The actor, added
-/// later, is appended only when there is one, so events written before it hash as they did.
+/// times in milliseconds, so that the same event always gives the same bytes. The actor and the
+/// client, added later, are appended only when there is one, so events written before them hash
+/// as they did; with a client, the actor's place is always there (`null` without one), so that
+/// an actor can never pass for a client.
 fn canonical(event: &AuditEvent) -> Vec<u8> {
     let mut fields = serde_json::json!([
         event.id.to_string(),
@@ -33,8 +35,14 @@ fn canonical(event: &AuditEvent) -> Vec<u8> {
         event.outcome.as_str(),
         event.detail,
     ]);
-    if let (Some(actor), Some(fields)) = (event.actor_id, fields.as_array_mut()) {
-        fields.push(serde_json::json!(actor.to_string()));
+    if let Some(fields) = fields.as_array_mut() {
+        let actor = event.actor_id.map(|actor| actor.to_string());
+        if let Some(client) = &event.client_id {
+            fields.push(serde_json::json!(actor));
+            fields.push(serde_json::json!(client));
+        } else if let Some(actor) = actor {
+            fields.push(serde_json::json!(actor));
+        }
     }
     fields.to_string().into_bytes()
 }

@@ -123,6 +123,9 @@ pub struct AuditEvent {
     pub detail: Option<String>,
     /// The admin whose action caused the event; `user_id` is then the account acted on.
     pub actor_id: Option<UserId>,
+    /// The OAuth client the event concerns, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
 }
 
 impl AuditEvent {
@@ -139,7 +142,15 @@ impl AuditEvent {
             outcome,
             detail: None,
             actor_id: None,
+            client_id: None,
         }
+    }
+
+    /// The OAuth client concerned (an id is at most 100 visible characters).
+    pub fn client(mut self, client_id: &str) -> Self {
+        let cut: String = client_id.chars().take(100).collect();
+        self.client_id = Some(escaped(&cut));
+        self
     }
 
     /// The admin who acted.

@@ -21,7 +21,7 @@ use crate::store::{AuditStore, StoreError};
 const INSERT_ROWS: [usize; 4] = [1, 4, 16, 64];
 
 /// The columns of one event, in the order `append` binds them.
-const COLUMNS: usize = 14;
+const COLUMNS: usize = 15;
 
 /// The insert statements, one per size of `INSERT_ROWS`, written once.
 static INSERTS: LazyLock<[String; 4]> = LazyLock::new(|| INSERT_ROWS.map(insert_rows));
@@ -30,7 +30,7 @@ fn insert_rows(rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO audit_events
              (id, type, at, user_id, email, ip, user_agent, request_id, outcome, detail,
-              chain_seq, prev_hash, hash, actor_id)
+              chain_seq, prev_hash, hash, actor_id, client_id)
          VALUES ",
     );
     for row in 0..rows {
@@ -95,7 +95,8 @@ impl AuditStore for SqlStore {
                     .bind(*seq)
                     .bind(&prev[..])
                     .bind(&hash[..])
-                    .bind(event.actor_id.map(|a| a.to_string()));
+                    .bind(event.actor_id.map(|a| a.to_string()))
+                    .bind(&event.client_id);
             }
             insert.execute(&mut *tx).await.map_err(&failed)?;
             rest = later;

@@ -158,7 +158,7 @@ pub struct LockoutRow {
 macro_rules! audit_columns {
     () => {
         "id, type, at, user_id, email, ip, user_agent, request_id, outcome, detail, chain_seq, \
-         prev_hash, hash, actor_id"
+         prev_hash, hash, actor_id, client_id"
     };
 }
 
@@ -179,6 +179,7 @@ pub struct AuditRow {
     prev_hash: Option<Vec<u8>>,
     hash: Option<Vec<u8>>,
     actor_id: Option<String>,
+    client_id: Option<String>,
 }
 
 fn corrupt(what: &'static str) -> StoreError {
@@ -207,6 +208,7 @@ impl TryFrom<AuditRow> for Link {
                 .actor_id
                 .map(|a| UserId::parse(&a).ok_or_else(|| corrupt("actor id")))
                 .transpose()?,
+            client_id: row.client_id,
         };
         Ok(Link { seq: row.chain_seq, prev_hash: row.prev_hash, hash: row.hash, event })
     }

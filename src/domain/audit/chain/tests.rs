@@ -51,6 +51,24 @@ fn an_actor_is_hashed_and_an_event_without_one_hashes_as_before() {
 }
 
 #[test]
+fn a_client_is_hashed_and_never_hashes_as_an_actor() {
+    let id = crate::domain::UserId::new();
+    let mut acted = event("client");
+    acted.actor_id = Some(id);
+    let mut concerning = event("client");
+    concerning.client_id = Some(id.to_string());
+    assert_ne!(link(&GENESIS, 1, &acted), link(&GENESIS, 1, &concerning));
+    let mut both = acted.clone();
+    both.client_id = Some("grafana".to_owned());
+    let text = String::from_utf8(canonical(&both)).unwrap_or_default();
+    assert!(text.ends_with(&format!(r#","client","{id}","grafana"]"#)), "{text}");
+    let plain = event("client");
+    let text = String::from_utf8(canonical(&concerning)).unwrap_or_default();
+    assert!(text.ends_with(&format!(r#","client",null,"{id}"]"#)), "{text}");
+    assert_ne!(link(&GENESIS, 1, &plain), link(&GENESIS, 1, &concerning));
+}
+
+#[test]
 fn a_head_signature_holds_for_its_position_hash_time_and_link_only() {
     let key = [7; 32];
     let at = crate::domain::SystemClock.now();
