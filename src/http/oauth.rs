@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -16,10 +16,10 @@ use secrecy::SecretString;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::extract::Context;
+use super::extract::{Context, TrustedProxies};
 use crate::auth::{
-    AuthError, ClientCredentials, ClientEndpoints, Introspection, OAuthError, PushedRequest,
-    TokenResponse,
+    AuthError, AuthenticatedClient, ClientCredentials, ClientEndpoints, Introspection, OAuthError,
+    PushedRequest, TokenResponse,
 };
 use crate::error::{ApiError, InternalCause, Problem};
 
@@ -232,6 +232,43 @@ impl Form {
     }
 }
 
+/// A request of a client that authenticated: its form, read once, and the client. The form is
+/// parsed and the client authenticated before the handler runs, the same way at every
+/// endpoint where a client authenticates.
+pub struct ClientRequest {
+    client: AuthenticatedClient,
+    form: Form,
+}
+
+impl<S> FromRequest<S> for ClientRequest
+where
+    S: Send + Sync,
+    Arc<ClientEndpoints>: FromRef<S>,
+    TrustedProxies: FromRef<S>,
+{
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
+        let (mut parts, body) = request.into_parts();
+        let Context(context) = Context::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let headers = parts.headers.clone();
+        // A body over the limit answers 413, in RFC 6749's shape (see `generic_error`).
+        let bytes = Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let endpoints = Arc::<ClientEndpoints>::from_ref(state);
+        let authenticated = async {
+            let form = Form::parse(&headers, &bytes)?;
+            let client =
+                endpoints.authenticate(&context, client_credentials(&headers, &form)?).await?;
+            Ok(Self { client, form })
+        };
+        authenticated.await.map_err(|error| OAuthReply(Err(error)).into_response())
+    }
+}
+
 /// The client's credentials: HTTP Basic (RFC 6749 §2.3.1: id and secret form-urlencoded, then
 /// base64) or `client_id` and `client_secret` in the body, never both; a public client sends
 /// only `client_id`.
@@ -292,23 +329,17 @@ fn basic_credentials(value: &HeaderValue) -> Option<ClientCredentials> {
 )]
 pub async fn token(
     State(endpoints): State<Arc<ClientEndpoints>>,
-    Context(context): Context,
-    headers: HeaderMap,
-    body: Bytes,
+    ClientRequest { client, form }: ClientRequest,
 ) -> OAuthReply {
-    let answer = async {
-        let form = Form::parse(&headers, &body)?;
-        let grant_type = form.required("grant_type")?;
-        let client = endpoints.authenticate(&context, client_credentials(&headers, &form)?).await?;
-        match grant_type {
-            "client_credentials" => endpoints.client_credentials(&client, form.get("scope")),
-            other => Err(OAuthError::unsupported_grant_type(format!(
-                "grant_type {:?} is not supported",
-                other.chars().take(40).collect::<String>()
-            ))),
-        }
+    let answer = match form.required("grant_type") {
+        Ok("client_credentials") => endpoints.client_credentials(&client, form.get("scope")),
+        Ok(other) => Err(OAuthError::unsupported_grant_type(format!(
+            "grant_type {:?} is not supported",
+            other.chars().take(40).collect::<String>()
+        ))),
+        Err(error) => Err(error),
     };
-    answer.await.into()
+    answer.into()
 }
 
 /// POST /oauth2/par: RFC 9126, a pushed authorization request.
@@ -326,17 +357,10 @@ pub async fn token(
 )]
 pub async fn par(
     State(endpoints): State<Arc<ClientEndpoints>>,
-    Context(context): Context,
-    headers: HeaderMap,
-    body: Bytes,
+    ClientRequest { client, form }: ClientRequest,
 ) -> OAuthReply {
-    let answer = async {
-        let form = Form::parse(&headers, &body)?;
-        let client = endpoints.authenticate(&context, client_credentials(&headers, &form)?).await?;
-        let pushed = endpoints.push_request(&client, |name| form.get(name)).await?;
-        Ok((StatusCode::CREATED, Json(pushed)).into_response())
-    };
-    OAuthReply(answer.await)
+    let pushed = endpoints.push_request(&client, |name| form.get(name)).await;
+    OAuthReply(pushed.map(|pushed| (StatusCode::CREATED, Json(pushed)).into_response()))
 }
 
 /// POST /oauth2/introspect: RFC 7662, for confidential clients.
@@ -353,17 +377,13 @@ pub async fn par(
 )]
 pub async fn introspect(
     State(endpoints): State<Arc<ClientEndpoints>>,
-    Context(context): Context,
-    headers: HeaderMap,
-    body: Bytes,
+    ClientRequest { client, form }: ClientRequest,
 ) -> OAuthReply {
-    let answer = async {
-        let form = Form::parse(&headers, &body)?;
-        let client = endpoints.authenticate(&context, client_credentials(&headers, &form)?).await?;
-        let token = form.required("token")?;
-        endpoints.introspect(&client, token).await
+    let answer = match form.required("token") {
+        Ok(token) => endpoints.introspect(&client, token).await,
+        Err(error) => Err(error),
     };
-    answer.await.into()
+    answer.into()
 }
 
 /// An error on an OAuth path that no OAuth handler built (axum's 405, the body limit's 413, the
