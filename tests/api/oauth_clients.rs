@@ -389,7 +389,12 @@ async fn authlib_fetches_a_client_credentials_token_and_introspects_it() {
         eprintln!("SKIPPED the Authlib client: install authlib and requests with pip to run it");
         return;
     }
-    let app = spawn().await;
+    // The issuer is the service's URL, as the discovery document's addresses are built from it.
+    let address = common::free_port();
+    let issuer = format!("http://{address}");
+    let app =
+        spawn_with(&[("PORTCULLIS_BIND", &address.to_string()), ("PORTCULLIS_ISSUER", &issuer)])
+            .await;
     let admin = admin_token(&app).await;
     let (id, secret) = billing(&app, &admin).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oauth/client_credentials.py");
