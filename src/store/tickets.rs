@@ -15,6 +15,8 @@ pub enum TicketKind {
     PushedRequest,
     /// A login interaction handed to a login page.
     Interaction,
+    /// A browser's sign-in session: read on every authorization, taken at logout.
+    Browser,
 }
 
 impl TicketKind {
@@ -23,6 +25,7 @@ impl TicketKind {
             Self::Code => "code",
             Self::PushedRequest => "par",
             Self::Interaction => "interaction",
+            Self::Browser => "browser",
         }
     }
 }
@@ -61,6 +64,13 @@ pub trait TicketStore: Send + Sync {
         key: &TokenHash,
         now: Timestamp,
     ) -> Result<Taken, StoreError>;
+    /// The value of a ticket that is kept at `now` and was never taken, without taking it.
+    async fn read_ticket(
+        &self,
+        kind: TicketKind,
+        key: &TokenHash,
+        now: Timestamp,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
     /// Deletes the tickets kept past their time (Redis lets them expire instead).
     async fn purge_tickets(&self, now: Timestamp) -> Result<u64, StoreError>;
 }

@@ -1429,6 +1429,38 @@ async fn a_ticket_is_kept_until_its_time_under_its_kind_and_never_stored_twice()
     }
 }
 
+#[tokio::test]
+async fn a_ticket_reads_while_kept_and_untaken_and_a_read_takes_nothing() {
+    for (name, store, _owner) in backends::tickets().await {
+        let clock = ManualClock::new();
+        let key = random_token();
+        let kind = TicketKind::Browser;
+        store
+            .put_ticket(kind, &key, b"signed in", at(&clock, Duration::from_secs(60)), clock.now())
+            .await
+            .unwrap();
+        for _ in 0..2 {
+            let read = store.read_ticket(kind, &key, clock.now()).await.unwrap();
+            assert_eq!(read.as_deref(), Some(&b"signed in"[..]), "{name}");
+        }
+        let other = store.read_ticket(TicketKind::Code, &key, clock.now()).await.unwrap();
+        assert_eq!(other, None, "{name}: kinds do not mix");
+        clock.advance(Duration::from_secs(59));
+        assert!(store.read_ticket(kind, &key, clock.now()).await.unwrap().is_some(), "{name}");
+        let taken = store.take_ticket(kind, &key, clock.now()).await.unwrap();
+        assert_eq!(taken, Taken::First(b"signed in".to_vec()), "{name}: reads took nothing");
+        assert_eq!(store.read_ticket(kind, &key, clock.now()).await.unwrap(), None, "{name}");
+
+        let late = random_token();
+        store
+            .put_ticket(kind, &late, b"x", at(&clock, Duration::from_secs(1)), clock.now())
+            .await
+            .unwrap();
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(store.read_ticket(kind, &late, clock.now()).await.unwrap(), None, "{name}");
+    }
+}
+
 // ---- AuditStore -----------------------------------------------------------------------------
 
 /// Batches of every size the store splits into statements (1, 4, 16, 64 rows and their sums),

@@ -38,6 +38,17 @@ return {h[1], redis.call('HINCRBY', KEYS[1], 'takes', 1)}
     )
 });
 
+/// KEYS[1]: the ticket. ARGV: now (milliseconds). Its value while it is kept and never taken.
+static READ: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local h = redis.call('HMGET', KEYS[1], 'value', 'keep_until', 'takes')
+if (not h[1]) or tonumber(h[2]) <= tonumber(ARGV[1]) or tonumber(h[3]) ~= 0 then return false end
+return h[1]
+",
+    )
+});
+
 impl RedisStore {
     fn ticket_key(&self, kind: TicketKind, key: &TokenHash) -> String {
         self.key(&["ticket", kind.as_str(), &URL_SAFE_NO_PAD.encode(key.0)])
@@ -85,6 +96,19 @@ impl TicketStore for RedisStore {
             Some((value, 1)) => Taken::First(value),
             Some((value, _)) => Taken::Again(value),
         })
+    }
+
+    async fn read_ticket(
+        &self,
+        kind: TicketKind,
+        key: &TokenHash,
+        now: Timestamp,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        READ.key(self.ticket_key(kind, key))
+            .arg(now.timestamp_millis())
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(failed("read ticket"))
     }
 
     async fn purge_tickets(&self, _now: Timestamp) -> Result<u64, StoreError> {

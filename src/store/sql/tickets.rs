@@ -63,6 +63,25 @@ impl TicketStore for SqlStore {
         })
     }
 
+    async fn read_ticket(
+        &self,
+        kind: TicketKind,
+        key: &TokenHash,
+        now: Timestamp,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let row: Option<(Vec<u8>,)> = sqlx::query_as(
+            "SELECT value FROM oauth_tickets
+             WHERE kind = $1 AND key = $2 AND keep_until > $3 AND takes = 0",
+        )
+        .bind(kind.as_str())
+        .bind(key.0.as_slice())
+        .bind(millis(now))
+        .fetch_optional(&self.read)
+        .await
+        .map_err(failed("read ticket"))?;
+        Ok(row.map(|(value,)| value))
+    }
+
     async fn purge_tickets(&self, now: Timestamp) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM oauth_tickets WHERE keep_until <= $1")
             .bind(millis(now))
