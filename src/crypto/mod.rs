@@ -14,7 +14,7 @@ pub mod tokens;
 pub use error::CryptoError;
 pub use hasher::{PasswordHasher, Verified};
 pub use keyed::KeyedHasher;
-pub use keys::{AccessTokenSettings, AccessTokens, VerifiedToken};
+pub use keys::{AccessTokenSettings, AccessTokens, Delegation, VerifiedToken, access_token_hash};
 pub use seal::{MasterKey, SealError, Sealer};
 pub use sealed_keys::SealedKeys;
 pub use tokens::SuccessorKey;

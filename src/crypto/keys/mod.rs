@@ -16,6 +16,7 @@
 //! every request, so revocation stays immediate. The cache is bounded, and emptied when a key
 //! leaves the ring, so a token stops being accepted with its key.
 
+mod delegated;
 mod ring;
 
 use std::collections::HashMap;
@@ -32,6 +33,7 @@ use crate::domain::{Amr, Clock, Role, SessionId, SignatureAlg, UserId, chrono_du
 use crate::store::{KeyStore, SigningKeyRecord, Timestamp};
 use ring::{Lead, Mode, Ring, build_ring, new_private_key, signing_key};
 
+pub use delegated::{Delegation, access_token_hash};
 pub use ring::new_signing_key;
 
 /// How often every instance re-reads the signing keys; a rotation is in use within this time.
