@@ -5,9 +5,10 @@
 use std::sync::Arc;
 
 use super::{
-    Accounts, Administration, AuthSettings, AuthStores, Budgets, ClientEndpoints, Clients, Events,
-    Factors, Lockouts, Notifier, Passwords, Proofs, Recovery, Registration, SecondFactors,
-    SessionSettings, Sessions, SignIn, SignInSettings,
+    Accounts, Administration, AuthSettings, AuthStores, Authorization, BrowserSessions, Budgets,
+    ClientEndpoints, Clients, Events, Factors, GrantSettings, Lockouts, Notifier, Passwords,
+    Proofs, Recovery, Registration, SecondFactors, SessionSettings, Sessions, SignIn,
+    SignInSettings,
 };
 use crate::crypto::{AccessTokens, PasswordHasher, SuccessorKey};
 use crate::mail::Templates;
@@ -27,6 +28,10 @@ pub struct UseCases {
     pub clients: Arc<Clients>,
     /// The endpoints where a client authenticates: token and introspection.
     pub client_endpoints: Arc<ClientEndpoints>,
+    /// The authorization endpoint and the pages that finish it.
+    pub authorization: Arc<Authorization>,
+    /// The browsers' sign-in sessions.
+    pub browsers: Arc<BrowserSessions>,
     /// The outbox the use cases queue mail in, for this instance's sender.
     pub mail: Arc<Notifier>,
 }
@@ -207,8 +212,27 @@ impl UseCases {
             passwords: passwords.clone(),
             access,
             sessions: stores.sessions.clone(),
+            users: stores.users.clone(),
             budgets: budgets.clone(),
+            audit: audit.clone(),
             clock: clock.clone(),
+            grants: GrantSettings {
+                lifetime: settings.session_lifetime,
+                max_sessions_per_user: settings.max_sessions_per_user,
+            },
+        });
+        let authorization = Arc::new(Authorization {
+            clients: stores.clients.clone(),
+            tickets: stores.tickets.clone(),
+            audit: audit.clone(),
+            clock: clock.clone(),
+            settings: settings.authorization.clone(),
+        });
+        let browsers = Arc::new(BrowserSessions {
+            tickets: stores.tickets.clone(),
+            sessions: stores.sessions.clone(),
+            clock: clock.clone(),
+            lifetime: settings.session_lifetime,
         });
         let factors = Arc::new(Factors {
             users: stores.users.clone(),
@@ -231,6 +255,8 @@ impl UseCases {
             events,
             clients,
             client_endpoints,
+            authorization,
+            browsers,
             mail,
         }
     }

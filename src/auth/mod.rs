@@ -57,10 +57,11 @@ pub use limits::Budgets;
 pub use lockout::Lockouts;
 pub use notify::Notifier;
 pub use oauth::{
-    AuthenticatedClient, ClientCredentials, ClientEndpoints, ClientPage, ClientSecret,
-    ClientSettings, ClientType, ClientUpdate, ClientView, Clients, Consent, FileClient, FileSecret,
-    GrantType, IdTokenAlg, Introspection, MAX_CLIENTS_PAGE, NewClient, OAuthError, PushedRequest,
-    TokenResponse,
+    AuthenticatedClient, Authorization, AuthorizeSettings, BrowserSessions, ClientAnswer,
+    ClientCredentials, ClientEndpoints, ClientPage, ClientSecret, ClientSettings, ClientType,
+    ClientUpdate, ClientView, Clients, Consent, FileClient, FileSecret, GrantSettings, GrantType,
+    IdTokenAlg, Introspection, MAX_CLIENTS_PAGE, NewClient, Next, OAuthError, Pending,
+    PushedRequest, ResponseMode, SignedIn, TokenResponse, UserClaims, UserInfo, UserInfoError,
 };
 pub use passwords::Passwords;
 pub use recovery::Recovery;
@@ -98,6 +99,8 @@ pub struct AuthSettings {
     /// A device token unused this long no longer spares its owner a lockout.
     pub device_token_ttl: Duration,
     pub mail: MailFlows,
+    /// The authorization endpoint's settings.
+    pub authorization: AuthorizeSettings,
 }
 
 /// What the mail flows depend on.
@@ -140,6 +143,9 @@ pub struct TokenPair {
     pub refresh_expires_in: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device_token: Option<String>,
+    /// The session the tokens belong to: a browser's sign-in session is bound to it.
+    #[serde(skip)]
+    pub session: (crate::domain::UserId, crate::domain::SessionId),
 }
 
 impl std::fmt::Debug for TokenPair {
@@ -169,6 +175,7 @@ mod tests {
             expires_in: 900,
             refresh_expires_in: 1_209_600,
             device_token: Some("device-secret-43-characters-long-xxxxxxxxxx".to_owned()),
+            session: (crate::domain::UserId::new(), crate::domain::SessionId::new()),
         };
         let text = format!("{pair:?}");
         for secret in ["access-secret", "refresh-secret", "device-secret"] {

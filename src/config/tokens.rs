@@ -45,6 +45,12 @@ pub struct Tokens {
     /// A TOML file of `[[client]]` tables: OAuth clients created or updated at every start.
     #[serde(rename = "clients_file", with = "optional_path")]
     pub clients_file: Option<std::path::PathBuf>,
+    /// How long an authorization code may be redeemed.
+    #[serde(rename = "authorization_code_ttl", with = "duration")]
+    pub authorization_code_ttl: Duration,
+    /// How long a login or consent page may take.
+    #[serde(rename = "interaction_ttl", with = "duration")]
+    pub interaction_ttl: Duration,
 }
 
 impl Default for Tokens {
@@ -62,6 +68,8 @@ impl Default for Tokens {
             key_rotate_every: None,
             refresh_cookie: false,
             clients_file: None,
+            authorization_code_ttl: Duration::from_secs(60),
+            interaction_ttl: Duration::from_secs(600),
         }
     }
 }
@@ -71,6 +79,14 @@ impl Tokens {
     pub(super) fn check(&self) -> Result<(), ConfigError> {
         if self.access_ttl.is_zero() {
             return Err(ConfigError::new("ACCESS_TOKEN_TTL", "must be longer than 0s"));
+        }
+        for (name, ttl) in [
+            ("AUTHORIZATION_CODE_TTL", self.authorization_code_ttl),
+            ("INTERACTION_TTL", self.interaction_ttl),
+        ] {
+            if ttl.is_zero() {
+                return Err(ConfigError::new(name, "must be longer than 0s"));
+            }
         }
         if self.refresh_ttl < self.access_ttl {
             return Err(ConfigError::new(

@@ -93,12 +93,18 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
 
 /// The contract's security headers, on every response (OWASP HTTP Headers Cheat Sheet).
 fn set_security_headers(headers: &mut axum::http::HeaderMap) {
-    let fixed: [(HeaderName, &'static str); 6] = [
+    // A page sets its own policy and referrer rule (its stylesheet, its forms' targets); every
+    // other answer gets the strictest.
+    for (name, value) in [
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CONTENT_SECURITY_POLICY, "default-src 'none'; frame-ancestors 'none'"),
+    ] {
+        headers.entry(name).or_insert(HeaderValue::from_static(value));
+    }
+    let fixed: [(HeaderName, &'static str); 4] = [
         (header::STRICT_TRANSPORT_SECURITY, "max-age=63072000; includeSubDomains"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "no-referrer"),
-        (header::CONTENT_SECURITY_POLICY, "default-src 'none'; frame-ancestors 'none'"),
         (
             HeaderName::from_static("permissions-policy"),
             "accelerometer=(), camera=(), geolocation=(), gyroscope=(), microphone=(), payment=(), usb=()",

@@ -19,9 +19,11 @@ mod middleware;
 mod oauth;
 pub mod openapi;
 mod operations;
+mod pages;
 mod routes;
 pub mod serve;
 pub mod tls;
+mod userinfo;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,14 +38,15 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
 use crate::auth::{
-    Accounts, Administration, ClientEndpoints, Clients, Events, Factors, Recovery, Registration,
-    Sessions, SignIn,
+    Accounts, Administration, Authorization, BrowserSessions, ClientEndpoints, Clients, Events,
+    Factors, Recovery, Registration, Sessions, SignIn,
 };
 use crate::config::Posture;
 use crate::metrics::Metrics;
 use crate::store::Health;
 pub use client_ip::client_ip;
 pub use extract::{TrustedProxies, bearer_token, decode_json_object};
+pub use pages::Pages;
 pub use routes::{Credentials, LogoutRequest, NewAccount, PasswordChange, RefreshRequest};
 pub use serve::{Clamped, ServeSettings, serve};
 pub use tls::Tls;
@@ -68,6 +71,12 @@ pub struct AppState {
     pub clients: Arc<Clients>,
     /// The endpoints where a client authenticates.
     pub client_endpoints: Arc<ClientEndpoints>,
+    /// The authorization endpoint and the steps its pages finish.
+    pub authorization: Arc<Authorization>,
+    /// The browsers' sign-in sessions.
+    pub browsers: Arc<BrowserSessions>,
+    /// The pages' templates.
+    pub pages: Arc<Pages>,
     pub health: Arc<dyn Health>,
     pub proxies: TrustedProxies,
     pub metrics: Arc<Metrics>,
@@ -125,7 +134,9 @@ fn api_routes() -> Vec<UtoipaMethodRouter<AppState>> {
         routes!(clients::clients, clients::create_client),
         routes!(clients::client, clients::update_client, clients::delete_client),
         routes!(clients::rotate_secret),
+        routes!(pages::authorize_get, pages::authorize_post),
         routes!(oauth::token),
+        routes!(userinfo::userinfo_get, userinfo::userinfo_post),
         routes!(oauth::introspect),
         routes!(oauth::par),
         routes!(operations::authorization_server_metadata),
@@ -135,6 +146,15 @@ fn api_routes() -> Vec<UtoipaMethodRouter<AppState>> {
         routes!(operations::readyz),
         routes!(operations::openapi),
     ]
+}
+
+/// The pages: HTML, outside the API's OpenAPI document.
+fn page_routes() -> Router<AppState> {
+    use axum::routing::get;
+    Router::new()
+        .route("/login", get(pages::login_page).post(pages::submit_login))
+        .route("/consent", get(pages::consent_page).post(pages::decide_consent))
+        .route("/assets/{name}", get(pages::asset))
 }
 
 /// `/metrics`, on the main listener or on its own.
@@ -182,6 +202,7 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
     }
     let (routes, _) = api.split_for_parts();
     let routes = routes
+        .merge(page_routes())
         .fallback(operations::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(

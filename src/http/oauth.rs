@@ -38,8 +38,14 @@ pub struct OAuthErrorBody {
 #[derive(ToSchema)]
 #[allow(dead_code)] // only its OpenAPI description is used
 pub struct TokenForm {
-    /// `client_credentials`.
+    /// `authorization_code` or `client_credentials`.
     grant_type: String,
+    /// With `authorization_code`: the code.
+    code: Option<String>,
+    /// With `authorization_code`: identical to the authorization request's.
+    redirect_uri: Option<String>,
+    /// With `authorization_code`: the PKCE verifier (RFC 7636).
+    code_verifier: Option<String>,
     /// Space-separated scopes; absent: all of the client's own.
     scope: Option<String>,
     /// With `client_secret_post` (or a public client): the client's id.
@@ -238,6 +244,7 @@ impl Form {
 pub struct ClientRequest {
     client: AuthenticatedClient,
     form: Form,
+    context: crate::auth::RequestContext,
 }
 
 impl<S> FromRequest<S> for ClientRequest
@@ -263,7 +270,7 @@ where
             let form = Form::parse(&headers, &bytes)?;
             let client =
                 endpoints.authenticate(&context, client_credentials(&headers, &form)?).await?;
-            Ok(Self { client, form })
+            Ok(Self { client, form, context: context.clone() })
         };
         authenticated.await.map_err(|error| OAuthReply(Err(error)).into_response())
     }
@@ -317,11 +324,10 @@ fn basic_credentials(value: &HeaderValue) -> Option<ClientCredentials> {
     })
 }
 
-/// POST /oauth2/token: for now the `client_credentials` grant; the grants of a user's
-/// authorization answer `unsupported_grant_type` until they exist.
+/// POST /oauth2/token: the `authorization_code` and `client_credentials` grants.
 #[utoipa::path(
     post, path = "/oauth2/token", tag = "oauth",
-    summary = "Token endpoint (RFC 6749 §3.2): client_credentials",
+    summary = "Token endpoint (RFC 6749 §3.2): authorization_code, client_credentials",
     description = "The client authenticates with HTTP Basic or `client_id` and `client_secret` \
         in the body. Errors are RFC 6749 objects, not problem details.",
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
@@ -329,9 +335,17 @@ fn basic_credentials(value: &HeaderValue) -> Option<ClientCredentials> {
 )]
 pub async fn token(
     State(endpoints): State<Arc<ClientEndpoints>>,
-    ClientRequest { client, form }: ClientRequest,
+    ClientRequest { client, form, context }: ClientRequest,
 ) -> OAuthReply {
     let answer = match form.required("grant_type") {
+        Ok("authorization_code") => match form.required("code") {
+            Ok(code) => {
+                let (redirect_uri, verifier) =
+                    (form.get("redirect_uri"), form.get("code_verifier"));
+                endpoints.redeem_code(&context, &client, code, redirect_uri, verifier).await
+            }
+            Err(error) => Err(error),
+        },
         Ok("client_credentials") => endpoints.client_credentials(&client, form.get("scope")),
         Ok(other) => Err(OAuthError::unsupported_grant_type(format!(
             "grant_type {:?} is not supported",
@@ -357,7 +371,7 @@ pub async fn token(
 )]
 pub async fn par(
     State(endpoints): State<Arc<ClientEndpoints>>,
-    ClientRequest { client, form }: ClientRequest,
+    ClientRequest { client, form, .. }: ClientRequest,
 ) -> OAuthReply {
     let pushed = endpoints.push_request(&client, |name| form.get(name)).await;
     OAuthReply(pushed.map(|pushed| (StatusCode::CREATED, Json(pushed)).into_response()))
@@ -377,7 +391,7 @@ pub async fn par(
 )]
 pub async fn introspect(
     State(endpoints): State<Arc<ClientEndpoints>>,
-    ClientRequest { client, form }: ClientRequest,
+    ClientRequest { client, form, .. }: ClientRequest,
 ) -> OAuthReply {
     let answer = match form.required("token") {
         Ok(token) => endpoints.introspect(&client, token).await,

@@ -78,8 +78,15 @@ fn discovery_document(issuer: &str) -> serde_json::Value {
     let client_auth = ["client_secret_basic", "client_secret_post", "none"];
     serde_json::json!({
         "issuer": issuer,
+        "authorization_endpoint": url("/oauth2/authorize"),
         "jwks_uri": url("/.well-known/jwks.json"),
         "token_endpoint": url("/oauth2/token"),
+        "userinfo_endpoint": url("/oauth2/userinfo"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query", "form_post"],
+        "authorization_response_iss_parameter_supported": true,
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
         "token_endpoint_auth_methods_supported": client_auth,
         "introspection_endpoint": url("/oauth2/introspect"),
         "pushed_authorization_request_endpoint": url("/oauth2/par"),
@@ -87,12 +94,12 @@ fn discovery_document(issuer: &str) -> serde_json::Value {
         "request_parameter_supported": false,
         "code_challenge_methods_supported": ["S256"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "grant_types_supported": ["client_credentials"],
+        "grant_types_supported": ["authorization_code", "client_credentials"],
         "id_token_signing_alg_values_supported": ["RS256", "EdDSA"],
         "subject_types_supported": ["public"],
         "claims_supported": [
             "iss", "aud", "sub", "sid", "iat", "exp", "jti", "roles", "amr", "client_id",
-            "auth_time", "scope",
+            "auth_time", "scope", "azp", "nonce", "at_hash", "email", "email_verified", "name",
         ],
         "service_documentation": url("/openapi.json"),
         // The first-party JSON API, which is not OAuth: its endpoints under a name of their own.

@@ -108,6 +108,14 @@ impl Application {
             events: auth.events,
             clients: auth.clients,
             client_endpoints: auth.client_endpoints,
+            authorization: auth.authorization,
+            browsers: auth.browsers,
+            pages: Arc::new(crate::http::Pages::new(&settings.tokens.issuer).map_err(|e| {
+                StartupError::Setting {
+                    variable: "PORTCULLIS_TEMPLATES_DIR",
+                    message: e.to_string(),
+                }
+            })?),
             health: backends.health.clone(),
             proxies,
             metrics: metrics.clone(),

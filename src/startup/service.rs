@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use crate::audit::Audit;
 use crate::auth::{
-    Administration, AuthSettings, AuthStores, Clients, Limits, MailFlows, SecondFactors, UseCases,
+    Administration, AuthSettings, AuthStores, AuthorizeSettings, Clients, Limits, MailFlows,
+    SecondFactors, UseCases,
 };
 use crate::config::Settings;
 use crate::crypto::{
@@ -145,6 +146,12 @@ fn auth_settings(settings: &Settings) -> AuthSettings {
             verification: settings.mail.verification,
             email_token_ttl: settings.mail.email_token_ttl,
             password_reset_ttl: settings.mail.password_reset_ttl,
+        },
+        authorization: AuthorizeSettings {
+            issuer: settings.tokens.issuer.trim_end_matches('/').to_owned(),
+            code_ttl: settings.tokens.authorization_code_ttl,
+            interaction_ttl: settings.tokens.interaction_ttl,
+            login_ui_url: None,
         },
     }
 }

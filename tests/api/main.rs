@@ -28,6 +28,7 @@ mod mail_tls;
 mod metrics;
 mod mfa;
 mod oauth_clients;
+mod oauth_flow;
 mod openapi;
 mod outage;
 mod passkeys;

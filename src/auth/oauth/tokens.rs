@@ -12,10 +12,11 @@ use subtle::ConstantTimeEq;
 use super::error::OAuthError;
 use super::registration::{ClientSettings, ClientType, GrantType};
 use super::request::AuthorizationRequest;
+use crate::audit::Audit;
 use crate::auth::{AuthError, Budgets, Passwords, RequestContext, tokens};
 use crate::crypto::AccessTokens;
 use crate::domain::{Clock, SessionId, UserId};
-use crate::store::{ClientRecord, ClientStore, SessionStore, TicketKind, TicketStore};
+use crate::store::{ClientRecord, ClientStore, SessionStore, TicketKind, TicketStore, UserStore};
 
 /// The longest client secret checked: a longer one is wrong without any hashing.
 const MAX_SECRET_CHARS: usize = 512;
@@ -54,6 +55,11 @@ pub struct TokenResponse {
     /// Seconds until the access token expires.
     pub expires_in: u64,
     pub scope: String,
+    /// With scope `openid`: the ID token (OpenID Connect Core §3.1.3.3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
 }
 
 impl std::fmt::Debug for TokenResponse {
@@ -118,8 +124,19 @@ pub struct ClientEndpoints {
     pub(in crate::auth) passwords: Arc<Passwords>,
     pub(in crate::auth) access: Arc<AccessTokens>,
     pub(in crate::auth) sessions: Arc<dyn SessionStore>,
+    pub(in crate::auth) users: Arc<dyn UserStore>,
     pub(in crate::auth) budgets: Arc<Budgets>,
+    pub(in crate::auth) audit: Audit,
     pub(in crate::auth) clock: Arc<dyn Clock>,
+    pub(in crate::auth) grants: GrantSettings,
+}
+
+/// What the sessions of a client's grant last, and how many a user may hold.
+#[derive(Clone, Copy, Debug)]
+pub struct GrantSettings {
+    /// `SESSION_LIFETIME`.
+    pub lifetime: std::time::Duration,
+    pub max_sessions_per_user: u32,
 }
 
 impl ClientEndpoints {
@@ -251,7 +268,14 @@ impl ClientEndpoints {
         let scope = granted.join(" ");
         let (access_token, ttl) =
             self.access.issue_for_client(&client.client_id, &scope, self.clock.now())?;
-        Ok(TokenResponse { access_token, token_type: "Bearer", expires_in: ttl.as_secs(), scope })
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: ttl.as_secs(),
+            scope,
+            id_token: None,
+            refresh_token: None,
+        })
     }
 
     /// RFC 9126: checks the authorization request as `/oauth2/authorize` would, and keeps it

@@ -155,6 +155,7 @@ impl Sessions {
             expires_in: self.access.ttl().as_secs(),
             refresh_expires_in: self.settings.refresh_token_ttl.as_secs(),
             device_token: None,
+            session: (user, session),
         })
     }
 

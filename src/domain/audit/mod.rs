@@ -69,6 +69,9 @@ event_types! {
     ClientUpdated = "client_updated",
     ClientDeleted = "client_deleted",
     ClientSecretRotated = "client_secret_rotated",
+    ConsentGranted = "consent_granted",
+    GrantRevoked = "grant_revoked",
+    AuthorizationCodeReused = "authorization_code_reused",
 }
 
 impl EventType {

@@ -1,0 +1,545 @@
+//! The authorization code flow as a browser and a client drive it: `/oauth2/authorize`, the
+//! login and consent pages (forms posted back with every hidden input they carry, cookies kept
+//! as a browser keeps them), the code's redemption at `/oauth2/token`, the ID token checked
+//! against the JWKS, and userinfo. With the attacks other providers fell to: redirect URI
+//! tricks, error redirects to unchecked URIs, PKCE downgrade, racy and replayed redemption,
+//! cross-site posts and sign-in session fixation.
+
+use crate::common;
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::{PASSWORD, TestApp, spawn_with, str_of};
+use futures::future::join_all;
+use reqwest::{Method, Response, StatusCode, redirect};
+use serde_json::{Value, json};
+use sha2::Digest;
+
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+const REDIRECT: &str = "https://app.example/callback";
+
+/// A server whose issuer is its own URL.
+async fn provider() -> TestApp {
+    let address = common::free_port();
+    let issuer = format!("http://{address}");
+    spawn_with(&[("PORTCULLIS_BIND", &address.to_string()), ("PORTCULLIS_ISSUER", &issuer)]).await
+}
+
+/// A client registered by an admin with `body`'s members: its id and secret.
+async fn client(app: &TestApp, body: Value) -> (String, Option<String>) {
+    let admin = admin(app).await;
+    let response = app.request(Method::POST, "/v1/admin/clients", Some(&admin), Some(body)).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let client: Value = response.json().await.unwrap();
+    (str_of(&client, "client_id").to_owned(), client["client_secret"].as_str().map(str::to_owned))
+}
+
+/// The admin's access token (the admin is created on first use).
+async fn admin(app: &TestApp) -> String {
+    if app.login("root@example.com", PASSWORD).await.status() != StatusCode::OK {
+        common::create_admin(app, "root@example.com").await;
+    }
+    str_of(&app.logged_in("root@example.com", PASSWORD).await, "access_token").to_owned()
+}
+
+/// A browser: it keeps the cookies it is given and sends them back, and follows no redirect.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    cookies: HashMap<String, String>,
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Self {
+        let http = reqwest::Client::builder().redirect(redirect::Policy::none()).build().unwrap();
+        Self { http, base: app.url(""), cookies: HashMap::new() }
+    }
+
+    fn absolute(&self, location: &str) -> String {
+        if location.starts_with('/') {
+            format!("{}{location}", self.base)
+        } else {
+            location.to_owned()
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    fn keep(&mut self, response: &Response) {
+        for value in response.headers().get_all("set-cookie") {
+            let text = value.to_str().unwrap();
+            assert!(text.contains("HttpOnly") && text.contains("Secure"), "{text}");
+            assert!(text.contains("SameSite=Lax") && text.contains("Path=/"), "{text}");
+            let (name, rest) = text.split_once('=').unwrap();
+            let value = rest.split(';').next().unwrap();
+            if value.is_empty() {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+    }
+
+    async fn get(&mut self, url: &str) -> Response {
+        let response = self
+            .http
+            .get(self.absolute(url))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.keep(&response);
+        response
+    }
+
+    async fn post(
+        &mut self,
+        url: &str,
+        fields: &[(String, String)],
+        origin: Option<&str>,
+    ) -> Response {
+        let mut request =
+            self.http.post(self.absolute(url)).header("cookie", self.cookie_header()).form(fields);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        let response = request.send().await.unwrap();
+        self.keep(&response);
+        response
+    }
+
+    /// Posts the page's form (its action and every hidden input) with `fields` filled in, from
+    /// the page's own origin.
+    async fn submit(&mut self, html: &str, fields: &[(&str, &str)]) -> Response {
+        let mut all = hidden_inputs(html);
+        all.extend(fields.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())));
+        let action = attribute(html, "<form", "action").unwrap();
+        let origin = self.base.trim_end_matches('/').to_owned();
+        self.post(&action, &all, Some(&origin)).await
+    }
+}
+
+/// The value of `name` in the first tag that starts with `tag`.
+fn attribute(html: &str, tag: &str, name: &str) -> Option<String> {
+    let start = html.find(tag)?;
+    let end = start + html[start..].find('>')?;
+    let element = &html[start..end];
+    let key = format!("{name}=\"");
+    let from = element.find(&key)? + key.len();
+    let value = &element[from..from + element[from..].find('"')?];
+    Some(
+        value
+            .replace("&amp;", "&")
+            .replace("&#x2f;", "/")
+            .replace("&#x2F;", "/")
+            .replace("&quot;", "\""),
+    )
+}
+
+/// Every `<input type="hidden">` of the page, as (name, value).
+fn hidden_inputs(html: &str) -> Vec<(String, String)> {
+    html.split("<input")
+        .skip(1)
+        .filter(|chunk| chunk.split('>').next().unwrap_or("").contains("type=\"hidden\""))
+        .map(|chunk| {
+            let tag = format!("<input{chunk}");
+            (
+                attribute(&tag, "<input", "name").unwrap(),
+                attribute(&tag, "<input", "value").unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn location(response: &Response) -> String {
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "{:?}", response.headers());
+    response.headers()["location"].to_str().unwrap().to_owned()
+}
+
+/// The query parameters of a URL.
+fn query(url: &str) -> HashMap<String, String> {
+    let parsed = url::Url::parse(url).unwrap();
+    parsed.query_pairs().map(|(n, v)| (n.into_owned(), v.into_owned())).collect()
+}
+
+fn authorize_url(client_id: &str, extra: &[(&str, &str)]) -> String {
+    let mut pairs = vec![
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid email profile"),
+        ("state", "xyz-state"),
+        ("nonce", "n-0S6_WzA2Mj"),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ];
+    for (name, value) in extra {
+        pairs.retain(|(n, _)| n != name);
+        pairs.push((name, value));
+    }
+    let query: String =
+        url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+    format!("/oauth2/authorize?{query}")
+}
+
+/// Signs in on the login page the authorization led to; the answer after the password.
+async fn sign_in(browser: &mut Browser, login: &str, email: &str) -> Response {
+    assert!(login.contains("/login?interaction="), "{login}");
+    let page = browser.get(login).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("form-action 'self' https://app.example;"), "{csp}");
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(page.headers()["referrer-policy"], "same-origin");
+    let html = page.text().await.unwrap();
+    browser.submit(&html, &[("email", email), ("password", PASSWORD)]).await
+}
+
+/// Allows on the consent page; the redirect to the client.
+async fn consent(browser: &mut Browser, page_url: &str, decision: &str) -> String {
+    assert!(page_url.contains("/consent?interaction="), "{page_url}");
+    let page = browser.get(page_url).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("See your email address"), "{html}");
+    location(&browser.submit(&html, &[("decision", decision)]).await)
+}
+
+async fn redeem(app: &TestApp, id: &str, secret: &str, code: &str, verifier: &str) -> Response {
+    app.client
+        .post(app.url("/oauth2/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", verifier),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+fn claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+/// Verifies an ID token's signature against the JWKS, with its algorithm pinned.
+async fn verified_id_token(
+    app: &TestApp,
+    token: &str,
+    alg: jsonwebtoken::Algorithm,
+    audience: &str,
+) -> Value {
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    assert_eq!(header.alg, alg);
+    assert_eq!(header.typ.as_deref(), Some("JWT"));
+    let jwks: jsonwebtoken::jwk::JwkSet = app
+        .client
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let jwk = jwks.find(header.kid.as_deref().unwrap()).unwrap();
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(alg);
+    validation.set_audience(&[audience]);
+    validation.set_issuer(&[app.url("")]);
+    jsonwebtoken::decode::<Value>(token, &key, &validation).unwrap().claims
+}
+
+async fn user_info(app: &TestApp, token: &str) -> Response {
+    app.client.get(app.url("/oauth2/userinfo")).bearer_auth(token).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_user_signs_in_consents_and_the_client_redeems_the_code_once() {
+    let app = provider().await;
+    let (id, secret) =
+        client(&app, json!({ "name": "Grafana <b>", "redirect_uris": [REDIRECT] })).await;
+    let secret = secret.unwrap();
+    app.signed_in("ada@example.com").await;
+    let mut browser = Browser::new(&app);
+
+    let login = location(&browser.get(&authorize_url(&id, &[])).await);
+    let after_login = sign_in(&mut browser, &login, "ada@example.com").await;
+    let consent_url = location(&after_login);
+    let back = consent(&mut browser, &consent_url, "allow").await;
+    assert!(back.starts_with(&format!("{REDIRECT}?")), "{back}");
+    let answer = query(&back);
+    assert_eq!(answer["state"], "xyz-state");
+    assert_eq!(answer["iss"], app.url(""), "RFC 9207: the issuer names itself");
+    let code = &answer["code"];
+    assert!(code.len() >= 43);
+
+    let tokens = redeem(&app, &id, &secret, code, VERIFIER).await;
+    assert_eq!(tokens.status(), StatusCode::OK);
+    assert_eq!(tokens.headers()["cache-control"], "no-store");
+    let tokens: Value = tokens.json().await.unwrap();
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["scope"], "openid email profile");
+    assert!(tokens.get("refresh_token").is_none(), "no offline_access, no refresh token");
+    let access = str_of(&tokens, "access_token");
+    let id_token = str_of(&tokens, "id_token");
+    let id_claims = verified_id_token(&app, id_token, jsonwebtoken::Algorithm::RS256, &id).await;
+    assert_eq!(id_claims["nonce"], "n-0S6_WzA2Mj");
+    assert_eq!(id_claims["azp"], id.as_str());
+    assert_eq!(id_claims["email"], "ada@example.com");
+    assert_eq!(id_claims["amr"], json!(["pwd"]));
+    assert!(id_claims["auth_time"].is_i64() && id_claims["sid"].is_string(), "{id_claims}");
+    let digest = sha2::Sha256::digest(access.as_bytes());
+    assert_eq!(id_claims["at_hash"], URL_SAFE_NO_PAD.encode(&digest[..16]));
+    let access_claims = claims(access);
+    assert_eq!(access_claims["client_id"], id.as_str());
+    assert_eq!(access_claims["sub"], id_claims["sub"]);
+
+    let info = user_info(&app, access).await;
+    assert_eq!(info.status(), StatusCode::OK);
+    let info: Value = info.json().await.unwrap();
+    assert_eq!(info["sub"], id_claims["sub"]);
+    assert_eq!(info["email"], "ada@example.com");
+    assert_eq!(info["email_verified"], false);
+    // A client's token never opens the account API.
+    assert_eq!(app.get("/v1/auth/me", access).await.status(), StatusCode::UNAUTHORIZED);
+
+    // The code again: refused, and what it issued ends at once.
+    let again = redeem(&app, &id, &secret, code, VERIFIER).await;
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(again.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    let revoked = user_info(&app, access).await;
+    assert_eq!(revoked.status(), StatusCode::UNAUTHORIZED);
+    let challenge = revoked.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+}
+
+#[tokio::test]
+async fn a_signed_in_browser_gets_its_code_without_a_page_and_prompt_none_never_shows_one() {
+    let app = provider().await;
+    let body = json!({ "name": "Wiki", "redirect_uris": [REDIRECT], "consent": "skip" });
+    let (id, _) = client(&app, body).await;
+    app.signed_in("ada@example.com").await;
+    let mut browser = Browser::new(&app);
+
+    // No sign-in session: prompt=none answers login_required at the redirect URI, with iss.
+    let refused = location(&browser.get(&authorize_url(&id, &[("prompt", "none")])).await);
+    let refused = query(&refused);
+    assert_eq!(refused["error"], "login_required");
+    assert_eq!(refused["state"], "xyz-state");
+    assert_eq!(refused["iss"], app.url(""));
+
+    let login = location(&browser.get(&authorize_url(&id, &[])).await);
+    let back = location(&sign_in(&mut browser, &login, "ada@example.com").await);
+    assert!(query(&back).contains_key("code"), "consent skipped: straight back: {back}");
+    assert!(browser.cookies.contains_key("__Host-portcullis_session"));
+
+    // Signed in: no page at all, with prompt=none too.
+    for extra in [&[][..], &[("prompt", "none")][..]] {
+        let back = location(&browser.get(&authorize_url(&id, extra)).await);
+        assert!(query(&back).contains_key("code"), "{back}");
+    }
+    // prompt=login and max_age=0 ask for the password again.
+    for extra in [("prompt", "login"), ("max_age", "0")] {
+        let again = location(&browser.get(&authorize_url(&id, &[extra])).await);
+        assert!(again.contains("/login?interaction="), "{extra:?}: {again}");
+    }
+    let stale =
+        location(&browser.get(&authorize_url(&id, &[("max_age", "0"), ("prompt", "none")])).await);
+    assert_eq!(query(&stale)["error"], "login_required");
+
+    // form_post: a page whose form posts the answer, allowed by its CSP, with a script file.
+    let page = browser.get(&authorize_url(&id, &[("response_mode", "form_post")])).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("form-action 'self' https://app.example;"), "{csp}");
+    assert!(csp.contains("script-src 'self';"), "{csp}");
+    let html = page.text().await.unwrap();
+    assert_eq!(attribute(&html, "<form", "action").unwrap(), REDIRECT);
+    let fields: HashMap<String, String> = hidden_inputs(&html).into_iter().collect();
+    assert!(fields["code"].len() >= 43 && fields["state"] == "xyz-state", "{fields:?}");
+    assert_eq!(fields["iss"], app.url(""));
+    assert!(!html.contains("<script>"), "no inline script: {html}");
+    let script = attribute(&html, "<script", "src").unwrap();
+    let asset = browser.get(&script).await;
+    assert_eq!(asset.status(), StatusCode::OK);
+    assert_eq!(asset.headers()["cache-control"], "public, max-age=31536000, immutable");
+}
+
+#[tokio::test]
+async fn a_request_that_names_no_registered_redirect_uri_gets_the_error_page_never_a_redirect() {
+    let app = provider().await;
+    let loopback = "http://127.0.0.1:8123/cb";
+    let body = json!({ "name": "App", "redirect_uris": [REDIRECT, loopback] });
+    let (id, _) = client(&app, body).await;
+    let mut browser = Browser::new(&app);
+    let tricks = [
+        // Keycloak CVE-2026-7504: userinfo before the host.
+        "https://app.example@evil.example/callback",
+        // CVE-2026-3872: a path parameter that some servers strip.
+        "https://app.example/callback/..;/evil",
+        "https://app.example/callback/../evil",
+        "https://app.example/callback?x=1",
+        "https://APP.example/callback",
+        "https://app.example/callback#frag",
+        // CVE-2024-8883: a loopback port change, for a confidential client.
+        "http://127.0.0.1:9999/cb",
+        "http://localhost:8123/cb",
+    ];
+    for trick in tricks {
+        let response = browser.get(&authorize_url(&id, &[("redirect_uri", trick)])).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{trick}");
+        assert!(response.headers().get("location").is_none(), "{trick}");
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        let html = response.text().await.unwrap();
+        assert!(html.contains("not registered"), "{trick}: {html}");
+    }
+    // An unknown client, and a repeated parameter: the page too. Every other error redirects.
+    for url in [
+        authorize_url("no-such-client", &[]),
+        format!("{}&client_id={id}", authorize_url(&id, &[])),
+    ] {
+        let response = browser.get(&url).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{url}");
+        assert!(response.headers().get("location").is_none(), "{url}");
+    }
+    let plain =
+        location(&browser.get(&authorize_url(&id, &[("code_challenge_method", "plain")])).await);
+    assert_eq!(query(&plain)["error"], "invalid_request");
+    let scope = location(&browser.get(&authorize_url(&id, &[("scope", "openid admin")])).await);
+    assert_eq!(query(&scope)["error"], "invalid_scope");
+    assert_eq!(query(&scope)["iss"], app.url(""));
+}
+
+#[tokio::test]
+async fn pkce_is_checked_at_redemption_and_concurrent_redemptions_have_one_winner() {
+    let app = provider().await;
+    let body = json!({ "name": "App", "redirect_uris": [REDIRECT], "consent": "skip" });
+    let (id, secret) = client(&app, body).await;
+    let secret = secret.unwrap();
+    app.signed_in("ada@example.com").await;
+    let mut browser = Browser::new(&app);
+    let login = location(&browser.get(&authorize_url(&id, &[])).await);
+    let first = location(&sign_in(&mut browser, &login, "ada@example.com").await);
+    let code = query(&first)["code"].clone();
+
+    let wrong = redeem(&app, &id, &secret, &code, &"x".repeat(43)).await;
+    assert_eq!(wrong.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    // The wrong verifier spent the code.
+    let late = redeem(&app, &id, &secret, &code, VERIFIER).await;
+    assert_eq!(late.status(), StatusCode::BAD_REQUEST);
+
+    // A code issued without a challenge refuses a verifier (PKCE downgrade, RFC 9700 §4.8.2).
+    let url = authorize_url(&id, &[("code_challenge", ""), ("code_challenge_method", "")]);
+    let refused = location(&browser.get(&url).await);
+    assert_eq!(query(&refused)["error"], "invalid_request", "require_pkce by default");
+
+    // Eight redemptions at once: exactly one gets tokens.
+    let code = query(&location(&browser.get(&authorize_url(&id, &[])).await))["code"].clone();
+    let answers = join_all((0..8).map(|_| redeem(&app, &id, &secret, &code, VERIFIER))).await;
+    let statuses: Vec<StatusCode> = answers.iter().map(Response::status).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == StatusCode::OK || *s == StatusCode::BAD_REQUEST));
+    // And the replays ended the winner's tokens.
+    for answer in answers {
+        if answer.status() == StatusCode::OK {
+            let tokens: Value = answer.json().await.unwrap();
+            let info = user_info(&app, str_of(&tokens, "access_token")).await;
+            assert_eq!(info.status(), StatusCode::UNAUTHORIZED);
+        }
+    }
+    let admin = admin(&app).await;
+    let trail = app.get("/v1/admin/audit?type=authorization_code_reused", &admin).await;
+    let trail: Value = trail.json().await.unwrap();
+    let events = trail["events"].as_array().unwrap();
+    assert!(events.len() >= 7, "the wrong verifier's and seven racers' replays: {trail}");
+    assert!(events.iter().all(|e| e["client_id"] == id.as_str()), "{trail}");
+}
+
+#[tokio::test]
+async fn a_post_from_another_site_or_without_its_token_or_in_another_browser_changes_nothing() {
+    let app = provider().await;
+    let (id, _) = client(&app, json!({ "name": "App", "redirect_uris": [REDIRECT] })).await;
+    app.signed_in("ada@example.com").await;
+    let mut browser = Browser::new(&app);
+    let login = location(&browser.get(&authorize_url(&id, &[])).await);
+    let html = browser.get(&login).await.text().await.unwrap();
+    let mut fields = hidden_inputs(&html);
+    fields.push(("email".into(), "ada@example.com".into()));
+    fields.push(("password".into(), PASSWORD.into()));
+    let forged: Vec<(String, String)> = fields
+        .iter()
+        .map(|(n, v)| (n.clone(), if n == "csrf" { "forged".into() } else { v.clone() }))
+        .collect();
+    let action = app.url("/login");
+    for (fields, origin) in
+        [(&forged, Some(app.url(""))), (&fields, Some("https://evil.example".to_owned()))]
+    {
+        let refused = browser.post(&action, fields, origin.as_deref()).await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        assert!(!browser.cookies.contains_key("__Host-portcullis_session"));
+    }
+    // Another browser (an attacker who got the interaction id) is refused too.
+    let mut other = Browser::new(&app);
+    let page = other.get(&login).await;
+    assert_eq!(page.status(), StatusCode::BAD_REQUEST);
+    // A wrong password re-renders the form with 401 and a message tied to the fields.
+    let wrong =
+        browser.submit(&html, &[("email", "ada@example.com"), ("password", "wrong-one")]).await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let again = wrong.text().await.unwrap();
+    assert!(again.contains("aria-describedby=\"login-error\""), "{again}");
+    // A session cookie planted before the login is replaced by a new one (no fixation).
+    browser.cookies.insert("__Host-portcullis_session".into(), "A".repeat(43));
+    let consent_url = location(
+        &browser.submit(&html, &[("email", "ada@example.com"), ("password", PASSWORD)]).await,
+    );
+    assert_ne!(browser.cookies["__Host-portcullis_session"], "A".repeat(43));
+    // Deny: access_denied at the redirect URI.
+    let denied = consent(&mut browser, &consent_url, "deny").await;
+    assert_eq!(query(&denied)["error"], "access_denied");
+    // The interaction was single use.
+    let replay = browser.get(&consent_url).await;
+    assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
+}
+
+/// A web app on Authlib (`tests/oauth/code_flow.py`) signs a user in: Authlib builds the
+/// request from discovery, redeems the code with PKCE and validates the ID token itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authlib_signs_a_user_in_with_the_code_flow_and_validates_the_id_token() {
+    let ready = std::process::Command::new("python3")
+        .args(["-c", "import authlib, requests"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ready {
+        assert!(std::env::var_os("CI").is_none(), "this test needs Python's authlib and requests");
+        eprintln!("SKIPPED the Authlib web app: install authlib and requests with pip to run it");
+        return;
+    }
+    let app = provider().await;
+    let (id, secret) = client(&app, json!({ "name": "Wiki", "redirect_uris": [REDIRECT] })).await;
+    app.signed_in("ada@example.com").await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oauth/code_flow.py");
+    let output = tokio::process::Command::new("python3")
+        .args([script, &app.url(""), &id, &secret.unwrap(), REDIRECT, "ada@example.com", PASSWORD])
+        .env("AUTHLIB_INSECURE_TRANSPORT", "1")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(report["pages"], json!(["/login", "/consent"]));
+    assert_eq!(report["alg"], "RS256");
+    assert_eq!(report["id_token"]["aud"], id.as_str());
+    assert_eq!(report["id_token"]["email"], "ada@example.com");
+    assert_eq!(report["userinfo"]["sub"], report["id_token"]["sub"]);
+    assert_eq!(report["userinfo"]["email"], "ada@example.com");
+}
