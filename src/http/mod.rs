@@ -139,6 +139,7 @@ fn api_routes() -> Vec<UtoipaMethodRouter<AppState>> {
         routes!(userinfo::userinfo_get, userinfo::userinfo_post),
         routes!(oauth::introspect),
         routes!(oauth::par),
+        routes!(oauth::revoke),
         routes!(operations::authorization_server_metadata),
         routes!(operations::jwks),
         routes!(operations::discovery),

@@ -400,6 +400,38 @@ pub async fn introspect(
     answer.into()
 }
 
+/// The form of `/oauth2/revoke`, as the document describes it.
+#[derive(ToSchema)]
+#[allow(dead_code)] // only its OpenAPI description is used
+pub struct RevocationForm {
+    token: String,
+    /// `access_token` or `refresh_token`; a hint only.
+    token_type_hint: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// POST /oauth2/revoke: RFC 7009.
+#[utoipa::path(
+    post, path = "/oauth2/revoke", tag = "oauth",
+    summary = "Token revocation (RFC 7009)",
+    description = "Ends the grant the client's token belongs to: every token of it stops \
+        working at once. A token that is not the client's, or not live, is left alone, with the \
+        same answer.",
+    request_body(content = RevocationForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "Revoked, or nothing to revoke"), OAuthErrors),
+)]
+pub async fn revoke(
+    State(endpoints): State<Arc<ClientEndpoints>>,
+    ClientRequest { client, form, context }: ClientRequest,
+) -> OAuthReply {
+    let answer = match form.required("token") {
+        Ok(token) => endpoints.revoke(&context, &client, token).await,
+        Err(error) => Err(error),
+    };
+    OAuthReply(answer.map(|()| StatusCode::OK.into_response()))
+}
+
 /// An error on an OAuth path that no OAuth handler built (axum's 405, the body limit's 413, the
 /// timeout's 408, a panic's 500), in RFC 6749's shape with the problem's detail.
 pub fn generic_error(mut parts: axum::http::response::Parts, problem: &Problem) -> Response {

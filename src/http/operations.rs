@@ -89,6 +89,8 @@ fn discovery_document(issuer: &str) -> serde_json::Value {
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
         "token_endpoint_auth_methods_supported": client_auth,
         "introspection_endpoint": url("/oauth2/introspect"),
+        "revocation_endpoint": url("/oauth2/revoke"),
+        "revocation_endpoint_auth_methods_supported": client_auth,
         "pushed_authorization_request_endpoint": url("/oauth2/par"),
         "require_pushed_authorization_requests": false,
         "request_parameter_supported": false,

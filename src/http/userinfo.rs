@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::bearer_token;
-use super::oauth::{OAuthErrors, OwnBody};
+use super::oauth::{OAuthErrorBody, OAuthErrors, OwnBody};
 use crate::auth::{ClientEndpoints, OAuthError, UserInfo, UserInfoError};
 
 /// GET /oauth2/userinfo.
@@ -20,7 +20,11 @@ use crate::auth::{ClientEndpoints, OAuthError, UserInfo, UserInfoError};
         `name`). An expired, revoked or malformed token answers 401 with `WWW-Authenticate: \
         Bearer error=\"invalid_token\"`; a token without `openid`, 403 `insufficient_scope`.",
     security(("bearer" = [])),
-    responses((status = 200, description = "The claims", body = UserInfo), OAuthErrors),
+    responses(
+        (status = 200, description = "The claims", body = UserInfo),
+        (status = 403, description = "insufficient_scope: the token has no `openid`", body = OAuthErrorBody),
+        OAuthErrors,
+    ),
 )]
 pub async fn userinfo_get(
     State(endpoints): State<Arc<ClientEndpoints>>,
@@ -33,7 +37,11 @@ pub async fn userinfo_get(
 #[utoipa::path(
     post, path = "/oauth2/userinfo", tag = "oauth", summary = "UserInfo, by POST",
     security(("bearer" = [])),
-    responses((status = 200, description = "The claims", body = UserInfo), OAuthErrors),
+    responses(
+        (status = 200, description = "The claims", body = UserInfo),
+        (status = 403, description = "insufficient_scope: the token has no `openid`", body = OAuthErrorBody),
+        OAuthErrors,
+    ),
 )]
 pub async fn userinfo_post(
     State(endpoints): State<Arc<ClientEndpoints>>,

@@ -543,3 +543,84 @@ async fn authlib_signs_a_user_in_with_the_code_flow_and_validates_the_id_token()
     assert_eq!(report["userinfo"]["sub"], report["id_token"]["sub"]);
     assert_eq!(report["userinfo"]["email"], "ada@example.com");
 }
+
+/// An account with TOTP: the login page asks for the code after the password; a wrong one
+/// re-renders the step with 401, and a recovery code completes it as two factors.
+#[tokio::test]
+async fn the_login_page_asks_an_account_with_totp_for_its_code() {
+    let app = provider().await;
+    let body = json!({ "name": "App", "redirect_uris": [REDIRECT], "consent": "skip" });
+    let (id, secret) = client(&app, body).await;
+    let pair = app.signed_in("ada@example.com").await;
+    let access = str_of(&pair, "access_token");
+    let enrolment = app
+        .request(
+            Method::POST,
+            "/v1/auth/mfa/totp",
+            Some(access),
+            Some(json!({ "password": PASSWORD })),
+        )
+        .await;
+    let enrolment: Value = common::ok_json(enrolment).await;
+    let key = common::totp::base32_decode(str_of(&enrolment, "secret")).unwrap();
+    let now = || chrono::Utc::now().timestamp();
+    let confirm = json!({ "code": common::totp::code_at(&key, now()) });
+    let confirmed =
+        app.request(Method::POST, "/v1/auth/mfa/totp/confirm", Some(access), Some(confirm)).await;
+    let confirmed: Value = common::ok_json(confirmed).await;
+    let recovery = confirmed["recovery_codes"][0].as_str().unwrap().to_owned();
+
+    let mut browser = Browser::new(&app);
+    let login = location(&browser.get(&authorize_url(&id, &[])).await);
+    let step = sign_in(&mut browser, &login, "ada@example.com").await;
+    assert_eq!(step.status(), StatusCode::OK, "the password alone completes nothing");
+    assert!(!browser.cookies.contains_key("__Host-portcullis_session"));
+    let html = step.text().await.unwrap();
+    assert!(html.contains("autocomplete=\"one-time-code\""), "{html}");
+    let current: Vec<String> =
+        (-1..=1).map(|s| common::totp::code_at(&key, now() + s * 30)).collect();
+    let wrong =
+        (0..).map(|i| format!("{:06}", 111_111 + i)).find(|c| !current.contains(c)).unwrap();
+    let refused = browser.submit(&html, &[("code", &wrong)]).await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let again = refused.text().await.unwrap();
+    assert!(again.contains("aria-describedby=\"code-error\""), "{again}");
+    let back = location(&browser.submit(&again, &[("code", &recovery)]).await);
+    let code = query(&back)["code"].clone();
+    let tokens: Value =
+        common::ok_json(redeem(&app, &id, &secret.unwrap(), &code, VERIFIER).await).await;
+    let amr = claims(str_of(&tokens, "id_token"))["amr"].clone();
+    assert!(amr.as_array().unwrap().contains(&json!("mfa")), "{amr}");
+}
+
+/// RFC 7009: a client ends its own grant; another client's revocation of it changes nothing,
+/// with the same 200.
+#[tokio::test]
+async fn a_client_revokes_its_own_token_and_another_clients_revocation_changes_nothing() {
+    let app = provider().await;
+    let body = json!({ "name": "App", "redirect_uris": [REDIRECT], "consent": "skip" });
+    let (id, secret) = client(&app, body.clone()).await;
+    let (other, other_secret) = client(&app, body).await;
+    let (secret, other_secret) = (secret.unwrap(), other_secret.unwrap());
+    app.signed_in("ada@example.com").await;
+    let mut browser = Browser::new(&app);
+    let login = location(&browser.get(&authorize_url(&id, &[])).await);
+    let code =
+        query(&location(&sign_in(&mut browser, &login, "ada@example.com").await))["code"].clone();
+    let tokens: Value = common::ok_json(redeem(&app, &id, &secret, &code, VERIFIER).await).await;
+    let access = str_of(&tokens, "access_token");
+    let revoke = |client_id: &str, secret: &str, token: &str| {
+        app.client
+            .post(app.url("/oauth2/revoke"))
+            .basic_auth(client_id, Some(secret))
+            .form(&[("token", token), ("token_type_hint", "access_token")])
+            .send()
+    };
+    assert_eq!(revoke(&other, &other_secret, access).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(user_info(&app, access).await.status(), StatusCode::OK, "not the other's to end");
+    assert_eq!(revoke(&id, &secret, "not-a-token").await.unwrap().status(), StatusCode::OK);
+    assert_eq!(revoke(&id, &secret, access).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(user_info(&app, access).await.status(), StatusCode::UNAUTHORIZED);
+    let wrong = revoke(&id, "wrong-secret", access).await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+}

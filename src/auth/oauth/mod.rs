@@ -8,6 +8,7 @@ mod code;
 mod error;
 mod registration;
 mod request;
+mod revoke;
 mod tokens;
 
 pub use authorize::{Authorization, AuthorizeSettings, ClientAnswer, Next, Pending};

@@ -38,6 +38,8 @@ fn parameters(raw: &[u8]) -> Result<Vec<(String, String)>, String> {
         (status = 200, description = "The form_post answer", content_type = "text/html"),
         (status = 400, description = "The error page: the request cannot be answered at any \
             redirect URI", content_type = "text/html"),
+        (status = 500, description = "The error page: a failure of the service", content_type = "text/html"),
+        (status = 503, description = "The error page: a backend is down", content_type = "text/html"),
     ),
 )]
 pub async fn authorize_get(
@@ -61,6 +63,8 @@ pub async fn authorize_get(
         (status = 303, description = "To the client, or to the login or consent page"),
         (status = 200, description = "The form_post answer", content_type = "text/html"),
         (status = 400, description = "The error page", content_type = "text/html"),
+        (status = 500, description = "The error page: a failure of the service", content_type = "text/html"),
+        (status = 503, description = "The error page: a backend is down", content_type = "text/html"),
     ),
 )]
 pub async fn authorize_post(
