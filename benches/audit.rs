@@ -51,6 +51,7 @@ async fn run(label: &str, instances: &[Arc<SqlStore>]) {
                     ip: Some("192.0.2.1".parse().unwrap()),
                     user_agent: Some("bench".into()),
                     request_id: Some(format!("bench-{i}")),
+                    from_page: false,
                 };
                 let user = UserId::new();
                 let mut latencies = Vec::new();

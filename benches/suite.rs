@@ -1297,6 +1297,7 @@ impl Suite<'_> {
                         ip: Some("192.0.2.1".parse().expect("an address")),
                         user_agent: Some("portcullis-bench-suite".into()),
                         request_id: Some(format!("bench-{instance}-{writer}")),
+                        from_page: false,
                     };
                     let user = UserId::new();
                     while Instant::now() < deadline {

@@ -8,4 +8,7 @@ pub struct RequestContext {
     pub ip: Option<IpAddr>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
+    /// Whether the request comes from a page (a browser's form) rather than the JSON API: a
+    /// login there opens the session of the browser's sign-in cookie.
+    pub from_page: bool,
 }

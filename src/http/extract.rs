@@ -147,7 +147,7 @@ where
             escape_controls(&ua).into_owned()
         });
         let request_id = parts.extensions.get::<RequestId>().map(|id| id.0.to_string());
-        Ok(Self(RequestContext { ip, user_agent, request_id }))
+        Ok(Self(RequestContext { ip, user_agent, request_id, from_page: false }))
     }
 }
 

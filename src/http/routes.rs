@@ -20,7 +20,7 @@ use crate::auth::{
 };
 use crate::domain::{Role, SessionId};
 use crate::error::ApiError;
-use crate::store::{SessionRecord, Timestamp};
+use crate::store::{SessionKind, SessionRecord, Timestamp};
 
 /// A new account's email and password.
 #[derive(Deserialize, ToSchema)]
@@ -82,6 +82,11 @@ pub struct SessionView {
     last_used_at: Timestamp,
     ip: Option<String>,
     user_agent: Option<String>,
+    /// `browser`: a sign-in on the pages (its cookie ends with it); `api`: every other.
+    kind: &'static str,
+    /// The OAuth client whose grant this session holds, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<String>,
     /// The session of the token that asked.
     current: bool,
 }
@@ -325,6 +330,8 @@ pub async fn sessions(
             last_used_at: s.last_used_at,
             ip: s.ip,
             user_agent: s.user_agent,
+            kind: if s.kind == SessionKind::Browser { "browser" } else { "api" },
+            client_id: s.kind.client().map(str::to_owned),
             current: s.id == principal.session,
         })
         .collect();

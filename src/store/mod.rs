@@ -41,9 +41,10 @@ pub use tickets::{Taken, TicketKind, TicketStore};
 pub use users::{AdminGuard, UserStore};
 
 pub use records::{
-    ChallengePurpose, ChallengeRecord, EmailTokenRecord, Factors, NewEmailToken, NewSession,
-    NewUser, OutboxState, PasskeyRecord, QueuedMail, Rotation, SessionCursor, SessionRecord,
-    SigningKeyRecord, TokenHash, TokenPurpose, TotpRecord, UserCursor, UserRecord,
+    ChallengePurpose, ChallengeRecord, EmailTokenRecord, Factors, KindColumns, NewEmailToken,
+    NewSession, NewUser, OutboxState, PasskeyRecord, QueuedMail, Rotation, SessionCursor,
+    SessionKind, SessionRecord, SigningKeyRecord, TokenHash, TokenPurpose, TotpRecord, UserCursor,
+    UserRecord,
 };
 
 /// Whether the backend answers at all; used by `/readyz`.

@@ -85,6 +85,70 @@ pub struct NewSession {
     pub user_agent: Option<String>,
     /// What the login proved; every access token of the session carries it.
     pub amr: Amr,
+    pub kind: SessionKind,
+}
+
+/// A session's kind as it is stored: its name, and a grant's client, scope and parent session.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KindColumns<K = &'static str> {
+    pub kind: K,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<String>,
+}
+
+/// How a session was opened.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum SessionKind {
+    /// A login through the JSON API.
+    #[default]
+    Api,
+    /// A login on the pages: the session a browser's sign-in cookie stands for.
+    Browser,
+    /// An OAuth client's grant: the tokens a code gave it, for the scopes the user granted,
+    /// and the browser's session that granted them.
+    Grant { client_id: String, scope: String, parent: Option<SessionId> },
+}
+
+impl SessionKind {
+    /// The stored columns.
+    pub fn columns(&self) -> KindColumns {
+        match self {
+            Self::Api => KindColumns { kind: "api", ..KindColumns::default() },
+            Self::Browser => KindColumns { kind: "browser", ..KindColumns::default() },
+            Self::Grant { client_id, scope, parent } => KindColumns {
+                kind: "grant",
+                client_id: Some(client_id.clone()),
+                scope: Some(scope.clone()),
+                parent_id: parent.map(|p| p.to_string()),
+            },
+        }
+    }
+
+    /// Reads the stored columns; anything unknown is a session of the API (those from before
+    /// kinds were kept).
+    pub fn from_columns(columns: KindColumns<String>) -> Self {
+        match (columns.kind.as_str(), columns.client_id, columns.scope) {
+            ("browser", _, _) => Self::Browser,
+            ("grant", Some(client_id), Some(scope)) => Self::Grant {
+                client_id,
+                scope,
+                parent: columns.parent_id.as_deref().and_then(SessionId::parse),
+            },
+            _ => Self::Api,
+        }
+    }
+
+    /// The client whose grant this is.
+    pub fn client(&self) -> Option<&str> {
+        match self {
+            Self::Grant { client_id, .. } => Some(client_id),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -98,6 +162,7 @@ pub struct SessionRecord {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub amr: Amr,
+    pub kind: SessionKind,
 }
 
 /// Where a page of a user's sessions ends: the last session's creation time and id.

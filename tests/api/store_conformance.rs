@@ -23,8 +23,9 @@ use portcullis::metrics::Metrics;
 use portcullis::store::{
     AdminGuard, AuditStore, ChallengePurpose, ChallengeRecord, ClientCursor, ClientRecord,
     ClientStore, KeyStore, LockKey, LockoutStore, MailStore, MfaStore, NewEmailToken, NewSession,
-    NewUser, PasskeyRecord, QueuedMail, RateLimitStore, Rotation, SessionCursor, SessionStore,
-    SigningKeyRecord, StoreError, Taken, TicketKind, TokenHash, TokenPurpose, UserStore,
+    NewUser, PasskeyRecord, QueuedMail, RateLimitStore, Rotation, SessionCursor, SessionKind,
+    SessionStore, SigningKeyRecord, StoreError, Taken, TicketKind, TokenHash, TokenPurpose,
+    UserStore,
 };
 
 mod backends {
@@ -202,6 +203,7 @@ async fn new_session(
         ip: Some("192.0.2.1".into()),
         user_agent: Some("conformance".into()),
         amr: Amr::PASSWORD,
+        kind: SessionKind::Api,
     };
     sessions.create_session(&session, 100).await.unwrap();
     id
@@ -483,11 +485,17 @@ async fn a_session_never_outlives_its_end_and_remembers_its_device() {
             ip: None,
             user_agent: None,
             amr: Amr::passkey(true),
+            kind: SessionKind::Grant {
+                client_id: "wiki".into(),
+                scope: "openid email".into(),
+                parent: Some(SessionId::new()),
+            },
         };
         sessions.create_session(&session, 100).await.unwrap();
         let record = sessions.live_session(user, id, clock.now()).await.unwrap().unwrap();
         assert_eq!(record.device, Some(phone), "{name}");
         assert_eq!(record.amr, Amr::passkey(true), "{name}: what the login proved");
+        assert_eq!(record.kind, session.kind, "{name}: the client's grant, scope and parent");
         clock.advance(Duration::from_secs(50));
         let expiry = at(&clock, Duration::from_secs(60));
         let rotated = sessions.rotate_refresh_token(
@@ -635,6 +643,7 @@ async fn past_the_cap_a_new_session_ends_the_oldest() {
                 ip: None,
                 user_agent: None,
                 amr: Amr::PASSWORD_AND_TOTP,
+                kind: SessionKind::Api,
             };
             ended += sessions.create_session(&session, 3).await.unwrap();
             ids.push(id);
@@ -1529,6 +1538,7 @@ async fn appends_from_many_tasks_form_one_valid_chain() {
                     ip: Some("192.0.2.7".parse().unwrap()),
                     user_agent: Some(format!("agent {i}")),
                     request_id: Some(format!("req-{i}")),
+                    from_page: false,
                 };
                 let kind = if i % 2 == 0 { EventType::Login } else { EventType::LoginFailed };
                 let event = AuditEvent::new(kind, Outcome::Success, &context, clock.now())

@@ -13,7 +13,7 @@ use super::{AuthError, Budgets, Principal, RequestContext, TokenPair, UserView, 
 use crate::audit::{Audit, AuditEvent, EventType, Outcome};
 use crate::crypto::{AccessTokens, SuccessorKey};
 use crate::domain::{Amr, Clock, Role, SessionId, Timestamp, UserId, chrono_duration};
-use crate::store::{NewSession, SessionStore, TokenHash, UserRecord, UserStore};
+use crate::store::{NewSession, SessionKind, SessionStore, TokenHash, UserRecord, UserStore};
 
 pub use manage::SessionPage;
 
@@ -126,6 +126,7 @@ impl Sessions {
             ip: context.ip.map(|ip| ip.to_string()),
             user_agent: context.user_agent.clone(),
             amr,
+            kind: if context.from_page { SessionKind::Browser } else { SessionKind::Api },
         };
         let ended =
             self.sessions.create_session(&session, self.settings.max_sessions_per_user).await?;

@@ -25,8 +25,8 @@ use super::{RedisStore, failed};
 use crate::domain::{Amr, SessionId, UserId};
 use crate::store::codec::{from_millis, millis};
 use crate::store::{
-    NewSession, Rotation, SessionCursor, SessionRecord, SessionStore, StoreError, Timestamp,
-    TokenHash,
+    KindColumns, NewSession, Rotation, SessionCursor, SessionKind, SessionRecord, SessionStore,
+    StoreError, Timestamp, TokenHash,
 };
 
 mod scripts;
@@ -47,6 +47,9 @@ struct StoredSession {
     /// What the login proved, in its stored form; absent in sessions from before it was kept.
     #[serde(default)]
     amr: String,
+    /// The kind, and a grant's client, scope and parent; absent in sessions of the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kind: Option<KindColumns<String>>,
 }
 
 impl StoredSession {
@@ -68,6 +71,7 @@ impl StoredSession {
             user_agent: self.user_agent,
             amr: Amr::from_column(&self.amr),
             device: self.device.map(|d| token_from_key(&d)).transpose()?,
+            kind: self.kind.map(SessionKind::from_columns).unwrap_or_default(),
         })
     }
 }
@@ -129,6 +133,15 @@ impl SessionStore for RedisStore {
             ip: session.ip.clone(),
             user_agent: session.user_agent.clone(),
             amr: session.amr.to_column(),
+            kind: (session.kind != SessionKind::Api).then(|| {
+                let columns = session.kind.columns();
+                KindColumns {
+                    kind: columns.kind.to_owned(),
+                    client_id: columns.client_id,
+                    scope: columns.scope,
+                    parent_id: columns.parent_id,
+                }
+            }),
         };
         let json =
             serde_json::to_string(&stored).map_err(|e| StoreError::backend("create session", e))?;

@@ -8,8 +8,8 @@ use crate::domain::audit::{AuditEvent, EventType, Outcome};
 use crate::domain::{Amr, Email, Role, SessionId, SignatureAlg, UserId};
 use crate::store::codec::{from_millis, parse_id};
 use crate::store::{
-    ChallengeRecord, Factors, PasskeyRecord, SessionRecord, SigningKeyRecord, StoreError,
-    TokenHash, TotpRecord, UserRecord,
+    ChallengeRecord, Factors, KindColumns, PasskeyRecord, SessionKind, SessionRecord,
+    SigningKeyRecord, StoreError, TokenHash, TotpRecord, UserRecord,
 };
 
 /// The columns of a `UserRow`, as a literal for `concat!`, so that no SQL is formatted per call.
@@ -67,7 +67,8 @@ pub fn roles_column(roles: &[Role]) -> String {
 /// The columns of a `SessionRow`, from `sessions s`.
 macro_rules! session_columns {
     () => {
-        "s.id, s.user_id, s.created_at, s.last_used_at, s.ip, s.user_agent, s.device_hash, s.amr"
+        "s.id, s.user_id, s.created_at, s.last_used_at, s.ip, s.user_agent, s.device_hash, s.amr, \
+         s.kind, s.client_id, s.scope, s.parent_id"
     };
 }
 
@@ -81,6 +82,10 @@ pub struct SessionRow {
     user_agent: Option<String>,
     device_hash: Option<Vec<u8>>,
     amr: String,
+    kind: String,
+    client_id: Option<String>,
+    scope: Option<String>,
+    parent_id: Option<String>,
 }
 
 impl TryFrom<SessionRow> for SessionRecord {
@@ -96,6 +101,12 @@ impl TryFrom<SessionRow> for SessionRecord {
             user_agent: row.user_agent,
             device: row.device_hash.map(|h| token_hash(&h)).transpose()?,
             amr: Amr::from_column(&row.amr),
+            kind: SessionKind::from_columns(KindColumns {
+                kind: row.kind,
+                client_id: row.client_id,
+                scope: row.scope,
+                parent_id: row.parent_id,
+            }),
         })
     }
 }

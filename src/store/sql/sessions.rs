@@ -30,11 +30,12 @@ impl SessionStore for SqlStore {
         let failed = failed("create session");
         let mut tx = self.write.begin().await.map_err(&failed)?;
         let now = millis(session.created_at);
+        let kind = session.kind.columns();
         sqlx::query(
             "INSERT INTO sessions
                  (id, user_id, created_at, last_used_at, expires_at, ends_at, ip, user_agent,
-                  device_hash, amr)
-             VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $8, $9)",
+                  device_hash, amr, kind, client_id, scope, parent_id)
+             VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(session.id.to_string())
         .bind(session.user_id.to_string())
@@ -45,6 +46,10 @@ impl SessionStore for SqlStore {
         .bind(&session.user_agent)
         .bind(session.device.as_ref().map(|d| d.0.to_vec()))
         .bind(session.amr.to_column())
+        .bind(kind.kind)
+        .bind(kind.client_id)
+        .bind(kind.scope)
+        .bind(kind.parent_id)
         .execute(&mut *tx)
         .await
         .map_err(&failed)?;
