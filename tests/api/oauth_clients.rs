@@ -380,13 +380,7 @@ async fn both_discovery_paths_name_the_token_and_introspection_endpoints() {
 /// then introspection, against the endpoints the discovery document names.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authlib_fetches_a_client_credentials_token_and_introspects_it() {
-    let ready = std::process::Command::new("python3")
-        .args(["-c", "import authlib, requests"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ready {
-        assert!(std::env::var_os("CI").is_none(), "this test needs Python's authlib and requests");
-        eprintln!("SKIPPED the Authlib client: install authlib and requests with pip to run it");
+    if !common::python_has("authlib requests", "the Authlib client") {
         return;
     }
     // The issuer is the service's URL, as the discovery document's addresses are built from it.

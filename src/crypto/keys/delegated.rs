@@ -3,6 +3,8 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, Validation};
+use serde::Deserialize;
 use sha2::{Digest, Sha256, Sha512};
 
 use super::{AccessClaims, AccessTokens};
@@ -17,6 +19,17 @@ pub struct Delegation<'a> {
     pub auth_time: Timestamp,
 }
 
+/// The claims of an access token of a user's session, for any client.
+pub(super) struct SessionClaims<'a> {
+    pub user: UserId,
+    pub session: SessionId,
+    pub roles: Vec<String>,
+    pub client_id: &'a str,
+    pub scope: Option<&'a str>,
+    pub amr: Amr,
+    pub auth_time: Timestamp,
+}
+
 impl AccessTokens {
     /// Signs the access token of a client acting for a user, in the session of its grant. It
     /// carries no role: a client's token never opens `/v1/auth/*` or `/v1/admin/*`.
@@ -27,22 +40,69 @@ impl AccessTokens {
         delegation: &Delegation<'_>,
         now: Timestamp,
     ) -> Result<String, CryptoError> {
+        let claims = SessionClaims {
+            user,
+            session,
+            roles: Vec::new(),
+            client_id: delegation.client_id,
+            scope: Some(delegation.scope),
+            amr: delegation.amr,
+            auth_time: delegation.auth_time,
+        };
+        self.sign_access(&self.ring(), &self.session_claims(claims, now))
+    }
+
+    /// The claims of an access token of a session, issued `now`.
+    pub(super) fn session_claims(&self, of: SessionClaims<'_>, now: Timestamp) -> AccessClaims {
         let iat = now.timestamp();
-        let claims = AccessClaims {
+        AccessClaims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
-            sub: user.to_string(),
-            sid: Some(session.to_string()),
+            sub: of.user.to_string(),
+            sid: Some(of.session.to_string()),
             iat,
             exp: self.exp_of(iat),
             jti: uuid::Uuid::new_v4().to_string(),
-            roles: Vec::new(),
-            amr: delegation.amr.names().into_iter().map(str::to_owned).collect(),
-            client_id: delegation.client_id.to_owned(),
-            auth_time: Some(delegation.auth_time.timestamp()),
-            scope: Some(delegation.scope.to_owned()),
-        };
-        self.sign_access(&self.ring(), &claims)
+            roles: of.roles,
+            amr: of.amr.names().into_iter().map(str::to_owned).collect(),
+            client_id: of.client_id.to_owned(),
+            auth_time: Some(of.auth_time.timestamp()),
+            scope: of.scope.map(str::to_owned),
+        }
+    }
+}
+
+/// What an ID token of ours says of whom it was issued to, once its signature checks out.
+#[derive(Debug, Deserialize)]
+pub struct IdTokenHint {
+    pub sub: String,
+    pub aud: String,
+    #[serde(default)]
+    pub sid: Option<String>,
+}
+
+impl AccessTokens {
+    /// An `id_token_hint` (OpenID Connect Core §3.1.2.1, RP-Initiated Logout §2): one of our ID
+    /// tokens, expired or not, with its signature, algorithm, type and issuer checked. `None`
+    /// for anything else, an access token included, and for a token whose key has left the ring.
+    pub fn id_token_hint(&self, token: &str) -> Option<IdTokenHint> {
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        if !matches!(header.alg, Algorithm::RS256 | Algorithm::EdDSA)
+            || header.typ.as_deref() != Some("JWT")
+        {
+            return None;
+        }
+        let ring = self.ring();
+        let (alg, key) = header.kid.as_ref().and_then(|kid| ring.verifying.get(kid))?;
+        if *alg != header.alg {
+            return None;
+        }
+        let mut validation = Validation::new(*alg);
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_required_spec_claims(&["iss", "sub", "aud"]);
+        jsonwebtoken::decode::<IdTokenHint>(token, key, &validation).ok().map(|data| data.claims)
     }
 }
 

@@ -33,7 +33,7 @@ use crate::domain::{Amr, Clock, Role, SessionId, SignatureAlg, UserId, chrono_du
 use crate::store::{KeyStore, SigningKeyRecord, Timestamp};
 use ring::{Lead, Mode, Ring, build_ring, new_private_key, signing_key};
 
-pub use delegated::{Delegation, access_token_hash};
+pub use delegated::{Delegation, IdTokenHint, access_token_hash};
 pub use ring::new_signing_key;
 
 /// How often every instance re-reads the signing keys; a rotation is in use within this time.
@@ -316,21 +316,18 @@ impl AccessTokens {
         now: Timestamp,
     ) -> Result<String, CryptoError> {
         let ring = self.ring();
-        let iat = now.timestamp();
-        let claims = AccessClaims {
-            iss: self.issuer.clone(),
-            aud: self.audience.clone(),
-            sub: user.to_string(),
-            sid: Some(session.to_string()),
-            iat,
-            exp: self.exp_of(iat),
-            jti: uuid::Uuid::new_v4().to_string(),
-            roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
-            amr: amr.names().into_iter().map(str::to_owned).collect(),
-            client_id: self.client_id.clone(),
-            auth_time: Some(auth_time.timestamp()),
-            scope: None,
-        };
+        let claims = self.session_claims(
+            delegated::SessionClaims {
+                user,
+                session,
+                roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
+                client_id: &self.client_id,
+                scope: None,
+                amr,
+                auth_time,
+            },
+            now,
+        );
         self.sign_access(&ring, &claims)
     }
 

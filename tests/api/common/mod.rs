@@ -811,3 +811,19 @@ pub async fn wait_until_ready(app: &TestApp) -> StatusCode {
     }
     ready
 }
+
+/// Whether `python3` imports every module of `modules` (space-separated). A test that cannot
+/// do its main part without them says so and is skipped locally; in CI, where `.ci/run`
+/// installs them, their absence fails it.
+pub fn python_has(modules: &str, test: &str) -> bool {
+    let import = format!("import {}", modules.split(' ').collect::<Vec<_>>().join(", "));
+    let ready = std::process::Command::new("python3")
+        .args(["-c", &import])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !ready {
+        assert!(std::env::var_os("CI").is_none(), "{test} needs Python's {modules} in CI");
+        eprintln!("SKIPPED {test}: install {modules} with pip to run it");
+    }
+    ready
+}
