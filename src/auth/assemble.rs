@@ -210,14 +210,16 @@ impl UseCases {
             clients: stores.clients.clone(),
             tickets: stores.tickets.clone(),
             passwords: passwords.clone(),
-            access,
+            access: access.clone(),
             sessions: stores.sessions.clone(),
             users: stores.users.clone(),
             budgets: budgets.clone(),
             audit: audit.clone(),
             clock: clock.clone(),
+            session_tokens: sessions.clone(),
             grants: GrantSettings {
                 lifetime: settings.session_lifetime,
+                refresh_token_ttl: settings.refresh_token_ttl,
                 max_sessions_per_user: settings.max_sessions_per_user,
             },
         });
@@ -225,12 +227,14 @@ impl UseCases {
             clients: stores.clients.clone(),
             tickets: stores.tickets.clone(),
             audit: audit.clone(),
+            access: access.clone(),
             clock: clock.clone(),
             settings: settings.authorization.clone(),
         });
         let browsers = Arc::new(BrowserSessions {
             tickets: stores.tickets.clone(),
             sessions: stores.sessions.clone(),
+            audit: audit.clone(),
             clock: clock.clone(),
             lifetime: settings.session_lifetime,
         });

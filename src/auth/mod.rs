@@ -60,7 +60,7 @@ pub use oauth::{
     AuthenticatedClient, Authorization, AuthorizeSettings, BrowserSessions, ClientAnswer,
     ClientCredentials, ClientEndpoints, ClientPage, ClientSecret, ClientSettings, ClientType,
     ClientUpdate, ClientView, Clients, Consent, FileClient, FileSecret, GrantSettings, GrantType,
-    IdTokenAlg, Introspection, MAX_CLIENTS_PAGE, NewClient, Next, OAuthError, Pending,
+    IdTokenAlg, Introspection, Logout, MAX_CLIENTS_PAGE, NewClient, Next, OAuthError, Pending,
     PushedRequest, ResponseMode, SignedIn, TokenResponse, UserClaims, UserInfo, UserInfoError,
 };
 pub use passwords::Passwords;

@@ -140,6 +140,7 @@ fn api_routes() -> Vec<UtoipaMethodRouter<AppState>> {
         routes!(oauth::introspect),
         routes!(oauth::par),
         routes!(oauth::revoke),
+        routes!(pages::end_session_get, pages::end_session_post),
         routes!(operations::authorization_server_metadata),
         routes!(operations::jwks),
         routes!(operations::discovery),
@@ -155,6 +156,7 @@ fn page_routes() -> Router<AppState> {
     Router::new()
         .route("/login", get(pages::login_page).post(pages::submit_login))
         .route("/consent", get(pages::consent_page).post(pages::decide_consent))
+        .route("/logout", get(pages::end_session_get).post(pages::confirm_logout))
         .route("/assets/{name}", get(pages::asset))
 }
 

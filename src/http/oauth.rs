@@ -38,8 +38,10 @@ pub struct OAuthErrorBody {
 #[derive(ToSchema)]
 #[allow(dead_code)] // only its OpenAPI description is used
 pub struct TokenForm {
-    /// `authorization_code` or `client_credentials`.
+    /// `authorization_code`, `refresh_token` or `client_credentials`.
     grant_type: String,
+    /// With `refresh_token`: the refresh token.
+    refresh_token: Option<String>,
     /// With `authorization_code`: the code.
     code: Option<String>,
     /// With `authorization_code`: identical to the authorization request's.
@@ -324,10 +326,10 @@ fn basic_credentials(value: &HeaderValue) -> Option<ClientCredentials> {
     })
 }
 
-/// POST /oauth2/token: the `authorization_code` and `client_credentials` grants.
+/// POST /oauth2/token: the `authorization_code`, `refresh_token` and `client_credentials` grants.
 #[utoipa::path(
     post, path = "/oauth2/token", tag = "oauth",
-    summary = "Token endpoint (RFC 6749 §3.2): authorization_code, client_credentials",
+    summary = "Token endpoint (RFC 6749 §3.2): authorization_code, refresh_token, client_credentials",
     description = "The client authenticates with HTTP Basic or `client_id` and `client_secret` \
         in the body. Errors are RFC 6749 objects, not problem details.",
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
@@ -343,6 +345,12 @@ pub async fn token(
                 let (redirect_uri, verifier) =
                     (form.get("redirect_uri"), form.get("code_verifier"));
                 endpoints.redeem_code(&context, &client, code, redirect_uri, verifier).await
+            }
+            Err(error) => Err(error),
+        },
+        Ok("refresh_token") => match form.required("refresh_token") {
+            Ok(token) => {
+                endpoints.refresh_for_client(&context, &client, token, form.get("scope")).await
             }
             Err(error) => Err(error),
         },

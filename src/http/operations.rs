@@ -82,6 +82,7 @@ fn discovery_document(issuer: &str) -> serde_json::Value {
         "jwks_uri": url("/.well-known/jwks.json"),
         "token_endpoint": url("/oauth2/token"),
         "userinfo_endpoint": url("/oauth2/userinfo"),
+        "end_session_endpoint": url("/oauth2/logout"),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query", "form_post"],
         "authorization_response_iss_parameter_supported": true,
@@ -96,7 +97,7 @@ fn discovery_document(issuer: &str) -> serde_json::Value {
         "request_parameter_supported": false,
         "code_challenge_methods_supported": ["S256"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "grant_types_supported": ["authorization_code", "client_credentials"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "id_token_signing_alg_values_supported": ["RS256", "EdDSA"],
         "subject_types_supported": ["public"],
         "claims_supported": [

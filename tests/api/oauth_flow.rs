@@ -514,13 +514,7 @@ async fn a_post_from_another_site_or_without_its_token_or_in_another_browser_cha
 /// request from discovery, redeems the code with PKCE and validates the ID token itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authlib_signs_a_user_in_with_the_code_flow_and_validates_the_id_token() {
-    let ready = std::process::Command::new("python3")
-        .args(["-c", "import authlib, requests"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ready {
-        assert!(std::env::var_os("CI").is_none(), "this test needs Python's authlib and requests");
-        eprintln!("SKIPPED the Authlib web app: install authlib and requests with pip to run it");
+    if !common::python_has("authlib requests", "the Authlib web app") {
         return;
     }
     let app = provider().await;
@@ -623,4 +617,179 @@ async fn a_client_revokes_its_own_token_and_another_clients_revocation_changes_n
     assert_eq!(user_info(&app, access).await.status(), StatusCode::UNAUTHORIZED);
     let wrong = revoke(&id, "wrong-secret", access).await.unwrap();
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+}
+
+async fn refresh_at(
+    app: &TestApp,
+    id: &str,
+    secret: &str,
+    token: &str,
+    scope: Option<&str>,
+) -> Response {
+    let mut form = vec![("grant_type", "refresh_token"), ("refresh_token", token)];
+    form.extend(scope.map(|s| ("scope", s)));
+    app.client
+        .post(app.url("/oauth2/token"))
+        .basic_auth(id, Some(secret))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `offline_access` gives a refresh token that rotates as the first party's do, bound to its
+/// client, narrowed on request, and never accepted by `/v1/auth/refresh`.
+#[tokio::test]
+async fn a_clients_refresh_token_rotates_is_bound_to_it_and_its_reuse_ends_the_grant() {
+    let app = provider().await;
+    let body = json!({ "name": "App", "redirect_uris": [REDIRECT], "consent": "skip" });
+    let (id, secret) = client(&app, body.clone()).await;
+    let (other, other_secret) = client(&app, body).await;
+    let (secret, other_secret) = (secret.unwrap(), other_secret.unwrap());
+    app.signed_in("ada@example.com").await;
+    let mut browser = Browser::new(&app);
+    let url = authorize_url(&id, &[("scope", "openid offline_access")]);
+    let login = location(&browser.get(&url).await);
+    let code =
+        query(&location(&sign_in(&mut browser, &login, "ada@example.com").await))["code"].clone();
+    let first: Value = common::ok_json(redeem(&app, &id, &secret, &code, VERIFIER).await).await;
+    let refresh = str_of(&first, "refresh_token").to_owned();
+
+    // Not the first party's, and not another client's (which leaves it unspent).
+    let first_party = app.refresh(&refresh).await;
+    assert_eq!(first_party.status(), StatusCode::UNAUTHORIZED);
+    let stolen = refresh_at(&app, &other, &other_secret, &refresh, None).await;
+    assert_eq!(stolen.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    let wider = refresh_at(&app, &id, &secret, &refresh, Some("openid email")).await;
+    assert_eq!(wider.json::<Value>().await.unwrap()["error"], "invalid_scope");
+
+    let second: Value =
+        common::ok_json(refresh_at(&app, &id, &secret, &refresh, Some("openid")).await).await;
+    assert_eq!(second["scope"], "openid");
+    let id_token =
+        verified_id_token(&app, str_of(&second, "id_token"), jsonwebtoken::Algorithm::RS256, &id)
+            .await;
+    let first_id = claims(str_of(&first, "id_token"));
+    assert_eq!(id_token["sub"], first_id["sub"]);
+    assert_eq!(
+        id_token["auth_time"], first_id["auth_time"],
+        "the sign-in's time, not the refresh's"
+    );
+    assert!(id_token.get("nonce").is_none());
+    let rotated = str_of(&second, "refresh_token").to_owned();
+    assert_ne!(rotated, refresh);
+    assert_eq!(user_info(&app, str_of(&second, "access_token")).await.status(), StatusCode::OK);
+
+    // The spent token again: refused, and the grant ends (its successor and access token too).
+    let reused = refresh_at(&app, &id, &secret, &refresh, None).await;
+    assert_eq!(reused.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    let after = refresh_at(&app, &id, &secret, &rotated, None).await;
+    assert_eq!(after.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        user_info(&app, str_of(&second, "access_token")).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // A grant session is listed with its client, and the browser's as a browser's.
+    let me = app.logged_in("ada@example.com", PASSWORD).await;
+    let listed = app.get("/v1/auth/sessions", str_of(&me, "access_token")).await;
+    let listed: Value = listed.json().await.unwrap();
+    let kinds: Vec<&str> = listed["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"browser") && kinds.contains(&"api"), "{listed}");
+}
+
+/// RP-Initiated Logout: a valid `id_token_hint` ends the browser's session at once and returns
+/// to a registered address with `state`; without one a confirmation page asks first; an
+/// unregistered address gets a page, never a redirect.
+#[tokio::test]
+async fn rp_initiated_logout_redirects_only_to_a_registered_address() {
+    let app = provider().await;
+    let back = "https://app.example/signed-out";
+    let body = json!({
+        "name": "App", "redirect_uris": [REDIRECT], "consent": "skip",
+        "post_logout_redirect_uris": [back],
+    });
+    let (id, secret) = client(&app, body).await;
+    let secret = secret.unwrap();
+    app.signed_in("ada@example.com").await;
+    let mut browser = Browser::new(&app);
+    let login = location(&browser.get(&authorize_url(&id, &[])).await);
+    let code =
+        query(&location(&sign_in(&mut browser, &login, "ada@example.com").await))["code"].clone();
+    let tokens: Value = common::ok_json(redeem(&app, &id, &secret, &code, VERIFIER).await).await;
+    let id_token = str_of(&tokens, "id_token").to_owned();
+    let logout = |pairs: &[(&str, &str)]| {
+        let query: String =
+            url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+        format!("/oauth2/logout?{query}")
+    };
+
+    for unregistered in ["https://evil.example/", "https://app.example/signed-out/x"] {
+        let page = browser
+            .get(&logout(&[
+                ("id_token_hint", &id_token),
+                ("post_logout_redirect_uri", unregistered),
+            ]))
+            .await;
+        assert_eq!(page.status(), StatusCode::BAD_REQUEST, "{unregistered}");
+        assert!(page.headers().get("location").is_none());
+    }
+    // Still signed in: no page at authorize.
+    assert!(query(&location(&browser.get(&authorize_url(&id, &[])).await)).contains_key("code"));
+
+    // Without a hint: the confirmation page first, then the sign-out on its post.
+    let confirm = browser
+        .get(&logout(&[("client_id", &id), ("post_logout_redirect_uri", back), ("state", "s1")]))
+        .await;
+    assert_eq!(confirm.status(), StatusCode::OK);
+    let csp = confirm.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("form-action 'self' https://app.example;"), "{csp}");
+    let html = confirm.text().await.unwrap();
+    assert!(
+        query(&location(&browser.get(&authorize_url(&id, &[])).await)).contains_key("code"),
+        "the page ended nothing"
+    );
+    let done = location(&browser.submit(&html, &[]).await);
+    assert_eq!(done, format!("{back}?state=s1"));
+    assert!(!browser.cookies.contains_key("__Host-portcullis_session"));
+    let again = location(&browser.get(&authorize_url(&id, &[])).await);
+    assert!(again.contains("/login?interaction="), "{again}");
+
+    // With a valid hint: at once, to the registered address with state.
+    let login = again;
+    let code =
+        query(&location(&sign_in(&mut browser, &login, "ada@example.com").await))["code"].clone();
+    let tokens: Value = common::ok_json(redeem(&app, &id, &secret, &code, VERIFIER).await).await;
+    let hint = str_of(&tokens, "id_token");
+    let done = location(
+        &browser
+            .get(&logout(&[
+                ("id_token_hint", hint),
+                ("post_logout_redirect_uri", back),
+                ("state", "s2"),
+            ]))
+            .await,
+    );
+    assert_eq!(done, format!("{back}?state=s2"));
+    let again = location(&browser.get(&authorize_url(&id, &[])).await);
+    assert!(again.contains("/login?interaction="), "{again}");
+    // An access token is not an ID token hint.
+    let wrong = browser.get(&logout(&[("id_token_hint", str_of(&tokens, "access_token"))])).await;
+    assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
+    // Discovery names the endpoint.
+    let discovery: Value = app
+        .client
+        .get(app.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(discovery["end_session_endpoint"], app.url("/oauth2/logout"));
 }

@@ -88,7 +88,7 @@ pub struct Pending {
 pub(super) struct CodeGrant {
     pub request: AuthorizationRequest,
     pub user: UserId,
-    /// The browser's sign-in session the code was issued in (the ID token's `sid`).
+    /// The browser's sign-in session the code was issued in: the grant session's parent.
     pub browser_session: SessionId,
     pub auth_time: Timestamp,
     /// The session's `amr`, in its stored form.
@@ -106,6 +106,8 @@ pub struct Authorization {
     pub(in crate::auth) clients: Arc<dyn ClientStore>,
     pub(in crate::auth) tickets: Arc<dyn TicketStore>,
     pub(in crate::auth) audit: Audit,
+    /// Checks an `id_token_hint`.
+    pub(in crate::auth) access: Arc<crate::crypto::AccessTokens>,
     pub(in crate::auth) clock: Arc<dyn Clock>,
     pub(in crate::auth) settings: AuthorizeSettings,
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{AuthError, tokens};
+use crate::audit::{Audit, AuditEvent, EventType, Outcome};
+use crate::auth::{AuthError, RequestContext, tokens};
 use crate::domain::{Amr, Clock, SessionId, Timestamp, UserId, chrono_duration};
 use crate::store::{SessionStore, Taken, TicketKind, TicketStore};
 
@@ -33,6 +34,7 @@ struct Bound {
 pub struct BrowserSessions {
     pub(in crate::auth) tickets: Arc<dyn TicketStore>,
     pub(in crate::auth) sessions: Arc<dyn SessionStore>,
+    pub(in crate::auth) audit: Audit,
     pub(in crate::auth) clock: Arc<dyn Clock>,
     /// How long a session lasts at most: the cookie lasts no longer.
     pub(in crate::auth) lifetime: Duration,
@@ -70,15 +72,23 @@ impl BrowserSessions {
         }))
     }
 
-    /// Ends the cookie and the session it stands for.
-    pub async fn end(&self, cookie: &str) -> Result<Option<SignedIn>, AuthError> {
+    /// Ends the cookie and the session it stands for (a sign-out, recorded as a logout).
+    pub async fn end(
+        &self,
+        context: &RequestContext,
+        cookie: &str,
+    ) -> Result<Option<SignedIn>, AuthError> {
         let signed_in = self.current(Some(cookie)).await?;
         let now = self.clock.now();
         let key = tokens::hash_token(cookie);
         if let Taken::First(_) = self.tickets.take_ticket(TicketKind::Browser, &key, now).await?
             && let Some(who) = signed_in
+            && self.sessions.revoke_session(who.user, who.session, now).await?
         {
-            self.sessions.revoke_session(who.user, who.session, now).await?;
+            let event = AuditEvent::new(EventType::Logout, Outcome::Success, context, now)
+                .user(who.user)
+                .detail(format!("browser session {} ended", who.session));
+            self.audit.record(event).await?;
         }
         Ok(signed_in)
     }

@@ -16,15 +16,42 @@ use subtle::ConstantTimeEq;
 
 use super::authorize::CodeGrant;
 use super::error::OAuthError;
+use super::registration::GrantType;
 use super::tokens::{AuthenticatedClient, ClientEndpoints, TokenResponse};
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::auth::{AuthError, RequestContext, tokens};
 use crate::crypto::{Delegation, access_token_hash};
 use crate::domain::{Amr, SessionId, UserId, chrono_duration};
-use crate::store::{NewSession, StoreError, Taken, TicketKind, TokenHash, UserRecord};
+use crate::store::{NewSession, SessionKind, StoreError, Taken, TicketKind, TokenHash, UserRecord};
 
 /// How long the marker of a replayed code is kept: as long as the code itself is.
 const REPLAY_MARKER_KEPT: Duration = Duration::from_secs(3_600);
+
+/// What a grant's tokens are issued for.
+pub(super) struct Issued<'a> {
+    pub user: &'a UserRecord,
+    /// The grant's session: the tokens' `sid`.
+    pub session: SessionId,
+    pub scope: String,
+    pub amr: Amr,
+    pub auth_time: crate::domain::Timestamp,
+    pub nonce: Option<&'a str>,
+}
+
+/// A refresh token of `user`'s grant to `client_id`: the first party's form, then a tag of the
+/// client. `/v1/auth/refresh` refuses it for its shape before any lookup, and another client
+/// presenting it is refused for its tag before it is rotated.
+pub(super) fn client_refresh_token(user: UserId, client_id: &str) -> String {
+    format!("{}.{}", tokens::new_refresh_token(user), client_tag(client_id))
+}
+
+/// The tag of a client's refresh tokens: 128 bits of a hash of its id.
+pub(super) fn client_tag(client_id: &str) -> String {
+    let digest = Sha256::new_with_prefix(b"portcullis client refresh token\0")
+        .chain_update(client_id.as_bytes())
+        .finalize();
+    URL_SAFE_NO_PAD.encode(&digest[..16])
+}
 
 /// The claims of an ID token (OpenID Connect Core §2, §5.1).
 #[derive(Serialize)]
@@ -138,18 +165,39 @@ impl ClientEndpoints {
         let user = self.users.user_by_id(grant.user).await?;
         let Some(user) = user.filter(|u| !u.disabled) else { return Err(unknown()) };
         let amr = Amr::from_column(&grant.amr);
-        self.open_grant_session(context, &grant, amr).await?;
-        let scope = request.scopes.join(" ");
-        let delegation = Delegation {
-            client_id: &client.client_id,
-            scope: &scope,
+        let offline = request.scopes.iter().any(|s| s == "offline_access")
+            && client.settings.grant_types.contains(&GrantType::RefreshToken);
+        let refresh_token = offline.then(|| client_refresh_token(user.id, &client.client_id));
+        self.open_grant_session(context, &grant, amr, refresh_token.as_deref()).await?;
+        let issued = Issued {
+            user: &user,
+            session: grant.grant_session,
+            scope: request.scopes.join(" "),
             amr,
             auth_time: grant.auth_time,
+            nonce: request.nonce.as_deref(),
+        };
+        self.tokens_for(client, issued, refresh_token)
+    }
+
+    /// The access token and, with scope `openid`, the ID token of a grant.
+    pub(super) fn tokens_for(
+        &self,
+        client: &AuthenticatedClient,
+        issued: Issued<'_>,
+        refresh_token: Option<String>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let now = self.clock.now();
+        let delegation = Delegation {
+            client_id: &client.client_id,
+            scope: &issued.scope,
+            amr: issued.amr,
+            auth_time: issued.auth_time,
         };
         let access_token =
-            self.access.issue_delegated(user.id, grant.grant_session, &delegation, now)?;
-        let id_token = if request.scopes.iter().any(|s| s == "openid") {
-            Some(self.id_token(client, &grant, &user, &access_token)?)
+            self.access.issue_delegated(issued.user.id, issued.session, &delegation, now)?;
+        let id_token = if issued.scope.split(' ').any(|s| s == "openid") {
+            Some(self.id_token(client, &issued, &access_token)?)
         } else {
             None
         };
@@ -157,34 +205,49 @@ impl ClientEndpoints {
             access_token,
             token_type: "Bearer",
             expires_in: self.access.ttl().as_secs(),
-            scope,
+            scope: issued.scope,
             id_token,
-            refresh_token: None,
+            refresh_token,
         })
     }
 
-    /// Opens the session the code's tokens belong to, unless a replay came first.
+    /// Opens the session the code's tokens belong to, unless a replay came first. With a
+    /// refresh token (`offline_access`) it lasts as a login's session does; without, as long as
+    /// its access token.
     async fn open_grant_session(
         &self,
         context: &RequestContext,
         grant: &CodeGrant,
         amr: Amr,
+        refresh_token: Option<&str>,
     ) -> Result<(), OAuthError> {
         let now = self.clock.now();
-        // The refresh token of this session is never handed out: refresh for clients is bound
-        // to them, and comes with its own grant.
-        let unused = tokens::hash_token(&tokens::new_refresh_token(grant.user));
+        // Without one to hand out, the session's refresh token is one nobody holds.
+        let refresh = refresh_token.map_or_else(
+            || tokens::hash_token(&tokens::new_refresh_token(grant.user)),
+            tokens::hash_token,
+        );
+        let lasts = match refresh_token {
+            Some(_) => self.grants.refresh_token_ttl,
+            None => self.access.ttl(),
+        };
         let session = NewSession {
             id: grant.grant_session,
             user_id: grant.user,
-            refresh_token: unused,
-            created_at: now,
-            expires_at: now + chrono_duration(self.grants.lifetime),
+            refresh_token: refresh,
+            // The session's login is the sign-in the code was issued in.
+            created_at: grant.auth_time,
+            expires_at: now + chrono_duration(lasts),
             ends_at: now + chrono_duration(self.grants.lifetime),
             device: None,
             ip: context.ip.map(|ip| ip.to_string()),
             user_agent: context.user_agent.clone(),
             amr,
+            kind: SessionKind::Grant {
+                client_id: grant.request.client_id.clone(),
+                scope: grant.request.scopes.join(" "),
+                parent: Some(grant.browser_session),
+            },
         };
         self.sessions.create_session(&session, self.grants.max_sessions_per_user).await?;
         let marker = replay_marker(grant.grant_session);
@@ -222,26 +285,26 @@ impl ClientEndpoints {
     fn id_token(
         &self,
         client: &AuthenticatedClient,
-        grant: &CodeGrant,
-        user: &UserRecord,
+        issued: &Issued<'_>,
         access_token: &str,
     ) -> Result<String, OAuthError> {
         let alg = client.settings.id_token_signed_response_alg;
         let iat = self.clock.now().timestamp();
         let ttl = i64::try_from(self.access.ttl().as_secs()).unwrap_or(i64::MAX);
+        let scopes: Vec<&str> = issued.scope.split(' ').collect();
         let claims = IdTokenClaims {
             iss: self.access.issuer(),
-            sub: user.id.to_string(),
+            sub: issued.user.id.to_string(),
             aud: &client.client_id,
             azp: &client.client_id,
             exp: iat.saturating_add(ttl),
             iat,
-            auth_time: grant.auth_time.timestamp(),
-            nonce: grant.request.nonce.as_deref(),
-            sid: grant.browser_session.to_string(),
-            amr: Amr::from_column(&grant.amr).names(),
+            auth_time: issued.auth_time.timestamp(),
+            nonce: issued.nonce,
+            sid: issued.session.to_string(),
+            amr: issued.amr.names(),
             at_hash: access_token_hash(alg, access_token),
-            profile: UserClaims::of(user, &grant.request.scopes),
+            profile: UserClaims::of(issued.user, &scopes),
         };
         Ok(self.access.sign_id_token(alg, &claims)?)
     }

@@ -6,6 +6,8 @@ mod browser;
 mod clients;
 mod code;
 mod error;
+mod logout;
+mod refresh;
 mod registration;
 mod request;
 mod revoke;
@@ -18,6 +20,7 @@ pub use clients::{
 };
 pub use code::{UserClaims, UserInfo, UserInfoError};
 pub use error::OAuthError;
+pub use logout::Logout;
 pub use registration::{
     ClientSettings, ClientType, ClientUpdate, Consent, GrantType, IdTokenAlg, NewClient,
 };

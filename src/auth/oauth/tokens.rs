@@ -129,6 +129,8 @@ pub struct ClientEndpoints {
     pub(in crate::auth) audit: Audit,
     pub(in crate::auth) clock: Arc<dyn Clock>,
     pub(in crate::auth) grants: GrantSettings,
+    /// The rotation of refresh tokens, shared with the first party's.
+    pub(in crate::auth) session_tokens: Arc<crate::auth::Sessions>,
 }
 
 /// What the sessions of a client's grant last, and how many a user may hold.
@@ -136,6 +138,8 @@ pub struct ClientEndpoints {
 pub struct GrantSettings {
     /// `SESSION_LIFETIME`.
     pub lifetime: std::time::Duration,
+    /// `REFRESH_TOKEN_TTL`.
+    pub refresh_token_ttl: std::time::Duration,
     pub max_sessions_per_user: u32,
 }
 

@@ -51,6 +51,31 @@ impl Sessions {
         }
     }
 
+    /// Rotates a refresh token of an OAuth client's grant: the same rotation and reuse
+    /// detection as `refresh`, with a successor that keeps the client's `tag`. Returns what the
+    /// rotation found and the successor.
+    pub(in crate::auth) async fn rotate_client_token(
+        &self,
+        owner: UserId,
+        presented: &str,
+        tag: &str,
+    ) -> Result<(Rotation, String), AuthError> {
+        let now = self.now();
+        let successor = format!("{}.{tag}", self.successors.successor(Some(owner), presented));
+        let rotation = self
+            .sessions
+            .rotate_refresh_token(
+                Some(owner),
+                &tokens::hash_token(presented),
+                &tokens::hash_token(&successor),
+                now,
+                self.refresh_expiry(now)?,
+                self.settings.refresh_reuse_grace,
+            )
+            .await?;
+        Ok((rotation, successor))
+    }
+
     async fn pair_for_session(
         &self,
         user: UserId,

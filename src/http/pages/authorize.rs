@@ -14,7 +14,7 @@ use crate::auth::{Authorization, BrowserSessions, ClientAnswer, Next, ResponseMo
 
 /// The parameters of a request, each at most once (RFC 6749 §3.1); the name sent twice
 /// otherwise.
-fn parameters(raw: &[u8]) -> Result<Vec<(String, String)>, String> {
+pub(super) fn parameters(raw: &[u8]) -> Result<Vec<(String, String)>, String> {
     let mut pairs: Vec<(String, String)> = Vec::new();
     for (name, value) in url::form_urlencoded::parse(raw) {
         if pairs.iter().any(|(n, _)| *n == name) {

@@ -16,6 +16,7 @@ use super::{Page, Pages};
 use crate::auth::{
     AuthError, Authorization, BrowserSessions, Pending, SecondFactor, SignIn, SignedIn, TokenPair,
 };
+use crate::domain::RequestContext;
 use crate::error::ApiError;
 use crate::http::extract::Context;
 
@@ -113,7 +114,7 @@ pub async fn submit_login(
     State(browsers): State<Arc<BrowserSessions>>,
     State(sign_in): State<Arc<SignIn>>,
     State(pages): State<Arc<Pages>>,
-    Context(context): Context,
+    Context(mut context): Context,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -122,6 +123,7 @@ pub async fn submit_login(
     if !post_allowed(&headers, &cookies, field(&fields, "csrf"), pages.origin()) {
         return forbidden(&pages);
     }
+    context.from_page = true;
     let flow = Flow { pages: &pages, authorization: &authorization };
     let id = field(&fields, "interaction");
     let pending = match flow.pending(id, &cookies).await {
@@ -144,7 +146,10 @@ pub async fn submit_login(
     let form =
         |mfa_token, error| LoginForm { id, pending: &pending, browser, email, mfa_token, error };
     match attempt {
-        Ok(pair) => signed_in(&pages, &authorization, &browsers, &cookies, id, browser, pair).await,
+        Ok(pair) => {
+            let flow = Flow { pages: &pages, authorization: &authorization };
+            signed_in(&flow, &browsers, &context, &cookies, (id, browser), pair).await
+        }
         Err(AuthError::MfaRequired { mfa_token }) => {
             form(Some(mfa_token.0.as_str()), None).render(&pages, StatusCode::OK).into_response()
         }
@@ -163,17 +168,17 @@ pub async fn submit_login(
 /// The browser is signed in: its session cookie (a new value: one planted before signs in no
 /// one), its device cookie, and the authorization's next step.
 async fn signed_in(
-    pages: &Pages,
-    authorization: &Authorization,
+    flow: &Flow<'_>,
     browsers: &BrowserSessions,
+    context: &RequestContext,
     cookies: &Cookies,
-    id: &str,
-    browser: &str,
+    (id, browser): (&str, &str),
     pair: TokenPair,
 ) -> Response {
+    let (pages, authorization) = (flow.pages, flow.authorization);
     let steps = async {
         if let Some(old) = cookies.session() {
-            browsers.end(old).await?;
+            browsers.end(context, old).await?;
         }
         let secret = browsers.start(pair.session).await?;
         let who = browsers.current(Some(&secret)).await?.ok_or(AuthError::Unauthorized)?;

@@ -11,6 +11,7 @@ mod assets;
 mod authorize;
 mod cookies;
 mod login;
+mod logout;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -23,15 +24,20 @@ use crate::error::{ApiError, InternalCause};
 pub use assets::asset;
 pub use authorize::{__path_authorize_get, __path_authorize_post, authorize_get, authorize_post};
 pub use login::{consent_page, decide_consent, login_page, submit_login};
+pub use logout::{
+    __path_end_session_get, __path_end_session_post, confirm_logout, end_session_get,
+    end_session_post,
+};
 
 /// The built-in templates, by the names a `TEMPLATES_DIR` file replaces them under.
-const TEMPLATES: [(&str, &str); 6] = [
+const TEMPLATES: [(&str, &str); 7] = [
     ("base.html", include_str!("../../../templates/base.html")),
     ("error.html", include_str!("../../../templates/error.html")),
     ("login.html", include_str!("../../../templates/login.html")),
     ("consent.html", include_str!("../../../templates/consent.html")),
     ("form_post.html", include_str!("../../../templates/form_post.html")),
     ("message.html", include_str!("../../../templates/message.html")),
+    ("logout.html", include_str!("../../../templates/logout.html")),
 ];
 
 /// The templates and what every page shows.
