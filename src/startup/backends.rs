@@ -10,8 +10,8 @@ use crate::store::memory::MemoryRateLimiter;
 use crate::store::redis::RedisStore;
 use crate::store::sql::SqlStore;
 use crate::store::{
-    AuditStore, ClientStore, Health, KeyStore, LockoutStore, MailStore, MfaStore, RateLimitStore,
-    SessionStore, StoreError, TicketStore, UserStore,
+    AuditStore, ClientStore, GrantStore, Health, KeyStore, LockoutStore, MailStore, MfaStore,
+    RateLimitStore, SessionStore, StoreError, TicketStore, UserStore,
 };
 
 use super::errors::{StartupError, database_failed, root_cause, without_password};
@@ -35,6 +35,8 @@ pub struct Backends {
     pub clients: Arc<dyn ClientStore>,
     /// The single-use tickets of OAuth authorizations in progress, where the sessions live.
     pub tickets: Arc<dyn TicketStore>,
+    /// The apps each user has authorised, where the sessions live.
+    pub grants: Arc<dyn GrantStore>,
     /// Seals queued mail under the master key.
     pub sealer: Sealer,
     /// Sign the audit chain's head and check its signatures: derived from the master key.
@@ -72,6 +74,7 @@ pub async fn open_backends(settings: &Settings, migrate: bool) -> Result<Backend
             Ok(Backends {
                 sessions: redis.clone(),
                 tickets: redis.clone(),
+                grants: redis.clone(),
                 limiter: redis.clone(),
                 lockouts: redis.clone(),
                 health: Arc::new(AllOf(vec![backends.health, redis])),
@@ -154,6 +157,7 @@ impl Backends {
             + MfaStore
             + ClientStore
             + TicketStore
+            + GrantStore
             + Health
             + 'static,
     {
@@ -168,6 +172,7 @@ impl Backends {
             mfa: store.clone(),
             clients: store.clone(),
             tickets: store.clone(),
+            grants: store.clone(),
             health: store,
             sealer: Sealer::default(),
             audit_head_keys: HeadKeys::default(),

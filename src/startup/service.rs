@@ -103,6 +103,7 @@ fn stores(backends: &Backends, metrics: &Arc<Metrics>, clock: Arc<dyn Clock>) ->
         factors: backends.mfa.clone(),
         clients: backends.clients.clone(),
         tickets: backends.tickets.clone(),
+        grants: backends.grants.clone(),
         audit: Audit::new(backends.audit.clone(), metrics.clone())
             .with_head_keys(backends.audit_head_keys.clone()),
         outbox: Outbox::new(

@@ -36,7 +36,9 @@ mod backends {
     use portcullis::store::memory::MemoryRateLimiter;
     use portcullis::store::redis::RedisStore;
     use portcullis::store::sql::SqlStore;
-    use portcullis::store::{LockoutStore, RateLimitStore, SessionStore, TicketStore, UserStore};
+    use portcullis::store::{
+        GrantStore, LockoutStore, RateLimitStore, SessionStore, TicketStore, UserStore,
+    };
 
     use super::common;
 
@@ -107,6 +109,20 @@ mod backends {
     /// schema requires them; Redis takes any user id, so the embedded database serves).
     pub async fn sessions() -> Vec<SessionBackend> {
         let mut all: Vec<SessionBackend> = Vec::new();
+        for (name, store, owner) in sql().await {
+            all.push((name, store.clone(), store, owner));
+        }
+        for (name, store, owner) in redis_stores().await {
+            let (users, users_owner) = sqlite().await;
+            all.push((name, Arc::new(store), Arc::new(users), Owner(vec![owner, users_owner])));
+        }
+        all
+    }
+
+    /// Grant stores: wherever sessions live, each with the users its SQL rows refer to.
+    pub async fn grants() -> Vec<(&'static str, Arc<dyn GrantStore>, Arc<dyn UserStore>, Owner)> {
+        let mut all: Vec<(&'static str, Arc<dyn GrantStore>, Arc<dyn UserStore>, Owner)> =
+            Vec::new();
         for (name, store, owner) in sql().await {
             all.push((name, store.clone(), store, owner));
         }
@@ -1467,6 +1483,40 @@ async fn a_ticket_reads_while_kept_and_untaken_and_a_read_takes_nothing() {
             .unwrap();
         clock.advance(Duration::from_secs(1));
         assert_eq!(store.read_ticket(kind, &late, clock.now()).await.unwrap(), None, "{name}");
+    }
+}
+
+// ---- GrantStore -----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_grant_merges_its_scopes_keeps_its_first_time_and_is_forgotten_once() {
+    for (name, store, users, _owner) in backends::grants().await {
+        let clock = ManualClock::new();
+        let (ada, bob) =
+            (new_user(users.as_ref(), &clock).await, new_user(users.as_ref(), &clock).await);
+        let scopes = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(store.grant(ada, "wiki").await.unwrap(), None, "{name}");
+        let first = clock.now();
+        store.put_grant(ada, "wiki", &scopes(&["openid", "email"]), first).await.unwrap();
+        clock.advance(Duration::from_secs(60));
+        store.put_grant(ada, "wiki", &scopes(&["email", "profile"]), clock.now()).await.unwrap();
+        store.put_grant(ada, "grafana", &scopes(&["openid"]), clock.now()).await.unwrap();
+        store.put_grant(bob, "wiki", &scopes(&["openid"]), clock.now()).await.unwrap();
+        let grant = store.grant(ada, "wiki").await.unwrap().unwrap();
+        assert_eq!(grant.scopes, scopes(&["openid", "email", "profile"]), "{name}");
+        assert_eq!(grant.created_at.timestamp_millis(), first.timestamp_millis(), "{name}");
+        assert_eq!(grant.last_used_at.timestamp_millis(), clock.now().timestamp_millis(), "{name}");
+        clock.advance(Duration::from_secs(60));
+        store.use_grant(ada, "wiki", clock.now()).await.unwrap();
+        let used = store.grant(ada, "wiki").await.unwrap().unwrap();
+        assert_eq!(used.last_used_at.timestamp_millis(), clock.now().timestamp_millis(), "{name}");
+        let listed: Vec<String> =
+            store.grants_of(ada).await.unwrap().into_iter().map(|g| g.client_id).collect();
+        assert_eq!(listed, ["wiki", "grafana"], "{name}: oldest first, only ada's");
+        assert!(store.delete_grant(ada, "wiki").await.unwrap(), "{name}");
+        assert!(!store.delete_grant(ada, "wiki").await.unwrap(), "{name}: once");
+        assert_eq!(store.grant(ada, "wiki").await.unwrap(), None, "{name}");
+        assert!(store.grant(bob, "wiki").await.unwrap().is_some(), "{name}: bob's stays");
     }
 }
 

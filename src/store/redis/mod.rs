@@ -8,6 +8,7 @@
 //! needs purging. The connections reconnect by themselves; while Redis (or a master of the
 //! cluster) is away, calls fail within a few seconds and the API answers 503.
 
+mod grants;
 mod limits;
 mod lockouts;
 mod sessions;

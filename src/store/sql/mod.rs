@@ -17,6 +17,7 @@ mod rows;
 mod audit;
 mod clients;
 mod dialect;
+mod grants;
 mod hot;
 mod keys;
 mod lockouts;
