@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use super::{
     Accounts, Administration, AuthSettings, AuthStores, Authorization, BrowserSessions, Budgets,
-    ClientEndpoints, Clients, Events, Factors, GrantSettings, Lockouts, Notifier, Passwords,
-    Proofs, Recovery, Registration, SecondFactors, SessionSettings, Sessions, SignIn,
+    ClientEndpoints, Clients, Events, Factors, GrantSettings, Grants, Lockouts, Notifier,
+    Passwords, Proofs, Recovery, Registration, SecondFactors, SessionSettings, Sessions, SignIn,
     SignInSettings,
 };
 use crate::crypto::{AccessTokens, PasswordHasher, SuccessorKey};
@@ -32,6 +32,8 @@ pub struct UseCases {
     pub authorization: Arc<Authorization>,
     /// The browsers' sign-in sessions.
     pub browsers: Arc<BrowserSessions>,
+    /// The apps each user has authorised.
+    pub grants: Arc<Grants>,
     /// The outbox the use cases queue mail in, for this instance's sender.
     pub mail: Arc<Notifier>,
 }
@@ -226,10 +228,19 @@ impl UseCases {
         let authorization = Arc::new(Authorization {
             clients: stores.clients.clone(),
             tickets: stores.tickets.clone(),
+            grants: stores.grants.clone(),
             audit: audit.clone(),
             access: access.clone(),
             clock: clock.clone(),
             settings: settings.authorization.clone(),
+        });
+        let grants = Arc::new(Grants {
+            grants: stores.grants.clone(),
+            clients: stores.clients.clone(),
+            sessions: stores.sessions.clone(),
+            budgets: budgets.clone(),
+            audit: audit.clone(),
+            clock: clock.clone(),
         });
         let browsers = Arc::new(BrowserSessions {
             tickets: stores.tickets.clone(),
@@ -261,6 +272,7 @@ impl UseCases {
             client_endpoints,
             authorization,
             browsers,
+            grants,
             mail,
         }
     }

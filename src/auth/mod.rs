@@ -38,7 +38,8 @@ use crate::crypto::tokens;
 use crate::domain::{Clock, LockoutPolicy, PasswordPolicy, Rate, chrono_duration};
 use crate::mail::Outbox;
 use crate::store::{
-    ClientStore, LockoutStore, MfaStore, RateLimitStore, SessionStore, TicketStore, UserStore,
+    ClientStore, GrantStore, LockoutStore, MfaStore, RateLimitStore, SessionStore, TicketStore,
+    UserStore,
 };
 
 pub use accounts::{Accounts, Registration};
@@ -60,8 +61,9 @@ pub use oauth::{
     AuthenticatedClient, Authorization, AuthorizeSettings, BrowserSessions, ClientAnswer,
     ClientCredentials, ClientEndpoints, ClientPage, ClientSecret, ClientSettings, ClientType,
     ClientUpdate, ClientView, Clients, Consent, FileClient, FileSecret, GrantSettings, GrantType,
-    IdTokenAlg, Introspection, Logout, MAX_CLIENTS_PAGE, NewClient, Next, OAuthError, Pending,
-    PushedRequest, ResponseMode, SignedIn, TokenResponse, UserClaims, UserInfo, UserInfoError,
+    GrantView, Grants, IdTokenAlg, Introspection, Logout, MAX_CLIENTS_PAGE, NewClient, Next,
+    OAuthError, Pending, PushedRequest, ResponseMode, SignedIn, TokenResponse, UserClaims,
+    UserInfo, UserInfoError,
 };
 pub use passwords::Passwords;
 pub use recovery::Recovery;
@@ -125,6 +127,8 @@ pub struct AuthStores {
     pub clients: Arc<dyn ClientStore>,
     /// The single-use tickets of OAuth authorizations in progress.
     pub tickets: Arc<dyn TicketStore>,
+    /// The apps each user has authorised.
+    pub grants: Arc<dyn GrantStore>,
     pub audit: Audit,
     /// Where messages wait to be delivered.
     pub outbox: Outbox,

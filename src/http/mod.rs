@@ -12,6 +12,7 @@ mod clients;
 pub mod cookie;
 mod extract;
 mod factors;
+mod grants;
 mod guard;
 mod head;
 pub mod limits;
@@ -39,7 +40,7 @@ use utoipa_axum::routes;
 
 use crate::auth::{
     Accounts, Administration, Authorization, BrowserSessions, ClientEndpoints, Clients, Events,
-    Factors, Recovery, Registration, Sessions, SignIn,
+    Factors, Grants, Recovery, Registration, Sessions, SignIn,
 };
 use crate::config::Posture;
 use crate::metrics::Metrics;
@@ -75,6 +76,8 @@ pub struct AppState {
     pub authorization: Arc<Authorization>,
     /// The browsers' sign-in sessions.
     pub browsers: Arc<BrowserSessions>,
+    /// The apps each user has authorised.
+    pub grants: Arc<Grants>,
     /// The pages' templates.
     pub pages: Arc<Pages>,
     pub health: Arc<dyn Health>,
@@ -109,6 +112,8 @@ fn api_routes() -> Vec<UtoipaMethodRouter<AppState>> {
         routes!(routes::me, routes::update_me),
         routes!(routes::sessions),
         routes!(routes::revoke_session),
+        routes!(grants::grants),
+        routes!(grants::revoke_grant),
         routes!(routes::events),
         routes!(account::verify_email),
         routes!(account::resend_verification),

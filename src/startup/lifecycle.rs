@@ -110,6 +110,7 @@ impl Application {
             client_endpoints: auth.client_endpoints,
             authorization: auth.authorization,
             browsers: auth.browsers,
+            grants: auth.grants,
             pages: Arc::new(crate::http::Pages::new(&settings.tokens.issuer).map_err(|e| {
                 StartupError::Setting {
                     variable: "PORTCULLIS_TEMPLATES_DIR",

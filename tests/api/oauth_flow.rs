@@ -793,3 +793,76 @@ async fn rp_initiated_logout_redirects_only_to_a_registered_address() {
         .unwrap();
     assert_eq!(discovery["end_session_endpoint"], app.url("/oauth2/logout"));
 }
+
+/// Consent is remembered per client and scope; `/v1/auth/grants` lists it, and revoking it
+/// ends the app's tokens and asks again; `prompt=consent` asks even with a grant; a hint for
+/// another user asks for a sign-in.
+#[tokio::test]
+async fn consent_is_remembered_listed_and_revoked_with_every_token_of_the_app() {
+    let app = provider().await;
+    let (id, secret) = client(&app, json!({ "name": "Wiki", "redirect_uris": [REDIRECT] })).await;
+    let secret = secret.unwrap();
+    app.signed_in("ada@example.com").await;
+    let mut browser = Browser::new(&app);
+    let narrow = [("scope", "openid email")];
+    let login = location(&browser.get(&authorize_url(&id, &narrow)).await);
+    let consent_url = location(&sign_in(&mut browser, &login, "ada@example.com").await);
+    let back = consent(&mut browser, &consent_url, "allow").await;
+    let code = query(&back)["code"].clone();
+    let tokens: Value = common::ok_json(redeem(&app, &id, &secret, &code, VERIFIER).await).await;
+
+    // The grant covers these scopes: no page, and prompt=none answers with a code.
+    for extra in [&narrow[..], &[narrow[0], ("prompt", "none")][..]] {
+        let again = location(&browser.get(&authorize_url(&id, extra)).await);
+        assert!(query(&again).contains_key("code"), "{extra:?}: {again}");
+    }
+    // A wider request, or prompt=consent, asks again.
+    let wider = location(&browser.get(&authorize_url(&id, &[])).await);
+    assert!(wider.contains("/consent?interaction="), "{wider}");
+    let none = location(&browser.get(&authorize_url(&id, &[("prompt", "none")])).await);
+    assert_eq!(query(&none)["error"], "consent_required");
+    let forced =
+        location(&browser.get(&authorize_url(&id, &[narrow[0], ("prompt", "consent")])).await);
+    assert!(forced.contains("/consent?interaction="), "{forced}");
+
+    // Another user's ID token as a hint: sign in (again) as that user.
+    app.signed_in("bob@example.com").await;
+    let mut other = Browser::new(&app);
+    let login = location(&other.get(&authorize_url(&id, &narrow)).await);
+    let consent_url = location(&sign_in(&mut other, &login, "bob@example.com").await);
+    let code = query(&consent(&mut other, &consent_url, "allow").await)["code"].clone();
+    let bobs: Value = common::ok_json(redeem(&app, &id, &secret, &code, VERIFIER).await).await;
+    let hinted = authorize_url(&id, &[narrow[0], ("id_token_hint", str_of(&bobs, "id_token"))]);
+    let relogin = location(&browser.get(&hinted).await);
+    assert!(relogin.contains("/login?interaction="), "{relogin}");
+    let hinted_none = authorize_url(
+        &id,
+        &[narrow[0], ("prompt", "none"), ("id_token_hint", str_of(&bobs, "id_token"))],
+    );
+    assert_eq!(query(&location(&browser.get(&hinted_none).await))["error"], "login_required");
+
+    // The user's apps, and revoking one.
+    let me = app.logged_in("ada@example.com", PASSWORD).await;
+    let bearer = str_of(&me, "access_token");
+    let listed: Value = common::ok_json(app.get("/v1/auth/grants", bearer).await).await;
+    assert_eq!(listed["grants"][0]["client_id"], id.as_str());
+    assert_eq!(listed["grants"][0]["client_name"], "Wiki");
+    assert_eq!(listed["grants"][0]["scopes"], json!(["openid", "email"]));
+    assert_eq!(user_info(&app, str_of(&tokens, "access_token")).await.status(), StatusCode::OK);
+    let revoked =
+        app.request(Method::DELETE, &format!("/v1/auth/grants/{id}"), Some(bearer), None).await;
+    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        user_info(&app, str_of(&tokens, "access_token")).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let listed: Value = common::ok_json(app.get("/v1/auth/grants", bearer).await).await;
+    assert_eq!(listed["grants"], json!([]));
+    let again = location(&browser.get(&authorize_url(&id, &narrow)).await);
+    assert!(again.contains("/consent?interaction="), "asked again: {again}");
+    let missing =
+        app.request(Method::DELETE, &format!("/v1/auth/grants/{id}"), Some(bearer), None).await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    // Bob's grant is his own.
+    assert_eq!(user_info(&app, str_of(&bobs, "access_token")).await.status(), StatusCode::OK);
+}

@@ -17,7 +17,7 @@ use super::tokens::REQUEST_URI_PREFIX;
 use crate::audit::{Audit, AuditEvent, EventType, Outcome};
 use crate::auth::{AuthError, RequestContext, tokens};
 use crate::domain::{Clock, SessionId, Timestamp, UserId, chrono_duration};
-use crate::store::{ClientStore, Taken, TicketKind, TicketStore};
+use crate::store::{ClientStore, GrantStore, Taken, TicketKind, TicketStore};
 
 /// What the authorization endpoint depends on beyond its stores.
 #[derive(Clone, Debug)]
@@ -73,9 +73,13 @@ pub struct Pending {
     pub request: AuthorizationRequest,
     /// The client's name, as the pages show it.
     pub client_name: String,
-    /// Whether the user must sign in (again), and consent.
+    /// Whether the user must sign in (again); whether the client asks for consent (unless a
+    /// grant of the user already covers the scopes); whether the request asks for it anyway
+    /// (`prompt=consent`).
     pub login: bool,
     pub consent: bool,
+    #[serde(default)]
+    pub forced_consent: bool,
     /// Who signed in for it, once someone did.
     pub signed_in: Option<(UserId, SessionId)>,
     /// The hash of the cookie of the browser that started it.
@@ -105,6 +109,7 @@ const USED_CODE_KEPT: Duration = Duration::from_secs(3_600);
 pub struct Authorization {
     pub(in crate::auth) clients: Arc<dyn ClientStore>,
     pub(in crate::auth) tickets: Arc<dyn TicketStore>,
+    pub(in crate::auth) grants: Arc<dyn GrantStore>,
     pub(in crate::auth) audit: Audit,
     /// Checks an `id_token_hint`.
     pub(in crate::auth) access: Arc<crate::crypto::AccessTokens>,
@@ -208,10 +213,22 @@ impl Authorization {
                 i64::try_from(max_age).is_ok_and(|max_age| age >= max_age)
             })
         };
-        let login = who.is_none_or(|who| stale(&who))
+        // A hint naming another user than the browser's asks for a sign-in as that one.
+        let hinted = request
+            .id_token_hint
+            .as_deref()
+            .map(|hint| self.access.id_token_hint(hint).and_then(|h| UserId::parse(&h.sub)));
+        let other_user = |who: &SignedIn| hinted.is_some_and(|hinted| hinted != Some(who.user));
+        let login = who.is_none_or(|who| stale(&who) || other_user(&who))
             || request.prompt.iter().any(|p| matches!(p, Prompt::Login | Prompt::SelectAccount));
-        let consent =
-            client.consent == Consent::Required || request.prompt.contains(&Prompt::Consent);
+        let forced_consent = request.prompt.contains(&Prompt::Consent);
+        let asks = client.consent == Consent::Required;
+        let consent = match who {
+            Some(who) if !login => {
+                self.needs_consent(asks, forced_consent, who.user, &request).await?
+            }
+            _ => asks || forced_consent,
+        };
         if request.prompt.contains(&Prompt::None) {
             let refused = if login {
                 Some(("login_required", "the user must sign in"))
@@ -237,7 +254,8 @@ impl Authorization {
                     request,
                     client_name: client.name.clone(),
                     login,
-                    consent,
+                    consent: asks,
+                    forced_consent,
                     signed_in,
                     binding: binding_hash(binding),
                     expires_at: now + chrono_duration(self.settings.interaction_ttl),
@@ -299,7 +317,8 @@ impl Authorization {
         who: SignedIn,
     ) -> Result<Option<Next>, AuthError> {
         let Some(mut pending) = self.take(id, binding).await? else { return Ok(None) };
-        if pending.consent {
+        let (asks, forced) = (pending.consent, pending.forced_consent);
+        if self.needs_consent(asks, forced, who.user, &pending.request).await? {
             pending.login = false;
             pending.signed_in = Some((who.user, who.session));
             return self.hand_to_page(&pending).await.map(|page| Some(Next::Page(page)));
@@ -336,7 +355,27 @@ impl Authorization {
         self.issue_code(request, who).await.map(|answer| Some(Next::Client(answer)))
     }
 
-    /// A code for `who`, bound to everything the request said (RFC 6749 §4.1.2).
+    /// Whether the consent page must be shown: the request asks for it, or the client does and
+    /// the user's grant to it does not cover every scope asked for.
+    async fn needs_consent(
+        &self,
+        asks: bool,
+        forced: bool,
+        user: UserId,
+        request: &AuthorizationRequest,
+    ) -> Result<bool, AuthError> {
+        if forced {
+            return Ok(true);
+        }
+        if !asks {
+            return Ok(false);
+        }
+        let grant = self.grants.grant(user, &request.client_id).await?;
+        Ok(!grant.is_some_and(|g| request.scopes.iter().all(|s| g.scopes.contains(s))))
+    }
+
+    /// A code for `who`, bound to everything the request said (RFC 6749 §4.1.2). The grant
+    /// records the scopes (merged with earlier ones), so the user's apps list it.
     async fn issue_code(
         &self,
         request: AuthorizationRequest,
@@ -359,6 +398,7 @@ impl Authorization {
         let key = tokens::hash_token(&code);
         self.tickets.put_ticket(TicketKind::Code, &key, &value, keep_until, now).await?;
         let request = grant.request;
+        self.grants.put_grant(who.user, &request.client_id, &request.scopes, now).await?;
         let mut params = vec![("code", code)];
         params.extend(request.state.map(|state| ("state", state)));
         params.push(("iss", self.settings.issuer.clone()));

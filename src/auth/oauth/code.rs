@@ -325,6 +325,10 @@ impl ClientEndpoints {
         if !scopes.contains(&"openid") {
             return Err(UserInfoError::InsufficientScope);
         }
+        // A deleted client's tokens end with it.
+        if self.clients.client(&claims.client_id).await?.is_none() {
+            return Err(UserInfoError::InvalidToken);
+        }
         let record = self.users.user_by_id(user).await?;
         let Some(record) = record.filter(|u| !u.disabled) else {
             return Err(UserInfoError::InvalidToken);

@@ -6,6 +6,7 @@ mod browser;
 mod clients;
 mod code;
 mod error;
+mod grants;
 mod logout;
 mod refresh;
 mod registration;
@@ -20,6 +21,7 @@ pub use clients::{
 };
 pub use code::{UserClaims, UserInfo, UserInfoError};
 pub use error::OAuthError;
+pub use grants::{GrantView, Grants};
 pub use logout::Logout;
 pub use registration::{
     ClientSettings, ClientType, ClientUpdate, Consent, GrantType, IdTokenAlg, NewClient,

@@ -319,8 +319,10 @@ impl ClientEndpoints {
         let Some(claims) = self.access.introspect(token) else {
             return Ok(Introspection::default());
         };
-        // A client's own token lives as long as its client; a user's, as long as its session.
-        if claims.sid.is_none() && self.clients.client(&claims.client_id).await?.is_none() {
+        // A client's token lives as long as its client (the first party's, as long as the
+        // service); a user's, as long as its session too.
+        let first_party = claims.client_id == self.access.first_party();
+        if !first_party && self.clients.client(&claims.client_id).await?.is_none() {
             return Ok(Introspection::default());
         }
         if let Some(sid) = &claims.sid {

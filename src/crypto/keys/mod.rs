@@ -305,6 +305,11 @@ impl AccessTokens {
         self.ttl
     }
 
+    /// `CLIENT_ID`: the first party's own client, whose tokens open the account API.
+    pub fn first_party(&self) -> &str {
+        &self.client_id
+    }
+
     /// Signs an access token for a session.
     pub fn issue(
         &self,
