@@ -104,6 +104,7 @@ mod backends {
 
     /// A session store, named, with a user store for its users and the owner of both.
     pub type SessionBackend = (&'static str, Arc<dyn SessionStore>, Arc<dyn UserStore>, Owner);
+    pub type GrantBackend = (&'static str, Arc<dyn GrantStore>, Arc<dyn UserStore>, Owner);
 
     /// Session stores, each with a user store that can hold the sessions' users (the SQL
     /// schema requires them; Redis takes any user id, so the embedded database serves).
@@ -120,9 +121,8 @@ mod backends {
     }
 
     /// Grant stores: wherever sessions live, each with the users its SQL rows refer to.
-    pub async fn grants() -> Vec<(&'static str, Arc<dyn GrantStore>, Arc<dyn UserStore>, Owner)> {
-        let mut all: Vec<(&'static str, Arc<dyn GrantStore>, Arc<dyn UserStore>, Owner)> =
-            Vec::new();
+    pub async fn grants() -> Vec<GrantBackend> {
+        let mut all: Vec<GrantBackend> = Vec::new();
         for (name, store, owner) in sql().await {
             all.push((name, store.clone(), store, owner));
         }
