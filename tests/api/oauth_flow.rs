@@ -680,16 +680,6 @@ async fn a_clients_refresh_token_rotates_is_bound_to_it_and_its_reuse_ends_the_g
     assert_ne!(rotated, refresh);
     assert_eq!(user_info(&app, str_of(&second, "access_token")).await.status(), StatusCode::OK);
 
-    // The spent token again: refused, and the grant ends (its successor and access token too).
-    let reused = refresh_at(&app, &id, &secret, &refresh, None).await;
-    assert_eq!(reused.json::<Value>().await.unwrap()["error"], "invalid_grant");
-    let after = refresh_at(&app, &id, &secret, &rotated, None).await;
-    assert_eq!(after.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(
-        user_info(&app, str_of(&second, "access_token")).await.status(),
-        StatusCode::UNAUTHORIZED
-    );
-
     // A grant session is listed with its client, and the browser's as a browser's.
     let me = app.logged_in("ada@example.com", PASSWORD).await;
     let listed = app.get("/v1/auth/sessions", str_of(&me, "access_token")).await;
@@ -701,6 +691,26 @@ async fn a_clients_refresh_token_rotates_is_bound_to_it_and_its_reuse_ends_the_g
         .map(|s| s["kind"].as_str().unwrap())
         .collect();
     assert!(kinds.contains(&"browser") && kinds.contains(&"api"), "{listed}");
+    let sessions = listed["sessions"].as_array().unwrap();
+    assert!(sessions.iter().any(|s| s["client_id"] == id.as_str()), "{listed}");
+
+    // An offline grant outlives the browser's sign-in session.
+    let signed_out = browser.get("/oauth2/logout?id_token_hint=".to_owned().as_str()).await;
+    assert_eq!(signed_out.status(), StatusCode::OK, "no hint: the confirmation page");
+    let html = signed_out.text().await.unwrap();
+    browser.submit(&html, &[]).await;
+    assert!(!browser.cookies.contains_key("__Host-portcullis_session"));
+    assert_eq!(user_info(&app, str_of(&second, "access_token")).await.status(), StatusCode::OK);
+
+    // The spent token again: refused, and the grant ends (its successor and access token too).
+    let reused = refresh_at(&app, &id, &secret, &refresh, None).await;
+    assert_eq!(reused.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    let after = refresh_at(&app, &id, &secret, &rotated, None).await;
+    assert_eq!(after.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        user_info(&app, str_of(&second, "access_token")).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 /// RP-Initiated Logout: a valid `id_token_hint` ends the browser's session at once and returns
@@ -754,8 +764,12 @@ async fn rp_initiated_logout_redirects_only_to_a_registered_address() {
         query(&location(&browser.get(&authorize_url(&id, &[])).await)).contains_key("code"),
         "the page ended nothing"
     );
+    let first_access = str_of(&tokens, "access_token").to_owned();
+    assert_eq!(user_info(&app, &first_access).await.status(), StatusCode::OK);
     let done = location(&browser.submit(&html, &[]).await);
     assert_eq!(done, format!("{back}?state=s1"));
+    // The grants the sign-in made without offline_access end with it.
+    assert_eq!(user_info(&app, &first_access).await.status(), StatusCode::UNAUTHORIZED);
     assert!(!browser.cookies.contains_key("__Host-portcullis_session"));
     let again = location(&browser.get(&authorize_url(&id, &[])).await);
     assert!(again.contains("/login?interaction="), "{again}");
@@ -776,6 +790,8 @@ async fn rp_initiated_logout_redirects_only_to_a_registered_address() {
             .await,
     );
     assert_eq!(done, format!("{back}?state=s2"));
+    let access = str_of(&tokens, "access_token");
+    assert_eq!(user_info(&app, access).await.status(), StatusCode::UNAUTHORIZED);
     let again = location(&browser.get(&authorize_url(&id, &[])).await);
     assert!(again.contains("/login?interaction="), "{again}");
     // An access token is not an ID token hint.

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::grants::end_grant_sessions;
 use crate::audit::{Audit, AuditEvent, EventType, Outcome};
 use crate::auth::{AuthError, RequestContext, tokens};
 use crate::domain::{Amr, Clock, SessionId, Timestamp, UserId, chrono_duration};
-use crate::store::{SessionStore, Taken, TicketKind, TicketStore};
+use crate::store::{SessionKind, SessionStore, Taken, TicketKind, TicketStore};
 
 /// Who a browser is signed in as, and how.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,7 +73,8 @@ impl BrowserSessions {
         }))
     }
 
-    /// Ends the cookie and the session it stands for (a sign-out, recorded as a logout).
+    /// Ends the cookie and the session it stands for (a sign-out, recorded as a logout), and
+    /// the grants it made without `offline_access`.
     pub async fn end(
         &self,
         context: &RequestContext,
@@ -85,9 +87,20 @@ impl BrowserSessions {
             && let Some(who) = signed_in
             && self.sessions.revoke_session(who.user, who.session, now).await?
         {
+            let made_here = |kind: &SessionKind| match kind {
+                SessionKind::Grant { parent, scope, .. } => {
+                    *parent == Some(who.session) && !scope.split(' ').any(|s| s == "offline_access")
+                }
+                _ => false,
+            };
+            let grants =
+                end_grant_sessions(self.sessions.as_ref(), who.user, made_here, now).await?;
             let event = AuditEvent::new(EventType::Logout, Outcome::Success, context, now)
                 .user(who.user)
-                .detail(format!("browser session {} ended", who.session));
+                .detail(format!(
+                    "browser session {} ended with {grants} of its grants",
+                    who.session
+                ));
             self.audit.record(event).await?;
         }
         Ok(signed_in)

@@ -9,7 +9,7 @@ use super::registration::ClientSettings;
 use crate::audit::{Audit, AuditEvent, EventType, Outcome};
 use crate::auth::{AuthError, Budgets, Principal, RequestContext};
 use crate::domain::{Clock, Timestamp, UserId};
-use crate::store::{ClientStore, GrantStore, SessionCursor, SessionStore};
+use crate::store::{ClientStore, GrantStore, SessionCursor, SessionKind, SessionStore};
 
 /// An app the user has authorised.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -71,7 +71,10 @@ impl Grants {
     ) -> Result<(), AuthError> {
         self.budgets.limit_read(context, principal).await?;
         let forgotten = self.grants.delete_grant(principal.user, client_id).await?;
-        let ended = self.end_sessions_of(principal.user, client_id).await?;
+        let now = self.clock.now();
+        let of_client = |kind: &SessionKind| kind.client() == Some(client_id);
+        let ended =
+            end_grant_sessions(self.sessions.as_ref(), principal.user, of_client, now).await?;
         if !forgotten && ended == 0 {
             return Err(AuthError::NotFound);
         }
@@ -83,26 +86,29 @@ impl Grants {
         self.audit.record(event).await?;
         Ok(())
     }
+}
 
-    /// Ends the user's grant sessions of `client_id`; how many.
-    async fn end_sessions_of(&self, user: UserId, client_id: &str) -> Result<u64, AuthError> {
-        let now = self.clock.now();
-        let (mut ended, mut after) = (0, None);
-        loop {
-            let page = self.sessions.sessions_of(user, now, after.as_ref(), SESSIONS_PAGE).await?;
-            for session in &page {
-                if session.kind.client() == Some(client_id)
-                    && self.sessions.revoke_session(user, session.id, now).await?
-                {
-                    ended += 1;
-                }
+/// Ends the user's sessions whose kind `ends` picks; how many. A user holds at most
+/// `MAX_SESSIONS_PER_USER` sessions, read a page at a time.
+pub(super) async fn end_grant_sessions(
+    sessions: &dyn SessionStore,
+    user: UserId,
+    ends: impl Fn(&SessionKind) -> bool,
+    now: Timestamp,
+) -> Result<u64, AuthError> {
+    let (mut ended, mut after) = (0, None);
+    loop {
+        let page = sessions.sessions_of(user, now, after.as_ref(), SESSIONS_PAGE).await?;
+        for session in &page {
+            if ends(&session.kind) && sessions.revoke_session(user, session.id, now).await? {
+                ended += 1;
             }
-            match page.last() {
-                Some(last) if page.len() == SESSIONS_PAGE as usize => {
-                    after = Some(SessionCursor { created_at: last.created_at, id: last.id });
-                }
-                _ => return Ok(ended),
+        }
+        match page.last() {
+            Some(last) if page.len() == SESSIONS_PAGE as usize => {
+                after = Some(SessionCursor { created_at: last.created_at, id: last.id });
             }
+            _ => return Ok(ended),
         }
     }
 }
