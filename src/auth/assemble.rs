@@ -229,6 +229,7 @@ impl UseCases {
             clients: stores.clients.clone(),
             tickets: stores.tickets.clone(),
             grants: stores.grants.clone(),
+            budgets: budgets.clone(),
             audit: audit.clone(),
             access: access.clone(),
             clock: clock.clone(),

@@ -60,10 +60,10 @@ pub use notify::Notifier;
 pub use oauth::{
     AuthenticatedClient, Authorization, AuthorizeSettings, BrowserSessions, ClientAnswer,
     ClientCredentials, ClientEndpoints, ClientPage, ClientSecret, ClientSettings, ClientType,
-    ClientUpdate, ClientView, Clients, Consent, FileClient, FileSecret, GrantSettings, GrantType,
-    GrantView, Grants, IdTokenAlg, Introspection, Logout, MAX_CLIENTS_PAGE, NewClient, Next,
-    OAuthError, Pending, PushedRequest, ResponseMode, SignedIn, TokenResponse, UserClaims,
-    UserInfo, UserInfoError,
+    ClientUpdate, ClientView, Clients, Consent, Decided, FileClient, FileSecret, GrantSettings,
+    GrantType, GrantView, Grants, IdTokenAlg, InteractionClient, InteractionView, Introspection,
+    Logout, MAX_CLIENTS_PAGE, NewClient, Next, OAuthError, Pending, PushedRequest, Redirect,
+    ResponseMode, SignedIn, TokenResponse, UserClaims, UserInfo, UserInfoError,
 };
 pub use passwords::Passwords;
 pub use recovery::Recovery;

@@ -5,10 +5,10 @@ use std::time::Duration;
 use secrecy::SecretSlice;
 use serde::{Deserialize, Serialize};
 
-use super::ConfigError;
 use super::formats::{
     duration, masked, non_empty, on_off, optional_path, optional_positive_duration, value_format,
 };
+use super::{ConfigError, Shown};
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
@@ -51,6 +51,10 @@ pub struct Tokens {
     /// How long a login or consent page may take.
     #[serde(rename = "interaction_ttl", with = "duration")]
     pub interaction_ttl: Duration,
+    /// The team's own login page, which completes interactions through the JSON API; unset:
+    /// the built-in pages.
+    #[serde(rename = "login_ui_url", with = "optional_url")]
+    pub login_ui_url: Option<String>,
 }
 
 impl Default for Tokens {
@@ -70,6 +74,7 @@ impl Default for Tokens {
             clients_file: None,
             authorization_code_ttl: Duration::from_secs(60),
             interaction_ttl: Duration::from_secs(600),
+            login_ui_url: None,
         }
     }
 }
@@ -108,4 +113,16 @@ value_format!(
         }
     }),
     masked
+);
+
+value_format!(
+    /// An absolute http(s) URL without a fragment, or unset.
+    optional_url: Option<String> = optional(|value| {
+        let web = value.starts_with("https://") || value.starts_with("http://");
+        match url::Url::parse(value) {
+            Ok(url) if web && url.fragment().is_none() && url.host().is_some() => Ok(value.to_owned()),
+            _ => Err("must be an absolute http(s) URL without a fragment".to_owned()),
+        }
+    }),
+    |v| Shown::Value(v.clone().unwrap_or_default())
 );

@@ -15,6 +15,7 @@ mod factors;
 mod grants;
 mod guard;
 mod head;
+mod interactions;
 pub mod limits;
 mod middleware;
 mod oauth;
@@ -146,6 +147,9 @@ fn api_routes() -> Vec<UtoipaMethodRouter<AppState>> {
         routes!(oauth::par),
         routes!(oauth::revoke),
         routes!(pages::end_session_get, pages::end_session_post),
+        routes!(interactions::interaction),
+        routes!(interactions::accept),
+        routes!(interactions::reject),
         routes!(operations::authorization_server_metadata),
         routes!(operations::jwks),
         routes!(operations::discovery),
@@ -162,6 +166,7 @@ fn page_routes() -> Router<AppState> {
         .route("/login", get(pages::login_page).post(pages::submit_login))
         .route("/consent", get(pages::consent_page).post(pages::decide_consent))
         .route("/logout", get(pages::end_session_get).post(pages::confirm_logout))
+        .route("/login/resume", get(interactions::resume))
         .route("/assets/{name}", get(pages::asset))
 }
 

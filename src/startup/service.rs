@@ -152,7 +152,7 @@ fn auth_settings(settings: &Settings) -> AuthSettings {
             issuer: settings.tokens.issuer.trim_end_matches('/').to_owned(),
             code_ttl: settings.tokens.authorization_code_ttl,
             interaction_ttl: settings.tokens.interaction_ttl,
-            login_ui_url: None,
+            login_ui_url: settings.tokens.login_ui_url.clone(),
         },
     }
 }

@@ -882,3 +882,69 @@ async fn consent_is_remembered_listed_and_revoked_with_every_token_of_the_app() 
     // Bob's grant is his own.
     assert_eq!(user_info(&app, str_of(&bobs, "access_token")).await.status(), StatusCode::OK);
 }
+
+/// `LOGIN_UI_URL`: the team's own login page reads the interaction, signs the user in with
+/// the JSON API and accepts; the browser that started the authorization finishes it, and no
+/// other browser can.
+#[tokio::test]
+async fn a_login_page_of_the_teams_own_completes_the_authorization_in_its_browser_only() {
+    let address = common::free_port();
+    let issuer = format!("http://{address}");
+    let app = spawn_with(&[
+        ("PORTCULLIS_BIND", &address.to_string()),
+        ("PORTCULLIS_ISSUER", &issuer),
+        ("PORTCULLIS_LOGIN_UI_URL", "https://login.example/signin"),
+    ])
+    .await;
+    let (id, secret) = client(&app, json!({ "name": "Wiki", "redirect_uris": [REDIRECT] })).await;
+    let pair = app.signed_in("ada@example.com").await;
+    let bearer = str_of(&pair, "access_token");
+    let mut browser = Browser::new(&app);
+    let start = authorize_url(&id, &[("login_hint", "ada@example.com")]);
+    let ui = location(&browser.get(&start).await);
+    assert!(ui.starts_with("https://login.example/signin?interaction="), "{ui}");
+    let interaction = query(&ui)["interaction"].clone();
+    let path = format!("/v1/oauth/interactions/{interaction}");
+    let view: Value = common::ok_json(app.client.get(app.url(&path)).send().await.unwrap()).await;
+    assert_eq!(view["client"]["name"], "Wiki");
+    assert_eq!(view["prompt"], json!(["login", "consent"]));
+    assert_eq!(view["login_hint"], "ada@example.com");
+    assert_eq!(view["scopes"], json!(["openid", "email", "profile"]));
+
+    let accept_path = format!("{path}/accept");
+    let accept = |body: Value| app.request(Method::POST, &accept_path, Some(bearer), Some(body));
+    common::assert_problem(accept(json!({})).await, StatusCode::CONFLICT, "conflict").await;
+    let unauthenticated = app.post(&format!("{path}/accept"), json!({ "consent": true })).await;
+    assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
+    let accepted: Value = common::ok_json(accept(json!({ "consent": true })).await).await;
+    let redirect_to = str_of(&accepted, "redirect_to").to_owned();
+    assert!(redirect_to.starts_with(&format!("{issuer}/login/resume?")), "{redirect_to}");
+    // Single use.
+    let twice = accept(json!({ "consent": true })).await;
+    assert_eq!(twice.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.client.get(app.url(&path)).send().await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // Planted in another browser: refused, and left to its own browser.
+    let mut victim = Browser::new(&app);
+    assert_eq!(victim.get(&redirect_to).await.status(), StatusCode::BAD_REQUEST);
+    assert!(!victim.cookies.contains_key("__Host-portcullis_session"));
+    let back = location(&browser.get(&redirect_to).await);
+    let code = query(&back)["code"].clone();
+    let tokens: Value =
+        common::ok_json(redeem(&app, &id, &secret.unwrap(), &code, VERIFIER).await).await;
+    assert_eq!(claims(str_of(&tokens, "id_token"))["sub"], claims(bearer)["sub"]);
+    // Signed in now, with the grant: no page.
+    let again = location(&browser.get(&start).await);
+    assert!(query(&again).contains_key("code"), "{again}");
+
+    // Reject: access_denied at the client.
+    let mut other = Browser::new(&app);
+    let ui = location(&other.get(&start).await);
+    let path = format!("/v1/oauth/interactions/{}/reject", query(&ui)["interaction"]);
+    let rejected: Value = common::ok_json(app.post(&path, json!({})).await).await;
+    let denied = location(&other.get(str_of(&rejected, "redirect_to")).await);
+    assert_eq!(query(&denied)["error"], "access_denied");
+}

@@ -110,6 +110,7 @@ pub struct Authorization {
     pub(in crate::auth) clients: Arc<dyn ClientStore>,
     pub(in crate::auth) tickets: Arc<dyn TicketStore>,
     pub(in crate::auth) grants: Arc<dyn GrantStore>,
+    pub(in crate::auth) budgets: Arc<crate::auth::Budgets>,
     pub(in crate::auth) audit: Audit,
     /// Checks an `id_token_hint`.
     pub(in crate::auth) access: Arc<crate::crypto::AccessTokens>,
@@ -120,6 +121,11 @@ pub struct Authorization {
 impl Authorization {
     pub fn issuer(&self) -> &str {
         &self.settings.issuer
+    }
+
+    /// The address's budget of the interaction API (as large as the reads').
+    pub async fn admit(&self, context: &RequestContext) -> Result<(), AuthError> {
+        self.budgets.limit_client_address(context).await
     }
 
     /// Checks a request (its parameters, or the pushed request its `request_uri` names) and
@@ -285,27 +291,43 @@ impl Authorization {
 
     /// The interaction `id`, if it is waiting and belongs to this browser; it stays waiting.
     pub async fn pending(&self, id: &str, binding: &str) -> Result<Option<Pending>, AuthError> {
+        Ok(self.read_pending(id).await?.filter(|p| bound_to(p, binding)))
+    }
+
+    /// The interaction `id`, if it is waiting, whichever browser started it.
+    pub(super) async fn read_pending(&self, id: &str) -> Result<Option<Pending>, AuthError> {
         if !tokens::is_well_formed(id) {
             return Ok(None);
         }
         let key = tokens::hash_token(id);
         let value =
             self.tickets.read_ticket(TicketKind::Interaction, &key, self.clock.now()).await?;
-        Ok(value
-            .and_then(|v| serde_json::from_slice::<Pending>(&v).ok())
-            .filter(|p| bound_to(p, binding)))
+        Ok(value.and_then(|v| serde_json::from_slice::<Pending>(&v).ok()))
     }
 
     /// Takes the interaction `id` for this browser: `None` once it was taken, or elsewhere.
     async fn take(&self, id: &str, binding: &str) -> Result<Option<Pending>, AuthError> {
+        Ok(self.take_any(id).await?.filter(|p| bound_to(p, binding)))
+    }
+
+    /// Takes the interaction `id`, whichever browser started it.
+    pub(super) async fn take_any(&self, id: &str) -> Result<Option<Pending>, AuthError> {
+        let Some(value) = self.take_ticket(id).await? else { return Ok(None) };
+        Ok(serde_json::from_slice::<Pending>(&value).ok())
+    }
+
+    /// Takes the interaction ticket `id`: its value, once.
+    pub(super) async fn take_ticket(&self, id: &str) -> Result<Option<Vec<u8>>, AuthError> {
         if !tokens::is_well_formed(id) {
             return Ok(None);
         }
         let key = tokens::hash_token(id);
         let taken =
             self.tickets.take_ticket(TicketKind::Interaction, &key, self.clock.now()).await?;
-        let Taken::First(value) = taken else { return Ok(None) };
-        Ok(serde_json::from_slice::<Pending>(&value).ok().filter(|p| bound_to(p, binding)))
+        Ok(match taken {
+            Taken::First(value) => Some(value),
+            Taken::Again(_) | Taken::Missing => None,
+        })
     }
 
     /// The login page signed `who` in for the interaction `id`: on to consent, or the code.
@@ -340,24 +362,42 @@ impl Authorization {
         if pending.login || pending.signed_in != Some((who.user, who.session)) {
             return Ok(None);
         }
-        let request = pending.request;
-        if !allow {
-            let error = OAuthError::refused_with("access_denied", "the user denied the request");
-            let (uri, state, mode) = (request.redirect_uri, request.state, request.response_mode);
-            return Ok(Some(Next::Client(self.error_answer(error, uri, state, mode))));
+        self.decided(context, pending.request, who, Some(allow)).await.map(Some)
+    }
+
+    /// `access_denied`, for the client.
+    pub(super) fn denied(&self, request: AuthorizationRequest) -> Next {
+        let error = OAuthError::refused_with("access_denied", "the user denied the request");
+        let (uri, state, mode) = (request.redirect_uri, request.state, request.response_mode);
+        Next::Client(self.error_answer(error, uri, state, mode))
+    }
+
+    /// The end of an interaction: `access_denied` when the user denied, else the code (with
+    /// the consent recorded when the user gave it).
+    pub(super) async fn decided(
+        &self,
+        context: &RequestContext,
+        request: AuthorizationRequest,
+        who: SignedIn,
+        consent: Option<bool>,
+    ) -> Result<Next, AuthError> {
+        if consent == Some(false) {
+            return Ok(self.denied(request));
         }
-        let now = self.clock.now();
-        let event = AuditEvent::new(EventType::ConsentGranted, Outcome::Success, context, now)
-            .user(who.user)
-            .client(&request.client_id)
-            .detail(request.scopes.join(" "));
-        self.audit.record(event).await?;
-        self.issue_code(request, who).await.map(|answer| Some(Next::Client(answer)))
+        if consent == Some(true) {
+            let now = self.clock.now();
+            let event = AuditEvent::new(EventType::ConsentGranted, Outcome::Success, context, now)
+                .user(who.user)
+                .client(&request.client_id)
+                .detail(request.scopes.join(" "));
+            self.audit.record(event).await?;
+        }
+        self.issue_code(request, who).await.map(Next::Client)
     }
 
     /// Whether the consent page must be shown: the request asks for it, or the client does and
     /// the user's grant to it does not cover every scope asked for.
-    async fn needs_consent(
+    pub(super) async fn needs_consent(
         &self,
         asks: bool,
         forced: bool,
@@ -435,7 +475,7 @@ fn binding_hash(binding: &str) -> String {
 
 /// Whether `pending` was started by the browser whose cookie is `binding` (compared in
 /// constant time: the hash is of a secret).
-fn bound_to(pending: &Pending, binding: &str) -> bool {
+pub(super) fn bound_to(pending: &Pending, binding: &str) -> bool {
     use subtle::ConstantTimeEq;
     bool::from(pending.binding.as_bytes().ct_eq(binding_hash(binding).as_bytes()))
 }

@@ -7,6 +7,7 @@ mod clients;
 mod code;
 mod error;
 mod grants;
+mod interactions;
 mod logout;
 mod refresh;
 mod registration;
@@ -22,6 +23,7 @@ pub use clients::{
 pub use code::{UserClaims, UserInfo, UserInfoError};
 pub use error::OAuthError;
 pub use grants::{GrantView, Grants};
+pub use interactions::{Decided, InteractionClient, InteractionView, Redirect};
 pub use logout::Logout;
 pub use registration::{
     ClientSettings, ClientType, ClientUpdate, Consent, GrantType, IdTokenAlg, NewClient,

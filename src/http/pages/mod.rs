@@ -9,7 +9,7 @@
 
 mod assets;
 mod authorize;
-mod cookies;
+pub mod cookies;
 mod login;
 mod logout;
 
@@ -22,7 +22,9 @@ use crate::auth::AuthError;
 use crate::error::{ApiError, InternalCause};
 
 pub use assets::asset;
-pub use authorize::{__path_authorize_get, __path_authorize_post, authorize_get, authorize_post};
+pub use authorize::{
+    __path_authorize_get, __path_authorize_post, authorize_get, authorize_post, respond,
+};
 pub use login::{consent_page, decide_consent, login_page, submit_login};
 pub use logout::{
     __path_end_session_get, __path_end_session_post, confirm_logout, end_session_get,
