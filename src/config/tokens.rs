@@ -55,13 +55,16 @@ pub struct Tokens {
     /// the built-in pages.
     #[serde(rename = "login_ui_url", with = "optional_url")]
     pub login_ui_url: Option<String>,
+    /// The service's name as people see it: on the pages and in `otpauth` labels.
+    #[serde(rename = "brand_name", with = "non_empty")]
+    pub brand_name: String,
 }
 
 impl Default for Tokens {
     fn default() -> Self {
         Self {
             secret: None,
-            issuer: "portcullis".to_owned(),
+            issuer: "http://localhost:8080".to_owned(),
             audience: "portcullis".to_owned(),
             client_id: "portcullis".to_owned(),
             access_ttl: Duration::from_secs(15 * 60),
@@ -75,13 +78,45 @@ impl Default for Tokens {
             authorization_code_ttl: Duration::from_secs(60),
             interaction_ttl: Duration::from_secs(600),
             login_ui_url: None,
+            brand_name: "portcullis".to_owned(),
         }
     }
 }
 
+/// Whether `issuer` is a URL the OpenID provider can be reached at: https, or http on a loopback
+/// host, with a host, and without userinfo, query or fragment.
+fn is_public_url(issuer: &str) -> bool {
+    let Ok(url) = url::Url::parse(issuer) else { return false };
+    let loopback = matches!(
+        url.host(),
+        Some(url::Host::Domain("localhost"))
+            | Some(url::Host::Ipv4(std::net::Ipv4Addr::LOCALHOST))
+            | Some(url::Host::Ipv6(std::net::Ipv6Addr::LOCALHOST))
+    );
+    (url.scheme() == "https" || (url.scheme() == "http" && loopback))
+        && url.host().is_some()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.query().is_none()
+        && url.fragment().is_none()
+}
+
 impl Tokens {
+    /// Whether `ISSUER` is the service's URL: the OpenID provider and the pages are on; a name
+    /// turns them off.
+    pub fn provider(&self) -> bool {
+        is_public_url(&self.issuer)
+    }
+
     /// An access token lives a while, and a refresh token at least as long.
     pub(super) fn check(&self) -> Result<(), ConfigError> {
+        if self.issuer.contains("://") && !is_public_url(&self.issuer) {
+            return Err(ConfigError::new(
+                "ISSUER",
+                "must be an https URL, or http on a loopback host (localhost, 127.0.0.1, [::1]), \
+                 without a query or fragment; or a name, which turns the OpenID provider off",
+            ));
+        }
         if self.access_ttl.is_zero() {
             return Err(ConfigError::new("ACCESS_TOKEN_TTL", "must be longer than 0s"));
         }

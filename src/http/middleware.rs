@@ -255,6 +255,20 @@ pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
     response
 }
 
+/// The paths of the OpenID provider and its pages, which a service whose `ISSUER` is a name does
+/// not serve.
+const PROVIDER_PATHS: [&str; 6] =
+    ["/oauth2/", "/v1/oauth/", "/login", "/consent", "/logout", "/assets/"];
+
+/// Answers 404 on the provider's paths, as for any path that is not served.
+pub async fn without_provider(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if PROVIDER_PATHS.iter().any(|prefix| path.starts_with(prefix)) {
+        return crate::http::operations::not_found().await.into_response();
+    }
+    next.run(request).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

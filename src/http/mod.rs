@@ -214,8 +214,12 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
         api = api.routes(metrics_route());
     }
     let (routes, _) = api.split_for_parts();
+    let mut routes = routes.merge(page_routes());
+    if !state.authorization.provider() {
+        // `ISSUER` is a name: the provider and its pages are not there.
+        routes = routes.layer(axum::middleware::from_fn(middleware::without_provider));
+    }
     let routes = routes
-        .merge(page_routes())
         .fallback(operations::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(

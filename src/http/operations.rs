@@ -11,7 +11,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::openapi::problems;
-use crate::auth::Sessions;
+use crate::auth::{Authorization, Sessions};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::store::Health;
@@ -54,8 +54,12 @@ pub async fn jwks(State(sessions): State<Arc<Sessions>>) -> impl IntoResponse {
         are never taken from the request.",
     responses((status = 200, description = "The discovery document", body = Object), NoProblems),
 )]
-pub async fn discovery(State(sessions): State<Arc<Sessions>>) -> impl IntoResponse {
-    (key_cache(&sessions), Json(discovery_document(sessions.access_tokens().issuer())))
+pub async fn discovery(
+    State(sessions): State<Arc<Sessions>>,
+    State(authorization): State<Arc<Authorization>>,
+) -> impl IntoResponse {
+    let issuer = sessions.access_tokens().issuer();
+    (key_cache(&sessions), Json(discovery_document(issuer, authorization.provider())))
 }
 
 /// GET /.well-known/oauth-authorization-server: RFC 8414's name for the same document.
@@ -65,14 +69,51 @@ pub async fn discovery(State(sessions): State<Arc<Sessions>>) -> impl IntoRespon
     responses((status = 200, description = "The discovery document", body = Object), NoProblems),
 )]
 pub async fn authorization_server_metadata(
-    State(sessions): State<Arc<Sessions>>,
+    sessions: State<Arc<Sessions>>,
+    authorization: State<Arc<Authorization>>,
 ) -> impl IntoResponse {
-    discovery(State(sessions)).await
+    discovery(sessions, authorization).await
 }
 
 /// The discovery document (OpenID Connect Discovery 1.0, RFC 8414): what exists, at the
-/// addresses `issuer` gives.
-fn discovery_document(issuer: &str) -> serde_json::Value {
+/// addresses `issuer` gives. With the provider off (`ISSUER` is a name), only what resource
+/// servers and the first-party API use.
+fn discovery_document(issuer: &str, provider: bool) -> serde_json::Value {
+    let base = issuer.trim_end_matches('/');
+    let url = |path: &str| format!("{base}{path}");
+    let mut document = provider_document(issuer);
+    if !provider && let Some(members) = document.as_object_mut() {
+        let kept = [
+            "issuer",
+            "jwks_uri",
+            "id_token_signing_alg_values_supported",
+            "subject_types_supported",
+            "claims_supported",
+            "service_documentation",
+        ];
+        members.retain(|name, _| kept.contains(&name.as_str()));
+    }
+    if let Some(members) = document.as_object_mut() {
+        // The first-party JSON API, which is not OAuth: its endpoints under a name of their own.
+        members.insert(
+            "portcullis_endpoints".to_owned(),
+            serde_json::json!({
+                "register": url("/v1/auth/register"),
+                "login": url("/v1/auth/login"),
+                "refresh": url("/v1/auth/refresh"),
+                "logout": url("/v1/auth/logout"),
+                "me": url("/v1/auth/me"),
+                "second_factor": url("/v1/auth/login/mfa"),
+                "passkey_login_options": url("/v1/auth/passkeys/login/options"),
+                "passkey_login": url("/v1/auth/passkeys/login"),
+            }),
+        );
+    }
+    document
+}
+
+/// The provider's members of the discovery document.
+fn provider_document(issuer: &str) -> serde_json::Value {
     let base = issuer.trim_end_matches('/');
     let url = |path: &str| format!("{base}{path}");
     let client_auth = ["client_secret_basic", "client_secret_post", "none"];
@@ -92,6 +133,8 @@ fn discovery_document(issuer: &str) -> serde_json::Value {
         "introspection_endpoint": url("/oauth2/introspect"),
         "revocation_endpoint": url("/oauth2/revoke"),
         "revocation_endpoint_auth_methods_supported": client_auth,
+        "backchannel_logout_supported": false,
+        "backchannel_logout_session_supported": false,
         "pushed_authorization_request_endpoint": url("/oauth2/par"),
         "require_pushed_authorization_requests": false,
         "request_parameter_supported": false,
@@ -105,17 +148,6 @@ fn discovery_document(issuer: &str) -> serde_json::Value {
             "auth_time", "scope", "azp", "nonce", "at_hash", "email", "email_verified", "name",
         ],
         "service_documentation": url("/openapi.json"),
-        // The first-party JSON API, which is not OAuth: its endpoints under a name of their own.
-        "portcullis_endpoints": {
-            "register": url("/v1/auth/register"),
-            "login": url("/v1/auth/login"),
-            "refresh": url("/v1/auth/refresh"),
-            "logout": url("/v1/auth/logout"),
-            "me": url("/v1/auth/me"),
-            "second_factor": url("/v1/auth/login/mfa"),
-            "passkey_login_options": url("/v1/auth/passkeys/login/options"),
-            "passkey_login": url("/v1/auth/passkeys/login"),
-        },
     })
 }
 

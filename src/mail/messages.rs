@@ -11,9 +11,9 @@ pub struct Templates {
 }
 
 impl Templates {
-    pub fn new(issuer: &str, mail: &MailSettings) -> Self {
+    pub fn new(brand: &str, mail: &MailSettings) -> Self {
         Self {
-            issuer: issuer.to_owned(),
+            issuer: brand.to_owned(),
             verify_email_url: mail.verify_email_url.clone(),
             reset_password_url: mail.reset_password_url.clone(),
         }

@@ -41,7 +41,7 @@ pub async fn build_auth(
         sealer: backends.sealer.clone(),
         key: KeyedHasher::new(&factor_key)?,
         webauthn: relying_party(settings),
-        issuer: settings.tokens.issuer.clone(),
+        issuer: settings.tokens.brand_name.clone(),
     };
     Ok(UseCases::new(
         stores(backends, &metrics, clock),
@@ -123,7 +123,7 @@ fn hasher(settings: &Settings, metrics: &Arc<Metrics>) -> Result<PasswordHasher,
 }
 
 fn templates(settings: &Settings) -> Templates {
-    Templates::new(&settings.tokens.issuer, &settings.mail)
+    Templates::new(&settings.tokens.brand_name, &settings.mail)
 }
 
 /// What the use cases take of the settings.
@@ -153,6 +153,7 @@ fn auth_settings(settings: &Settings) -> AuthSettings {
             code_ttl: settings.tokens.authorization_code_ttl,
             interaction_ttl: settings.tokens.interaction_ttl,
             login_ui_url: settings.tokens.login_ui_url.clone(),
+            provider: settings.tokens.provider(),
         },
     }
 }

@@ -44,7 +44,7 @@ async fn the_access_token_carries_the_contract_claims() -> TestResult {
     for claim in ["iss", "aud", "sub", "sid", "iat", "exp", "jti", "roles"] {
         assert!(claims.get(claim).is_some(), "missing {claim}: {claims}");
     }
-    assert_eq!(claims["iss"], "portcullis");
+    assert_eq!(claims["iss"], "http://localhost:8080", "ISSUER's default");
     assert_eq!(claims["aud"], "portcullis");
     assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 900);
     Ok(())

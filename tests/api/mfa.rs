@@ -286,8 +286,8 @@ async fn mail_to(sink: &SmtpSink, to: &str, count: usize) -> Vec<Received> {
 // Enrolment.
 
 #[tokio::test]
-async fn an_enrolment_answers_a_base32_secret_and_an_otpauth_uri_naming_the_issuer() -> TestResult {
-    let (app, clock) = start(&[("PORTCULLIS_ISSUER", "acme")]).await;
+async fn an_enrolment_answers_a_base32_secret_and_an_otpauth_uri_naming_the_brand() -> TestResult {
+    let (app, clock) = start(&[("PORTCULLIS_BRAND_NAME", "acme")]).await;
     let pair = app.signed_in("ada@example.com").await;
     let (body, authenticator) = enrol(&app, &clock, str_of(&pair, "access_token")).await;
     let secret = &authenticator.text;

@@ -948,3 +948,61 @@ async fn a_login_page_of_the_teams_own_completes_the_authorization_in_its_browse
     let denied = location(&other.get(str_of(&rejected, "redirect_to")).await);
     assert_eq!(query(&denied)["error"], "access_denied");
 }
+
+/// `ISSUER` a name: the first-party API works, the provider and its pages answer 404, and the
+/// discovery document names none of its endpoints. A URL that is neither https nor loopback
+/// http is refused at start.
+#[tokio::test]
+async fn a_name_as_issuer_turns_the_provider_off() {
+    let app = spawn_with(&[("PORTCULLIS_ISSUER", "acme")]).await;
+    let pair = app.signed_in("ada@example.com").await;
+    assert_eq!(claims(str_of(&pair, "access_token"))["iss"], "acme");
+    for path in [
+        "/oauth2/authorize?client_id=x",
+        "/login?interaction=x",
+        "/oauth2/logout",
+        "/v1/oauth/interactions/x",
+    ] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    let token = app
+        .client
+        .post(app.url("/oauth2/token"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token.status(), StatusCode::NOT_FOUND);
+    let discovery: Value = app
+        .client
+        .get(app.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(discovery["issuer"], "acme");
+    assert!(
+        discovery.get("authorization_endpoint").is_none()
+            && discovery.get("token_endpoint").is_none(),
+        "{discovery}"
+    );
+    assert!(discovery["jwks_uri"].is_string());
+
+    let storage = common::new_storage().await.0;
+    for bad in [
+        "http://auth.example.com",
+        "https://auth.example.com/?x=1",
+        "https://user@auth.example.com",
+    ] {
+        let env: Vec<(String, String)> = storage
+            .env()
+            .into_iter()
+            .chain([("PORTCULLIS_ISSUER".to_owned(), bad.to_owned())])
+            .collect();
+        let error = portcullis::config::Settings::load(None, env).unwrap_err();
+        assert!(error.to_string().contains("PORTCULLIS_ISSUER"), "{bad}: {error}");
+    }
+}

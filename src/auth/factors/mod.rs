@@ -87,7 +87,7 @@ pub struct SecondFactors {
     pub key: KeyedHasher,
     /// The relying party of passkeys.
     pub webauthn: webauthn_rs_core::WebauthnCore,
-    /// The issuer named in `otpauth://` URIs.
+    /// The issuer named in `otpauth://` URIs: `BRAND_NAME`.
     pub issuer: String,
 }
 

@@ -30,6 +30,8 @@ pub struct AuthorizeSettings {
     pub interaction_ttl: Duration,
     /// `LOGIN_UI_URL`: the team's own login page, instead of ours.
     pub login_ui_url: Option<String>,
+    /// Whether the provider is on: `ISSUER` is the service's URL, not a name.
+    pub provider: bool,
 }
 
 /// Where the browser goes next.
@@ -121,6 +123,11 @@ pub struct Authorization {
 impl Authorization {
     pub fn issuer(&self) -> &str {
         &self.settings.issuer
+    }
+
+    /// Whether the OpenID provider and its pages are on.
+    pub fn provider(&self) -> bool {
+        self.settings.provider
     }
 
     /// The address's budget of the interaction API (as large as the reads').

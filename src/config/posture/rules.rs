@@ -28,6 +28,7 @@ pub(super) const RULES: &[Rule] = &[
     master_key_missing,
     master_key_in_data_dir,
     master_key_previous_set,
+    provider_off,
     jwt_hs256,
     jwt_secret_short,
     access_token_ttl_long,
@@ -215,6 +216,14 @@ fn master_key_previous_set(s: &Settings) -> Vec<Finding> {
 }
 
 // Tokens. RFC 8725 §3.5 and RFC 7518 §3.2: an HMAC key needs the entropy of the hash.
+
+fn provider_off(s: &Settings) -> Vec<Finding> {
+    finding(!s.tokens.provider(), "provider_off", "PORTCULLIS_ISSUER", Severity::Low, || {
+        "ISSUER is a name, not the service's URL: the OpenID provider and the pages are off \
+         (/oauth2/* and the pages answer 404); set it to the public URL to turn them on"
+            .to_owned()
+    })
+}
 
 fn jwt_hs256(s: &Settings) -> Vec<Finding> {
     finding(s.tokens.secret.is_some(), "jwt_hs256", "PORTCULLIS_JWT_SECRET", Severity::Low, || {

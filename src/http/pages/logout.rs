@@ -49,7 +49,7 @@ pub async fn end_session_get(
 /// POST /oauth2/logout: as GET, with the parameters in a form.
 #[utoipa::path(
     post, path = "/oauth2/logout", tag = "oauth", summary = "RP-initiated logout, by POST",
-    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = Option<String>, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 303, description = "Signed out: to the post-logout redirect URI"),
         (status = 200, description = "The confirmation page, or the signed-out page", content_type = "text/html"),
