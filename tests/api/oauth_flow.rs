@@ -1006,3 +1006,34 @@ async fn a_name_as_issuer_turns_the_provider_off() {
         assert!(error.to_string().contains("PORTCULLIS_ISSUER"), "{bad}: {error}");
     }
 }
+
+/// A Node app on openid-client (`tests/browser/openid-client.mjs`): discovery, the code flow
+/// with PKCE, its own checks of the callback's `iss` and of the ID token, userinfo, a refresh
+/// and RP-initiated logout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openid_client_signs_a_user_in_refreshes_and_signs_out() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
+    if !std::path::Path::new(dir).join("node_modules/openid-client").exists() {
+        assert!(std::env::var_os("CI").is_none(), "run npm ci --prefix tests/browser");
+        eprintln!("SKIPPED openid-client: run npm ci --prefix tests/browser");
+        return;
+    }
+    let app = provider().await;
+    let back = "https://app.example/signed-out";
+    let body =
+        json!({ "name": "Wiki", "redirect_uris": [REDIRECT], "post_logout_redirect_uris": [back] });
+    let (id, secret) = client(&app, body).await;
+    app.signed_in("ada@example.com").await;
+    let script = format!("{dir}/openid-client.mjs");
+    let args =
+        [&script, &app.url(""), &id, &secret.unwrap(), REDIRECT, back, "ada@example.com", PASSWORD];
+    let output = tokio::process::Command::new("node").args(args).output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(report["pages"], json!(["/login", "/consent"]));
+    assert_eq!(report["email"], "ada@example.com");
+    assert_eq!(report["userinfo"]["sub"], report["sub"]);
+    assert_eq!(report["refreshed"], json!({ "sub": report["sub"], "rotated": true }));
+    assert_eq!(report["logout"], format!("{back}?state=bye"));
+}
