@@ -5,3 +5,5 @@ ALTER TABLE sessions ADD COLUMN client_id TEXT;
 ALTER TABLE sessions ADD COLUMN scope TEXT;
 -- A grant's parent: the browser's session that granted it.
 ALTER TABLE sessions ADD COLUMN parent_id TEXT;
+-- A grant's sign-in time (milliseconds): the `auth_time` of its ID tokens.
+ALTER TABLE sessions ADD COLUMN auth_time INTEGER;

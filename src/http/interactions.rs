@@ -128,6 +128,10 @@ pub async fn resume(
         };
         let (who, secret) = match decided.accepted() {
             Some(session) => {
+                // A sign-in replaces the browser's earlier one, as on the login page.
+                if let Some(old) = cookies.session() {
+                    browsers.end(&context, old).await?;
+                }
                 let secret = browsers.start(session).await?;
                 (browsers.current(Some(&secret)).await?, Some(secret))
             }

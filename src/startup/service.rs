@@ -149,7 +149,7 @@ fn auth_settings(settings: &Settings) -> AuthSettings {
             password_reset_ttl: settings.mail.password_reset_ttl,
         },
         authorization: AuthorizeSettings {
-            issuer: settings.tokens.issuer.trim_end_matches('/').to_owned(),
+            issuer: settings.tokens.issuer.clone(),
             code_ttl: settings.tokens.authorization_code_ttl,
             interaction_ttl: settings.tokens.interaction_ttl,
             login_ui_url: settings.tokens.login_ui_url.clone(),

@@ -98,6 +98,9 @@ pub struct KindColumns<K = &'static str> {
     pub scope: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_id: Option<String>,
+    /// A grant's sign-in time, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
 }
 
 /// How a session was opened.
@@ -109,8 +112,8 @@ pub enum SessionKind {
     /// A login on the pages: the session a browser's sign-in cookie stands for.
     Browser,
     /// An OAuth client's grant: the tokens a code gave it, for the scopes the user granted,
-    /// and the browser's session that granted them.
-    Grant { client_id: String, scope: String, parent: Option<SessionId> },
+    /// the browser's session that granted them, and when that session's sign-in was.
+    Grant { client_id: String, scope: String, parent: Option<SessionId>, auth_time: Timestamp },
 }
 
 impl SessionKind {
@@ -119,11 +122,12 @@ impl SessionKind {
         match self {
             Self::Api => KindColumns { kind: "api", ..KindColumns::default() },
             Self::Browser => KindColumns { kind: "browser", ..KindColumns::default() },
-            Self::Grant { client_id, scope, parent } => KindColumns {
+            Self::Grant { client_id, scope, parent, auth_time } => KindColumns {
                 kind: "grant",
                 client_id: Some(client_id.clone()),
                 scope: Some(scope.clone()),
                 parent_id: parent.map(|p| p.to_string()),
+                auth_time: Some(auth_time.timestamp_millis()),
             },
         }
     }
@@ -137,6 +141,10 @@ impl SessionKind {
                 client_id,
                 scope,
                 parent: columns.parent_id.as_deref().and_then(SessionId::parse),
+                auth_time: columns
+                    .auth_time
+                    .and_then(chrono::DateTime::from_timestamp_millis)
+                    .unwrap_or_default(),
             },
             _ => Self::Api,
         }

@@ -496,3 +496,38 @@ async fn ok_json_created(response: Response) -> Value {
     assert_eq!(response.status(), StatusCode::CREATED);
     response.json().await.unwrap()
 }
+
+/// A client registered under the first party's own id (`CLIENT_ID`) still cannot open the
+/// account API: its tokens carry a scope, which first-party tokens never do.
+#[tokio::test]
+async fn a_client_under_the_first_partys_id_gets_no_first_party_token() {
+    use argon2::PasswordHasher;
+    let secret = "a-file-secret-of-at-least-thirty-two-characters";
+    let salt = argon2::password_hash::SaltString::from_b64("c29tZXNhbHQxMjM0").unwrap();
+    let phc =
+        argon2::Argon2::default().hash_password(secret.as_bytes(), &salt).unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clients.toml");
+    let text = format!(
+        r#"
+        [[client]]
+        client_id = "portcullis"
+        name = "Impostor"
+        grant_types = ["client_credentials"]
+        scopes = ["reports:read"]
+        client_secret_hash = "{phc}"
+        "#
+    );
+    std::fs::write(&path, text).unwrap();
+    let file = path.display().to_string();
+    let app = spawn_with(&[("PORTCULLIS_CLIENTS_FILE", file.as_str())]).await;
+    let grant = [("grant_type", "client_credentials")];
+    let answer =
+        ok_json(form(&app, "/oauth2/token", Some(&basic("portcullis", secret)), &grant).await)
+            .await;
+    let token = str_of(&answer, "access_token");
+    assert_eq!(claims(token)["client_id"], "portcullis");
+    for path in ["/v1/auth/me", "/v1/admin/users"] {
+        assert_eq!(app.get(path, token).await.status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
+}

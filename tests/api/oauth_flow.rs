@@ -615,6 +615,19 @@ async fn a_client_revokes_its_own_token_and_another_clients_revocation_changes_n
     assert_eq!(revoke(&id, &secret, "not-a-token").await.unwrap().status(), StatusCode::OK);
     assert_eq!(revoke(&id, &secret, access).await.unwrap().status(), StatusCode::OK);
     assert_eq!(user_info(&app, access).await.status(), StatusCode::UNAUTHORIZED);
+
+    // A refresh token: its grant ends, and another client's revocation of it changes nothing.
+    let url = authorize_url(&id, &[("scope", "openid offline_access")]);
+    let code = query(&location(&browser.get(&url).await))["code"].clone();
+    let tokens: Value = common::ok_json(redeem(&app, &id, &secret, &code, VERIFIER).await).await;
+    let refresh = str_of(&tokens, "refresh_token");
+    let access = str_of(&tokens, "access_token");
+    assert_eq!(revoke(&other, &other_secret, refresh).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(user_info(&app, access).await.status(), StatusCode::OK);
+    assert_eq!(revoke(&id, &secret, refresh).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(user_info(&app, access).await.status(), StatusCode::UNAUTHORIZED);
+    let refreshed = refresh_at(&app, &id, &secret, refresh, None).await;
+    assert_eq!(refreshed.status(), StatusCode::BAD_REQUEST);
     let wrong = revoke(&id, "wrong-secret", access).await.unwrap();
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
 }
@@ -701,6 +714,25 @@ async fn a_clients_refresh_token_rotates_is_bound_to_it_and_its_reuse_ends_the_g
     browser.submit(&html, &[]).await;
     assert!(!browser.cookies.contains_key("__Host-portcullis_session"));
     assert_eq!(user_info(&app, str_of(&second, "access_token")).await.status(), StatusCode::OK);
+
+    // Introspection reports a refresh token to its own client only.
+    let introspect = |client_id: &str, secret: &str, token: &str| {
+        app.client
+            .post(app.url("/oauth2/introspect"))
+            .basic_auth(client_id, Some(secret))
+            .form(&[("token", token), ("token_type_hint", "refresh_token")])
+            .send()
+    };
+    let own: Value = common::ok_json(introspect(&id, &secret, &rotated).await.unwrap()).await;
+    assert_eq!(
+        (&own["active"], &own["token_type"]),
+        (&json!(true), &json!("refresh_token")),
+        "{own}"
+    );
+    assert_eq!(own["scope"], "openid offline_access");
+    let others: Value =
+        common::ok_json(introspect(&other, &other_secret, &rotated).await.unwrap()).await;
+    assert_eq!(others, json!({ "active": false }));
 
     // The spent token again: refused, and the grant ends (its successor and access token too).
     let reused = refresh_at(&app, &id, &secret, &refresh, None).await;
@@ -1036,4 +1068,31 @@ async fn openid_client_signs_a_user_in_refreshes_and_signs_out() {
     assert_eq!(report["userinfo"]["sub"], report["sub"]);
     assert_eq!(report["refreshed"], json!({ "sub": report["sub"], "rotated": true }));
     assert_eq!(report["logout"], format!("{back}?state=bye"));
+}
+
+/// An `ISSUER` written with a trailing slash is the `iss` of every answer exactly as the
+/// discovery document names it (RFC 9207), while the pages' addresses take no double slash.
+#[tokio::test]
+async fn the_iss_of_an_answer_is_the_issuer_as_written() {
+    let address = common::free_port();
+    let issuer = format!("http://{address}/");
+    let app =
+        spawn_with(&[("PORTCULLIS_BIND", &address.to_string()), ("PORTCULLIS_ISSUER", &issuer)])
+            .await;
+    let (id, _) = client(&app, json!({ "name": "Wiki", "redirect_uris": [REDIRECT] })).await;
+    let discovery: Value = app
+        .client
+        .get(app.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(discovery["issuer"], issuer.as_str());
+    let mut browser = Browser::new(&app);
+    let refused = location(&browser.get(&authorize_url(&id, &[("prompt", "none")])).await);
+    assert_eq!(query(&refused)["iss"], issuer.as_str());
+    let login = location(&browser.get(&authorize_url(&id, &[])).await);
+    assert!(login.starts_with(&format!("http://{address}/login?")), "{login}");
 }

@@ -505,6 +505,7 @@ async fn a_session_never_outlives_its_end_and_remembers_its_device() {
                 client_id: "wiki".into(),
                 scope: "openid email".into(),
                 parent: Some(SessionId::new()),
+                auth_time: clock.now() - chrono::Duration::minutes(5),
             },
         };
         sessions.create_session(&session, 100).await.unwrap();

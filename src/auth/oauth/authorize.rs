@@ -125,6 +125,11 @@ impl Authorization {
         &self.settings.issuer
     }
 
+    /// The base of the addresses the service publishes: `ISSUER` without a trailing slash.
+    pub(super) fn base(&self) -> &str {
+        self.settings.issuer.trim_end_matches('/')
+    }
+
     /// Whether the OpenID provider and its pages are on.
     pub fn provider(&self) -> bool {
         self.settings.provider
@@ -289,8 +294,8 @@ impl Authorization {
             .await?;
         let base = match (&self.settings.login_ui_url, pending.login) {
             (Some(url), _) => url.clone(),
-            (None, true) => format!("{}/login", self.settings.issuer),
-            (None, false) => format!("{}/consent", self.settings.issuer),
+            (None, true) => format!("{}/login", self.base()),
+            (None, false) => format!("{}/consent", self.base()),
         };
         let separator = if base.contains('?') { '&' } else { '?' };
         Ok(format!("{base}{separator}interaction={id}"))

@@ -235,8 +235,7 @@ impl ClientEndpoints {
             id: grant.grant_session,
             user_id: grant.user,
             refresh_token: refresh,
-            // The session's login is the sign-in the code was issued in.
-            created_at: grant.auth_time,
+            created_at: now,
             expires_at: now + chrono_duration(lasts),
             ends_at: now + chrono_duration(self.grants.lifetime),
             device: None,
@@ -247,6 +246,7 @@ impl ClientEndpoints {
                 client_id: grant.request.client_id.clone(),
                 scope: grant.request.scopes.join(" "),
                 parent: Some(grant.browser_session),
+                auth_time: grant.auth_time,
             },
         };
         self.sessions.create_session(&session, self.grants.max_sessions_per_user).await?;

@@ -55,7 +55,14 @@ impl Authorization {
         if pending.login {
             prompt.push("login");
         }
-        if pending.consent || pending.forced_consent {
+        let (asks, forced) = (pending.consent, pending.forced_consent);
+        let consent = match pending.signed_in {
+            Some((user, _)) if !pending.login => {
+                self.needs_consent(asks, forced, user, &pending.request).await?
+            }
+            _ => asks || forced,
+        };
+        if consent {
             prompt.push("consent");
         }
         Ok(Some(InteractionView {
@@ -120,7 +127,7 @@ impl Authorization {
         let key = tokens::hash_token(&ticket);
         let keep_until = decided.pending.expires_at;
         self.tickets.put_ticket(TicketKind::Interaction, &key, &value, keep_until, now).await?;
-        let redirect_to = format!("{}/login/resume?ticket={ticket}", self.settings.issuer);
+        let redirect_to = format!("{}/login/resume?ticket={ticket}", self.base());
         Ok(Redirect { redirect_to })
     }
 

@@ -8,7 +8,7 @@ use super::registration::GrantType;
 use super::tokens::{AuthenticatedClient, ClientEndpoints, TokenResponse, parse_scope};
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::auth::{RequestContext, tokens};
-use crate::store::{Rotation, SessionKind};
+use crate::store::{Rotation, SessionKind, SessionRecord};
 
 impl ClientEndpoints {
     /// `grant_type=refresh_token`.
@@ -36,22 +36,25 @@ impl ClientEndpoints {
         let now = self.clock.now();
         let presented = tokens::hash_token(token);
         let current = self.sessions.session_of_refresh_token(Some(owner), &presented, now).await?;
-        let granted = match current.map(|record| record.kind) {
-            Some(SessionKind::Grant { client_id, scope, .. }) if client_id == client.client_id => {
-                Some(scope)
+        let grant_of = |kind: Option<SessionKind>| match kind {
+            Some(SessionKind::Grant { client_id, scope, auth_time, .. })
+                if client_id == client.client_id =>
+            {
+                Ok(Some((scope, auth_time)))
             }
-            Some(_) => return Err(invalid()),
-            None => None,
+            Some(_) => Err(invalid()),
+            None => Ok(None),
         };
+        let granted = grant_of(current.map(|record| record.kind))?;
         let narrowed = match (scope, &granted) {
-            (Some(asked), Some(granted)) => Some(narrow(asked, granted)?),
+            (Some(asked), Some((granted, _))) => Some(narrow(asked, granted)?),
             _ => None,
         };
         let (rotation, successor) =
             self.session_tokens.rotate_client_token(owner, token, tag).await?;
-        let (session, user, amr, login_at) = match rotation {
-            Rotation::Rotated { session, user, amr, login_at }
-            | Rotation::Grace { session, user, amr, login_at } => (session, user, amr, login_at),
+        let (session, user, amr) = match rotation {
+            Rotation::Rotated { session, user, amr, .. }
+            | Rotation::Grace { session, user, amr, .. } => (session, user, amr),
             Rotation::Reused { session, user } => {
                 let event = AuditEvent::new(EventType::TokenReused, Outcome::Failure, context, now)
                     .user(user)
@@ -63,29 +66,41 @@ impl ClientEndpoints {
             Rotation::Invalid => return Err(invalid()),
         };
         // A token within the reuse grace was read as rotated above: its grant is read now.
-        let scope = match (narrowed, granted) {
-            (Some(narrowed), _) => narrowed,
-            (None, Some(granted)) => granted,
-            (None, None) => {
+        let (granted, auth_time) = match granted {
+            Some(granted) => granted,
+            None => {
                 let record = self.sessions.live_session(user, session, now).await?;
-                match record.map(|r| r.kind) {
-                    Some(SessionKind::Grant { client_id, scope: granted, .. })
-                        if client_id == client.client_id =>
-                    {
-                        match scope {
-                            Some(asked) => narrow(asked, &granted)?,
-                            None => granted,
-                        }
-                    }
-                    _ => return Err(invalid()),
-                }
+                grant_of(record.map(|r| r.kind))?.ok_or_else(invalid)?
             }
+        };
+        let scope = match (narrowed, scope) {
+            (Some(narrowed), _) => narrowed,
+            (None, Some(asked)) => narrow(asked, &granted)?,
+            (None, None) => granted,
         };
         let account = self.users.user_by_id(user).await?;
         let Some(account) = account.filter(|u| !u.disabled) else { return Err(invalid()) };
-        let issued =
-            Issued { user: &account, session, scope, amr, auth_time: login_at, nonce: None };
+        let issued = Issued { user: &account, session, scope, amr, auth_time, nonce: None };
         self.tokens_for(client, issued, Some(successor))
+    }
+}
+
+impl ClientEndpoints {
+    /// The live grant session of `token`, when it is a current refresh token of `client`'s.
+    pub(super) async fn own_refresh_grant(
+        &self,
+        client: &AuthenticatedClient,
+        token: &str,
+    ) -> Result<Option<SessionRecord>, OAuthError> {
+        let Some((inner, tag)) = token.rsplit_once('.') else { return Ok(None) };
+        if tag != client_tag(&client.client_id) {
+            return Ok(None);
+        }
+        let Some(Some(owner)) = tokens::refresh_token_owner(inner) else { return Ok(None) };
+        let now = self.clock.now();
+        let presented = tokens::hash_token(token);
+        let record = self.sessions.session_of_refresh_token(Some(owner), &presented, now).await?;
+        Ok(record.filter(|r| r.kind.client() == Some(client.client_id.as_str())))
     }
 }
 

@@ -156,7 +156,7 @@ impl AuthorizationRequest {
             prompt: prompts(get("prompt"))?,
             max_age,
             login_hint: bounded(get("login_hint"), "login_hint")?,
-            id_token_hint: get("id_token_hint").map(str::to_owned),
+            id_token_hint: bounded_hint(get("id_token_hint"))?,
             ui_locales: bounded(get("ui_locales"), "ui_locales")?,
         })
     }
@@ -167,6 +167,18 @@ fn bounded(value: Option<&str>, name: &str) -> Result<Option<String>, OAuthError
         Some(v) if v.chars().count() > MAX_PARAMETER_CHARS => Err(OAuthError::invalid_request(
             format!("{name}: at most {MAX_PARAMETER_CHARS} characters"),
         )),
+        other => Ok(other.map(str::to_owned)),
+    }
+}
+
+/// The longest `id_token_hint` taken: far above any ID token this service signs.
+const MAX_HINT_CHARS: usize = 8_192;
+
+fn bounded_hint(value: Option<&str>) -> Result<Option<String>, OAuthError> {
+    match value {
+        Some(v) if v.len() > MAX_HINT_CHARS => Err(OAuthError::invalid_request(format!(
+            "id_token_hint: at most {MAX_HINT_CHARS} characters"
+        ))),
         other => Ok(other.map(str::to_owned)),
     }
 }

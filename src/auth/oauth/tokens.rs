@@ -16,7 +16,9 @@ use crate::audit::Audit;
 use crate::auth::{AuthError, Budgets, Passwords, RequestContext, tokens};
 use crate::crypto::AccessTokens;
 use crate::domain::{Clock, SessionId, UserId};
-use crate::store::{ClientRecord, ClientStore, SessionStore, TicketKind, TicketStore, UserStore};
+use crate::store::{
+    ClientRecord, ClientStore, SessionKind, SessionStore, TicketKind, TicketStore, UserStore,
+};
 
 /// The longest client secret checked: a longer one is wrong without any hashing.
 const MAX_SECRET_CHARS: usize = 512;
@@ -306,8 +308,9 @@ impl ClientEndpoints {
         })
     }
 
-    /// RFC 7662: whether `token` is a live access token, and what it says. Only a confidential
-    /// client may ask. A token of a user is live while its session is.
+    /// RFC 7662: whether `token` is a live access token, or a live refresh token of the asking
+    /// client's own, and what it says. Only a confidential client may ask. A token of a user is
+    /// live while its session is.
     pub async fn introspect(
         &self,
         client: &AuthenticatedClient,
@@ -315,6 +318,21 @@ impl ClientEndpoints {
     ) -> Result<Introspection, OAuthError> {
         if client.settings.client_type != ClientType::Confidential {
             return Err(OAuthError::InvalidClient("a public client may not introspect"));
+        }
+        if let Some(record) = self.own_refresh_grant(client, token).await? {
+            let SessionKind::Grant { scope, .. } = record.kind else {
+                return Ok(Introspection::default());
+            };
+            return Ok(Introspection {
+                active: true,
+                scope: Some(scope),
+                client_id: Some(client.client_id.clone()),
+                sub: Some(record.user_id.to_string()),
+                iss: Some(self.access.issuer().to_owned()),
+                token_type: Some("refresh_token"),
+                sid: Some(record.id.to_string()),
+                ..Introspection::default()
+            });
         }
         let Some(claims) = self.access.introspect(token) else {
             return Ok(Introspection::default());

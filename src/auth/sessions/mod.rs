@@ -115,13 +115,16 @@ impl Sessions {
     ) -> Result<TokenPair, AuthError> {
         let now = self.now();
         let refresh_token = tokens::new_refresh_token(user.id);
+        let ends_at = now + chrono_duration(self.settings.session_lifetime);
+        // A browser's sign-in is never refreshed: it lasts to the session's end.
+        let expires_at = if context.from_page { ends_at } else { self.refresh_expiry(now)? };
         let session = NewSession {
             id: SessionId::new(),
             user_id: user.id,
             refresh_token: tokens::hash_token(&refresh_token),
             created_at: now,
-            expires_at: self.refresh_expiry(now)?,
-            ends_at: now + chrono_duration(self.settings.session_lifetime),
+            expires_at,
+            ends_at,
             device,
             ip: context.ip.map(|ip| ip.to_string()),
             user_agent: context.user_agent.clone(),

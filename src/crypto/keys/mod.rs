@@ -412,7 +412,9 @@ impl AccessTokens {
     /// client opens the API: one issued to an OAuth client reads userinfo, never an account.
     fn verify_signed(&self, token: &str) -> Result<(VerifiedToken, i64), CryptoError> {
         let claims = self.decode(token)?;
-        if claims.client_id != self.client_id {
+        // A client's token always carries its scope; the first party's never does, so a client
+        // registered under the first party's id still cannot open the API.
+        if claims.client_id != self.client_id || claims.scope.is_some() {
             return Err(CryptoError::Rejected);
         }
         let sid = claims.sid.as_deref().ok_or(CryptoError::Rejected)?;

@@ -11,13 +11,16 @@ use axum::response::{IntoResponse, Response};
 use super::cookies::Cookies;
 use super::{Pages, see_other};
 use crate::auth::{Authorization, BrowserSessions, ClientAnswer, Next, ResponseMode};
+use crate::domain::RequestContext;
+use crate::http::extract::Context;
 
 /// The parameters of a request, each at most once (RFC 6749 §3.1); the name sent twice
 /// otherwise.
 pub(super) fn parameters(raw: &[u8]) -> Result<Vec<(String, String)>, String> {
     let mut pairs: Vec<(String, String)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for (name, value) in url::form_urlencoded::parse(raw) {
-        if pairs.iter().any(|(n, _)| *n == name) {
+        if !seen.insert(name.clone()) {
             return Err(name.chars().take(40).collect());
         }
         pairs.push((name.into_owned(), value.into_owned()));
@@ -46,11 +49,12 @@ pub async fn authorize_get(
     State(authorization): State<Arc<Authorization>>,
     State(browsers): State<Arc<BrowserSessions>>,
     State(pages): State<Arc<Pages>>,
+    Context(context): Context,
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
     let query = uri.query().unwrap_or_default().as_bytes();
-    authorize(&authorization, &browsers, &pages, &headers, query).await
+    authorize(&authorization, &browsers, &pages, (&context, &headers), query).await
 }
 
 /// POST /oauth2/authorize: the request in a form body.
@@ -71,19 +75,24 @@ pub async fn authorize_post(
     State(authorization): State<Arc<Authorization>>,
     State(browsers): State<Arc<BrowserSessions>>,
     State(pages): State<Arc<Pages>>,
+    Context(context): Context,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    authorize(&authorization, &browsers, &pages, &headers, &body).await
+    authorize(&authorization, &browsers, &pages, (&context, &headers), &body).await
 }
 
 async fn authorize(
     authorization: &Authorization,
     browsers: &BrowserSessions,
     pages: &Pages,
-    headers: &HeaderMap,
+    (context, headers): (&RequestContext, &HeaderMap),
     raw: &[u8],
 ) -> Response {
+    // Every request may store an interaction: the address's budget bounds them.
+    if let Err(error) = authorization.admit(context).await {
+        return pages.failure(error).into_response();
+    }
     let params = match parameters(raw) {
         Ok(params) => params,
         Err(name) => {

@@ -144,8 +144,14 @@ impl Steps<'_> {
         match who {
             Some(who) if logout.hinted != Some(who.user) => {
                 let (browser, set) = cookies.browser_or_new();
-                let kept: Vec<(&str, &str)> =
+                let mut kept: Vec<(&str, &str)> =
                     KEPT.iter().filter_map(|name| get(name).map(|v| (*name, v))).collect();
+                // The client a hint named, which the confirmation's post carries without the hint.
+                if get("client_id").is_none()
+                    && let Some(client_id) = &logout.client_id
+                {
+                    kept.push(("client_id", client_id));
+                }
                 let values = minijinja::context! {
                     action => format!("{}/logout", pages.issuer()),
                     csrf => csrf_token(&browser),

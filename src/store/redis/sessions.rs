@@ -140,6 +140,7 @@ impl SessionStore for RedisStore {
                     client_id: columns.client_id,
                     scope: columns.scope,
                     parent_id: columns.parent_id,
+                    auth_time: columns.auth_time,
                 }
             }),
         };

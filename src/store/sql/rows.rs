@@ -68,7 +68,7 @@ pub fn roles_column(roles: &[Role]) -> String {
 macro_rules! session_columns {
     () => {
         "s.id, s.user_id, s.created_at, s.last_used_at, s.ip, s.user_agent, s.device_hash, s.amr, \
-         s.kind, s.client_id, s.scope, s.parent_id"
+         s.kind, s.client_id, s.scope, s.parent_id, s.auth_time"
     };
 }
 
@@ -86,6 +86,7 @@ pub struct SessionRow {
     client_id: Option<String>,
     scope: Option<String>,
     parent_id: Option<String>,
+    auth_time: Option<i64>,
 }
 
 impl TryFrom<SessionRow> for SessionRecord {
@@ -106,6 +107,7 @@ impl TryFrom<SessionRow> for SessionRecord {
                 client_id: row.client_id,
                 scope: row.scope,
                 parent_id: row.parent_id,
+                auth_time: row.auth_time,
             }),
         })
     }

@@ -34,8 +34,8 @@ impl SessionStore for SqlStore {
         sqlx::query(
             "INSERT INTO sessions
                  (id, user_id, created_at, last_used_at, expires_at, ends_at, ip, user_agent,
-                  device_hash, amr, kind, client_id, scope, parent_id)
-             VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                  device_hash, amr, kind, client_id, scope, parent_id, auth_time)
+             VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(session.id.to_string())
         .bind(session.user_id.to_string())
@@ -50,6 +50,7 @@ impl SessionStore for SqlStore {
         .bind(kind.client_id)
         .bind(kind.scope)
         .bind(kind.parent_id)
+        .bind(kind.auth_time)
         .execute(&mut *tx)
         .await
         .map_err(&failed)?;
