@@ -105,6 +105,7 @@ impl Shared {
         Administration {
             users: stores.users.clone(),
             sessions: stores.sessions.clone(),
+            grants: stores.grants.clone(),
             factors: stores.factors.clone(),
             passwords: self.passwords.clone(),
             registration: self.registration.clone(),
@@ -148,6 +149,7 @@ impl UseCases {
         let sessions = Arc::new(Sessions {
             users: stores.users.clone(),
             sessions: stores.sessions.clone(),
+            clients: stores.clients.clone(),
             access: access.clone(),
             successors,
             budgets: budgets.clone(),
@@ -187,6 +189,7 @@ impl UseCases {
         let accounts = Arc::new(Accounts {
             users: stores.users.clone(),
             sessions: stores.sessions.clone(),
+            grants: stores.grants.clone(),
             factors: stores.factors.clone(),
             passwords: passwords.clone(),
             proofs: proofs.clone(),

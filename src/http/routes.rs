@@ -87,6 +87,9 @@ pub struct SessionView {
     /// The OAuth client whose grant this session holds, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     client_id: Option<String>,
+    /// A browser session's: the names of the apps it signed in to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    clients: Option<Vec<String>>,
     /// The session of the token that asked.
     current: bool,
 }
@@ -320,11 +323,12 @@ pub async fn sessions(
     };
     // An empty cursor (`cursor=`) is the first page, as if it were absent.
     let cursor = query.cursor.as_deref().filter(|c| !c.is_empty());
-    let page = sessions.sessions(&context, &principal, cursor, limit).await?;
+    let mut page = sessions.sessions(&context, &principal, cursor, limit).await?;
     let sessions = page
         .sessions
         .into_iter()
         .map(|s: SessionRecord| SessionView {
+            clients: page.clients.remove(&s.id),
             id: s.id.to_string(),
             created_at: s.created_at,
             last_used_at: s.last_used_at,

@@ -44,6 +44,8 @@ pub trait GrantStore: Send + Sync {
     async fn grants_of(&self, user: UserId) -> Result<Vec<GrantRecord>, StoreError>;
     /// Forgets the grant; false if there was none.
     async fn delete_grant(&self, user: UserId, client_id: &str) -> Result<bool, StoreError>;
+    /// Forgets every grant of the user (an account deleted).
+    async fn delete_grants_of(&self, user: UserId) -> Result<(), StoreError>;
 }
 
 /// `old` and then the scopes of `new` it lacks.

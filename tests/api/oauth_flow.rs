@@ -706,6 +706,8 @@ async fn a_clients_refresh_token_rotates_is_bound_to_it_and_its_reuse_ends_the_g
     assert!(kinds.contains(&"browser") && kinds.contains(&"api"), "{listed}");
     let sessions = listed["sessions"].as_array().unwrap();
     assert!(sessions.iter().any(|s| s["client_id"] == id.as_str()), "{listed}");
+    let browser_session = sessions.iter().find(|s| s["kind"] == "browser").unwrap();
+    assert_eq!(browser_session["clients"], json!(["App"]), "the apps it signed in to");
 
     // An offline grant outlives the browser's sign-in session.
     let signed_out = browser.get("/oauth2/logout?id_token_hint=".to_owned().as_str()).await;

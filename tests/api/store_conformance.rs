@@ -1518,6 +1518,9 @@ async fn a_grant_merges_its_scopes_keeps_its_first_time_and_is_forgotten_once() 
         assert!(!store.delete_grant(ada, "wiki").await.unwrap(), "{name}: once");
         assert_eq!(store.grant(ada, "wiki").await.unwrap(), None, "{name}");
         assert!(store.grant(bob, "wiki").await.unwrap().is_some(), "{name}: bob's stays");
+        store.delete_grants_of(ada).await.unwrap();
+        assert!(store.grants_of(ada).await.unwrap().is_empty(), "{name}: ada's all go");
+        assert!(store.grant(bob, "wiki").await.unwrap().is_some(), "{name}: bob's stays still");
     }
 }
 

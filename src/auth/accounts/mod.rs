@@ -20,6 +20,8 @@ pub use register::Registration;
 pub struct Accounts {
     pub(in crate::auth) users: Arc<dyn UserStore>,
     pub(in crate::auth) sessions: Arc<dyn SessionStore>,
+    /// The apps the user authorised, forgotten with the account.
+    pub(in crate::auth) grants: Arc<dyn crate::store::GrantStore>,
     pub(in crate::auth) factors: Arc<dyn MfaStore>,
     pub(in crate::auth) passwords: Arc<Passwords>,
     pub(in crate::auth) proofs: Arc<Proofs>,
@@ -123,6 +125,7 @@ impl Accounts {
             return super::admin::guarded(deleted);
         }
         self.lockout.clear_devices(user.id).await?;
+        self.grants.delete_grants_of(user.id).await?;
         let event =
             AuditEvent::new(EventType::AccountDeleted, Outcome::Success, context, self.now())
                 .user(user.id)

@@ -120,6 +120,7 @@ impl Administration {
         let ended = self.sessions.revoke_sessions_of(user.id, None, self.now()).await?;
         guarded(self.users.delete_user(user.id).await?)?;
         self.lockout.clear_devices(user.id).await?;
+        self.grants.delete_grants_of(user.id).await?;
         let event = actor.event(EventType::UserDeleted, context, &user, self.now());
         self.audit.record(event.detail(format!("{ended} sessions ended {}", actor.by()))).await?;
         self.mail.notify(|t| t.account_deleted(user.email.as_str())).await

@@ -151,6 +151,8 @@ pub(in crate::auth) async fn refuse_last_admin(
 pub struct Administration {
     pub(in crate::auth) users: Arc<dyn UserStore>,
     pub(in crate::auth) sessions: Arc<dyn SessionStore>,
+    /// The apps the user authorised, forgotten with the account.
+    pub(in crate::auth) grants: Arc<dyn crate::store::GrantStore>,
     pub(in crate::auth) factors: Arc<dyn MfaStore>,
     pub(in crate::auth) passwords: Arc<Passwords>,
     pub(in crate::auth) registration: Arc<Registration>,

@@ -7,7 +7,10 @@ use crate::auth::limits::Account;
 use crate::auth::paging::{decode_cursor, encode_cursor};
 use crate::auth::{AuthError, Principal, RequestContext, tokens};
 use crate::domain::SessionId;
-use crate::store::{SessionCursor, SessionRecord};
+use std::collections::HashMap;
+
+use crate::auth::ClientSettings;
+use crate::store::{SessionCursor, SessionKind, SessionRecord};
 
 /// Sessions in a page when the client does not say.
 pub const DEFAULT_SESSIONS_PAGE: u32 = 50;
@@ -19,6 +22,8 @@ pub const MAX_SESSIONS_PAGE: u32 = 200;
 pub struct SessionPage {
     pub sessions: Vec<SessionRecord>,
     pub next_cursor: Option<String>,
+    /// For each browser session of the page, the names of the apps it signed in to.
+    pub clients: HashMap<SessionId, Vec<String>>,
 }
 
 impl Sessions {
@@ -90,7 +95,47 @@ impl Sessions {
         sessions.truncate(limit as usize);
         let next_cursor =
             more.then(|| sessions.last().map(|s| encode_cursor(s.created_at, s.id))).flatten();
-        Ok(SessionPage { sessions, next_cursor })
+        let clients = self.clients_of_browsers(principal, &sessions).await?;
+        Ok(SessionPage { sessions, next_cursor, clients })
+    }
+
+    /// The names of the apps each browser session of `page` signed in to: the clients of the
+    /// live grants whose parent it is (a user holds at most `MAX_SESSIONS_PER_USER` sessions).
+    async fn clients_of_browsers(
+        &self,
+        principal: &Principal,
+        page: &[SessionRecord],
+    ) -> Result<HashMap<SessionId, Vec<String>>, AuthError> {
+        let browsers: Vec<SessionId> =
+            page.iter().filter(|s| s.kind == SessionKind::Browser).map(|s| s.id).collect();
+        let mut clients: HashMap<SessionId, Vec<String>> =
+            browsers.iter().map(|id| (*id, Vec::new())).collect();
+        if browsers.is_empty() {
+            return Ok(clients);
+        }
+        let all = self.settings.max_sessions_per_user.max(1);
+        let sessions = self.sessions.sessions_of(principal.user, self.now(), None, all).await?;
+        let mut names: HashMap<String, Option<String>> = HashMap::new();
+        for session in sessions {
+            let SessionKind::Grant { client_id, parent: Some(parent), .. } = session.kind else {
+                continue;
+            };
+            let Some(list) = clients.get_mut(&parent) else { continue };
+            if !names.contains_key(&client_id) {
+                let record = self.clients.client(&client_id).await?;
+                let name = match record {
+                    Some(record) => Some(ClientSettings::from_json(&record.registration)?.name),
+                    None => None,
+                };
+                names.insert(client_id.clone(), name);
+            }
+            if let Some(Some(name)) = names.get(&client_id)
+                && !list.contains(name)
+            {
+                list.push(name.clone());
+            }
+        }
+        Ok(clients)
     }
 
     /// Ends one of the user's own sessions; another user's session is `NotFound`, exactly like a

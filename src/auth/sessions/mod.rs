@@ -32,6 +32,8 @@ pub struct SessionSettings {
 pub struct Sessions {
     pub(in crate::auth) users: Arc<dyn UserStore>,
     pub(in crate::auth) sessions: Arc<dyn SessionStore>,
+    /// The OAuth clients, for the names of the apps a browser session signed in to.
+    pub(in crate::auth) clients: Arc<dyn crate::store::ClientStore>,
     pub(in crate::auth) access: Arc<AccessTokens>,
     pub(in crate::auth) successors: SuccessorKey,
     pub(in crate::auth) budgets: Arc<Budgets>,

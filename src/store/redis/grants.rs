@@ -152,6 +152,12 @@ impl GrantStore for RedisStore {
             .map_err(failed("delete grant"))?;
         Ok(removed > 0)
     }
+
+    async fn delete_grants_of(&self, user: UserId) -> Result<(), StoreError> {
+        let _: i64 =
+            self.connection().del(self.grants_key(user)).await.map_err(failed("delete grants"))?;
+        Ok(())
+    }
 }
 
 fn decode(raw: &str) -> Result<StoredGrant, StoreError> {

@@ -109,4 +109,13 @@ impl GrantStore for SqlStore {
             .map_err(failed("delete grant"))?;
         Ok(done.rows_affected() > 0)
     }
+
+    async fn delete_grants_of(&self, user: UserId) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM oauth_grants WHERE user_id = $1")
+            .bind(user.to_string())
+            .execute(&self.write)
+            .await
+            .map_err(failed("delete grants"))?;
+        Ok(())
+    }
 }
