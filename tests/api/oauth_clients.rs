@@ -320,8 +320,9 @@ async fn a_client_over_its_budget_is_refused_with_retry_after() {
     assert_oauth_error(response, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
 }
 
-#[tokio::test]
-async fn a_clients_file_client_authenticates_with_its_argon2id_secret() {
+/// A server whose `CLIENTS_FILE` holds one `client_credentials` client, `client_id`, with an
+/// Argon2id hash of its secret; the server, the secret and the file's directory.
+async fn with_file_client(client_id: &str) -> (TestApp, &'static str, tempfile::TempDir) {
     use argon2::PasswordHasher;
     let secret = "a-file-secret-of-at-least-thirty-two-characters";
     let salt = argon2::password_hash::SaltString::from_b64("c29tZXNhbHQxMjM0").unwrap();
@@ -332,7 +333,7 @@ async fn a_clients_file_client_authenticates_with_its_argon2id_secret() {
     let text = format!(
         r#"
         [[client]]
-        client_id = "reports"
+        client_id = "{client_id}"
         name = "Reports"
         grant_types = ["client_credentials"]
         scopes = ["reports:read"]
@@ -341,7 +342,12 @@ async fn a_clients_file_client_authenticates_with_its_argon2id_secret() {
     );
     std::fs::write(&path, text).unwrap();
     let file = path.display().to_string();
-    let app = spawn_with(&[("PORTCULLIS_CLIENTS_FILE", file.as_str())]).await;
+    (spawn_with(&[("PORTCULLIS_CLIENTS_FILE", file.as_str())]).await, secret, dir)
+}
+
+#[tokio::test]
+async fn a_clients_file_client_authenticates_with_its_argon2id_secret() {
+    let (app, secret, _dir) = with_file_client("reports").await;
     let grant = [("grant_type", "client_credentials")];
     let answer =
         ok_json(form(&app, "/oauth2/token", Some(&basic("reports", secret)), &grant).await).await;
@@ -501,26 +507,7 @@ async fn ok_json_created(response: Response) -> Value {
 /// account API: its tokens carry a scope, which first-party tokens never do.
 #[tokio::test]
 async fn a_client_under_the_first_partys_id_gets_no_first_party_token() {
-    use argon2::PasswordHasher;
-    let secret = "a-file-secret-of-at-least-thirty-two-characters";
-    let salt = argon2::password_hash::SaltString::from_b64("c29tZXNhbHQxMjM0").unwrap();
-    let phc =
-        argon2::Argon2::default().hash_password(secret.as_bytes(), &salt).unwrap().to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("clients.toml");
-    let text = format!(
-        r#"
-        [[client]]
-        client_id = "portcullis"
-        name = "Impostor"
-        grant_types = ["client_credentials"]
-        scopes = ["reports:read"]
-        client_secret_hash = "{phc}"
-        "#
-    );
-    std::fs::write(&path, text).unwrap();
-    let file = path.display().to_string();
-    let app = spawn_with(&[("PORTCULLIS_CLIENTS_FILE", file.as_str())]).await;
+    let (app, secret, _dir) = with_file_client("portcullis").await;
     let grant = [("grant_type", "client_credentials")];
     let answer =
         ok_json(form(&app, "/oauth2/token", Some(&basic("portcullis", secret)), &grant).await)

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 use super::cookies::Cookies;
-use super::{Pages, see_other};
+use super::{PageErrors, Pages, see_other};
 use crate::auth::{Authorization, BrowserSessions, ClientAnswer, Next, ResponseMode};
 use crate::domain::RequestContext;
 use crate::http::extract::Context;
@@ -39,10 +39,7 @@ pub(super) fn parameters(raw: &[u8]) -> Result<Vec<(String, String)>, String> {
     responses(
         (status = 303, description = "To the client, or to the login or consent page"),
         (status = 200, description = "The form_post answer", content_type = "text/html"),
-        (status = 400, description = "The error page: the request cannot be answered at any \
-            redirect URI", content_type = "text/html"),
-        (status = 500, description = "The error page: a failure of the service", content_type = "text/html"),
-        (status = 503, description = "The error page: a backend is down", content_type = "text/html"),
+        PageErrors,
     ),
 )]
 pub async fn authorize_get(
@@ -66,9 +63,7 @@ pub async fn authorize_get(
     responses(
         (status = 303, description = "To the client, or to the login or consent page"),
         (status = 200, description = "The form_post answer", content_type = "text/html"),
-        (status = 400, description = "The error page", content_type = "text/html"),
-        (status = 500, description = "The error page: a failure of the service", content_type = "text/html"),
-        (status = 503, description = "The error page: a backend is down", content_type = "text/html"),
+        PageErrors,
     ),
 )]
 pub async fn authorize_post(

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::authorize::parameters;
 use super::cookies::{self, Cookies, csrf_token, post_allowed};
-use super::{Pages, see_other};
+use super::{PageErrors, Pages, see_other};
 use crate::auth::{Authorization, BrowserSessions, Logout};
 use crate::domain::RequestContext;
 use crate::http::extract::Context;
@@ -28,9 +28,7 @@ const KEPT: [&str; 3] = ["client_id", "post_logout_redirect_uri", "state"];
     responses(
         (status = 303, description = "Signed out: to the post-logout redirect URI"),
         (status = 200, description = "The confirmation page, or the signed-out page", content_type = "text/html"),
-        (status = 400, description = "The error page", content_type = "text/html"),
-        (status = 500, description = "The error page: a failure of the service", content_type = "text/html"),
-        (status = 503, description = "The error page: a backend is down", content_type = "text/html"),
+        PageErrors,
     ),
 )]
 pub async fn end_session_get(
@@ -53,9 +51,7 @@ pub async fn end_session_get(
     responses(
         (status = 303, description = "Signed out: to the post-logout redirect URI"),
         (status = 200, description = "The confirmation page, or the signed-out page", content_type = "text/html"),
-        (status = 400, description = "The error page", content_type = "text/html"),
-        (status = 500, description = "The error page: a failure of the service", content_type = "text/html"),
-        (status = 503, description = "The error page: a backend is down", content_type = "text/html"),
+        PageErrors,
     ),
 )]
 pub async fn end_session_post(

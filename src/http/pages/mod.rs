@@ -22,6 +22,7 @@ use crate::auth::AuthError;
 use crate::error::{ApiError, InternalCause};
 
 pub use assets::asset;
+
 pub use authorize::{
     __path_authorize_get, __path_authorize_post, authorize_get, authorize_post, respond,
 };
@@ -129,6 +130,33 @@ impl Pages {
     pub fn origin(&self) -> &str {
         &self.origin
     }
+}
+
+/// The error pages of an endpoint that browsers visit, as the OpenAPI document lists them.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // only its OpenAPI description is used
+pub enum PageErrors {
+    /// The request cannot be answered; never a redirect to an address that is not the client's.
+    #[response(status = 400, description = "The error page", content_type = "text/html")]
+    BadRequest(String),
+    #[response(
+        status = 429, description = "The error page: over the address's budget",
+        content_type = "text/html",
+        headers(("Retry-After" = u64, description = "Seconds to wait")),
+    )]
+    RateLimited(String),
+    #[response(
+        status = 500,
+        description = "The error page: a failure of the service",
+        content_type = "text/html"
+    )]
+    Internal(String),
+    #[response(
+        status = 503, description = "The error page: a backend is down",
+        content_type = "text/html",
+        headers(("Retry-After" = u64, description = "Seconds to wait")),
+    )]
+    Unavailable(String),
 }
 
 /// An HTML answer, with the headers every page carries.
