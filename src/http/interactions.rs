@@ -13,9 +13,9 @@ use utoipa::ToSchema;
 
 use super::extract::{Authenticated, Context, OptionalJsonBody};
 use super::openapi::problems;
-use super::pages::{Pages, cookies, respond};
+use super::pages::{Browsing, cookies, respond};
 use crate::auth::AuthError;
-use crate::auth::{Authorization, BrowserSessions, InteractionView, Redirect};
+use crate::auth::{Authorization, InteractionView, Redirect};
 use crate::error::{ApiError, ErrorCode};
 
 /// The body of `accept`.
@@ -107,9 +107,7 @@ pub async fn reject(
 /// GET /login/resume?ticket=: the browser arrives from the login page of the team's own; its
 /// sign-in cookie is bound to the session that accepted, and the authorization ends.
 pub async fn resume(
-    State(authorization): State<Arc<Authorization>>,
-    State(browsers): State<Arc<BrowserSessions>>,
-    State(pages): State<Arc<Pages>>,
+    Browsing { authorization, browsers, pages }: Browsing,
     Context(context): Context,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,

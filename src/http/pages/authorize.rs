@@ -1,13 +1,11 @@
 //! `/oauth2/authorize`, GET and POST (RFC 6749 §4.1.1, OpenID Connect Core §3.1.2.1): the
 //! browser arrives from a client and leaves for the client, or for the login or consent page.
 
-use std::sync::Arc;
-
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
+use super::Browsing;
 use super::cookies::Cookies;
 use super::{PageErrors, Pages, see_other};
 use crate::auth::{Authorization, BrowserSessions, ClientAnswer, Next, ResponseMode};
@@ -43,9 +41,7 @@ pub(super) fn parameters(raw: &[u8]) -> Result<Vec<(String, String)>, String> {
     ),
 )]
 pub async fn authorize_get(
-    State(authorization): State<Arc<Authorization>>,
-    State(browsers): State<Arc<BrowserSessions>>,
-    State(pages): State<Arc<Pages>>,
+    Browsing { authorization, browsers, pages }: Browsing,
     Context(context): Context,
     headers: HeaderMap,
     uri: Uri,
@@ -67,9 +63,7 @@ pub async fn authorize_get(
     ),
 )]
 pub async fn authorize_post(
-    State(authorization): State<Arc<Authorization>>,
-    State(browsers): State<Arc<BrowserSessions>>,
-    State(pages): State<Arc<Pages>>,
+    Browsing { authorization, browsers, pages }: Browsing,
     Context(context): Context,
     headers: HeaderMap,
     body: Bytes,

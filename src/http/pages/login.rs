@@ -10,6 +10,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::Browsing;
 use super::authorize::respond;
 use super::cookies::{self, Cookies, csrf_token, post_allowed};
 use super::{Page, Pages};
@@ -87,8 +88,7 @@ impl LoginForm<'_> {
 
 /// GET /login?interaction=: the login form of an authorization.
 pub async fn login_page(
-    State(authorization): State<Arc<Authorization>>,
-    State(pages): State<Arc<Pages>>,
+    Browsing { authorization, pages, .. }: Browsing,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
@@ -110,10 +110,8 @@ pub async fn login_page(
 
 /// POST /login: the password, or the second factor after it.
 pub async fn submit_login(
-    State(authorization): State<Arc<Authorization>>,
-    State(browsers): State<Arc<BrowserSessions>>,
+    Browsing { authorization, browsers, pages }: Browsing,
     State(sign_in): State<Arc<SignIn>>,
-    State(pages): State<Arc<Pages>>,
     Context(mut context): Context,
     headers: HeaderMap,
     body: Bytes,
@@ -255,9 +253,7 @@ async fn signed_in_for(
 
 /// GET /consent?interaction=: the client's name and the scopes it asks for.
 pub async fn consent_page(
-    State(authorization): State<Arc<Authorization>>,
-    State(browsers): State<Arc<BrowserSessions>>,
-    State(pages): State<Arc<Pages>>,
+    Browsing { authorization, browsers, pages }: Browsing,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
@@ -288,9 +284,7 @@ pub async fn consent_page(
 
 /// POST /consent: `decision=allow` or `deny`.
 pub async fn decide_consent(
-    State(authorization): State<Arc<Authorization>>,
-    State(browsers): State<Arc<BrowserSessions>>,
-    State(pages): State<Arc<Pages>>,
+    Browsing { authorization, browsers, pages }: Browsing,
     Context(context): Context,
     headers: HeaderMap,
     body: Bytes,

@@ -1,12 +1,10 @@
 //! `/oauth2/logout` (RP-Initiated Logout 1.0) and its confirmation page, `/logout`.
 
-use std::sync::Arc;
-
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
+use super::Browsing;
 use super::authorize::parameters;
 use super::cookies::{self, Cookies, csrf_token, post_allowed};
 use super::{PageErrors, Pages, see_other};
@@ -32,9 +30,7 @@ const KEPT: [&str; 3] = ["client_id", "post_logout_redirect_uri", "state"];
     ),
 )]
 pub async fn end_session_get(
-    State(authorization): State<Arc<Authorization>>,
-    State(browsers): State<Arc<BrowserSessions>>,
-    State(pages): State<Arc<Pages>>,
+    Browsing { authorization, browsers, pages }: Browsing,
     Context(context): Context,
     headers: HeaderMap,
     uri: Uri,
@@ -55,9 +51,7 @@ pub async fn end_session_get(
     ),
 )]
 pub async fn end_session_post(
-    State(authorization): State<Arc<Authorization>>,
-    State(browsers): State<Arc<BrowserSessions>>,
-    State(pages): State<Arc<Pages>>,
+    Browsing { authorization, browsers, pages }: Browsing,
     Context(context): Context,
     headers: HeaderMap,
     body: Bytes,
@@ -68,9 +62,7 @@ pub async fn end_session_post(
 
 /// POST /logout: the confirmation page's answer.
 pub async fn confirm_logout(
-    State(authorization): State<Arc<Authorization>>,
-    State(browsers): State<Arc<BrowserSessions>>,
-    State(pages): State<Arc<Pages>>,
+    Browsing { authorization, browsers, pages }: Browsing,
     Context(context): Context,
     headers: HeaderMap,
     body: Bytes,

@@ -13,12 +13,16 @@ pub mod cookies;
 mod login;
 mod logout;
 
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use minijinja::Environment;
 
 use super::oauth::OwnBody;
-use crate::auth::AuthError;
+use crate::auth::{AuthError, Authorization, BrowserSessions};
 use crate::error::{ApiError, InternalCause};
 
 pub use assets::asset;
@@ -31,6 +35,31 @@ pub use logout::{
     __path_end_session_get, __path_end_session_post, confirm_logout, end_session_get,
     end_session_post,
 };
+
+/// What the page handlers use: the authorization, the browsers' sign-in sessions and the pages.
+pub struct Browsing {
+    pub authorization: Arc<Authorization>,
+    pub browsers: Arc<BrowserSessions>,
+    pub pages: Arc<Pages>,
+}
+
+impl<S> FromRequestParts<S> for Browsing
+where
+    S: Send + Sync,
+    Arc<Authorization>: FromRef<S>,
+    Arc<BrowserSessions>: FromRef<S>,
+    Arc<Pages>: FromRef<S>,
+{
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(_: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self {
+            authorization: Arc::from_ref(state),
+            browsers: Arc::from_ref(state),
+            pages: Arc::from_ref(state),
+        })
+    }
+}
 
 /// The built-in templates, by the names a `TEMPLATES_DIR` file replaces them under.
 const TEMPLATES: [(&str, &str); 7] = [
