@@ -257,6 +257,12 @@ async fn verified_id_token(
     jsonwebtoken::decode::<Value>(token, &key, &validation).unwrap().claims
 }
 
+/// The discovery document.
+async fn discovery(app: &TestApp) -> Value {
+    let response = app.client.get(app.url("/.well-known/openid-configuration")).send().await;
+    response.unwrap().json().await.unwrap()
+}
+
 async fn user_info(app: &TestApp, token: &str) -> Response {
     app.client.get(app.url("/oauth2/userinfo")).bearer_auth(token).send().await.unwrap()
 }
@@ -832,15 +838,7 @@ async fn rp_initiated_logout_redirects_only_to_a_registered_address() {
     let wrong = browser.get(&logout(&[("id_token_hint", str_of(&tokens, "access_token"))])).await;
     assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
     // Discovery names the endpoint.
-    let discovery: Value = app
-        .client
-        .get(app.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let discovery = discovery(&app).await;
     assert_eq!(discovery["end_session_endpoint"], app.url("/oauth2/logout"));
 }
 
@@ -1008,15 +1006,7 @@ async fn a_name_as_issuer_turns_the_provider_off() {
         .await
         .unwrap();
     assert_eq!(token.status(), StatusCode::NOT_FOUND);
-    let discovery: Value = app
-        .client
-        .get(app.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let discovery = discovery(&app).await;
     assert_eq!(discovery["issuer"], "acme");
     assert!(
         discovery.get("authorization_endpoint").is_none()
@@ -1082,15 +1072,7 @@ async fn the_iss_of_an_answer_is_the_issuer_as_written() {
         spawn_with(&[("PORTCULLIS_BIND", &address.to_string()), ("PORTCULLIS_ISSUER", &issuer)])
             .await;
     let (id, _) = client(&app, json!({ "name": "Wiki", "redirect_uris": [REDIRECT] })).await;
-    let discovery: Value = app
-        .client
-        .get(app.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let discovery = discovery(&app).await;
     assert_eq!(discovery["issuer"], issuer.as_str());
     let mut browser = Browser::new(&app);
     let refused = location(&browser.get(&authorize_url(&id, &[("prompt", "none")])).await);
