@@ -17,56 +17,15 @@
 //! tests/browser`) the tests are skipped, except under CI, where they fail.
 
 use crate::common;
+use crate::common::browser;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use axum::Router;
 use axum::response::Html;
 use axum::routing::get;
 use base64::Engine;
 use serde_json::{Value, json};
-
-/// How long the Node driver (browser start, page, ceremonies) may take.
-const DRIVER_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Where Chromium is: `PORTCULLIS_CHROMIUM`, else Debian's package.
-fn chromium() -> PathBuf {
-    std::env::var_os("PORTCULLIS_CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
-}
-
-/// The Node executable: `PORTCULLIS_NODE`, else `node` on the path.
-fn node() -> PathBuf {
-    std::env::var_os("PORTCULLIS_NODE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("node"))
-}
-
-fn browser_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("browser")
-}
-
-/// What is missing to run the test, if anything.
-fn missing_tools() -> Vec<String> {
-    let mut missing = Vec::new();
-    if !chromium().exists() {
-        missing.push(format!("chromium at {}", chromium().display()));
-    }
-    let node_runs = std::process::Command::new(node())
-        .arg("--version")
-        .output()
-        .is_ok_and(|output| output.status.success());
-    if !node_runs {
-        missing.push(format!("node ({})", node().display()));
-    }
-    if !browser_dir().join("node_modules").join("playwright-core").exists() {
-        missing.push(
-            "tests/browser/node_modules/playwright-core (npm ci --prefix tests/browser)".to_owned(),
-        );
-    }
-    missing
-}
 
 /// The page's script: plain JavaScript, no WebAuthn glue. Every step records what it saw in
 /// `out.steps`; the first failure stops the run (`out.stopped`). `window.__passkey` is the record
@@ -191,51 +150,16 @@ fn page(api: SocketAddr, email: &str) -> String {
 /// Serves `html` at `/` on `listener` (and, when it can, on the same port of `[::1]`, since
 /// Chromium may try that address first for `localhost`).
 fn serve_page(listener: tokio::net::TcpListener, html: String) -> Vec<tokio::task::JoinHandle<()>> {
-    let port = listener.local_addr().unwrap().port();
     let app = Router::new()
         .route("/", get(move || async move { Html(html) }))
         .route("/favicon.ico", get(|| async { "" }));
-    let mut tasks = Vec::new();
-    if let Ok(v6) = std::net::TcpListener::bind(("::1", port)) {
-        v6.set_nonblocking(true).unwrap();
-        let v6 = tokio::net::TcpListener::from_std(v6).unwrap();
-        let app = app.clone();
-        tasks.push(tokio::spawn(async move {
-            let _ = axum::serve(v6, app).await;
-        }));
-    }
-    tasks.push(tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    }));
-    tasks
+    browser::serve(listener, app)
 }
 
 /// Runs the Node driver on `url` and returns its report.
 async fn run_driver(url: &str) -> Value {
-    let mut command = tokio::process::Command::new(node());
-    command
-        .arg(browser_dir().join("passkey.mjs"))
-        .arg(url)
-        .env("PORTCULLIS_CHROMIUM", chromium())
-        .current_dir(browser_dir())
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    let output = tokio::time::timeout(DRIVER_TIMEOUT, command.output())
-        .await
-        .unwrap_or_else(|_| panic!("the browser driver did not finish within {DRIVER_TIMEOUT:?}"))
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let report: Value =
-        stdout.lines().rev().find_map(|line| serde_json::from_str(line).ok()).unwrap_or_else(
-            || panic!("no report from the driver ({}):\n{stdout}\n{stderr}", output.status),
-        );
-    assert!(
-        report["done"] == true && output.status.success(),
-        "the driver did not finish ({}): {:#}\n{stderr}",
-        output.status,
-        report
-    );
+    let (report, success) = browser::run_driver("passkey.mjs", &[url]).await;
+    assert!(report["done"] == true && success, "the driver did not finish: {report:#}");
     report
 }
 
@@ -252,14 +176,7 @@ fn claims(token: &str) -> Value {
 
 #[tokio::test]
 async fn chromium_registers_a_passkey_and_logs_in_with_it_using_the_level3_json_forms() {
-    let missing = missing_tools();
-    if !missing.is_empty() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "browser passkey test: missing under CI: {}",
-            missing.join(", ")
-        );
-        eprintln!("SKIPPED browser passkey test: missing {}", missing.join(", "));
+    if !browser::browser_ready("the browser passkey test") {
         return;
     }
 
@@ -406,10 +323,7 @@ const withCookie = { method: "POST", headers: { "x-requested-with": "fetch" } };
 
 #[tokio::test]
 async fn chromium_refreshes_and_logs_out_with_the_http_only_refresh_cookie() {
-    let missing = missing_tools();
-    if !missing.is_empty() {
-        assert!(std::env::var_os("CI").is_none(), "missing under CI: {}", missing.join(", "));
-        eprintln!("SKIPPED browser cookie test: missing {}", missing.join(", "));
+    if !browser::browser_ready("the browser cookie test") {
         return;
     }
     let page_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

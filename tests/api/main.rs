@@ -9,6 +9,7 @@ mod admin;
 mod audit_api;
 mod audit_events;
 mod browser_cors;
+mod browser_oidc;
 mod browser_passkey;
 mod cli;
 mod cli_config;
