@@ -9,8 +9,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::bearer_token;
+use super::extract::Context;
 use super::oauth::{OAuthErrorBody, OAuthErrors, OwnBody};
 use crate::auth::{ClientEndpoints, OAuthError, UserInfo, UserInfoError};
+use crate::domain::RequestContext;
 
 /// GET /oauth2/userinfo.
 #[utoipa::path(
@@ -28,9 +30,10 @@ use crate::auth::{ClientEndpoints, OAuthError, UserInfo, UserInfoError};
 )]
 pub async fn userinfo_get(
     State(endpoints): State<Arc<ClientEndpoints>>,
+    Context(context): Context,
     headers: HeaderMap,
 ) -> Response {
-    userinfo(&endpoints, &headers).await
+    userinfo(&endpoints, &context, &headers).await
 }
 
 /// POST /oauth2/userinfo: as GET.
@@ -45,16 +48,21 @@ pub async fn userinfo_get(
 )]
 pub async fn userinfo_post(
     State(endpoints): State<Arc<ClientEndpoints>>,
+    Context(context): Context,
     headers: HeaderMap,
 ) -> Response {
-    userinfo(&endpoints, &headers).await
+    userinfo(&endpoints, &context, &headers).await
 }
 
-async fn userinfo(endpoints: &ClientEndpoints, headers: &HeaderMap) -> Response {
+async fn userinfo(
+    endpoints: &ClientEndpoints,
+    context: &RequestContext,
+    headers: &HeaderMap,
+) -> Response {
     let bearer =
         headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_token);
     let answer = match bearer {
-        Some(token) => endpoints.userinfo(token).await,
+        Some(token) => endpoints.userinfo(context, token).await,
         None => Err(UserInfoError::InvalidToken),
     };
     let mut response = match answer {
@@ -69,6 +77,10 @@ async fn userinfo(endpoints: &ClientEndpoints, headers: &HeaderMap) -> Response 
             "insufficient_scope",
             "the access token was not issued with scope openid",
         ),
+        Err(UserInfoError::RateLimited(retry_after)) => {
+            let limited = OAuthError::RateLimited { retry_after };
+            return super::oauth::OAuthReply::from(Err::<(), _>(limited)).into_response();
+        }
         Err(UserInfoError::Failed(error)) => {
             return super::oauth::OAuthReply::from(Err::<(), _>(OAuthError::Failed(error)))
                 .into_response();

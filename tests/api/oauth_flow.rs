@@ -1080,3 +1080,17 @@ async fn the_iss_of_an_answer_is_the_issuer_as_written() {
     let login = location(&browser.get(&authorize_url(&id, &[])).await);
     assert!(login.starts_with(&format!("http://{address}/login?")), "{login}");
 }
+
+/// Userinfo takes from the address's budget: past it, 429 with `Retry-After`, in RFC 6749's
+/// shape.
+#[tokio::test]
+async fn userinfo_past_the_addresss_budget_answers_429() {
+    let app = spawn_with(&[("PORTCULLIS_RATE_LIMIT_READS", "2/min")]).await;
+    for _ in 0..2 {
+        assert_eq!(user_info(&app, "junk").await.status(), StatusCode::UNAUTHORIZED);
+    }
+    let limited = user_info(&app, "junk").await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers().contains_key("retry-after"));
+    assert_eq!(limited.json::<Value>().await.unwrap()["error"], "rate_limited");
+}

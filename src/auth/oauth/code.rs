@@ -111,6 +111,8 @@ pub struct UserInfo {
 pub enum UserInfoError {
     /// Expired, revoked, malformed: 401 `invalid_token`.
     InvalidToken,
+    /// Over the address's budget: 429.
+    RateLimited(std::time::Duration),
     /// A token without `openid`: 403 `insufficient_scope`.
     InsufficientScope,
     Failed(AuthError),
@@ -118,7 +120,10 @@ pub enum UserInfoError {
 
 impl<E: Into<AuthError>> From<E> for UserInfoError {
     fn from(error: E) -> Self {
-        Self::Failed(error.into())
+        match error.into() {
+            AuthError::RateLimited { retry_after, .. } => Self::RateLimited(retry_after),
+            other => Self::Failed(other),
+        }
     }
 }
 
@@ -310,8 +315,14 @@ impl ClientEndpoints {
         Ok(self.access.sign_id_token(alg, &claims)?)
     }
 
-    /// `/oauth2/userinfo`: the claims a live access token with scope `openid` may read.
-    pub async fn userinfo(&self, bearer: &str) -> Result<UserInfo, UserInfoError> {
+    /// `/oauth2/userinfo`: the claims a live access token with scope `openid` may read. Every
+    /// request takes from its address's budget (as large as the reads').
+    pub async fn userinfo(
+        &self,
+        context: &RequestContext,
+        bearer: &str,
+    ) -> Result<UserInfo, UserInfoError> {
+        self.budgets.limit_client_address(context).await?;
         let claims = self.access.introspect(bearer).ok_or(UserInfoError::InvalidToken)?;
         let (Some(user), Some(session)) =
             (UserId::parse(&claims.sub), claims.sid.as_deref().and_then(SessionId::parse))
