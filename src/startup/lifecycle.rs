@@ -111,12 +111,13 @@ impl Application {
             authorization: auth.authorization,
             browsers: auth.browsers,
             grants: auth.grants,
-            pages: Arc::new(crate::http::Pages::new(&settings.tokens.issuer).map_err(|e| {
-                StartupError::Setting {
-                    variable: "PORTCULLIS_TEMPLATES_DIR",
-                    message: e.to_string(),
-                }
-            })?),
+            pages: Arc::new(
+                crate::http::Pages::new(&settings.tokens.issuer, &settings.tokens.brand_name)
+                    .map_err(|e| StartupError::Setting {
+                        variable: "PORTCULLIS_TEMPLATES_DIR",
+                        message: e.to_string(),
+                    })?,
+            ),
             health: backends.health.clone(),
             proxies,
             metrics: metrics.clone(),

@@ -800,6 +800,7 @@ async fn rp_initiated_logout_redirects_only_to_a_registered_address() {
     let csp = confirm.headers()["content-security-policy"].to_str().unwrap().to_owned();
     assert!(csp.contains("form-action 'self' https://app.example;"), "{csp}");
     let html = confirm.text().await.unwrap();
+    assert!(html.contains("<strong>App</strong> asks to sign you out"), "{html}");
     assert!(
         query(&location(&browser.get(&authorize_url(&id, &[])).await)).contains_key("code"),
         "the page ended nothing"
@@ -1068,9 +1069,12 @@ async fn openid_client_signs_a_user_in_refreshes_and_signs_out() {
 async fn the_iss_of_an_answer_is_the_issuer_as_written() {
     let address = common::free_port();
     let issuer = format!("http://{address}/");
-    let app =
-        spawn_with(&[("PORTCULLIS_BIND", &address.to_string()), ("PORTCULLIS_ISSUER", &issuer)])
-            .await;
+    let app = spawn_with(&[
+        ("PORTCULLIS_BIND", &address.to_string()),
+        ("PORTCULLIS_ISSUER", &issuer),
+        ("PORTCULLIS_BRAND_NAME", "Acme ID"),
+    ])
+    .await;
     let (id, _) = client(&app, json!({ "name": "Wiki", "redirect_uris": [REDIRECT] })).await;
     let discovery = discovery(&app).await;
     assert_eq!(discovery["issuer"], issuer.as_str());
@@ -1079,6 +1083,11 @@ async fn the_iss_of_an_answer_is_the_issuer_as_written() {
     assert_eq!(query(&refused)["iss"], issuer.as_str());
     let login = location(&browser.get(&authorize_url(&id, &[])).await);
     assert!(login.starts_with(&format!("http://{address}/login?")), "{login}");
+    let page = browser.get(&login).await.text().await.unwrap();
+    assert!(
+        page.contains("<title>Sign in · Acme ID</title>"),
+        "BRAND_NAME names the pages: {page}"
+    );
 }
 
 /// Userinfo takes from the address's budget: past it, 429 with `Retry-After`, in RFC 6749's

@@ -191,7 +191,10 @@ impl Authorization {
         self.decide(request, &client, who, binding).await
     }
 
-    async fn settings_of(&self, client_id: &str) -> Result<Option<ClientSettings>, AuthError> {
+    pub(super) async fn settings_of(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<ClientSettings>, AuthError> {
         let Some(record) = self.clients.client(client_id).await? else { return Ok(None) };
         ClientSettings::from_json(&record.registration).map(Some)
     }

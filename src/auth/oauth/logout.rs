@@ -4,7 +4,6 @@
 //! with a page, never a redirect.
 
 use super::authorize::Authorization;
-use super::registration::ClientSettings;
 use crate::auth::AuthError;
 use crate::domain::UserId;
 
@@ -16,8 +15,9 @@ pub struct Logout {
     /// The user a valid `id_token_hint` names: with it, the sign-in session of that user ends
     /// without asking.
     pub hinted: Option<UserId>,
-    /// The client, for the pages' `form-action`.
+    /// The client the hint or `client_id` names, and its name for the confirmation page.
     pub client_id: Option<String>,
+    pub client_name: Option<String>,
 }
 
 impl Authorization {
@@ -44,13 +44,16 @@ impl Authorization {
             (Some(aud), _) => Some(aud.to_owned()),
             (None, named) => named.map(str::to_owned),
         };
+        let client = match &client_id {
+            Some(id) => self.settings_of(id).await?,
+            None => None,
+        };
         let redirect = match get("post_logout_redirect_uri") {
             None => None,
             Some(uri) => {
-                let registered = match &client_id {
-                    Some(id) => self.registered_logout_uri(id, uri).await?,
-                    None => false,
-                };
+                let registered = client
+                    .as_ref()
+                    .is_some_and(|c| c.post_logout_redirect_uris.iter().any(|r| r == uri));
                 if !registered {
                     let why = "The address to return to after signing out is not registered \
                                for the application.";
@@ -68,12 +71,7 @@ impl Authorization {
             }
         };
         let hinted = hint.and_then(|h| UserId::parse(&h.sub));
-        Ok(Ok(Logout { redirect, hinted, client_id }))
-    }
-
-    async fn registered_logout_uri(&self, client_id: &str, uri: &str) -> Result<bool, AuthError> {
-        let Some(record) = self.clients.client(client_id).await? else { return Ok(false) };
-        let settings = ClientSettings::from_json(&record.registration)?;
-        Ok(settings.post_logout_redirect_uris.iter().any(|registered| registered == uri))
+        let client_name = client.map(|c| c.name);
+        Ok(Ok(Logout { redirect, hinted, client_id, client_name }))
     }
 }

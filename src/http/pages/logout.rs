@@ -144,7 +144,7 @@ impl Steps<'_> {
                     action => format!("{}/logout", pages.issuer()),
                     csrf => csrf_token(&browser),
                     params => kept,
-                    client_name => "",
+                    client_name => logout.client_name.as_deref().unwrap_or_default(),
                 };
                 let mut page = pages.page(StatusCode::OK, "logout.html", values);
                 if let Some(redirect) = &logout.redirect {

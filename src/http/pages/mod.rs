@@ -89,8 +89,8 @@ impl std::fmt::Debug for Pages {
 }
 
 impl Pages {
-    /// The built-in pages for a service at `issuer`.
-    pub fn new(issuer: &str) -> Result<Self, minijinja::Error> {
+    /// The built-in pages for a service at `issuer`, named `brand`.
+    pub fn new(issuer: &str, brand: &str) -> Result<Self, minijinja::Error> {
         let mut env = Environment::new();
         for (name, source) in TEMPLATES {
             env.add_template(name, source)?;
@@ -100,7 +100,7 @@ impl Pages {
             env,
             origin: origin_of(&issuer).unwrap_or_default(),
             issuer,
-            brand: "portcullis".into(),
+            brand: brand.into(),
         })
     }
 
@@ -292,7 +292,7 @@ mod tests {
 
     #[test]
     fn every_built_in_template_parses_and_escapes() {
-        let pages = Pages::new("http://localhost:8080/").unwrap();
+        let pages = Pages::new("http://localhost:8080/", "portcullis").unwrap();
         assert_eq!(pages.issuer(), "http://localhost:8080");
         assert_eq!(pages.origin, "http://localhost:8080");
         let html = pages.render("error.html", minijinja::context! { message => "<b>&" }).unwrap();
