@@ -100,6 +100,21 @@ fn describe_json_error(error: serde_json::Error) -> ApiError {
     ApiError::malformed(detail)
 }
 
+/// The pairs of an `application/x-www-form-urlencoded` text (a form body, or a query), each
+/// name at most once (RFC 6749 §3.1, §3.2); the name sent twice, cut to 40 characters,
+/// otherwise.
+pub fn unique_pairs(raw: &[u8]) -> Result<Vec<(String, String)>, String> {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (name, value) in url::form_urlencoded::parse(raw) {
+        if !seen.insert(name.clone()) {
+            return Err(name.chars().take(40).collect());
+        }
+        pairs.push((name.into_owned(), value.into_owned()));
+    }
+    Ok(pairs)
+}
+
 /// The request's client IP, user agent and request id.
 pub struct Context(pub RequestContext);
 

@@ -219,15 +219,9 @@ impl Form {
             let why = "the body must be application/x-www-form-urlencoded";
             return Err(OAuthError::invalid_request(why));
         }
-        let mut pairs: Vec<(String, String)> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for (name, value) in url::form_urlencoded::parse(body) {
-            if !seen.insert(name.clone()) {
-                let name: String = name.chars().take(40).collect();
-                return Err(OAuthError::invalid_request(format!("{name} is sent more than once")));
-            }
-            pairs.push((name.into_owned(), value.into_owned()));
-        }
+        let pairs = super::extract::unique_pairs(body).map_err(|name| {
+            OAuthError::invalid_request(format!("{name} is sent more than once"))
+        })?;
         Ok(Self(pairs))
     }
 

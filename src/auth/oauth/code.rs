@@ -17,6 +17,7 @@ use subtle::ConstantTimeEq;
 use super::authorize::CodeGrant;
 use super::error::OAuthError;
 use super::registration::GrantType;
+use super::request::is_pkce_value;
 use super::tokens::{AuthenticatedClient, ClientEndpoints, TokenResponse};
 use crate::audit::{AuditEvent, EventType, Outcome};
 use crate::auth::{AuthError, RequestContext, tokens};
@@ -359,9 +360,7 @@ fn check_verifier(challenge: Option<&str>, verifier: Option<&str>) -> Result<(),
         }
         (Some(_), None) => Err(OAuthError::invalid_grant("code_verifier is required")),
         (Some(challenge), Some(verifier)) => {
-            let unreserved =
-                |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
-            if !(43..=128).contains(&verifier.len()) || !verifier.bytes().all(unreserved) {
+            if !is_pkce_value(verifier) {
                 return Err(OAuthError::invalid_grant("code_verifier: 43 to 128 characters"));
             }
             let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));

@@ -183,13 +183,19 @@ fn bounded_hint(value: Option<&str>) -> Result<Option<String>, OAuthError> {
     }
 }
 
+/// Whether `text` is 43 to 128 characters of RFC 7636's unreserved set: the shape of a PKCE
+/// challenge and of its verifier.
+pub(super) fn is_pkce_value(text: &str) -> bool {
+    let unreserved = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
+    (43..=128).contains(&text.len()) && text.bytes().all(unreserved)
+}
+
 /// RFC 7636 §4.2–4.3: S256 only (`plain`, and a challenge without its method, are refused), a
 /// challenge of 43 to 128 characters of the unreserved set.
 fn pkce_challenge(
     challenge: Option<&str>,
     method: Option<&str>,
 ) -> Result<Option<String>, OAuthError> {
-    let unreserved = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
     match (challenge, method) {
         (None, None) => Ok(None),
         (None, Some(_)) => {
@@ -201,9 +207,7 @@ fn pkce_challenge(
         (Some(_), Some(m)) if m != "S256" => {
             Err(OAuthError::invalid_request("code_challenge_method: only S256"))
         }
-        (Some(c), Some(_)) if (43..=128).contains(&c.len()) && c.bytes().all(unreserved) => {
-            Ok(Some(c.to_owned()))
-        }
+        (Some(c), Some(_)) if is_pkce_value(c) => Ok(Some(c.to_owned())),
         (Some(_), Some(_)) => Err(OAuthError::invalid_request(
             "code_challenge: 43 to 128 characters of A-Z, a-z, 0-9, -, ., _ and ~",
         )),

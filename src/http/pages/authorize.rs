@@ -12,19 +12,7 @@ use crate::auth::{Authorization, BrowserSessions, ClientAnswer, Next, ResponseMo
 use crate::domain::RequestContext;
 use crate::http::extract::Context;
 
-/// The parameters of a request, each at most once (RFC 6749 §3.1); the name sent twice
-/// otherwise.
-pub(super) fn parameters(raw: &[u8]) -> Result<Vec<(String, String)>, String> {
-    let mut pairs: Vec<(String, String)> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for (name, value) in url::form_urlencoded::parse(raw) {
-        if !seen.insert(name.clone()) {
-            return Err(name.chars().take(40).collect());
-        }
-        pairs.push((name.into_owned(), value.into_owned()));
-    }
-    Ok(pairs)
-}
+pub(super) use crate::http::extract::unique_pairs as parameters;
 
 /// GET /oauth2/authorize: the request in the query.
 #[utoipa::path(

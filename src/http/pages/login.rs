@@ -24,13 +24,12 @@ use crate::http::extract::Context;
 /// How long the device cookie lasts: as long as a device stays known.
 const DEVICE_COOKIE_SECS: u64 = 365 * 86_400;
 
-/// The fields of a posted form, each at most once (the first wins otherwise).
+/// The fields of a posted form; a form that repeats one has none (its CSRF token is then
+/// missing, and it is refused).
 fn form(body: &[u8]) -> HashMap<String, String> {
-    let mut fields = HashMap::new();
-    for (name, value) in url::form_urlencoded::parse(body).take(32) {
-        fields.entry(name.into_owned()).or_insert_with(|| value.into_owned());
-    }
-    fields
+    crate::http::extract::unique_pairs(body)
+        .map(|pairs| pairs.into_iter().collect())
+        .unwrap_or_default()
 }
 
 fn field<'a>(fields: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
